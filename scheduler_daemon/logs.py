@@ -1,0 +1,126 @@
+"""Logging: structlog, JSON lines off a TTY (journald), a readable console on one.
+
+Every line passes ``redact`` last: values under secret-looking keys are replaced, and
+any registered secret (tokens of the connections the daemon has loaded, the database
+password) is cut out of every string, tracebacks included. When stdout is the journal
+(``$JOURNAL_STREAM`` matches it) warning and error lines start with the syslog priority
+prefix ``<4>``/``<3>`` so ``journalctl -p warning`` works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"token|secret|password|passwd|authorization|api_key|apikey|credential", re.I)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
+REDACTED = "[redacted]"
+_PRIORITY = {"critical": "<2>", "error": "<3>", "exception": "<3>", "warning": "<4>", "warn": "<4>"}
+
+
+class Secrets:
+    """The set of secret strings to cut out of log lines (thread-safe, regex rebuilt lazily)."""
+
+    MIN_LENGTH = 6  # shorter strings are too likely to be ordinary words
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, *values: str | None) -> None:
+        new = {v for v in values if v and len(v) >= self.MIN_LENGTH and v not in self._values}
+        if new:
+            with self._lock:
+                self._values |= new
+                self._pattern = None
+
+    def add_url(self, url: str | None) -> None:
+        if url:
+            try:
+                self.add(urlsplit(url).password)
+            except ValueError:
+                pass
+
+    def scrub(self, text: str) -> str:
+        text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
+        if not self._values:
+            return text
+        pattern = self._pattern
+        if pattern is None:
+            with self._lock:
+                ordered = sorted(self._values, key=len, reverse=True)
+                pattern = self._pattern = re.compile("|".join(map(re.escape, ordered)))
+        return pattern.sub(REDACTED, text)
+
+
+SECRETS = Secrets()
+
+
+def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in event.items():
+        if _SECRET_KEYS.search(key) and value is not None:
+            event[key] = REDACTED
+        elif isinstance(value, str):
+            event[key] = SECRETS.scrub(value)
+        elif value is not None and not isinstance(value, (int, float, bool)):
+            event[key] = SECRETS.scrub(str(value))
+    return event
+
+
+def _stdout_is_journal(stream: TextIO) -> bool:
+    journal = os.environ.get("JOURNAL_STREAM")
+    if not journal:
+        return False
+    try:
+        device, inode = (int(part) for part in journal.split(":"))
+        st = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)
+
+
+class _JournalRenderer:
+    """JSON line with the syslog priority prefix for warnings and errors."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
+        prefix = _PRIORITY.get(str(event.get("level", name)), "")
+        return prefix + str(self.inner(logger, name, event))
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Set up structlog for the process. ``fmt``: auto, json or console."""
+    stream = stream or sys.stdout
+    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    renderer: Any
+    if as_json:
+        renderer = structlog.processors.JSONRenderer()
+        if _stdout_is_journal(stream):
+            renderer = _JournalRenderer(renderer)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,  # before redact: tracebacks are scrubbed too
+        redact,
+        renderer,
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,1 @@
+"""Platform adapters: one module per API, one Protocol (base.py), one registry."""

@@ -1,0 +1,89 @@
+"""Generic webhook: POST the post as signed JSON to the connection's ``metadata.url``.
+
+Body ``{post_id, platform, content, media, scheduled_at, campaign_id, user_id}``;
+headers ``Idempotency-Key: <post id>`` (a receiver can drop a repeat) and
+``X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed by the
+connection's access_token>``. Any 2xx is success; ``id``/``url`` in a JSON answer become
+the platform post id and URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any, ClassVar
+
+import httpx
+
+from ..errors import AuthError, ContentRejectedError, PlatformConfigError
+from ..models import Connection, Post, PublishResult
+from .base import PublishContext
+from .http import body_excerpt, raise_for_generic_status, send
+from .settings import PlatformSettings
+
+
+def signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def payload(post: Post) -> dict[str, Any]:
+    return {
+        "post_id": str(post.id),
+        "platform": post.platform,
+        "content": post.content,
+        "media": [
+            {k: v for k, v in (("url", m.url), ("storage_path", m.storage_path), ("alt", m.alt), ("mime", m.mime)) if v}
+            for m in post.media
+        ],
+        "scheduled_at": post.scheduled_at.isoformat().replace("+00:00", "Z"),
+        "campaign_id": str(post.campaign_id) if post.campaign_id else None,
+        "user_id": str(post.user_id) if post.user_id else None,
+    }
+
+
+class WebhookAdapter:
+    name: ClassVar[str] = "webhook"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    def validate(self, post: Post) -> None:
+        return None
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        url = connection.metadata.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise PlatformConfigError("webhook connection has no metadata.url (an http:// or https:// URL)")
+        body = json.dumps(payload(post), separators=(",", ":")).encode()
+        headers = {
+            "content-type": "application/json",
+            "idempotency-key": str(post.id),
+            "user-agent": "scheduler-daemon",
+        }
+        if connection.access_token:
+            headers["x-scheduler-signature"] = signature(body, connection.access_token)
+        request = self.client.build_request("POST", url, content=body, headers=headers)
+        response = await send(self.client, request, what="webhook")
+        if response.is_success:
+            return _result(response)
+        raise_for_generic_status(response, what="webhook")
+        if response.status_code in (401, 403):
+            raise AuthError(f"webhook refused the signature (HTTP {response.status_code}): reconnect webhook")
+        if response.status_code in (404, 405, 410):
+            raise PlatformConfigError(f"webhook URL answered HTTP {response.status_code}: check metadata.url")
+        raise ContentRejectedError(f"webhook rejected the post (HTTP {response.status_code}): {body_excerpt(response)}")
+
+
+def _result(response: httpx.Response) -> PublishResult:
+    try:
+        data = response.json()
+    except ValueError:
+        return PublishResult(None, None)
+    if not isinstance(data, dict):
+        return PublishResult(None, None)
+    post_id, url = data.get("id"), data.get("url")
+    return PublishResult(
+        str(post_id) if post_id is not None else None,
+        str(url) if isinstance(url, str) else None,
+    )
