@@ -4,7 +4,7 @@
 -- every statement is IF NOT EXISTS / ADD COLUMN IF NOT EXISTS and nothing is dropped.
 -- Apply with `scheduler-daemon migrate`, psql, or the Supabase CLI.
 
-CREATE EXTENSION IF NOT EXISTS pgcrypto;  -- gen_random_uuid() before PostgreSQL 13
+-- Requires PostgreSQL 13 or newer (gen_random_uuid() is built in).
 
 CREATE TABLE IF NOT EXISTS content_campaigns (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

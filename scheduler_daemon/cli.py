@@ -1,0 +1,181 @@
+"""The ``scheduler-daemon`` command: run, migrate, demo.
+
+Exit codes: 0 done, 1 runtime failure (e.g. database unreachable), 2 bad configuration
+or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import signal
+import sys
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+import structlog
+
+from . import __version__
+from .config import Settings
+from .daemon import Daemon
+from .db import embedded
+from .db.migrate import migrate, pending
+from .errors import ConfigError
+from .logs import SECRETS, configure
+
+logger = structlog.get_logger("scheduler_daemon.cli")
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scheduler-daemon",
+        description="Publishes scheduled posts from PostgreSQL at their exact instant. "
+        "Settings come from the environment (see README); without DATABASE_URL an embedded "
+        "PostgreSQL is started.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="serve until SIGTERM: arm scheduled posts, publish them on time")
+    run.add_argument(
+        "--migrate", action="store_true",
+        help="apply pending migrations first (always done on the embedded database)",
+    )
+    sub.add_parser("migrate", help="apply pending migrations (each once, in order) and exit")
+    demo = sub.add_parser("demo", help="seed a few 'log' posts due in seconds, publish them, keep running")
+    demo.add_argument("--posts", type=int, default=3, help="how many demo posts to seed (default 3)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"scheduler-daemon: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure(settings.log_level, settings.log_format)
+    embedded.quiet_platformdirs()
+    command = {"run": _run, "migrate": _migrate, "demo": _demo}[args.command]
+    try:
+        return asyncio.run(command(settings, args))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        logger.error("database unavailable", error=str(exc))
+        return EXIT_FAILURE
+    except ConfigError as exc:
+        logger.error("configuration error", error=str(exc))
+        return EXIT_CONFIG
+
+
+async def _dsn(settings: Settings) -> tuple[str, bool]:
+    """The database to use and whether it is the embedded one."""
+    if settings.database_url:
+        SECRETS.add_url(settings.database_url)
+        return settings.database_url, False
+    logger.info("no DATABASE_URL: using the embedded PostgreSQL", state_dir=str(settings.state_dir))
+    return await embedded.embedded_dsn(settings.state_dir), True
+
+
+async def _apply_migrations(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    if applied:
+        logger.info("migrations applied", names=applied)
+    return applied
+
+
+async def _check_migrations(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        missing = [m.name for m in await pending(conn)]
+    finally:
+        await conn.close()
+    if missing:
+        raise ConfigError(
+            f"the database lacks migrations {', '.join(missing)}: run `scheduler-daemon migrate` "
+            "(or start with `run --migrate`)"
+        )
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    dsn, _ = await _dsn(settings)
+    applied = await _apply_migrations(dsn)
+    print(f"applied: {', '.join(applied)}" if applied else "up to date: nothing to apply")
+    return EXIT_OK
+
+
+async def _serve(settings: Settings, dsn: str, after_ready: object = None) -> int:
+    daemon = Daemon(settings, dsn)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, daemon.stop)
+    loop.add_signal_handler(signal.SIGINT, daemon.stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.resync)
+    await daemon.run()
+    return EXIT_OK
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    dsn, is_embedded = await _dsn(settings)
+    if is_embedded or args.migrate:
+        await _apply_migrations(dsn)
+    else:
+        await _check_migrations(dsn)
+    return await _serve(settings, dsn)
+
+
+async def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    dsn, is_embedded = await _dsn(settings)
+    await _apply_migrations(dsn)
+    await _seed_demo(dsn, max(1, args.posts))
+    print(_demo_help(dsn, is_embedded), flush=True)
+    return await _serve(settings, dsn)
+
+
+async def _seed_demo(dsn: str, count: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            user = uuid.uuid4()
+            campaign = await conn.fetchval(
+                "INSERT INTO content_campaigns (user_id, name) VALUES ($1, 'demo') RETURNING id", user
+            )
+            await conn.execute(
+                "INSERT INTO platform_connections (user_id, platform, account_id) VALUES ($1, 'log', 'demo')", user
+            )
+            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            for n in range(1, count + 1):
+                due = now + dt.timedelta(seconds=3 * n)
+                await conn.execute(
+                    "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date,"
+                    " scheduled_time, timezone) VALUES ($1, 'log', $2, 'scheduled', $3, $4, 'UTC')",
+                    campaign, f"demo post {n}, due {due.time().isoformat()} UTC", due.date(), due.time(),
+                )
+    finally:
+        await conn.close()
+
+
+def _demo_help(dsn: str, is_embedded: bool) -> str:
+    connect = f'{embedded.psql_path()} "{dsn}"' if is_embedded else 'psql "$DATABASE_URL"'
+    return f"""
+Demo: {'embedded PostgreSQL' if is_embedded else 'DATABASE_URL'}; posts due in the next seconds are being armed.
+Watch the 'published' lines below (lateness_ms is how late each went out). Ctrl-C stops.
+
+Schedule more from another terminal:
+  {connect}
+  INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time)
+  SELECT id, 'log', 'hello from psql', 'scheduled', (now() AT TIME ZONE 'UTC')::date,
+         ((now() + interval '5 seconds') AT TIME ZONE 'UTC')::time
+    FROM content_campaigns WHERE name = 'demo' LIMIT 1;
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""The dedicated LISTEN connection: the daemon's registration path.
+
+States::
+
+    connecting ──ok──▶ syncing ──loaded──▶ listening ──heartbeat fails / terminated──▶ backoff
+        ▲                                      │ resync requested (SIGHUP, TRUNCATE)      │
+        │                                      └──────────▶ syncing                        │
+        └──────────────────────────────────────────────────────────────────────────────┘
+
+On every (re)connect it LISTENs *first*, then runs ``on_sync`` (load every scheduled row),
+buffering notifications that arrive meanwhile and replaying them afterwards in order:
+nothing committed in between is missed, and the newest state of each row wins.
+PostgreSQL drops notifications sent while we are away, so the sync after a reconnect is
+what makes changes made meanwhile count. The heartbeat (``SELECT clock_timestamp()``)
+is the only statement an idle daemon sends; it catches a half-open TCP connection that
+asyncpg's termination callback would not see, and re-anchors the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+
+from ..notifications import CHANNEL
+from ..timing import SystemClock
+from .repository import Repository
+
+logger = structlog.get_logger("scheduler_daemon.listener")
+
+OnPayload = Callable[[str], None]
+OnSync = Callable[[], Awaitable[None]]
+
+
+def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog's recipe)."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+class Listener:
+    def __init__(
+        self,
+        dsn: str,
+        repository: Repository,
+        *,
+        on_payload: OnPayload,
+        on_sync: OnSync,
+        clock: SystemClock | None = None,
+        heartbeat_seconds: float = 10.0,
+        heartbeat_timeout_seconds: float = 5.0,
+        connect_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.repository = repository
+        self.on_payload = on_payload
+        self.on_sync = on_sync
+        self.clock = clock
+        self.heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_timeout = heartbeat_timeout_seconds
+        self.connect_kwargs = connect_kwargs or {}
+        self.ready = asyncio.Event()  # set after the first complete sync
+        self.connected = False
+        self.reconnects = 0
+        self.last_heartbeat: float | None = None  # loop time of the last good heartbeat
+        self._buffer: list[str] | None = None
+        self._wake = asyncio.Event()
+        self._resync_requested = False
+        self._stopping = False
+        self._connection: asyncpg.Connection | None = None
+
+    def request_resync(self) -> None:
+        self._resync_requested = True
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=self.heartbeat_timeout * 2, **self.connect_kwargs)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                delay = backoff(attempt)
+                attempt += 1
+                logger.warning("listener cannot connect", error=str(exc), retry_in_s=round(delay, 2))
+                await self._pause(delay)
+                continue
+            if attempt or self.reconnects:
+                self.reconnects += 1
+            attempt = 0
+            try:
+                await self._serve(conn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                logger.warning("listener connection lost", error=str(exc))
+                attempt = 1
+            finally:
+                self.connected = False
+                self._connection = None
+                conn.terminate()
+            if not self._stopping:
+                await self._pause(backoff(attempt))
+
+    async def _serve(self, conn: asyncpg.Connection) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _c: (lost.set(), self._wake.set()))
+        self._connection = conn
+        await conn.add_listener(CHANNEL, self._on_notify)
+        await self._anchor_clock(conn)
+        await self._sync()
+        self.connected = True
+        self.ready.set()
+        logger.info("listening", channel=CHANNEL, reconnects=self.reconnects)
+        while not (self._stopping or lost.is_set()):
+            await self._pause(self.heartbeat_seconds)
+            if self._stopping or lost.is_set():
+                break
+            if self._resync_requested:
+                self._resync_requested = False
+                await self._sync()
+            else:
+                await asyncio.wait_for(self._anchor_clock(conn), self.heartbeat_timeout)
+        if lost.is_set() and not self._stopping:
+            raise ConnectionError("LISTEN connection terminated")
+
+    async def _sync(self) -> None:
+        self._buffer = []
+        try:
+            await self.on_sync()
+            buffered, self._buffer = self._buffer, None
+            for payload in buffered:
+                self.on_payload(payload)
+        finally:
+            self._buffer = None
+
+    async def _anchor_clock(self, conn: asyncpg.Connection) -> None:
+        db_epoch, sent, received = await self.repository.read_clock(conn)
+        self.last_heartbeat = asyncio.get_running_loop().time()
+        if self.clock is not None:
+            skew = self.clock.anchor(db_epoch, sent, received)
+            if abs(skew) > 0.5:
+                logger.warning("database clock differs from the host", skew_ms=round(skew * 1000, 1))
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self._buffer is not None:
+            self._buffer.append(payload)
+        else:
+            self.on_payload(payload)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, ending early on stop, loss or a resync request."""
+        self._wake.clear()
+        if self._stopping or self._resync_requested:
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass

@@ -1,0 +1,59 @@
+"""Applies migrations/NNN_name.sql in order, each once, each in its own transaction.
+
+Applied names are recorded in ``scheduler_migrations``; re-running is a no-op. A
+session advisory lock serialises replicas that start together.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib.resources import files
+
+import asyncpg
+
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_LOCK_KEY = 7_241_901_337  # any constant shared by every scheduler-daemon
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+
+def available() -> list[Migration]:
+    folder = files("scheduler_daemon.migrations")
+    found = sorted(p.name for p in folder.iterdir() if _NAME.match(p.name))
+    return [Migration(name, folder.joinpath(name).read_text(encoding="utf-8")) for name in found]
+
+
+async def applied(conn: asyncpg.Connection) -> list[str]:
+    exists = await conn.fetchval("SELECT to_regclass('scheduler_migrations') IS NOT NULL")
+    if not exists:
+        return []
+    return [r["name"] for r in await conn.fetch("SELECT name FROM scheduler_migrations ORDER BY name")]
+
+
+async def pending(conn: asyncpg.Connection) -> list[Migration]:
+    done = set(await applied(conn))
+    return [m for m in available() if m.name not in done]
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Apply what is pending; returns the names applied now."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS scheduler_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = []
+        for migration in await pending(conn):
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute("INSERT INTO scheduler_migrations (name) VALUES ($1)", migration.name)
+            done.append(migration.name)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

@@ -1,0 +1,115 @@
+"""The only user of the asyncpg pool: rows in, models out.
+
+Every statement comes from queries.sql. Batches travel as parallel arrays, so claiming
+or recording any number of posts is one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import asyncpg
+
+from ..models import Connection, Outcome, ScheduledRow
+from ..platforms.base import Refresher
+from . import rows
+from .queries import q
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb and json as Python values on every connection we open."""
+    for kind in ("jsonb", "json"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, init=init_connection, command_timeout=60, **kwargs
+    )
+
+
+class Repository:
+    def __init__(self, pool: asyncpg.Pool, instance_id: str) -> None:
+        self.pool = pool
+        self.instance_id = instance_id
+
+    async def load_scheduled(self) -> list[tuple[ScheduledRow, int]]:
+        records = await self.pool.fetch(q("load_scheduled"))
+        return [(rows.scheduled_row(r), r["schedule_version"]) for r in records]
+
+    async def claim(self, items: Sequence[tuple[uuid.UUID, int]]) -> list[asyncpg.Record]:
+        """Claim (id, version) pairs; returns the records won, with their connections."""
+        if not items:
+            return []
+        ids, versions = zip(*items)
+        return list(await self.pool.fetch(q("claim"), list(ids), list(versions), self.instance_id))
+
+    async def record(self, outcomes: Sequence[Outcome]) -> int:
+        """Write outcomes and their audit rows; returns how many rows changed status."""
+        if not outcomes:
+            return 0
+        cols: list[list[Any]] = [[] for _ in range(11)]
+        for o in outcomes:
+            values = (
+                o.post_id,
+                str(o.status),
+                o.error_message,
+                o.result.platform_post_id if o.result else None,
+                o.result.platform_post_url if o.result else None,
+                o.retry_at,
+                o.attempt,
+                o.started_at,
+                o.finished_at,
+                str(o.kind),
+                o.platform,
+            )
+            for col, value in zip(cols, values):
+                col.append(value)
+        return int(await self.pool.fetchval(q("record_outcomes"), *cols, self.instance_id))
+
+    async def reject(self, items: Sequence[tuple[uuid.UUID, int, str]]) -> None:
+        if items:
+            ids, versions, messages = zip(*items)
+            await self.pool.execute(q("reject"), list(ids), list(versions), list(messages))
+
+    async def checkpoint(self, post_id: uuid.UUID, values: dict[str, Any]) -> None:
+        await self.pool.execute(q("checkpoint"), post_id, values, self.instance_id)
+
+    async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
+        """Refresh once under a row lock (see PublishContext.refresh_tokens)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            record = await conn.fetchrow(q("lock_connection"), connection.id)
+            if record is None:
+                return connection
+            current = rows.connection(record)
+            if current.access_token != connection.access_token:
+                return current  # someone refreshed while we waited for the lock
+            tokens = await refresher(current)
+            await conn.execute(
+                q("save_tokens"),
+                current.id,
+                tokens.access_token,
+                tokens.refresh_token,
+                tokens.expires_at,
+                dict(tokens.metadata) if tokens.metadata else None,
+            )
+            record = await conn.fetchrow(q("lock_connection"), connection.id)
+            return rows.connection(record)
+
+    async def mark_needs_reconnect(self, connection: Connection) -> None:
+        await self.pool.execute(q("mark_needs_reconnect"), connection.id, connection.access_token)
+
+    async def read_clock(self, conn: asyncpg.Connection | None = None) -> tuple[float, float, float]:
+        """(database epoch, monotonic before, monotonic after) for SystemClock.anchor."""
+        executor: Any = conn or self.pool
+        sent = time.monotonic()
+        db_epoch = float(await executor.fetchval(q("clock")))
+        return db_epoch, sent, time.monotonic()
+
+    def acquire(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return self.pool.acquire()  # type: ignore[no-any-return]

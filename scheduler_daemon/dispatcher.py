@@ -1,0 +1,278 @@
+"""The timer engine and the publish path.
+
+One sleeper waits for the earliest deadline in the ``Schedule`` or an earlier wake-up
+(a sooner post armed, a rejection to write, stop). When posts fall due it claims them
+in one batch, then publishes each in its own task under a concurrency bound, and hands
+every outcome to the ``OutcomeWriter``.
+
+Registration is synchronous and cheap (``on_payload``, ``sync``): the listener calls it
+from its notification callback, so arming a post costs no query and no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+import httpx
+import structlog
+
+from .config import Settings
+from .db import rows
+from .db.repository import Repository
+from .errors import AuthError, InvalidScheduleError, OutcomeUnknownError, TransientError
+from .media import MediaResolver
+from .models import Connection, MediaItem, Outcome, OutcomeKind, ScheduledRow
+from .notifications import MalformedNotification, Op, parse
+from .outcomes import OutcomeWriter, classify, published
+from .platforms.base import Refresher
+from .platforms.registry import Registry
+from .schedule import Armed, Schedule
+from .timing import Clock, due_instant, format_delay, utc_from_ts
+
+logger = structlog.get_logger("scheduler_daemon.dispatcher")
+
+CLAIM_BATCH = 1000
+
+
+class _Context:
+    """PublishContext for one attempt: the daemon's services, bound to one post."""
+
+    def __init__(self, post_id: uuid.UUID, repository: Repository, media: MediaResolver) -> None:
+        self.post_id = post_id
+        self.repository = repository
+        self.media = media
+
+    async def checkpoint(self, **values: Any) -> None:
+        await self.repository.checkpoint(self.post_id, values)
+
+    async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
+        return await self.repository.refresh_tokens(connection, refresher)
+
+    async def media_url(self, item: MediaItem) -> str:
+        return await self.media.media_url(item)
+
+    async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
+        return await self.media.media_bytes(item, max_bytes)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        repository: Repository,
+        registry: Registry,
+        writer: OutcomeWriter,
+        clock: Clock,
+        client: httpx.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.repository = repository
+        self.registry = registry
+        self.writer = writer
+        self.clock = clock
+        self.media = MediaResolver(settings.platforms, client)
+        self.schedule = Schedule()
+        self.inflight: set[uuid.UUID] = set()
+        self.on_resync_requested: Any = None  # set by the daemon: TRUNCATE asks for a resync
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set whenever nothing is in flight
+        self._idle.set()
+        self._stopping = False
+
+    # -- registration (synchronous: called from the listener) --------------------------
+
+    def on_payload(self, payload: str) -> None:
+        try:
+            note = parse(payload)
+        except MalformedNotification as exc:
+            logger.warning("ignored malformed notification", error=str(exc), payload=payload[:200])
+            return
+        if note.op is Op.TRUNCATE:
+            if self.on_resync_requested is not None:
+                self.on_resync_requested()
+            return
+        assert note.id is not None and note.key is not None
+        if note.arms:
+            self.arm(ScheduledRow(note.id, note.key), note.version)
+        elif self.schedule.cancel(note.id):
+            logger.debug("disarmed", post_id=str(note.id), status=note.status, op=note.op.value)
+
+    def arm(self, row: ScheduledRow, version: int) -> None:
+        try:
+            due = due_instant(row.key).timestamp()
+        except InvalidScheduleError as exc:
+            logger.warning("cannot schedule post", post_id=str(row.id), error=str(exc))
+            self.writer.reject(row.id, version, str(exc))
+            return
+        if self.schedule.arm(row.id, due, version):
+            self._wake.set()
+
+    def sync(self, loaded: Iterable[tuple[ScheduledRow, int]]) -> None:
+        """Replace the schedule with the table's scheduled rows (boot and every resync)."""
+        self.schedule.clear()
+        for row, version in loaded:
+            if row.id not in self.inflight:
+                self.arm(row, version)
+        self._wake.set()
+        logger.info("schedule loaded", armed=len(self.schedule), next_due=self.next_due_iso())
+
+    def next_due_iso(self) -> str | None:
+        nxt = self.schedule.next_due()
+        return None if nxt is None else utc_from_ts(nxt).isoformat()
+
+    # -- the sleeper --------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                await self._sleeper(tasks)
+                await self._finish_inflight()
+        except* TimeoutError:
+            logger.error("shutdown timeout: in-flight publishes were stopped and recorded as unknown")
+
+    async def _sleeper(self, tasks: asyncio.TaskGroup) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            self._wake.clear()
+            now = self.clock.now()
+            due = self.schedule.pop_due(now, CLAIM_BATCH)
+            if due:
+                await self._dispatch(due, now, tasks)
+                continue
+            nxt = self.schedule.next_due()
+            timer = None if nxt is None else loop.call_later(max(0.0, nxt - now), self._wake.set)
+            await self._wake.wait()
+            if timer is not None:
+                timer.cancel()
+
+    async def _finish_inflight(self) -> None:
+        """Let in-flight publishes end; past the shutdown timeout, TimeoutError cancels them."""
+        if self.inflight:
+            logger.info("waiting for in-flight publishes", count=len(self.inflight))
+            async with asyncio.timeout(self.settings.shutdown_timeout_seconds):
+                await self._idle.wait()
+
+    async def _dispatch(self, due: list[Armed], now: float, tasks: asyncio.TaskGroup) -> None:
+        grace = self.settings.grace_seconds
+        ready: dict[uuid.UUID, Armed] = {}
+        for armed in due:
+            late = now - armed.due
+            if late > grace:
+                message = (
+                    f"missed: was due at {utc_from_ts(armed.due).isoformat()} and the daemon saw it "
+                    f"{format_delay(late)} late (grace window {format_delay(grace)}); reschedule it"
+                )
+                logger.warning("post missed", post_id=str(armed.id), late_s=round(late, 1))
+                self.writer.reject(armed.id, armed.version, message)
+            else:
+                ready[armed.id] = armed
+        if not ready:
+            return
+        try:
+            won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            # Not claimed, or claimed with the answer lost: re-arm; the listener's resync
+            # after a reconnect rebuilds the schedule from the table either way.
+            logger.warning("claim failed; re-arming", error=str(exc), posts=len(ready))
+            for armed in ready.values():
+                self.schedule.arm(armed.id, armed.due, armed.version)
+            await asyncio.sleep(0.5)
+            return
+        for record in won:
+            armed = ready[record["id"]]
+            self.inflight.add(armed.id)
+            self._idle.clear()
+            tasks.create_task(self._publish(record, armed))
+
+    # -- one publish --------------------------------------------------------------------
+
+    async def _publish(self, record: asyncpg.Record, armed: Armed) -> None:
+        post_id, platform, attempt = record["id"], record["platform"], record["attempt_count"]
+        log = logger.bind(post_id=str(post_id), platform=platform, attempt=attempt)
+        started = self.clock.now()
+        outcome: Outcome | None = None
+        begun = False
+        try:
+            async with self._slots:
+                started, begun = self.clock.now(), True
+                outcome = await self._attempt(record, post_id, platform, attempt, log)
+        except asyncio.CancelledError:
+            # Stopped past the shutdown timeout. Still waiting for a slot: nothing was sent,
+            # the post is simply due again. Mid-attempt: the outcome is unknown.
+            exc: Exception = (
+                OutcomeUnknownError("the daemon stopped while publishing")
+                if begun
+                else TransientError("the daemon stopped before publishing")
+            )
+            outcome = self._failed(exc, post_id, platform, attempt, utc_from_ts(started))
+            raise
+        finally:
+            if outcome is not None:
+                self.writer.submit(outcome)
+                self._log_summary(log, outcome, armed, started)
+            self.inflight.discard(post_id)
+            if not self.inflight:
+                self._idle.set()
+
+    async def _attempt(
+        self, record: asyncpg.Record, post_id: uuid.UUID, platform: str, attempt: int, log: Any
+    ) -> Outcome:
+        started_at = utc_from_ts(self.clock.now())
+        connection: Connection | None = None
+        try:
+            adapter = self.registry.get(platform)
+            post = rows.post(record, self.settings.max_content_chars)
+            adapter.validate(post)
+            connection = rows.pick_connection(record)
+            result = await adapter.publish(post, connection, _Context(post_id, self.repository, self.media))
+        except Exception as exc:  # classified, never fatal: every other post goes on
+            if isinstance(exc, AuthError) and connection is not None:
+                await self._mark_needs_reconnect(connection, log)
+            outcome = self._failed(exc, post_id, platform, attempt, started_at)
+            if outcome.reason == "internal":
+                log.error("adapter raised an unexpected error", exc_info=exc)
+            return outcome
+        return published(
+            result, post_id=post_id, platform=platform, attempt=attempt,
+            started_at=started_at, finished_at=utc_from_ts(self.clock.now()),
+        )
+
+    def _failed(
+        self, exc: BaseException, post_id: uuid.UUID, platform: str, attempt: int, started_at: dt.datetime
+    ) -> Outcome:
+        s = self.settings
+        return classify(
+            exc, post_id=post_id, platform=platform, attempt=attempt, started_at=started_at,
+            finished_at=utc_from_ts(self.clock.now()), max_attempts=s.max_attempts,
+            retry_base=s.retry_base_seconds, retry_max=s.retry_max_seconds,
+        )
+
+    async def _mark_needs_reconnect(self, connection: Connection, log: Any) -> None:
+        try:
+            await self.repository.mark_needs_reconnect(connection)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("could not mark the connection as needing reconnection", error=str(exc))
+
+    def _log_summary(self, log: Any, outcome: Outcome, armed: Armed, started: float) -> None:
+        fields = dict(
+            outcome=str(outcome.kind),
+            lateness_ms=round((started - armed.due) * 1000, 2),
+            duration_ms=round((outcome.finished_at - outcome.started_at).total_seconds() * 1000, 2),
+        )
+        if outcome.kind is OutcomeKind.PUBLISHED:
+            assert outcome.result is not None
+            log.info("published", platform_post_id=outcome.result.platform_post_id, **fields)
+        elif outcome.kind is OutcomeKind.RETRY:
+            log.warning("publish postponed", reason=outcome.reason, error=outcome.error_message, **fields)
+        else:
+            log.error("publish failed", reason=outcome.reason, error=outcome.error_message, **fields)

@@ -1,0 +1,172 @@
+"""Turning a publish attempt's end into an ``Outcome``, and writing outcomes durably.
+
+``classify`` is pure: the retry policy in one place. ``OutcomeWriter`` batches whatever
+outcomes and rejections are pending into one round trip each, and retries a failed write
+with backoff until it lands, so a database outage never makes the daemon forget that a
+post was published (or why it was not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import uuid
+from collections.abc import Callable
+
+import asyncpg
+import structlog
+
+from .errors import (
+    AuthError,
+    ContentRejectedError,
+    InvalidPostError,
+    OutcomeUnknownError,
+    PlatformConfigError,
+    PublishError,
+    RateLimitedError,
+    RetryablePublishError,
+)
+from .db.repository import Repository
+from .models import Outcome, OutcomeKind, PublishResult
+from .timing import format_delay
+
+logger = structlog.get_logger("scheduler_daemon.outcomes")
+
+RATE_LIMIT_ATTEMPTS_FACTOR = 10  # rate limits are the platform pacing us, not failures
+
+
+def classify(
+    exc: BaseException,
+    *,
+    post_id: uuid.UUID,
+    platform: str,
+    attempt: int,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    max_attempts: int,
+    retry_base: float,
+    retry_max: float,
+    jitter: Callable[[float, float], float] = random.uniform,
+) -> Outcome:
+    """The outcome of an attempt that raised ``exc``."""
+
+    def end(kind: OutcomeKind, message: str, reason: str, retry_at: dt.datetime | None = None) -> Outcome:
+        return Outcome(post_id, platform, attempt, kind, started_at, finished_at, None, message, retry_at, reason)
+
+    if isinstance(exc, RetryablePublishError):
+        limited = isinstance(exc, RateLimitedError)
+        limit = max_attempts * (RATE_LIMIT_ATTEMPTS_FACTOR if limited else 1)
+        reason = "rate_limited" if limited else "transient"
+        if attempt >= limit:
+            return end(OutcomeKind.FAILED, f"gave up after {attempt} attempts: {exc}", reason)
+        # Full jitter on the exponential backoff; a platform's own Retry-After is a floor.
+        delay = jitter(0, min(retry_max, retry_base * 2 ** (attempt - 1)))
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        retry_at = finished_at + dt.timedelta(seconds=delay)
+        message = f"attempt {attempt} failed ({exc}); retrying in {format_delay(delay)}"
+        return end(OutcomeKind.RETRY, message, reason, retry_at)
+    if isinstance(exc, OutcomeUnknownError):
+        message = (
+            f"outcome unknown: {exc}. The post may have been published: check {platform} before rescheduling"
+        )
+        return end(OutcomeKind.UNKNOWN, message, "unknown")
+    if isinstance(exc, AuthError):
+        text = str(exc)
+        message = text if text.startswith("reconnect") else f"reconnect {platform}: {text}"
+        return end(OutcomeKind.FAILED, message, "auth")
+    if isinstance(exc, ContentRejectedError):
+        return end(OutcomeKind.FAILED, str(exc), "content")
+    if isinstance(exc, PlatformConfigError):
+        return end(OutcomeKind.FAILED, str(exc), "config")
+    if isinstance(exc, InvalidPostError):
+        return end(OutcomeKind.FAILED, str(exc), "invalid")
+    if isinstance(exc, PublishError):
+        return end(OutcomeKind.FAILED, str(exc), "failed")
+    # A bug of ours, raised who knows where in the adapter: the request may have gone out.
+    message = (
+        f"internal error ({type(exc).__name__}); the post may have been published: "
+        f"check {platform} before rescheduling"
+    )
+    return end(OutcomeKind.UNKNOWN, message, "internal")
+
+
+def published(
+    result: PublishResult, *, post_id: uuid.UUID, platform: str, attempt: int,
+    started_at: dt.datetime, finished_at: dt.datetime,
+) -> Outcome:
+    return Outcome(post_id, platform, attempt, OutcomeKind.PUBLISHED, started_at, finished_at, result)
+
+
+class OutcomeWriter:
+    """Writes outcomes and rejections in batches, retrying until each batch lands."""
+
+    def __init__(self, repository: Repository, *, retry_cap: float = 5.0) -> None:
+        self.repository = repository
+        self.retry_cap = retry_cap
+        self._outcomes: list[Outcome] = []
+        self._rejects: list[tuple[uuid.UUID, int, str]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+        self.written = 0
+
+    def submit(self, outcome: Outcome) -> None:
+        self._outcomes.append(outcome)
+        self._idle.clear()
+        self._wake.set()
+
+    def reject(self, post_id: uuid.UUID, version: int, message: str) -> None:
+        self._rejects.append((post_id, version, message))
+        self._idle.clear()
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._outcomes) + len(self._rejects)
+
+    async def drained(self) -> None:
+        """Wait until everything submitted so far has been written."""
+        await self._idle.wait()
+
+    def stop(self) -> None:
+        """Finish writing what is pending, then return from ``run``."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+            if not self.pending:
+                self._idle.set()
+                if self._stopping:
+                    return
+
+    async def _flush(self) -> None:
+        failures = 0
+        while self.pending:
+            outcomes, self._outcomes = self._outcomes, []
+            rejects, self._rejects = self._rejects, []
+            try:
+                if rejects:
+                    await self.repository.reject(rejects)
+                    rejects = []
+                if outcomes:
+                    await self.repository.record(outcomes)
+                    self.written += len(outcomes)
+                failures = 0
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                # Put them back in front and try again: nothing is dropped.
+                self._outcomes[:0] = outcomes
+                self._rejects[:0] = rejects
+                delay = min(self.retry_cap, 0.1 * 2**failures)
+                failures += 1
+                logger.warning(
+                    "cannot record outcomes; will retry", error=str(exc), pending=self.pending,
+                    retry_in_s=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
