@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import httpx
 
 from ..errors import InvalidPostError
 from .base import AdapterFactory, PlatformAdapter
+from .bluesky import BlueskyAdapter
+from .discord import DiscordAdapter
+from .facebook import FacebookAdapter
+from .instagram import InstagramAdapter
+from .linkedin import LinkedInAdapter
 from .log import LogAdapter
+from .mastodon import MastodonAdapter
 from .settings import PlatformSettings
+from .slack import SlackAdapter
+from .telegram import TelegramAdapter
+from .threads import ThreadsAdapter
 from .webhook import WebhookAdapter
+from .x import XAdapter
 
-FACTORIES: tuple[AdapterFactory, ...] = (WebhookAdapter, LogAdapter)
+# cast: mypy never matches a class object to a Protocol's ClassVar member (base.AdapterFactory.name)
+FACTORIES: tuple[AdapterFactory, ...] = cast("tuple[AdapterFactory, ...]", (
+    WebhookAdapter,
+    LogAdapter,
+    FacebookAdapter,
+    InstagramAdapter,
+    LinkedInAdapter,
+    XAdapter,
+    ThreadsAdapter,
+    BlueskyAdapter,
+    MastodonAdapter,
+    TelegramAdapter,
+    DiscordAdapter,
+    SlackAdapter,
+))
 
 
 class Registry:

@@ -1,0 +1,135 @@
+"""Discord through a channel webhook (``?wait=true`` so a failed save is reported).
+
+Connection row: ``account_id`` = the webhook id and ``access_token`` = the webhook token
+(or ``metadata.webhook_url`` = ``https://discord.com/api/webhooks/{id}/{token}``); the
+pair is the secret (it does not expire; deleting the webhook ends it); optional
+``metadata.thread_id`` / ``metadata.thread_name`` (forum channels),
+``metadata.username``, ``metadata.avatar_url``, ``metadata.guild_id`` (else read once
+from the webhook for the public URL).
+
+Flow: text → JSON ``{content}``; images → multipart ``files[n]`` + ``payload_json`` with
+``attachments``. Content up to 2,000 characters, up to 10 files of 10 MiB.
+
+Settings: ``SCHEDULER_DISCORD_API_BASE`` (default ``https://discord.com/api/v10``).
+Exactly-once: none for webhooks; an unknown outcome is reported, never retried.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+import httpx
+
+from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
+from ..models import Connection, Post, PublishResult
+from .base import PublishContext
+from .common import (
+    best_effort,
+    call,
+    check_length,
+    check_media,
+    filename,
+    json_object,
+    rate_limited,
+    reconnect,
+    require_id,
+    text_field,
+)
+from .http import body_excerpt, retry_after
+from .settings import PlatformSettings
+
+MAX_TEXT = 2_000
+MAX_FILES = 10
+FILE_BYTES = 10 * 1024 * 1024
+_WEBHOOK_URL = re.compile(r"/webhooks/(\d+)/([^/?#]+)")
+
+
+def classify(response: httpx.Response) -> PublishError | None:
+    if response.is_success:
+        return None
+    data = json_object(response)
+    code, message = data.get("code"), str(data.get("message") or body_excerpt(response))[:300]
+    status = response.status_code
+    if status == 401 or code == 50027:
+        return reconnect("discord", f"invalid webhook token: {message}")
+    if status == 404 or code == 10015:
+        return reconnect("discord", f"the webhook no longer exists: {message}")
+    if status == 429:
+        wait = data.get("retry_after")
+        seconds = float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None
+        return rate_limited("discord", response, seconds if seconds is not None else retry_after(response), message)
+    if status == 403:
+        return PlatformConfigError(f"Discord refused the webhook post ({message}): check the webhook's channel permissions")
+    if status >= 500:
+        return TransientError(f"Discord server error (HTTP {status})", retry_after(response))
+    errors = data.get("errors")
+    detail = f" {json.dumps(errors)[:200]}" if errors else ""
+    return ContentRejectedError(f"Discord rejected the post: {message}{detail}")
+
+
+class DiscordAdapter:
+    name: ClassVar[str] = "discord"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.base = settings.api_base("discord", "https://discord.com/api/v10")
+
+    def validate(self, post: Post) -> None:
+        check_length(self.name, len(post.content), MAX_TEXT)
+        check_media(self.name, post, max_items=MAX_FILES, images_only=False)
+        if not post.content.strip() and not post.media:
+            raise ContentRejectedError("Discord needs text or a file; this post is empty")
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        self.validate(post)
+        webhook_id, token = _webhook(connection)
+        meta = connection.metadata
+        url = f"{self.base}/webhooks/{webhook_id}/{token}"
+        params = {"wait": "true"}
+        if meta.get("thread_id"):
+            params["thread_id"] = str(meta["thread_id"])
+        payload: dict[str, Any] = {"content": post.content}
+        for key in ("username", "avatar_url", "thread_name"):
+            if isinstance(meta.get(key), str) and meta[key]:
+                payload[key] = meta[key]
+        files: dict[str, tuple[str, bytes, str]] = {}
+        attachments = []
+        for index, item in enumerate(post.media):
+            content, mime = await ctx.media_bytes(item, FILE_BYTES)
+            name = filename(item, mime, index)
+            files[f"files[{index}]"] = (name, content, mime)
+            attachments.append({"id": index, "filename": name, **({"description": item.alt} if item.alt else {})})
+
+        def build() -> httpx.Request:
+            if not files:
+                return self.client.build_request("POST", url, params=params, json=payload)
+            body = json.dumps({**payload, "attachments": attachments})
+            return self.client.build_request("POST", url, params=params, files=files, data={"payload_json": body})
+
+        response = await call(self.client, None, build, classify, what="Discord post")
+        message = json_object(response)
+        message_id = require_id(message, "id", what="Discord post")
+        guild = text_field(meta, "guild_id") or await best_effort(self._guild(url))
+        channel = text_field(message, "channel_id")
+        link = f"https://discord.com/channels/{guild}/{channel}/{message_id}" if guild and channel else None
+        return PublishResult(message_id, link)
+
+    async def _guild(self, url: str) -> str | None:
+        response = await call(
+            self.client, None, lambda: self.client.build_request("GET", url), classify, what="Discord webhook"
+        )
+        return text_field(json_object(response), "guild_id")
+
+
+def _webhook(connection: Connection) -> tuple[str, str]:
+    if connection.account_id and connection.access_token:
+        return connection.account_id, connection.access_token
+    match = _WEBHOOK_URL.search(str(connection.metadata.get("webhook_url") or ""))
+    if match:
+        return match.group(1), match.group(2)
+    raise PlatformConfigError(
+        "the discord connection needs account_id (webhook id) and access_token (webhook token), "
+        "or metadata.webhook_url"
+    )

@@ -1,0 +1,92 @@
+"""Facebook Pages through the Graph API.
+
+Connection row: ``account_id`` = the Page id; ``access_token`` = a Page access token with
+``pages_manage_posts`` (it does not expire; there is no refresh grant, an auth failure
+means "reconnect facebook"); ``refresh_token`` unused; no metadata keys.
+
+* text: ``POST /{page}/feed`` (``message``) with ``fields=id,permalink_url``;
+* one image: ``POST /{page}/photos`` (``url``, ``caption``, ``published=true``);
+* several images: each uploaded with ``published=false``, then ``/{page}/feed`` with
+  ``attached_media``.
+
+Settings: ``SCHEDULER_FACEBOOK_API_BASE`` (host, default ``https://graph.facebook.com``),
+``SCHEDULER_GRAPH_API_VERSION``. Exactly-once: none offered; Graph's 506 duplicate-post
+error limits repeats, and an unknown outcome is reported, never retried.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import ClassVar
+
+import httpx
+
+from ..errors import ContentRejectedError, PlatformConfigError, PublishError
+from ..models import Connection, Post, PublishResult
+from .base import PublishContext
+from .common import TokenHolder, call, check_length, check_media, json_object, require_id, text_field
+from .graph import classify
+from .settings import PlatformSettings
+
+MAX_TEXT = 63_206
+MAX_IMAGES = 10
+
+
+class FacebookAdapter:
+    name: ClassVar[str] = "facebook"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.base = f"{settings.api_base('facebook', 'https://graph.facebook.com')}/{settings.graph_api_version}"
+
+    def validate(self, post: Post) -> None:
+        check_length(self.name, len(post.content), MAX_TEXT)
+        check_media(self.name, post, max_items=MAX_IMAGES)
+        if not post.content.strip() and not post.media:
+            raise ContentRejectedError("Facebook needs text or an image; this post is empty")
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        self.validate(post)
+        page = connection.account_id
+        if not page:
+            raise PlatformConfigError("the facebook connection has no account_id (the Page id)")
+        holder = TokenHolder(self.name, connection, ctx, None)
+        if not post.media:
+            return await self._feed(holder, page, {"message": post.content})
+        urls = [await ctx.media_url(item) for item in post.media]
+        if len(urls) == 1:
+            return await self._photo(holder, page, urls[0], post.content)
+        ids = [await self._unpublished_photo(holder, page, url) for url in urls]
+        attached = json.dumps([{"media_fbid": media_id} for media_id in ids])
+        return await self._feed(holder, page, {"message": post.content, "attached_media": attached})
+
+    def _classify(self, response: httpx.Response) -> PublishError | None:
+        return classify(self.name, response)
+
+    async def _post(
+        self, holder: TokenHolder, path: str, fields: Mapping[str, str], what: str, query: Mapping[str, str]
+    ) -> dict[str, object]:
+        url = f"{self.base}/{path}"
+
+        def build() -> httpx.Request:
+            data = {**fields, "access_token": holder.token}
+            return self.client.build_request("POST", url, params=dict(query), data=data)
+
+        return json_object(await call(self.client, holder, build, self._classify, what=what))
+
+    async def _feed(self, holder: TokenHolder, page: str, fields: Mapping[str, str]) -> PublishResult:
+        data = await self._post(holder, f"{page}/feed", fields, "Facebook post", {"fields": "id,permalink_url"})
+        post_id = require_id(data, "id", what="Facebook post")
+        return PublishResult(post_id, text_field(data, "permalink_url") or f"https://www.facebook.com/{post_id}")
+
+    async def _photo(self, holder: TokenHolder, page: str, url: str, caption: str) -> PublishResult:
+        fields = {"url": url, "caption": caption, "published": "true"}
+        data = await self._post(holder, f"{page}/photos", fields, "Facebook photo post", {})
+        post_id = text_field(data, "post_id") or require_id(data, "id", what="Facebook photo post")
+        return PublishResult(post_id, f"https://www.facebook.com/{post_id}")
+
+    async def _unpublished_photo(self, holder: TokenHolder, page: str, url: str) -> str:
+        fields = {"url": url, "published": "false"}
+        data = await self._post(holder, f"{page}/photos", fields, "Facebook photo upload", {})
+        return require_id(data, "id", what="Facebook photo upload")

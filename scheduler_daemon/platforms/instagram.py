@@ -1,0 +1,90 @@
+"""Instagram content publishing (Graph API containers).
+
+Connection row: ``account_id`` = the Instagram professional account id (IG user id);
+``access_token`` = a user token with ``instagram_content_publish``; ``metadata.login`` =
+``"instagram"`` for an Instagram-Login token (graph.instagram.com; refreshed with
+``ig_refresh_token`` when it expires within the long-lived margin, or after a first
+code-190 failure) or ``"facebook"`` (default: graph.facebook.com, no refresh; reconnect
+when it expires). ``token_expires_at`` drives the refresh.
+
+Flow: one image → a container with ``image_url`` + ``caption``; 2–10 images → child
+containers (``is_carousel_item``) and a ``CAROUSEL`` parent; wait for ``FINISHED``
+(bounded poll), ``media_publish``, then read the ``permalink``. No text-only posts.
+
+Settings: ``SCHEDULER_INSTAGRAM_API_BASE`` (default ``https://graph.facebook.com``),
+``SCHEDULER_INSTAGRAM_LOGIN_API_BASE`` (default ``https://graph.instagram.com``),
+``SCHEDULER_GRAPH_API_VERSION``, media poll interval/timeout, long-lived refresh margin.
+Exactly-once: the container id is checkpointed before ``media_publish``; a retry checks
+its status and never publishes a ``PUBLISHED`` container again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import ClassVar
+
+import httpx
+
+from ..errors import ContentRejectedError, PlatformConfigError
+from ..models import Connection, Post, PublishResult
+from .base import PublishContext
+from .common import TokenHolder, check_length, check_media
+from .graph import ContainerApi, ContainerFlow, long_lived_refresher
+from .settings import PlatformSettings
+
+MAX_CAPTION = 2_200
+MAX_HASHTAGS = 30
+MAX_IMAGES = 10
+_HASHTAG = re.compile(r"(?<!\w)#\w+")
+
+
+class InstagramAdapter:
+    name: ClassVar[str] = "instagram"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.facebook_root = settings.api_base("instagram", "https://graph.facebook.com")
+        self.instagram_root = settings.api_base("instagram_login", "https://graph.instagram.com")
+
+    def validate(self, post: Post) -> None:
+        check_length(self.name, len(post.content), MAX_CAPTION)
+        hashtags = len(_HASHTAG.findall(post.content))
+        if hashtags > MAX_HASHTAGS:
+            raise ContentRejectedError(f"Instagram allows {MAX_HASHTAGS} hashtags; this caption has {hashtags}")
+        check_media(self.name, post, max_items=MAX_IMAGES)
+        if not post.media:
+            raise ContentRejectedError("Instagram needs at least one image: it has no text-only posts")
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        self.validate(post)
+        if not connection.account_id:
+            raise PlatformConfigError("the instagram connection has no account_id (the Instagram user id)")
+        instagram_login = connection.metadata.get("login") == "instagram"
+        root = self.instagram_root if instagram_login else self.facebook_root
+        refresher = (
+            long_lived_refresher(self.client, self.name, f"{root}/refresh_access_token", "ig_refresh_token")
+            if instagram_login
+            else None
+        )
+        holder = TokenHolder(self.name, connection, ctx, refresher)
+        await holder.ensure_fresh(self.settings.long_lived_refresh_margin_seconds)
+        api = ContainerApi(
+            self.name, f"{root}/{self.settings.graph_api_version}", connection.account_id,
+            "media", "media_publish", "status_code", "caption",
+        )
+        flow = ContainerFlow(api, self.client, holder, self.settings)
+
+        async def build() -> Mapping[str, str]:
+            urls = [await ctx.media_url(item) for item in post.media]
+            if len(urls) == 1:
+                return {"image_url": urls[0], "caption": post.content}
+            children = []
+            for url in urls:
+                child = await flow.create({"image_url": url, "is_carousel_item": "true"})
+                await flow.wait_finished(child)
+                children.append(child)
+            return {"media_type": "CAROUSEL", "children": ",".join(children), "caption": post.content}
+
+        return await flow.run(post, ctx, build)

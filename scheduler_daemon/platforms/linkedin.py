@@ -1,0 +1,223 @@
+"""LinkedIn Posts API (+ Images API for image posts).
+
+Connection row: ``account_id`` = the member id (``urn:li:person:{id}`` is built) or a full
+author URN (``urn:li:person:…`` / ``urn:li:organization:…``); ``metadata.author_urn``
+overrides both; ``access_token`` = a 60-day token with ``w_member_social`` (or
+``w_organization_social``); ``refresh_token`` only for approved partners: then the token
+is refreshed when it expires within the long-lived margin or after a first 401
+``EXPIRED_ACCESS_TOKEN`` (needs ``SCHEDULER_LINKEDIN_CLIENT_ID`` and ``_CLIENT_SECRET``).
+
+Flow: images → ``POST /rest/images?action=initializeUpload``, one ``PUT`` of the bytes,
+bounded poll until ``AVAILABLE``; then ``POST /rest/posts`` (201, id in ``x-restli-id``).
+Commentary is "little text": reserved characters are backslash-escaped.
+
+Settings: ``SCHEDULER_LINKEDIN_API_BASE`` (default ``https://api.linkedin.com/rest``),
+``SCHEDULER_LINKEDIN_OAUTH_API_BASE`` (default ``https://www.linkedin.com/oauth/v2``),
+``SCHEDULER_LINKEDIN_VERSION``. Exactly-once: a repeat is answered 422 ``DUPLICATE_POST``
+naming the existing URN, which is taken as the success.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from typing import Any, ClassVar
+
+import httpx
+
+from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
+from ..models import Connection, MediaItem, Post, PublishResult
+from .base import PublishContext, Refresher, TokenSet
+from .common import (
+    RefreshableAuthError,
+    TokenHolder,
+    call,
+    check_length,
+    check_media,
+    json_object,
+    poll,
+    preparing,
+    rate_limited,
+    reconnect,
+    text_field,
+    oauth_token_set,
+)
+from .http import body_excerpt, retry_after, send
+from .settings import PlatformSettings
+
+MAX_TEXT = 3_000
+MAX_IMAGES = 20
+_RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
+_URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
+
+
+def escape(text: str) -> str:
+    """LinkedIn "little text": reserved characters must be escaped or text is cut."""
+    return _RESERVED.sub(r"\\\1", text)
+
+
+def classify(response: httpx.Response) -> PublishError | None:
+    if response.is_success or (response.status_code == 422 and "DUPLICATE_POST" in response.text):
+        return None
+    data = json_object(response)
+    code = data.get("serviceErrorCode")
+    message = str(data.get("message") or body_excerpt(response))[:300]
+    status = response.status_code
+    if status == 401:
+        if code == 65602 or "EXPIRED" in message.upper():
+            return RefreshableAuthError(f"LinkedIn refused the token ({message}): reconnect linkedin")
+        return reconnect("linkedin", message)
+    if status == 403:
+        return reconnect("linkedin", f"permission denied: {message}; the token needs w_member_social "
+                         "or w_organization_social and the member must be a Page admin")
+    if status == 426:
+        return PlatformConfigError(
+            f"LinkedIn no longer accepts the API version (HTTP 426: {message}): update SCHEDULER_LINKEDIN_VERSION"
+        )
+    if status == 429:
+        return rate_limited("linkedin", response, None, message)
+    if status >= 500:
+        return TransientError(f"LinkedIn server error (HTTP {status})", retry_after(response))
+    if status == 404:
+        return PlatformConfigError(f"LinkedIn does not know the target ({message}): check account_id / metadata.author_urn")
+    return ContentRejectedError(f"LinkedIn rejected the post: {message}")
+
+
+class LinkedInAdapter:
+    name: ClassVar[str] = "linkedin"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.base = settings.api_base("linkedin", "https://api.linkedin.com/rest")
+        self.oauth_base = settings.api_base("linkedin_oauth", "https://www.linkedin.com/oauth/v2")
+
+    def validate(self, post: Post) -> None:
+        check_length(self.name, len(post.content), MAX_TEXT)
+        check_media(self.name, post, max_items=MAX_IMAGES)
+        if not post.content.strip() and not post.media:
+            raise ContentRejectedError("LinkedIn needs text or an image; this post is empty")
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        self.validate(post)
+        author = _author(connection)
+        refresher = self._refresher() if connection.refresh_token else None
+        holder = TokenHolder(self.name, connection, ctx, refresher)
+        await holder.ensure_fresh(self.settings.long_lived_refresh_margin_seconds)
+        images = [await preparing(self._upload(holder, ctx, author, item)) for item in post.media]
+        body: dict[str, Any] = {
+            "author": author,
+            "commentary": escape(post.content),
+            "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": False,
+        }
+        if len(images) == 1:
+            body["content"] = {"media": images[0]}
+        elif images:
+            body["content"] = {"multiImage": {"images": images}}
+        response = await call(
+            self.client, holder, lambda: self._request(holder, "POST", f"{self.base}/posts", json=body),
+            classify, what="LinkedIn post",
+        )
+        return _post_result(response)
+
+    def _request(self, holder: TokenHolder, method: str, url: str, **kwargs: Any) -> httpx.Request:
+        headers = {
+            "authorization": f"Bearer {holder.token}",
+            "linkedin-version": self.settings.linkedin_version,
+            "x-restli-protocol-version": "2.0.0",
+        }
+        return self.client.build_request(method, url, headers=headers, **kwargs)
+
+    async def _upload(self, holder: TokenHolder, ctx: PublishContext, author: str, item: MediaItem) -> dict[str, str]:
+        init = {"initializeUploadRequest": {"owner": author}}
+        response = await call(
+            self.client, holder,
+            lambda: self._request(holder, "POST", f"{self.base}/images", params={"action": "initializeUpload"}, json=init),
+            classify, what="LinkedIn image upload",
+        )
+        data = json_object(response)
+        upload_url, urn = text_field(data, "value", "uploadUrl"), text_field(data, "value", "image")
+        if not upload_url or not urn:
+            raise TransientError("LinkedIn image upload: no uploadUrl/image in the answer")
+        content, mime = await ctx.media_bytes(item, self.settings.max_media_bytes)
+        await call(
+            self.client, holder,
+            lambda: self.client.build_request(
+                "PUT", upload_url, content=content,
+                headers={"authorization": f"Bearer {holder.token}", "content-type": mime},
+            ),
+            classify, what="LinkedIn image upload",
+        )
+        await self._wait_available(holder, urn)
+        image = {"id": urn}
+        if item.alt:
+            image["altText"] = item.alt[:4086]
+        return image
+
+    async def _wait_available(self, holder: TokenHolder, urn: str) -> None:
+        url = f"{self.base}/images/{urllib.parse.quote(urn, safe='')}"
+
+        async def available() -> bool:
+            response = await call(
+                self.client, holder, lambda: self._request(holder, "GET", url), classify, what="LinkedIn image status"
+            )
+            status = text_field(json_object(response), "status")
+            if status in ("PROCESSING_FAILED", "FAILED"):
+                raise ContentRejectedError("LinkedIn could not process the image")
+            return status == "AVAILABLE"
+
+        await poll(
+            available, interval=self.settings.media_poll_interval_seconds,
+            timeout=self.settings.media_poll_timeout_seconds, what="LinkedIn image",
+        )
+
+    def _refresher(self) -> Refresher:
+        credentials = self.settings.client("linkedin")
+
+        async def refresh(connection: Connection) -> TokenSet:
+            if not credentials.client_id or not credentials.client_secret:
+                raise PlatformConfigError(
+                    "LinkedIn token refresh needs SCHEDULER_LINKEDIN_CLIENT_ID and SCHEDULER_LINKEDIN_CLIENT_SECRET"
+                )
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": connection.refresh_token or "",
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret,
+            }
+            request = self.client.build_request("POST", f"{self.oauth_base}/accessToken", data=form)
+            response = await send(self.client, request, what="LinkedIn token refresh")
+            if response.status_code in (400, 401):
+                raise reconnect(self.name, "the refresh token was refused")
+            error = classify(response)
+            if error is not None:
+                raise error
+            return oauth_token_set(json_object(response), platform=self.name)
+
+        return refresh
+
+
+def _author(connection: Connection) -> str:
+    urn = connection.metadata.get("author_urn")
+    if isinstance(urn, str) and urn.startswith("urn:li:"):
+        return urn
+    account = connection.account_id
+    if not account:
+        raise PlatformConfigError("the linkedin connection has no account_id (member id or author URN)")
+    return account if account.startswith("urn:li:") else f"urn:li:person:{account}"
+
+
+def _post_result(response: httpx.Response) -> PublishResult:
+    if response.status_code == 422:
+        match = _URN.search(response.text)
+        if match is None:
+            raise ContentRejectedError(f"LinkedIn says this post is a duplicate: {body_excerpt(response)}")
+        urn = match.group(0)
+    else:
+        urn = response.headers.get("x-restli-id") or text_field(json_object(response), "id") or ""
+    if not urn:
+        return PublishResult(None, None)
+    return PublishResult(urn, f"https://www.linkedin.com/feed/update/{urn}")

@@ -1,0 +1,159 @@
+"""Mastodon (any instance).
+
+Connection row: ``metadata.instance_url`` = ``https://{instance}`` (else
+``SCHEDULER_MASTODON_API_BASE``); ``access_token`` = a user token with
+``write:statuses`` and ``write:media`` (it never expires; no refresh); optional
+``metadata.max_characters`` and ``metadata.max_media_attachments`` (the instance's
+``configuration.statuses`` values, default 500 and 4) and ``metadata.visibility``
+(``public`` by default); ``account_id`` informational.
+
+Flow: images → ``POST /api/v2/media`` (multipart ``file`` + ``description``); a 202 is
+polled on ``GET /api/v1/media/{id}`` until 200 (bounded); then ``POST /api/v1/statuses``
+with ``Idempotency-Key``. Text is counted in graphemes with a URL as 23 characters and
+``@user@domain`` as ``@user``.
+
+Settings: ``SCHEDULER_MASTODON_API_BASE``, ``SCHEDULER_MASTODON_MAX_CHARACTERS``, media
+poll interval/timeout. Exactly-once: ``Idempotency-Key: scheduler-<post id>`` — the
+instance answers a repeat within an hour with the original status, so a lost answer is
+re-sent once at once with the same key; if that is lost too the outcome is reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+import httpx
+
+from ..errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigError, PublishError, TransientError
+from ..models import Connection, MediaItem, Post, PublishResult
+from .base import PublishContext
+from .common import (
+    TokenHolder,
+    call,
+    check_length,
+    check_media,
+    filename,
+    json_object,
+    poll,
+    preparing,
+    rate_limited,
+    reconnect,
+    require_id,
+    text_field,
+)
+from .http import body_excerpt, retry_after
+from .settings import PlatformSettings
+from .text import mastodon_length
+
+DEFAULT_MAX_MEDIA = 4
+IMAGE_BYTES = 16 * 1024 * 1024
+
+
+def reset_wait(response: httpx.Response) -> float | None:
+    """Seconds until ``X-RateLimit-Reset`` (an ISO-8601 timestamp on Mastodon)."""
+    raw = response.headers.get("x-ratelimit-reset")
+    if not raw:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+
+
+def classify(response: httpx.Response) -> PublishError | None:
+    if response.is_success:
+        return None
+    message = str(json_object(response).get("error") or body_excerpt(response))[:300]
+    status = response.status_code
+    if status in (401, 403):
+        return reconnect("mastodon", message)
+    if status == 404:
+        return PlatformConfigError(f"Mastodon answered 404 ({message}): check metadata.instance_url")
+    if status == 429:
+        return rate_limited("mastodon", response, reset_wait(response), message)
+    if status >= 500:
+        return TransientError(f"Mastodon server error (HTTP {status})", retry_after(response))
+    return ContentRejectedError(f"Mastodon rejected the post: {message}")
+
+
+def _positive(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+
+class MastodonAdapter:
+    name: ClassVar[str] = "mastodon"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    def validate(self, post: Post) -> None:
+        self._validate(post, self.settings.mastodon_max_characters, DEFAULT_MAX_MEDIA)
+
+    def _validate(self, post: Post, max_characters: int, max_media: int) -> None:
+        check_length(self.name, mastodon_length(post.content), max_characters)
+        check_media(self.name, post, max_items=max_media)
+        if not post.content.strip() and not post.media:
+            raise ContentRejectedError("Mastodon needs text or an image; this post is empty")
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        meta = connection.metadata
+        self._validate(
+            post,
+            _positive(meta.get("max_characters"), self.settings.mastodon_max_characters),
+            _positive(meta.get("max_media_attachments"), DEFAULT_MAX_MEDIA),
+        )
+        base = str(meta.get("instance_url") or self.settings.api_bases.get("mastodon") or "").rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise PlatformConfigError("the mastodon connection needs metadata.instance_url (https://your.instance)")
+        holder = TokenHolder(self.name, connection, ctx, None)
+        media_ids = [await preparing(self._upload(holder, ctx, base, item)) for item in post.media]
+        body: dict[str, Any] = {"status": post.content, "visibility": str(meta.get("visibility") or "public")}
+        if media_ids:
+            body["media_ids"] = media_ids
+        headers = {"authorization": f"Bearer {holder.token}", "idempotency-key": f"scheduler-{post.id}"}
+
+        def build() -> httpx.Request:
+            return self.client.build_request("POST", f"{base}/api/v1/statuses", json=body, headers=headers)
+
+        try:
+            response = await call(self.client, None, build, classify, what="Mastodon post")
+        except OutcomeUnknownError:  # same Idempotency-Key: the instance returns the original status
+            response = await call(self.client, None, build, classify, what="Mastodon post")
+        data = json_object(response)
+        return PublishResult(require_id(data, "id", what="Mastodon post"), text_field(data, "url"))
+
+    async def _upload(self, holder: TokenHolder, ctx: PublishContext, base: str, item: MediaItem) -> str:
+        content, mime = await ctx.media_bytes(item, IMAGE_BYTES)
+        files = {"file": (filename(item, mime, 0), content, mime)}
+        data = {"description": item.alt} if item.alt else {}
+        headers = {"authorization": f"Bearer {holder.token}"}
+        response = await call(
+            self.client, None,
+            lambda: self.client.build_request("POST", f"{base}/api/v2/media", files=files, data=data, headers=headers),
+            classify, what="Mastodon media upload",
+        )
+        media_id = text_field(json_object(response), "id")
+        if not media_id:
+            raise TransientError("Mastodon media upload: no media id in the answer")
+        if response.status_code == 202:
+            await self._wait_processed(base, headers, media_id)
+        return media_id
+
+    async def _wait_processed(self, base: str, headers: dict[str, str], media_id: str) -> None:
+        async def ready() -> bool:
+            response = await call(
+                self.client, None,
+                lambda: self.client.build_request("GET", f"{base}/api/v1/media/{media_id}", headers=headers),
+                classify, what="Mastodon media status",
+            )
+            return response.status_code == 200
+
+        await poll(
+            ready, interval=self.settings.media_poll_interval_seconds,
+            timeout=self.settings.media_poll_timeout_seconds, what="Mastodon media",
+        )

@@ -1,0 +1,200 @@
+"""Slack ``chat.postMessage`` (+ external file upload for images).
+
+Connection row: ``access_token`` = a bot token (``xoxb-…``, ``chat:write`` and
+``files:write`` for images); ``metadata.channel`` (or ``account_id``) = the channel id;
+``refresh_token`` + ``token_expires_at`` when token rotation is on (12-hour tokens
+refreshed through ``oauth.v2.access`` before expiry or after a first ``token_expired``;
+needs ``SCHEDULER_SLACK_CLIENT_ID`` and ``SCHEDULER_SLACK_CLIENT_SECRET``; each refresh
+rotates the refresh token, stored atomically).
+
+Flow: text → ``chat.postMessage``; images → ``files.getUploadURLExternal``, POST of the
+bytes to the ``upload_url``, ``files.completeUploadExternal`` with the text as
+``initial_comment``. The public URL comes from ``chat.getPermalink``. Slack answers
+errors as HTTP 200 ``ok:false`` + ``error``.
+
+Settings: ``SCHEDULER_SLACK_API_BASE`` (default ``https://slack.com/api``), client id and
+secret, token refresh margin. Exactly-once: none offered; an unknown outcome — including
+Slack's own ``internal_error``/``fatal_error``, after which the message may exist — is
+reported, never retried.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import httpx
+
+from ..errors import (
+    ContentRejectedError,
+    OutcomeUnknownError,
+    PlatformConfigError,
+    PublishError,
+    RateLimitedError,
+    TransientError,
+)
+from ..models import Connection, MediaItem, Post, PublishResult
+from .base import PublishContext, Refresher, TokenSet
+from .common import (
+    RefreshableAuthError,
+    TokenHolder,
+    best_effort,
+    call,
+    check_length,
+    check_media,
+    filename,
+    json_object,
+    oauth_token_set,
+    preparing,
+    reconnect,
+    text_field,
+)
+from .http import retry_after, send
+from .settings import PlatformSettings
+
+MAX_TEXT = 40_000
+MAX_FILES = 10
+AUTH_ERRORS = frozenset(
+    {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "missing_scope", "no_permission",
+     "not_allowed_token_type", "ekm_access_denied"}
+)
+CONFIG_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "invalid_channel"})
+TRANSIENT_ERRORS = frozenset({"request_timeout", "service_unavailable"})
+UNKNOWN_ERRORS = frozenset({"internal_error", "fatal_error"})
+
+
+def classify(response: httpx.Response) -> PublishError | None:
+    status = response.status_code
+    if status == 429:
+        return RateLimitedError("Slack rate limit reached", retry_after(response))
+    if status >= 500:
+        return TransientError(f"Slack server error (HTTP {status})", retry_after(response))
+    data = json_object(response)
+    if response.is_success and data.get("ok") is True:
+        return None
+    error = str(data.get("error") or f"HTTP {status}")[:200]
+    if error == "token_expired":
+        return RefreshableAuthError("Slack token expired: reconnect slack")
+    if error in AUTH_ERRORS:
+        return reconnect("slack", error)
+    if error in CONFIG_ERRORS or error.startswith("restricted_action"):
+        return PlatformConfigError(f"Slack cannot post to the channel ({error}): check metadata.channel and invite the app")
+    if error in ("rate_limited", "ratelimited"):
+        return RateLimitedError("Slack rate limit reached", retry_after(response))
+    if error in TRANSIENT_ERRORS:
+        return TransientError(f"Slack is temporarily unavailable ({error})")
+    if error in UNKNOWN_ERRORS:
+        return OutcomeUnknownError(f"Slack reported {error}: the message may have been posted; check the channel")
+    return ContentRejectedError(f"Slack rejected the post: {error}")
+
+
+class SlackAdapter:
+    name: ClassVar[str] = "slack"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.base = settings.api_base("slack", "https://slack.com/api")
+
+    def validate(self, post: Post) -> None:
+        check_length(self.name, len(post.content), MAX_TEXT)
+        check_media(self.name, post, max_items=MAX_FILES, images_only=False)
+        if not post.content.strip() and not post.media:
+            raise ContentRejectedError("Slack needs text or a file; this post is empty")
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        self.validate(post)
+        channel = connection.metadata.get("channel") or connection.account_id
+        if not isinstance(channel, str) or not channel:
+            raise PlatformConfigError("the slack connection needs metadata.channel (the channel id)")
+        refresher = self._refresher() if connection.refresh_token else None
+        holder = TokenHolder(self.name, connection, ctx, refresher)
+        await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
+        if post.media:
+            return await self._files(holder, ctx, post, channel)
+        data = await self._api(holder, "chat.postMessage", "Slack post", json={"channel": channel, "text": post.content})
+        ts = text_field(data, "ts")
+        if not ts:
+            raise OutcomeUnknownError("Slack post: the answer had no ts; check the channel")
+        posted_in = text_field(data, "channel") or channel
+        return PublishResult(ts, await best_effort(self._permalink(holder, posted_in, ts)))
+
+    async def _api(self, holder: TokenHolder, method: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        def build() -> httpx.Request:
+            headers = {"authorization": f"Bearer {holder.token}"}
+            if "json" in kwargs:
+                headers["content-type"] = "application/json; charset=utf-8"
+            return self.client.build_request("POST", f"{self.base}/{method}", headers=headers, **kwargs)
+
+        return json_object(await call(self.client, holder, build, classify, what=what))
+
+    async def _permalink(self, holder: TokenHolder, channel: str, ts: str) -> str | None:
+        data = await self._api(holder, "chat.getPermalink", "Slack permalink", data={"channel": channel, "message_ts": ts})
+        return text_field(data, "permalink")
+
+    async def _upload(self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int) -> dict[str, str]:
+        content, mime = await ctx.media_bytes(item, self.settings.max_media_bytes)
+        name = filename(item, mime, index)
+        data = await self._api(
+            holder, "files.getUploadURLExternal", "Slack file upload", data={"filename": name, "length": str(len(content))}
+        )
+        upload_url, file_id = text_field(data, "upload_url"), text_field(data, "file_id")
+        if not upload_url or not file_id:
+            raise TransientError("Slack file upload: no upload_url/file_id in the answer")
+        request = self.client.build_request("POST", upload_url, content=content, headers={"content-type": mime})
+        response = await send(self.client, request, what="Slack file upload")
+        if not response.is_success:
+            error = classify(response) or ContentRejectedError(f"Slack refused the file (HTTP {response.status_code})")
+            raise error
+        return {"id": file_id, "title": item.alt or name}
+
+    async def _files(self, holder: TokenHolder, ctx: PublishContext, post: Post, channel: str) -> PublishResult:
+        files = [await preparing(self._upload(holder, ctx, item, i)) for i, item in enumerate(post.media)]
+        form = {"files": json.dumps(files), "channel_id": channel}
+        if post.content:
+            form["initial_comment"] = post.content
+        data = await self._api(holder, "files.completeUploadExternal", "Slack file post", data=form)
+        ts = _shared_ts(data, channel)
+        if ts:
+            return PublishResult(ts, await best_effort(self._permalink(holder, channel, ts)))
+        first = data.get("files")
+        entry = first[0] if isinstance(first, list) and first and isinstance(first[0], dict) else {}
+        return PublishResult(text_field(entry, "id") or files[0]["id"], text_field(entry, "permalink"))
+
+    def _refresher(self) -> Refresher:
+        credentials = self.settings.client("slack")
+
+        async def refresh(connection: Connection) -> TokenSet:
+            if not credentials.client_id or not credentials.client_secret:
+                raise PlatformConfigError(
+                    "Slack token rotation needs SCHEDULER_SLACK_CLIENT_ID and SCHEDULER_SLACK_CLIENT_SECRET"
+                )
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": connection.refresh_token or "",
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret,
+            }
+            request = self.client.build_request("POST", f"{self.base}/oauth.v2.access", data=form)
+            response = await send(self.client, request, what="Slack token refresh")
+            error = classify(response)
+            if isinstance(error, (RateLimitedError, TransientError, OutcomeUnknownError)):
+                raise error
+            if error is not None:  # invalid_grant, invalid_refresh_token, …
+                raise reconnect(self.name, f"the refresh token was refused: {error}")
+            return oauth_token_set(json_object(response), platform=self.name)
+
+        return refresh
+
+
+def _shared_ts(data: dict[str, Any], channel: str) -> str | None:
+    """The message ts of the upload's share in ``channel``, when Slack already reports it."""
+    files = data.get("files")
+    if not isinstance(files, list) or not files or not isinstance(files[0], dict):
+        return None
+    shares = files[0].get("shares")
+    for scope in ("public", "private"):
+        entries = shares.get(scope, {}).get(channel) if isinstance(shares, dict) and isinstance(shares.get(scope), dict) else None
+        if isinstance(entries, list) and entries and isinstance(entries[0], dict):
+            return text_field(entries[0], "ts")
+    return None

@@ -1,0 +1,79 @@
+"""Threads publishing (Graph-style containers, even for text).
+
+Connection row: ``account_id`` = the Threads user id; ``access_token`` = a long-lived
+(60-day) token with ``threads_content_publish``; ``token_expires_at`` drives the
+refresh (``th_refresh_token`` when it expires within the long-lived margin, or after a
+first code-190 failure); ``refresh_token`` unused; no metadata keys.
+
+Flow: a container (``media_type`` ``TEXT``, ``IMAGE`` with ``image_url``, or
+``CAROUSEL`` of 2–20 image children), wait for ``FINISHED`` (bounded poll),
+``threads_publish``, then read the ``permalink``. Text: 500 characters, an emoji counting
+its UTF-8 bytes.
+
+Settings: ``SCHEDULER_THREADS_API_BASE`` (default ``https://graph.threads.net``),
+``SCHEDULER_THREADS_API_VERSION`` (``v1.0``), media poll interval/timeout, long-lived
+refresh margin. Exactly-once: the container id is checkpointed before
+``threads_publish``; a retry checks its status and never publishes it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import httpx
+
+from ..errors import ContentRejectedError, PlatformConfigError
+from ..models import Connection, Post, PublishResult
+from .base import PublishContext
+from .common import TokenHolder, check_length, check_media
+from .graph import ContainerApi, ContainerFlow, long_lived_refresher
+from .settings import PlatformSettings
+from .text import threads_length
+
+MAX_TEXT = 500
+MAX_IMAGES = 20
+
+
+class ThreadsAdapter:
+    name: ClassVar[str] = "threads"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.root = settings.api_base("threads", "https://graph.threads.net")
+
+    def validate(self, post: Post) -> None:
+        check_length(self.name, threads_length(post.content), MAX_TEXT)
+        check_media(self.name, post, max_items=MAX_IMAGES)
+        if not post.content.strip() and not post.media:
+            raise ContentRejectedError("Threads needs text or an image; this post is empty")
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        self.validate(post)
+        if not connection.account_id:
+            raise PlatformConfigError("the threads connection has no account_id (the Threads user id)")
+        refresher = long_lived_refresher(
+            self.client, self.name, f"{self.root}/refresh_access_token", "th_refresh_token"
+        )
+        holder = TokenHolder(self.name, connection, ctx, refresher)
+        await holder.ensure_fresh(self.settings.long_lived_refresh_margin_seconds)
+        api = ContainerApi(
+            self.name, f"{self.root}/{self.settings.threads_api_version}", connection.account_id,
+            "threads", "threads_publish", "status", "text",
+        )
+        flow = ContainerFlow(api, self.client, holder, self.settings)
+
+        async def build() -> Mapping[str, str]:
+            urls = [await ctx.media_url(item) for item in post.media]
+            if not urls:
+                return {"media_type": "TEXT", "text": post.content}
+            if len(urls) == 1:
+                return {"media_type": "IMAGE", "image_url": urls[0], "text": post.content}
+            children = []
+            for url in urls:
+                child = await flow.create({"media_type": "IMAGE", "image_url": url, "is_carousel_item": "true"})
+                children.append(child)
+            return {"media_type": "CAROUSEL", "children": ",".join(children), "text": post.content}
+
+        return await flow.run(post, ctx, build)

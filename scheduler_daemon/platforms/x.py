@@ -1,0 +1,194 @@
+"""X (Twitter) API v2.
+
+Connection row: ``access_token`` = an OAuth 2.0 user token (2 hours) with
+``tweet.write users.read tweet.read media.write offline.access``; ``refresh_token`` = the
+rotating refresh token (each refresh returns a new one, stored atomically through the
+daemon); ``token_expires_at`` drives the refresh (before expiry within the margin, or
+after a first 401); ``account_id`` = the user id (informational); ``metadata.username``
+gives the public URL ``https://x.com/{username}/status/{id}`` (else ``/i/web/status``).
+
+Flow: images → ``POST /2/media/upload`` (multipart ``media`` + ``media_category``; polls
+``processing_info`` when present), then ``POST /2/tweets`` ``{text, media.media_ids}``.
+Text: 280 weighted characters (URL = 23, emoji = 2, CJK = 2); at most 4 images.
+
+Settings: ``SCHEDULER_X_API_BASE`` (default ``https://api.x.com/2``),
+``SCHEDULER_X_CLIENT_ID`` (+ ``SCHEDULER_X_CLIENT_SECRET`` for confidential clients),
+token refresh margin, media poll interval/timeout. Exactly-once: none offered (X only
+rejects exact duplicates with 403); an unknown outcome is reported, never retried.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar
+
+import httpx
+
+from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
+from ..models import Connection, MediaItem, Post, PublishResult
+from .base import PublishContext, Refresher, TokenSet
+from .common import (
+    RefreshableAuthError,
+    TokenHolder,
+    call,
+    check_length,
+    check_media,
+    filename,
+    json_object,
+    oauth_token_set,
+    poll,
+    preparing,
+    rate_limited,
+    reconnect,
+    require_id,
+    seconds_until_epoch,
+    text_field,
+)
+from .http import body_excerpt, retry_after, send
+from .settings import PlatformSettings
+from .text import x_weighted_length
+
+MAX_WEIGHTED = 280
+MAX_IMAGES = 4
+IMAGE_BYTES = 5 * 1024 * 1024
+GIF_BYTES = 15 * 1024 * 1024
+_AUTH_TYPES = ("client-forbidden", "oauth1-permissions", "not-authorized-for-resource", "unsupported-authentication")
+
+
+def _reset_wait(response: httpx.Response) -> float | None:
+    waits = [
+        seconds_until_epoch(response.headers.get(f"{prefix}-reset"))
+        for prefix in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour")
+        if response.headers.get(f"{prefix}-remaining") == "0"
+    ]
+    known = [w for w in waits if w is not None]
+    if known:
+        return max(known)
+    return seconds_until_epoch(response.headers.get("x-rate-limit-reset"))
+
+
+def _detail(data: dict[str, Any], response: httpx.Response) -> str:
+    errors = data.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict) and errors[0].get("message"):
+        return str(errors[0]["message"])[:300]
+    return str(data.get("detail") or data.get("title") or body_excerpt(response))[:300]
+
+
+def classify(response: httpx.Response) -> PublishError | None:
+    if response.is_success:
+        return None
+    data = json_object(response)
+    detail, kind = _detail(data, response), str(data.get("type") or "")
+    status = response.status_code
+    if status == 401:
+        return RefreshableAuthError(f"X refused the token ({detail}): reconnect x")
+    if status == 403:
+        if "duplicate" in detail.lower():
+            return ContentRejectedError(f"X rejected the post: {detail}")
+        if kind.endswith(_AUTH_TYPES):
+            return reconnect("x", detail)
+        return ContentRejectedError(f"X refused the post (HTTP 403): {detail}")
+    if status == 429:
+        wait = _reset_wait(response)
+        return rate_limited("x", response, wait if wait is not None else retry_after(response), detail)
+    if status >= 500:
+        return TransientError(f"X server error (HTTP {status})", retry_after(response))
+    return ContentRejectedError(f"X rejected the post: {detail}")
+
+
+class XAdapter:
+    name: ClassVar[str] = "x"
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.base = settings.api_base("x", "https://api.x.com/2")
+
+    def validate(self, post: Post) -> None:
+        check_length(self.name, x_weighted_length(post.content), MAX_WEIGHTED, "weighted characters (a URL counts 23)")
+        check_media(self.name, post, max_items=MAX_IMAGES)
+        if not post.content.strip() and not post.media:
+            raise ContentRejectedError("X needs text or an image; this post is empty")
+
+    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+        self.validate(post)
+        refresher = self._refresher() if connection.refresh_token else None
+        holder = TokenHolder(self.name, connection, ctx, refresher)
+        await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
+        media_ids = [await preparing(self._upload(holder, ctx, item, i)) for i, item in enumerate(post.media)]
+        body: dict[str, Any] = {"text": post.content}
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
+        response = await call(
+            self.client, holder, lambda: self._request(holder, "POST", "tweets", json=body), classify, what="X post"
+        )
+        tweet_id = require_id(json_object(response), "data", "id", what="X post")
+        username = holder.connection.metadata.get("username")
+        path = f"{username}/status" if isinstance(username, str) and username else "i/web/status"
+        return PublishResult(tweet_id, f"https://x.com/{path}/{tweet_id}")
+
+    def _request(self, holder: TokenHolder, method: str, path: str, **kwargs: Any) -> httpx.Request:
+        headers = {"authorization": f"Bearer {holder.token}"}
+        return self.client.build_request(method, f"{self.base}/{path}", headers=headers, **kwargs)
+
+    async def _upload(self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int) -> str:
+        gif = (item.mime or "") == "image/gif"
+        content, mime = await ctx.media_bytes(item, GIF_BYTES if gif else IMAGE_BYTES)
+        category = "tweet_gif" if mime == "image/gif" else "tweet_image"
+        files = {"media": (filename(item, mime, index), content, mime)}
+        response = await call(
+            self.client, holder,
+            lambda: self._request(holder, "POST", "media/upload", files=files, data={"media_category": category}),
+            classify, what="X media upload",
+        )
+        data = json_object(response)
+        media_id = text_field(data, "data", "id")
+        if not media_id:
+            raise TransientError("X media upload: no media id in the answer")
+        if isinstance(data.get("data"), dict) and data["data"].get("processing_info"):
+            await self._wait_processed(holder, media_id)
+        return media_id
+
+    async def _wait_processed(self, holder: TokenHolder, media_id: str) -> None:
+        params = {"command": "STATUS", "media_id": media_id}
+
+        async def done() -> bool:
+            response = await call(
+                self.client, holder, lambda: self._request(holder, "GET", "media/upload", params=params),
+                classify, what="X media status",
+            )
+            state = text_field(json_object(response), "data", "processing_info", "state")
+            if state == "failed":
+                raise ContentRejectedError("X could not process the image")
+            return state in (None, "succeeded")
+
+        await poll(
+            done, interval=self.settings.media_poll_interval_seconds,
+            timeout=self.settings.media_poll_timeout_seconds, what="X media",
+        )
+
+    def _refresher(self) -> Refresher:
+        credentials = self.settings.client("x")
+
+        async def refresh(connection: Connection) -> TokenSet:
+            if not credentials.client_id:
+                raise PlatformConfigError("X token refresh needs SCHEDULER_X_CLIENT_ID")
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": connection.refresh_token or "",
+                "client_id": credentials.client_id,
+            }
+            headers = {}
+            if credentials.client_secret:  # a confidential client authenticates with Basic
+                pair = f"{credentials.client_id}:{credentials.client_secret}".encode()
+                headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
+            request = self.client.build_request("POST", f"{self.base}/oauth2/token", data=form, headers=headers)
+            response = await send(self.client, request, what="X token refresh")
+            if response.status_code in (400, 401):
+                raise reconnect(self.name, "the refresh token was refused")
+            error = classify(response)
+            if error is not None:
+                raise error
+            return oauth_token_set(json_object(response), platform=self.name)
+
+        return refresh

@@ -1,0 +1,101 @@
+"""Shared fixtures: a real PostgreSQL per session, a fresh migrated database per test,
+a watcher that waits on row changes through LISTEN, and a running daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from scheduler_daemon.config import Settings
+from scheduler_daemon.daemon import Daemon
+from scheduler_daemon.testing.postgres import Databases, server
+
+from helpers import Watcher
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with server(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def databases(pg_server: str) -> Iterator[Databases]:
+    dbs = Databases(pg_server)
+    asyncio.run(dbs.prepare())
+    yield dbs
+    asyncio.run(dbs.drop_all())
+
+
+@pytest.fixture
+async def dsn(databases: Databases) -> AsyncIterator[str]:
+    url = await databases.create()
+    yield url
+    await databases.drop(url)
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(dsn)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def watcher(dsn: str) -> AsyncIterator[Watcher]:
+    conn = await asyncpg.connect(dsn)
+    yield await Watcher(conn).start()
+    await conn.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return replace(
+        Settings.from_env({}), instance_id=f"test-{uuid.uuid4().hex[:6]}", state_dir=tmp_path,
+        heartbeat_seconds=1.0, heartbeat_timeout_seconds=2.0, shutdown_timeout_seconds=5.0,
+        retry_base_seconds=0.05, retry_max_seconds=0.2, http_timeout_seconds=5.0,
+    )
+
+
+class RunningDaemon:
+    def __init__(self, daemon: Daemon, task: asyncio.Task[None]) -> None:
+        self.daemon = daemon
+        self.task = task
+
+    async def stop(self) -> None:
+        self.daemon.stop()
+        async with asyncio.timeout(15):
+            await self.task
+
+
+@pytest.fixture
+async def start_daemon(dsn: str, settings: Settings) -> AsyncIterator[Any]:
+    running: list[RunningDaemon] = []
+
+    async def start(**overrides: Any) -> RunningDaemon:
+        transport = overrides.pop("transport", None)
+        clock = overrides.pop("clock", None)
+        daemon = Daemon(replace(settings, **overrides), dsn, transport=transport, clock=clock)
+        task = asyncio.create_task(daemon.run())
+        started = asyncio.ensure_future(daemon.started.wait())
+        async with asyncio.timeout(15):
+            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            started.cancel()
+            task.result()  # raise the daemon's failure
+        handle = RunningDaemon(daemon, task)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        if not handle.task.done():
+            await handle.stop()
