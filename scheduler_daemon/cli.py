@@ -17,13 +17,15 @@ from collections.abc import Sequence
 import asyncpg
 import structlog
 
-from . import __version__
+from . import __version__, commands
+from .commands import Handler
 from .config import Settings
 from .daemon import Daemon
 from .db import embedded
 from .db.migrate import migrate, pending
 from .errors import ConfigError
 from .logs import SECRETS, configure
+from .systemd import Notifier
 
 logger = structlog.get_logger("scheduler_daemon.cli")
 
@@ -44,10 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--migrate", action="store_true",
         help="apply pending migrations first (always done on the embedded database)",
     )
-    sub.add_parser("migrate", help="apply pending migrations (each once, in order) and exit")
+    run.set_defaults(handler=_run)
+    sub.add_parser("migrate", help="apply pending migrations (each once, in order) and exit").set_defaults(
+        handler=_migrate
+    )
     demo = sub.add_parser("demo", help="seed a few 'log' posts due in seconds, publish them, keep running")
     demo.add_argument("--posts", type=int, default=3, help="how many demo posts to seed (default 3)")
+    demo.set_defaults(handler=_demo)
+    commands.register(sub)  # the operator commands
     return parser
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     configure(settings.log_level, settings.log_format)
     embedded.quiet_platformdirs()
-    command = {"run": _run, "migrate": _migrate, "demo": _demo}[args.command]
+    command: Handler = args.handler
     try:
-        return asyncio.run(command(settings, args))
+        return asyncio.run(_call(command, settings, args))
     except KeyboardInterrupt:
         return EXIT_OK
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
@@ -70,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("configuration error", error=str(exc))
         return EXIT_CONFIG
+
+
+async def _call(command: Handler, settings: Settings, args: argparse.Namespace) -> int:
+    return await command(settings, args)
 
 
 async def _dsn(settings: Settings) -> tuple[str, bool]:
@@ -113,7 +125,8 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, dsn: str, after_ready: object = None) -> int:
-    daemon = Daemon(settings, dsn)
+    notifier = Notifier(settings.notify_socket, watchdog_usec=settings.watchdog_usec, watchdog_pid=settings.watchdog_pid)
+    daemon = Daemon(settings, dsn, notifier=notifier)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, daemon.stop)
     loop.add_signal_handler(signal.SIGINT, daemon.stop)

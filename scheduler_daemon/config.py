@@ -50,6 +50,10 @@ class Settings:
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     state_dir: Path = field(default_factory=default_state_dir)
     platforms: PlatformSettings = field(default_factory=PlatformSettings)
+    # Set by systemd for Type=notify units and WatchdogSec=.
+    notify_socket: str | None = None
+    watchdog_usec: str | None = None
+    watchdog_pid: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +77,9 @@ class Settings:
             instance_id=read.text("SCHEDULER_INSTANCE_ID") or f"{socket.gethostname()}:{os.getpid()}",
             state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
             platforms=PlatformSettings.from_env(env),
+            notify_socket=read.text("NOTIFY_SOCKET"),
+            watchdog_usec=read.text("WATCHDOG_USEC"),
+            watchdog_pid=read.text("WATCHDOG_PID"),
         )
         if settings.database_url is not None and not settings.database_url.startswith(
             ("postgresql://", "postgres://")

@@ -20,9 +20,11 @@ from .db.listener import Listener
 from .db.repository import Repository, create_pool
 from .dispatcher import Dispatcher
 from .logs import SECRETS
+from .metrics import Metrics
 from .outcomes import OutcomeWriter
 from .platforms.registry import Registry
-from .timing import SystemClock
+from .systemd import Notifier
+from .timing import SystemClock, format_delay
 
 logger = structlog.get_logger("scheduler_daemon.daemon")
 
@@ -35,11 +37,15 @@ class Daemon:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: SystemClock | None = None,
+        notifier: Notifier | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.dsn = dsn
         self.transport = transport
         self.clock = clock or SystemClock()
+        self.notifier = notifier or Notifier(None)
+        self.metrics = metrics or Metrics()
         self.started = asyncio.Event()
         self.dispatcher: Dispatcher | None = None
         self.listener: Listener | None = None
@@ -50,9 +56,18 @@ class Daemon:
         self._stop.set()
 
     def resync(self) -> None:
-        """Reload every scheduled row (SIGHUP)."""
+        """Reload every scheduled row (SIGHUP); systemd sees RELOADING=1 until it is done."""
         if self.listener is not None:
+            self.notifier.reloading("resynchronising from the database")
             self.listener.request_resync()
+
+    def status_line(self) -> str:
+        d = self.dispatcher
+        if d is None:
+            return "starting"
+        nxt = d.schedule.next_due()
+        when = "nothing due" if nxt is None else f"next due {d.next_due_iso()} (in {format_delay(nxt - self.clock.now())})"
+        return f"{len(d.schedule)} armed, {len(d.inflight)} publishing; {when}"
 
     async def run(self) -> None:
         s = self.settings
@@ -69,14 +84,19 @@ class Daemon:
                 )
             )
             writer = OutcomeWriter(repository)
-            dispatcher = Dispatcher(s, repository, Registry.build(s.platforms, client), writer, self.clock, client)
+            dispatcher = Dispatcher(
+                s, repository, Registry.build(s.platforms, client), writer, self.clock, client, self.metrics
+            )
 
             async def sync() -> None:
                 dispatcher.sync(await repository.load_scheduled())
+                if self.started.is_set():
+                    self.notifier.ready(self.status_line())  # ends a SIGHUP's RELOADING=1
 
             listener = Listener(
                 self.dsn, repository, on_payload=dispatcher.on_payload, on_sync=sync, clock=self.clock,
                 heartbeat_seconds=s.heartbeat_seconds, heartbeat_timeout_seconds=s.heartbeat_timeout_seconds,
+                metrics=self.metrics,
             )
             dispatcher.on_resync_requested = listener.request_resync
             self.dispatcher, self.listener = dispatcher, listener
@@ -86,8 +106,10 @@ class Daemon:
                 tasks.create_task(writer.run(), name="writer")
                 sleeper = tasks.create_task(dispatcher.run(), name="dispatcher")
                 await self._until_ready_or_stop(listener)
+                tasks.create_task(self._report(), name="systemd")
                 await self._stop.wait()
                 logger.info("stopping")
+                self.notifier.stopping("finishing in-flight publishes")
                 listener.stop()
                 dispatcher.stop()
                 await sleeper
@@ -107,4 +129,25 @@ class Daemon:
         if listener.ready.is_set():
             assert self.dispatcher is not None
             self.started.set()
+            self.notifier.ready(self.status_line())
             logger.info("ready", armed=len(self.dispatcher.schedule), next_due=self.dispatcher.next_due_iso())
+
+    async def _report(self) -> None:
+        """WATCHDOG=1 from the event loop itself (a stuck loop stops it), STATUS= on change."""
+        watchdog = self.notifier.watchdog_interval()
+        period = min(watchdog or 5.0, 5.0)
+        last = ""
+        while not self._stop.is_set():
+            if watchdog is not None:
+                self.notifier.watchdog()
+            line = self.status_line()
+            if line.split(";")[0] != last.split(";")[0]:
+                self.notifier.status(line)
+            last = line
+            assert self.dispatcher is not None
+            nxt = self.dispatcher.schedule.next_due()
+            self.metrics.armed(len(self.dispatcher.schedule), None if nxt is None else nxt - self.clock.now())
+            try:
+                await asyncio.wait_for(self._stop.wait(), period)
+            except TimeoutError:
+                pass

