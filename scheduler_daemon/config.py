@@ -50,6 +50,8 @@ class Settings:
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     state_dir: Path = field(default_factory=default_state_dir)
     platforms: PlatformSettings = field(default_factory=PlatformSettings)
+    # host:port for /metrics and /healthz; None (the default) serves nothing.
+    metrics_address: str | None = None
     # Set by systemd for Type=notify units and WatchdogSec=.
     notify_socket: str | None = None
     watchdog_usec: str | None = None
@@ -77,6 +79,7 @@ class Settings:
             instance_id=read.text("SCHEDULER_INSTANCE_ID") or f"{socket.gethostname()}:{os.getpid()}",
             state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
             platforms=PlatformSettings.from_env(env),
+            metrics_address=read.address("SCHEDULER_METRICS_ADDRESS"),
             notify_socket=read.text("NOTIFY_SOCKET"),
             watchdog_usec=read.text("WATCHDOG_USEC"),
             watchdog_pid=read.text("WATCHDOG_PID"),
@@ -118,6 +121,15 @@ class _Reader:
         if value != value or value < minimum or value in (float("inf"),):  # type: ignore[operator]
             raise ConfigError(f"{name}={raw!r} must be a finite number of at least {minimum}")
         return value
+
+    def address(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        host, sep, port = raw.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name}={raw!r} must be host:port, e.g. 127.0.0.1:9464")
+        return raw
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
         raw = (self.text(name) or default).lower()
