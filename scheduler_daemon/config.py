@@ -42,6 +42,7 @@ class Settings:
     retry_max_seconds: float = 900.0
     http_timeout_seconds: float = 30.0
     shutdown_timeout_seconds: float = 30.0
+    recovery_after_seconds: float = 120.0
     heartbeat_seconds: float = 10.0
     heartbeat_timeout_seconds: float = 5.0
     max_content_chars: int = 100_000
@@ -71,6 +72,7 @@ class Settings:
             retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", float, 900.0, minimum=0),
             http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", float, 30.0, minimum=0.001),
             shutdown_timeout_seconds=read.number("SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", float, 30.0, minimum=0),
+            recovery_after_seconds=read.number("SCHEDULER_RECOVERY_AFTER_SECONDS", float, 120.0, minimum=0),
             heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", float, 10.0, minimum=0.05),
             heartbeat_timeout_seconds=read.number("SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS", float, 5.0, minimum=0.05),
             max_content_chars=read.number("SCHEDULER_MAX_CONTENT_CHARS", int, 100_000, minimum=1),

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from contextlib import AsyncExitStack
 
+import asyncpg
 import httpx
 import structlog
 
@@ -72,7 +73,7 @@ class Daemon:
     async def run(self) -> None:
         s = self.settings
         async with AsyncExitStack() as stack:
-            pool = await create_pool(self.dsn, max_size=max(4, min(20, s.concurrency // 5)))
+            pool = await create_pool(self.dsn, instance_id=s.instance_id, max_size=max(4, min(20, s.concurrency // 5)))
             stack.push_async_callback(pool.close)
             repository = Repository(pool, s.instance_id)
             client = await stack.enter_async_context(
@@ -90,6 +91,7 @@ class Daemon:
 
             async def sync() -> None:
                 dispatcher.sync(await repository.load_scheduled())
+                await dispatcher.recover()
                 if self.started.is_set():
                     self.notifier.ready(self.status_line())  # ends a SIGHUP's RELOADING=1
 
@@ -132,6 +134,12 @@ class Daemon:
             self.notifier.ready(self.status_line())
             logger.info("ready", armed=len(self.dispatcher.schedule), next_due=self.dispatcher.next_due_iso())
 
+    async def _recover(self, dispatcher: Dispatcher) -> None:
+        try:
+            await dispatcher.recover()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            logger.warning("recovery check failed; will retry", error=str(exc))
+
     async def _report(self) -> None:
         """WATCHDOG=1 from the event loop itself (a stuck loop stops it), STATUS= on change."""
         watchdog = self.notifier.watchdog_interval()
@@ -140,6 +148,9 @@ class Daemon:
         while not self._stop.is_set():
             if watchdog is not None:
                 self.notifier.watchdog()
+            assert self.dispatcher is not None
+            if self.dispatcher.orphans_pending:
+                await self._recover(self.dispatcher)
             line = self.status_line()
             if line.split(";")[0] != last.split(";")[0]:
                 self.notifier.status(line)

@@ -31,6 +31,7 @@ from .models import Connection, MediaItem, Outcome, OutcomeKind, ScheduledRow
 from .notifications import MalformedNotification, Op, parse
 from .outcomes import OutcomeWriter, classify, published
 from .platforms.base import Refresher
+from .platforms.pacing import Pacer
 from .platforms.registry import Registry
 from .schedule import Armed, Schedule
 from .timing import Clock, due_instant, format_delay, utc_from_ts
@@ -78,9 +79,11 @@ class Dispatcher:
         self.writer = writer
         self.clock = clock
         self.media = MediaResolver(settings.platforms, client)
+        self.pacer = Pacer(settings.platforms)
         self.metrics = metrics or Metrics()
         self.schedule = Schedule()
         self.inflight: set[uuid.UUID] = set()
+        self.orphans_pending = False  # rows other instances hold in 'publishing': recheck them
         self.on_resync_requested: Any = None  # set by the daemon: TRUNCATE asks for a resync
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._wake = asyncio.Event()
@@ -124,6 +127,22 @@ class Dispatcher:
                 self.arm(row, version)
         self._wake.set()
         logger.info("schedule loaded", armed=len(self.schedule), next_due=self.next_due_iso())
+
+    async def recover(self) -> None:
+        """Resolve rows left in 'publishing': ours that we are not publishing (a lost claim
+        answer: nothing was sent, so they are due again), and those of instances that are gone."""
+        released = await self.repository.release_own(list(self.inflight))
+        if released:
+            logger.warning("released rows whose claim answer was lost", posts=len(released))
+        for r in await self.repository.recover_orphans(
+            self.settings.recovery_after_seconds, sorted(self.registry.idempotent)
+        ):
+            log = logger.bind(post_id=str(r["id"]), platform=r["platform"], instance=r["instance"])
+            if r["status"] == "scheduled":
+                log.warning("republishing a post a stopped daemon left unfinished (the platform deduplicates)")
+            else:
+                log.error("a stopped daemon left this post unfinished: outcome unknown, set to draft")
+        self.orphans_pending = await self.repository.count_orphans() > 0
 
     def next_due_iso(self) -> str | None:
         nxt = self.schedule.next_due()
@@ -181,21 +200,29 @@ class Dispatcher:
                 ready[armed.id] = armed
         if not ready:
             return
+        # In flight from before the claim is sent until the outcome is written, so a
+        # concurrent resync never mistakes these rows for orphans of ours.
+        self.inflight.update(ready)
+        self._idle.clear()
         try:
             won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-            # Not claimed, or claimed with the answer lost: re-arm; the listener's resync
-            # after a reconnect rebuilds the schedule from the table either way.
+            # Not claimed, or claimed with the answer lost: re-arm. A row claimed without our
+            # knowing is released by the next sync (release_own): nothing was sent for it.
             logger.warning("claim failed; re-arming", error=str(exc), posts=len(ready))
+            won = []
             for armed in ready.values():
                 self.schedule.arm(armed.id, armed.due, armed.version)
             await asyncio.sleep(0.5)
-            return
+        claimed = {record["id"] for record in won}
+        self._settle(post_id for post_id in ready if post_id not in claimed)
         for record in won:
-            armed = ready[record["id"]]
-            self.inflight.add(armed.id)
-            self._idle.clear()
-            tasks.create_task(self._publish(record, armed))
+            tasks.create_task(self._publish(record, ready[record["id"]]))
+
+    def _settle(self, post_ids: Iterable[uuid.UUID]) -> None:
+        self.inflight.difference_update(post_ids)
+        if not self.inflight:
+            self._idle.set()
 
     # -- one publish --------------------------------------------------------------------
 
@@ -209,23 +236,24 @@ class Dispatcher:
             async with self._slots:
                 started, begun = self.clock.now(), True
                 outcome = await self._attempt(record, post_id, platform, attempt, log)
+            written = self.writer.submit(outcome)
+            self._log_summary(log, outcome, armed, started)
+            await written
         except asyncio.CancelledError:
             # Stopped past the shutdown timeout. Still waiting for a slot: nothing was sent,
             # the post is simply due again. Mid-attempt: the outcome is unknown.
-            exc: Exception = (
-                OutcomeUnknownError("the daemon stopped while publishing")
-                if begun
-                else TransientError("the daemon stopped before publishing")
-            )
-            outcome = self._failed(exc, post_id, platform, attempt, utc_from_ts(started))
-            raise
-        finally:
-            if outcome is not None:
+            if outcome is None:
+                exc: Exception = (
+                    OutcomeUnknownError("the daemon stopped while publishing")
+                    if begun
+                    else TransientError("the daemon stopped before publishing")
+                )
+                outcome = self._failed(exc, post_id, platform, attempt, utc_from_ts(started))
                 self.writer.submit(outcome)
                 self._log_summary(log, outcome, armed, started)
-            self.inflight.discard(post_id)
-            if not self.inflight:
-                self._idle.set()
+            raise
+        finally:
+            self._settle((post_id,))
 
     async def _attempt(
         self, record: asyncpg.Record, post_id: uuid.UUID, platform: str, attempt: int, log: Any
@@ -237,7 +265,8 @@ class Dispatcher:
             post = rows.post(record, self.settings.max_content_chars)
             adapter.validate(post)
             connection = rows.pick_connection(record)
-            result = await adapter.publish(post, connection, _Context(post_id, self.repository, self.media))
+            async with self.pacer.slot(platform, str(connection.id)):
+                result = await adapter.publish(post, connection, _Context(post_id, self.repository, self.media))
         except Exception as exc:  # classified, never fatal: every other post goes on
             if isinstance(exc, AuthError) and connection is not None:
                 await self._mark_needs_reconnect(connection, log)
@@ -258,6 +287,7 @@ class Dispatcher:
             exc, post_id=post_id, platform=platform, attempt=attempt, started_at=started_at,
             finished_at=utc_from_ts(self.clock.now()), max_attempts=s.max_attempts,
             retry_base=s.retry_base_seconds, retry_max=s.retry_max_seconds,
+            idempotent=platform in self.registry.idempotent,
         )
 
     async def _mark_needs_reconnect(self, connection: Connection, log: Any) -> None:

@@ -26,6 +26,7 @@ from .errors import (
     PublishError,
     RateLimitedError,
     RetryablePublishError,
+    TransientError,
 )
 from .db.repository import Repository
 from .models import Outcome, OutcomeKind, PublishResult
@@ -47,13 +48,21 @@ def classify(
     max_attempts: int,
     retry_base: float,
     retry_max: float,
+    idempotent: bool = False,
     jitter: Callable[[float, float], float] = random.uniform,
 ) -> Outcome:
-    """The outcome of an attempt that raised ``exc``."""
+    """The outcome of an attempt that raised ``exc``.
+
+    ``idempotent``: the platform deduplicates a repeated request for this post (an
+    idempotency key, a fixed record key, a status check), so an unknown outcome can be
+    retried safely; elsewhere it ends as a draft telling the user to check.
+    """
 
     def end(kind: OutcomeKind, message: str, reason: str, retry_at: dt.datetime | None = None) -> Outcome:
         return Outcome(post_id, platform, attempt, kind, started_at, finished_at, None, message, retry_at, reason)
 
+    if isinstance(exc, OutcomeUnknownError) and idempotent:
+        exc = TransientError(f"{exc} (safe to repeat: {platform} deduplicates this post)")
     if isinstance(exc, RetryablePublishError):
         limited = isinstance(exc, RateLimitedError)
         limit = max_attempts * (RATE_LIMIT_ATTEMPTS_FACTOR if limited else 1)
@@ -105,7 +114,7 @@ class OutcomeWriter:
     def __init__(self, repository: Repository, *, retry_cap: float = 5.0) -> None:
         self.repository = repository
         self.retry_cap = retry_cap
-        self._outcomes: list[Outcome] = []
+        self._outcomes: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._rejects: list[tuple[uuid.UUID, int, str]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -113,10 +122,13 @@ class OutcomeWriter:
         self._stopping = False
         self.written = 0
 
-    def submit(self, outcome: Outcome) -> None:
-        self._outcomes.append(outcome)
+    def submit(self, outcome: Outcome) -> asyncio.Future[None]:
+        """Queue ``outcome``; the future resolves once it is in the database."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((outcome, written))
         self._idle.clear()
         self._wake.set()
+        return written
 
     def reject(self, post_id: uuid.UUID, version: int, message: str) -> None:
         self._rejects.append((post_id, version, message))
@@ -156,8 +168,11 @@ class OutcomeWriter:
                     await self.repository.reject(rejects)
                     rejects = []
                 if outcomes:
-                    await self.repository.record(outcomes)
+                    await self.repository.record([o for o, _ in outcomes])
                     self.written += len(outcomes)
+                    for _, written in outcomes:
+                        if not written.done():
+                            written.set_result(None)
                 failures = 0
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
                 # Put them back in front and try again: nothing is dropped.

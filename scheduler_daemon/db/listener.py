@@ -29,7 +29,7 @@ import structlog
 from ..metrics import Metrics
 from ..notifications import CHANNEL
 from ..timing import SystemClock
-from .repository import Repository
+from .repository import Repository, application_name
 
 logger = structlog.get_logger("scheduler_daemon.listener")
 
@@ -87,7 +87,11 @@ class Listener:
         attempt = 0
         while not self._stopping:
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=self.heartbeat_timeout * 2, **self.connect_kwargs)
+                conn = await asyncpg.connect(
+                    self.dsn, timeout=self.heartbeat_timeout * 2,
+                    server_settings={"application_name": application_name(self.repository.instance_id)},
+                    **self.connect_kwargs,
+                )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
                 delay = backoff(attempt)
                 attempt += 1

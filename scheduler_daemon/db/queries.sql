@@ -113,5 +113,52 @@ UPDATE platform_connections
    SET needs_reconnect = true, updated_at = now()
  WHERE id = $1 AND access_token IS NOT DISTINCT FROM $2;
 
+-- name: release_own
+-- Rows this instance claimed but is not publishing (the claim's answer was lost): nothing
+-- was sent for them, so they are simply scheduled again.
+UPDATE content_posts
+   SET status = 'scheduled', claimed_by = NULL, claimed_at = NULL, retry_at = now(),
+       attempt_count = greatest(attempt_count - 1, 0)
+ WHERE status = 'publishing' AND claimed_by = $1 AND NOT (id = ANY($2::uuid[]))
+RETURNING id;
+
+-- name: recover_orphans
+-- Rows left in 'publishing' by an instance that is gone (no session of it is connected)
+-- for longer than $2 seconds. Platforms in $3 deduplicate a repeat, so their posts are
+-- published again; for the others the outcome is unknown: draft with a reason.
+WITH live AS (
+    SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'scheduler-daemon:%'
+), orphan AS (
+    SELECT p.id, p.platform, p.claimed_by, p.claimed_at, p.attempt_count, p.platform = ANY($3::text[]) AS repeatable
+      FROM content_posts p
+     WHERE p.status = 'publishing'
+       AND p.claimed_by IS DISTINCT FROM $1
+       AND p.claimed_at < now() - make_interval(secs => $2)
+       AND left('scheduler-daemon:' || coalesce(p.claimed_by, ''), 63) NOT IN (SELECT application_name FROM live)
+       FOR UPDATE OF p SKIP LOCKED
+), resolved AS (
+    UPDATE content_posts p
+       SET status = CASE WHEN o.repeatable THEN 'scheduled' ELSE 'draft' END,
+           retry_at = CASE WHEN o.repeatable THEN now() END,
+           error_message = CASE WHEN o.repeatable THEN NULL ELSE
+               'outcome unknown: the daemon publishing this post (' || coalesce(o.claimed_by, '?') ||
+               ') stopped before recording the result. The post may have been published: check ' ||
+               o.platform || ' before rescheduling' END,
+           claimed_by = NULL, claimed_at = NULL
+      FROM orphan o
+     WHERE p.id = o.id
+ RETURNING p.id, p.platform, p.status, p.error_message, o.claimed_by AS instance, o.claimed_at, o.attempt_count
+), audit AS (
+    INSERT INTO publish_attempts (post_id, attempt, platform, instance, started_at, finished_at, outcome, error_message)
+    SELECT id, attempt_count, platform, instance, claimed_at, now(),
+           CASE WHEN status = 'scheduled' THEN 'retry' ELSE 'unknown' END, error_message
+      FROM resolved
+)
+SELECT id, platform, status, instance FROM resolved;
+
+-- name: count_orphans
+-- How many rows other (possibly dead) instances hold in 'publishing'.
+SELECT count(*) FROM content_posts WHERE status = 'publishing' AND claimed_by IS DISTINCT FROM $1;
+
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8;

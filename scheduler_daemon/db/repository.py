@@ -26,9 +26,15 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+def application_name(instance_id: str) -> str:
+    """How this instance's sessions show in pg_stat_activity: recovery checks liveness by it."""
+    return f"scheduler-daemon:{instance_id}"[:63]
+
+
+async def create_pool(dsn: str, *, instance_id: str, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, init=init_connection, command_timeout=60, **kwargs
+        dsn, min_size=1, max_size=max_size, init=init_connection, command_timeout=60,
+        server_settings={"application_name": application_name(instance_id)}, **kwargs,
     )
 
 
@@ -75,6 +81,16 @@ class Repository:
         if items:
             ids, versions, messages = zip(*items)
             await self.pool.execute(q("reject"), list(ids), list(versions), list(messages))
+
+    async def release_own(self, busy: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        records = await self.pool.fetch(q("release_own"), self.instance_id, list(busy))
+        return [r["id"] for r in records]
+
+    async def recover_orphans(self, after_seconds: float, repeatable: Sequence[str]) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(q("recover_orphans"), self.instance_id, after_seconds, list(repeatable)))
+
+    async def count_orphans(self) -> int:
+        return int(await self.pool.fetchval(q("count_orphans"), self.instance_id))
 
     async def checkpoint(self, post_id: uuid.UUID, values: dict[str, Any]) -> None:
         await self.pool.execute(q("checkpoint"), post_id, values, self.instance_id)

@@ -73,6 +73,10 @@ class PublishContext(Protocol):
 
 class PlatformAdapter(Protocol):
     name: ClassVar[str]
+    # True when repeating a publish of the same post cannot create a second post (an
+    # idempotency key, a fixed record key, a container status check): an unknown outcome
+    # is then retried, and a crashed daemon's unfinished post is published again.
+    idempotent: ClassVar[bool]
 
     def validate(self, post: Post) -> None: ...
 
@@ -80,6 +84,6 @@ class PlatformAdapter(Protocol):
 
 
 class AdapterFactory(Protocol):
-    name: ClassVar[str]
+    name: str  # not ClassVar: mypy matches class objects only against plain members
 
     def __call__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> PlatformAdapter: ...

@@ -126,6 +126,7 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 class BlueskyAdapter:
     name: ClassVar[str] = "bluesky"
+    idempotent: ClassVar[bool] = True
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings

@@ -27,7 +27,7 @@ from ..errors import (
     RateLimitedError,
     TransientError,
 )
-from ..models import Connection, MediaItem, Post, PublishResult
+from ..models import Connection, MediaItem, Post
 from .base import PublishContext, Refresher, TokenSet
 from .http import retry_after, send
 
@@ -235,10 +235,6 @@ def filename(item: MediaItem, mime: str, index: int) -> str:
         return name
     extension = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}.get(mime, "bin")
     return f"image{index}.{extension}"
-
-
-def result(post_id: str, url: str | None) -> PublishResult:
-    return PublishResult(post_id, url)
 
 
 T = TypeVar("T")

@@ -71,6 +71,7 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 class DiscordAdapter:
     name: ClassVar[str] = "discord"
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.client = client

@@ -35,6 +35,7 @@ MAX_IMAGES = 10
 
 class FacebookAdapter:
     name: ClassVar[str] = "facebook"
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.client = client

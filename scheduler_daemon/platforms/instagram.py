@@ -41,6 +41,7 @@ _HASHTAG = re.compile(r"(?<!\w)#\w+")
 
 class InstagramAdapter:
     name: ClassVar[str] = "instagram"
+    idempotent: ClassVar[bool] = True
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings

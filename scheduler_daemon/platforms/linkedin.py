@@ -85,6 +85,7 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 class LinkedInAdapter:
     name: ClassVar[str] = "linkedin"
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings

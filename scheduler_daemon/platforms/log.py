@@ -16,6 +16,7 @@ logger = structlog.get_logger("scheduler_daemon.platforms.log")
 
 class LogAdapter:
     name: ClassVar[str] = "log"
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         pass

@@ -86,6 +86,7 @@ def _positive(value: Any, default: int) -> int:
 
 class MastodonAdapter:
     name: ClassVar[str] = "mastodon"
+    idempotent: ClassVar[bool] = True
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings

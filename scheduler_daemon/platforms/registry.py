@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import cast
 
 import httpx
 
@@ -23,8 +22,7 @@ from .threads import ThreadsAdapter
 from .webhook import WebhookAdapter
 from .x import XAdapter
 
-# cast: mypy never matches a class object to a Protocol's ClassVar member (base.AdapterFactory.name)
-FACTORIES: tuple[AdapterFactory, ...] = cast("tuple[AdapterFactory, ...]", (
+FACTORIES: tuple[AdapterFactory, ...] = (
     WebhookAdapter,
     LogAdapter,
     FacebookAdapter,
@@ -37,7 +35,7 @@ FACTORIES: tuple[AdapterFactory, ...] = cast("tuple[AdapterFactory, ...]", (
     TelegramAdapter,
     DiscordAdapter,
     SlackAdapter,
-))
+)
 
 
 class Registry:
@@ -47,6 +45,11 @@ class Registry:
     @classmethod
     def build(cls, settings: PlatformSettings, client: httpx.AsyncClient) -> Registry:
         return cls({factory.name: factory(settings, client) for factory in FACTORIES})
+
+    @property
+    def idempotent(self) -> frozenset[str]:
+        """Platforms whose adapter makes a repeated publish of one post harmless."""
+        return frozenset(n for n, a in self._adapters.items() if a.idempotent)
 
     @property
     def names(self) -> list[str]:

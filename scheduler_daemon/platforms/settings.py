@@ -64,6 +64,9 @@ DEFAULT_CONCURRENCY: Mapping[str, tuple[int, int]] = {
     "telegram": (20, 1),
     "discord": (10, 1),
     "slack": (10, 1),
+    # Your own endpoint and the demo: bounded only by SCHEDULER_CONCURRENCY.
+    "webhook": (10_000, 10_000),
+    "log": (10_000, 10_000),
 }
 FALLBACK_CONCURRENCY = (50, 5)
 

@@ -90,6 +90,7 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 class SlackAdapter:
     name: ClassVar[str] = "slack"
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings

@@ -70,6 +70,7 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 class TelegramAdapter:
     name: ClassVar[str] = "telegram"
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.client = client

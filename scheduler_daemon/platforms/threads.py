@@ -37,6 +37,7 @@ MAX_IMAGES = 20
 
 class ThreadsAdapter:
     name: ClassVar[str] = "threads"
+    idempotent: ClassVar[bool] = True
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings

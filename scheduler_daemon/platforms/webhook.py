@@ -44,6 +44,7 @@ def payload(post: Post) -> dict[str, Any]:
 
 class WebhookAdapter:
     name: ClassVar[str] = "webhook"
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.client = client

@@ -98,6 +98,7 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 class XAdapter:
     name: ClassVar[str] = "x"
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings

@@ -35,6 +35,7 @@ class Reply:
     body: Any = field(default_factory=lambda: {"ok": True})
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    delay: float = 0.0  # seconds before answering (a slow platform)
 
 
 Responder = Callable[[Arrival], Reply]
@@ -74,6 +75,8 @@ class Receiver:
         async with self._changed:
             self._changed.notify_all()
         reply = self.responder(arrival)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.hang:
             await asyncio.Event().wait()  # never answers; the client's timeout ends it
         return web.json_response(reply.body, status=reply.status, headers=reply.headers)

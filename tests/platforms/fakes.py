@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import email.utils
 import json
 import time
 import urllib.parse
@@ -56,11 +55,14 @@ def reply(status: int, data: Any = None, headers: dict[str, str] | None = None) 
     return httpx.Response(status, json=data, headers=headers)
 
 
+_jti = iter(range(1, 1_000_000))
+
+
 def jwt(exp: float) -> str:
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
-    return f"{part({'alg': 'HS256'})}.{part({'exp': int(exp), 'scope': 'com.atproto.access'})}.c2ln"
+    return f"{part({'alg': 'HS256'})}.{part({'exp': int(exp), 'jti': next(_jti), 'scope': 'com.atproto.access'})}.c2ln"
 
 
 class Fake:
