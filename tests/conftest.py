@@ -4,6 +4,8 @@ a watcher that waits on row changes through LISTEN, and a running daemon."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,9 +24,15 @@ from helpers import Watcher
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with server(tmp_path_factory.mktemp("pg")) as url:
-        yield url
+def pg_server() -> Iterator[str]:
+    # Not under pytest's basetemp: pytest prunes old basetemps, which would pull the data
+    # directory from under a server another pytest process is still running.
+    tmp = Path(tempfile.mkdtemp(prefix="scheduler-daemon-tests-"))
+    try:
+        with server(tmp) as url:
+            yield url
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +107,9 @@ async def start_daemon(dsn: str, settings: Settings) -> AsyncIterator[Any]:
     for handle in running:
         if not handle.task.done():
             await handle.stop()
+
+
+@pytest.fixture
+def settings_(settings: Settings) -> Settings:
+    """The daemon settings under a name that does not clash with a module's own ``settings``."""
+    return settings

@@ -102,6 +102,12 @@ class Databases:
         self._made.append(name)
         return with_database(self.server_url, name)
 
+    async def create_empty(self) -> str:
+        """A database with nothing in it (for migration tests)."""
+        name = next(self._names)
+        self._made.append(name)
+        return await ensure_database(self.server_url, name)
+
     async def drop(self, url: str) -> None:
         name = url.partition("?")[0].rsplit("/", 1)[1]
         conn = await asyncpg.connect(self.server_url)

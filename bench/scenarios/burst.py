@@ -1,0 +1,171 @@
+"""2. Burst: many posts due at one instant, against bare HTTP clients in the same run.
+
+Every measurement posts the same number of webhook-shaped requests to the same receiver
+process and is timed the same way: from the instant the posts are due (the bare client's
+start) to the receiver's last arrival. The bare clients get their bodies and headers
+ready-made; the daemon claims, builds, signs, sends and records each post.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import asyncpg
+import httpx
+
+from .. import transports
+from ..context import Context
+from ..harness import RunningDaemon, bench_settings
+from ..pg import TOKEN, insert_same_instant, webhook_campaign
+from ..receiver import Arrival, ReceiverProcess
+from ..results import distribution, target
+
+CONCURRENCY = 100  # the daemon's default SCHEDULER_CONCURRENCY; the bare clients use it too
+
+Request = tuple[bytes, dict[str, str]]
+
+
+def requests(count: int) -> list[Request]:
+    """Bodies and headers like the webhook adapter's, one per fake post."""
+    made: list[Request] = []
+    for n in range(count):
+        post_id = str(uuid.uuid4())
+        body = json.dumps(
+            {"post_id": post_id, "platform": "webhook", "content": f"burst post {n}", "media": [],
+             "scheduled_at": "2030-01-01T00:00:00Z", "campaign_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4())},
+            separators=(",", ":"),
+        ).encode()
+        signature = "sha256=" + hmac.new(TOKEN.encode(), body, hashlib.sha256).hexdigest()
+        made.append((body, {"content-type": "application/json", "idempotency-key": post_id,
+                            "x-scheduler-signature": signature}))
+    return made
+
+
+async def _bare_aiohttp(url: str, batch: list[Request]) -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+
+        async def one(body: bytes, headers: dict[str, str]) -> None:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+
+        await asyncio.gather(*(one(b, h) for b, h in batch))
+
+
+def _bare_httpx(transport: str) -> Callable[[str, list[Request]], Awaitable[None]]:
+    async def post_all(url: str, batch: list[Request]) -> None:
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        slots = asyncio.Semaphore(CONCURRENCY)
+        async with httpx.AsyncClient(
+            transport=transports.make(transport, CONCURRENCY), limits=limits, timeout=30.0
+        ) as client:
+
+            async def one(body: bytes, headers: dict[str, str]) -> None:
+                async with slots:
+                    response = await client.post(url, content=body, headers=headers)
+                    response.raise_for_status()
+
+            await asyncio.gather(*(one(b, h) for b, h in batch))
+
+    return post_all
+
+
+def _figures(arrivals: list[Arrival], count: int, start: float) -> dict[str, Any]:
+    keys = [a.key for a in arrivals]
+    last = max((a.wall for a in arrivals), default=start)
+    span = last - start
+    return {
+        "arrived": len(set(keys)),
+        "duplicates": len(keys) - len(set(keys)),
+        "first_arrival_s": round(min((a.wall for a in arrivals), default=start) - start, 4),
+        "last_arrival_s": round(span, 4),
+        "posts_per_s": round(len(set(keys)) / span, 1) if span > 0 else None,
+    }
+
+
+async def bare(rx: ReceiverProcess, name: str, count: int) -> dict[str, Any]:
+    post_all = _bare_aiohttp if name == "aiohttp" else _bare_httpx(name)
+    batch = requests(count)
+    await rx.reset()
+    start = time.time()
+    cpu = time.process_time()
+    await post_all(rx.url + "/hook", batch)
+    cpu = time.process_time() - cpu
+    _, arrivals = await rx.wait(count, timeout=60)
+    return {"client": name, "cpu_ms_per_request": round(cpu / count * 1000, 4), **_figures(arrivals, count, start)}
+
+
+async def daemon(ctx: Context, rx: ReceiverProcess, transport: str, count: int) -> dict[str, Any]:
+    settings = bench_settings(concurrency=CONCURRENCY)
+    await rx.reset()
+    async with ctx.database() as dsn:
+        db = await asyncpg.connect(dsn)
+        try:
+            campaign = await webhook_campaign(db, rx.url)
+            async with RunningDaemon(dsn, settings, transport=transports.make(transport, CONCURRENCY)) as d:
+                lead = ctx.sizes.lead_s + count / 2500
+                due = time.time() + lead
+                await insert_same_instant(db, campaign, due, count)
+                armed = await d.probes.notified.reach(count, timeout=max(0.0, due - time.time()))
+                armed_at = time.time()
+                cpu = time.process_time()
+                complete, arrivals = await rx.wait(count, timeout=120)
+                written = await d.probes.outcomes.reach(count, timeout=120)
+                written_at = time.time()
+                cpu = time.process_time() - cpu
+                claims = [(c.asked, c.won, round((c.finished - c.started) * 1000, 2)) for c in d.probes.claims]
+                published = await db.fetchval("SELECT count(*) FROM content_posts WHERE status = 'published'")
+        finally:
+            await db.close()
+    return {
+        "transport": transport,
+        "armed_before_due": armed,
+        "armed_margin_s": round(due - armed_at, 3),
+        "complete": complete and written,
+        **_figures(arrivals, count, due),
+        "outcomes_written_s": round(written_at - due, 4),
+        "published_rows": published,
+        "cpu_ms_per_post": round(cpu / count * 1000, 4),
+        "claims_asked_won_ms": claims,
+        "publish_start_minus_due_ms": distribution(d.metrics.lateness),
+    }
+
+
+async def measure(ctx: Context, loop: str = "asyncio") -> dict[str, Any]:
+    count = ctx.sizes.burst_posts
+    result: dict[str, Any] = {"posts": count, "concurrency": CONCURRENCY, "loop": loop}
+    async with ReceiverProcess("fast") as rx:
+        bare_runs = [await bare(rx, "aiohttp", count)]
+        daemon_runs = [await daemon(ctx, rx, name, count) for name in transports.names()]
+        bare_runs += [await bare(rx, name, count) for name in transports.names()]
+    async with ReceiverProcess("aiohttp") as slow_rx:
+        receiver_check = await bare(slow_rx, "aiohttp", count)
+    result.update(bare_clients=bare_runs, daemon=daemon_runs, bare_aiohttp_vs_aiohttp_receiver=receiver_check)
+    best_bare = max(float(b["posts_per_s"] or 0) for b in bare_runs)
+    best = max(daemon_runs, key=lambda r: float(r["posts_per_s"] or 0))
+    result["best_bare_posts_per_s"] = best_bare
+    result["best_daemon_transport"] = best["transport"]
+    result["daemon_vs_best_bare"] = round(float(best["posts_per_s"] or 0) / best_bare, 3) if best_bare else None
+    return result
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    result = asyncio.run(measure(ctx))
+    targets = []
+    for r in result["daemon"]:
+        ratio = float(r["posts_per_s"] or 0) / result["best_bare_posts_per_s"] * 100
+        targets.append(target("burst", f"daemon ({r['transport']}) vs best bare client", ratio, ">=", 60.0, "%",
+                              f"{r['posts_per_s']} vs {result['best_bare_posts_per_s']} posts/s; "
+                              f"last arrival {r['last_arrival_s']} s after due"))
+        targets.append(target("burst", f"duplicates ({r['transport']})", float(r["duplicates"]), "<=", 0, "posts"))
+        targets.append(target("burst", f"missing ({r['transport']})", float(result["posts"] - r["arrived"]),
+                              "<=", 0, "posts"))
+    result["targets"] = targets
+    return result
