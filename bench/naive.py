@@ -1,0 +1,55 @@
+"""The designs the schedule is compared with, as processes measured like the daemon.
+
+``python -m bench.naive tasks``: the naive design, one asyncio task per post sleeping
+until its instant. ``python -m bench.naive heap``: the same minimal process holding the
+daemon's ``Schedule`` instead. Both load the rows with the daemon's own query and
+conversion (``Repository.load_scheduled``, ``due_instant``), send READY=1 to
+``$NOTIFY_SOCKET`` once every post is armed, and wait for SIGTERM. ``DATABASE_URL`` names
+the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+from scheduler_daemon.db.repository import Repository, create_pool
+from scheduler_daemon.schedule import Schedule
+from scheduler_daemon.systemd import Notifier
+from scheduler_daemon.timing import due_instant
+
+
+async def _sleep_until(due: float) -> None:
+    await asyncio.sleep(max(0.0, due - time.time()))
+
+
+async def main(mode: str) -> None:
+    pool = await create_pool(os.environ["DATABASE_URL"], max_size=2)
+    loaded = await Repository(pool, "naive").load_scheduled()
+    tasks: list[asyncio.Task[None]] = []
+    schedule = Schedule()
+    for row, version in loaded:
+        due = due_instant(row.key).timestamp()
+        if mode == "tasks":
+            tasks.append(asyncio.create_task(_sleep_until(due)))
+        else:
+            schedule.arm(row.id, due, version)
+    del loaded
+    await asyncio.sleep(0)  # every task has started and sits in its sleep
+    armed = len(tasks) or len(schedule)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    Notifier(os.environ.get("NOTIFY_SOCKET")).ready(f"{armed} armed ({mode})")
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await pool.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in ("tasks", "heap"):
+        sys.exit("usage: python -m bench.naive tasks|heap")
+    asyncio.run(main(sys.argv[1]))

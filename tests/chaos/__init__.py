@@ -1,0 +1,1 @@
+"""Helpers for the chaos suite (tests/test_chaos.py) and the fault tests."""
