@@ -1,11 +1,13 @@
 -- 002: the registration path. Every change to content_posts that changes what the
 -- daemon must do sends a NOTIFY on channel 'scheduler_daemon' with a small JSON payload:
 --   {"op":"I|U|D","id":uuid,"status":text,"date":"YYYY-MM-DD","time":"HH:MM:SS[.ffffff]",
---    "tz":text,"retry_at":timestamptz|null,"version":bigint}
+--    "tz":text,"retry_at":timestamptz|null,"version":bigint,"was_publishing":bool}
 -- It carries everything needed to arm a timer, so the daemon arms without a query.
 -- The timezone is cut to 100 characters so the payload stays far below the 8000-byte limit
 -- (an over-long zone name is invalid anyway and is reported on the row by the daemon).
 -- TRUNCATE sends {"op":"T"}: the daemon resynchronises from the table.
+-- A row in 'publishing' that the user edits or deletes is announced too, so the daemon can
+-- abandon a claim it made just ahead of the instant (see SCHEDULER_CLAIM_LEAD_MS).
 
 CREATE OR REPLACE FUNCTION scheduler_posts_before_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -43,15 +45,22 @@ DECLARE
 BEGIN
     IF TG_OP = 'DELETE' THEN
         r := OLD;
-        IF OLD.status <> 'scheduled' THEN RETURN NULL; END IF;
+        IF OLD.status NOT IN ('scheduled', 'publishing') THEN RETURN NULL; END IF;
     ELSE
         r := NEW;
         IF TG_OP = 'INSERT' AND NEW.status <> 'scheduled' THEN RETURN NULL; END IF;
         IF TG_OP = 'UPDATE' AND NOT (
-               (OLD.status = 'scheduled' OR NEW.status = 'scheduled')
-               AND (NEW.status, NEW.scheduled_date, NEW.scheduled_time, NEW.timezone, NEW.retry_at)
-                   IS DISTINCT FROM
-                   (OLD.status, OLD.scheduled_date, OLD.scheduled_time, OLD.timezone, OLD.retry_at)) THEN
+               -- a change to what is armed
+               ((OLD.status = 'scheduled' OR NEW.status = 'scheduled')
+                AND (NEW.status, NEW.scheduled_date, NEW.scheduled_time, NEW.timezone, NEW.retry_at)
+                    IS DISTINCT FROM
+                    (OLD.status, OLD.scheduled_date, OLD.scheduled_time, OLD.timezone, OLD.retry_at))
+               -- or a user's edit of a claimed row (the daemon's own writes set or clear
+               -- claimed_by, or only add checkpoints): a claim made just ahead of the
+               -- instant is then abandoned before anything is sent
+               OR (OLD.status = 'publishing'
+                   AND NEW.claimed_by IS NOT DISTINCT FROM OLD.claimed_by
+                   AND NEW.publish_state IS NOT DISTINCT FROM OLD.publish_state)) THEN
             RETURN NULL;
         END IF;
     END IF;
@@ -63,7 +72,8 @@ BEGIN
         'time', r.scheduled_time,
         'tz', left(r.timezone, 100),
         'retry_at', r.retry_at,
-        'version', r.schedule_version
+        'version', r.schedule_version,
+        'was_publishing', TG_OP <> 'INSERT' AND OLD.status = 'publishing'
     )::text);
     RETURN NULL;
 END

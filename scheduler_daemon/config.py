@@ -36,6 +36,7 @@ def default_state_dir() -> Path:
 class Settings:
     database_url: str | None = field(default=None, repr=False)  # None: embedded PostgreSQL
     grace_seconds: float = 3600.0
+    claim_lead_seconds: float = 0.025
     concurrency: int = 100
     max_attempts: int = 5
     retry_base_seconds: float = 10.0
@@ -66,6 +67,7 @@ class Settings:
         settings = cls(
             database_url=read.text("DATABASE_URL"),
             grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", float, 3600.0, minimum=0),
+            claim_lead_seconds=read.number("SCHEDULER_CLAIM_LEAD_MS", float, 25.0, minimum=0) / 1000,
             concurrency=read.number("SCHEDULER_CONCURRENCY", int, 100, minimum=1),
             max_attempts=read.number("SCHEDULER_MAX_ATTEMPTS", int, 5, minimum=1),
             retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", float, 10.0, minimum=0),

@@ -82,6 +82,10 @@ class Dispatcher:
         self.pacer = Pacer(settings.platforms)
         self.metrics = metrics or Metrics()
         self.schedule = Schedule()
+        # Claim this far ahead of the instant and send exactly on it, so the claim's round
+        # trip does not make posts late. A user edit or delete in that window abandons the
+        # claim before anything is sent (see migrations/002).
+        self.lead = settings.claim_lead_seconds
         self.inflight: set[uuid.UUID] = set()
         self.orphans_pending = False  # rows other instances hold in 'publishing': recheck them
         self.on_resync_requested: Any = None  # set by the daemon: TRUNCATE asks for a resync
@@ -90,6 +94,7 @@ class Dispatcher:
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._stopping = False
+        self._waiting: dict[uuid.UUID, asyncio.Event] = {}  # claimed ahead, not yet sent
 
     # -- registration (synchronous: called from the listener) --------------------------
 
@@ -104,6 +109,8 @@ class Dispatcher:
                 self.on_resync_requested()
             return
         assert note.id is not None and note.key is not None
+        if note.was_publishing and note.id in self._waiting:
+            self._waiting[note.id].set()  # the user edited a post claimed ahead of its instant
         if note.arms:
             self.arm(ScheduledRow(note.id, note.key), note.version)
         elif self.schedule.cancel(note.id):
@@ -167,12 +174,12 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()
             now = self.clock.now()
-            due = self.schedule.pop_due(now, CLAIM_BATCH)
+            due = self.schedule.pop_due(now + self.lead, CLAIM_BATCH)
             if due:
                 await self._dispatch(due, now, tasks)
                 continue
             nxt = self.schedule.next_due()
-            timer = None if nxt is None else loop.call_later(max(0.0, nxt - now), self._wake.set)
+            timer = None if nxt is None else loop.call_later(max(0.0, nxt - self.lead - now), self._wake.set)
             await self._wake.wait()
             if timer is not None:
                 timer.cancel()
@@ -233,6 +240,9 @@ class Dispatcher:
         outcome: Outcome | None = None
         begun = False
         try:
+            if not await self._until_due(post_id, armed.due):
+                await self._abandon(post_id, log)
+                return
             async with self._slots:
                 started, begun = self.clock.now(), True
                 outcome = await self._attempt(record, post_id, platform, attempt, log)
@@ -254,6 +264,29 @@ class Dispatcher:
             raise
         finally:
             self._settle((post_id,))
+
+    async def _until_due(self, post_id: uuid.UUID, due: float) -> bool:
+        """Wait for the instant of a post claimed ahead of it; False if the user edited it meanwhile."""
+        delay = due - self.clock.now()
+        if delay <= 0:
+            return True
+        edited = self._waiting[post_id] = asyncio.Event()
+        try:
+            async with asyncio.timeout(delay):
+                await edited.wait()
+            return False
+        except TimeoutError:
+            return True
+        finally:
+            del self._waiting[post_id]
+
+    async def _abandon(self, post_id: uuid.UUID, log: Any) -> None:
+        log.info("claim abandoned: the post was edited just before its instant; re-arming it")
+        try:
+            await self.repository.release(post_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Still ours and unsent: the next sync's release_own puts it back.
+            log.warning("could not release the claim", error=str(exc))
 
     async def _attempt(
         self, record: asyncpg.Record, post_id: uuid.UUID, platform: str, attempt: int, log: Any

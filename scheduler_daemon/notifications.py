@@ -39,6 +39,7 @@ class Notification:
     status: str | None
     key: ScheduleKey | None
     version: int
+    was_publishing: bool = False  # the row was claimed: a user edit or delete of a claimed post
 
     @property
     def arms(self) -> bool:
@@ -72,7 +73,10 @@ def parse(payload: str) -> Notification:
         timezone=_field(data, "tz", str) if data.get("tz") is not None else "UTC",
         retry_at=_optional(data, "retry_at", _aware_datetime),
     )
-    return Notification(op, post_id, status, key, version)
+    was_publishing = data.get("was_publishing", False)
+    if not isinstance(was_publishing, bool):
+        raise MalformedNotification(f"was_publishing {was_publishing!r} is not a boolean")
+    return Notification(op, post_id, status, key, version, was_publishing)
 
 
 def _aware_datetime(value: str) -> dt.datetime:

@@ -171,3 +171,19 @@ async def test_notification_payload_is_small(db) -> None:
     data = json.loads(payload)
     assert data["op"] == "I" and data["id"] == str(post) and data["status"] == "scheduled"
     assert data["tz"] == "America/Argentina/ComodRivadavia" and len(payload) < 400
+
+
+async def test_edits_inside_the_claim_lead_window_abandon_the_claim(db, watcher, start_daemon) -> None:
+    async with Receiver() as rx:
+        campaign = await webhook_user(db, rx)
+        await start_daemon(claim_lead_seconds=1.0)  # a wide window, so the test can act inside it
+        edited = await insert_post(db, campaign, soon(1.2), content="before the edit")
+        cancelled = await insert_post(db, campaign, soon(1.2), content="cancelled")
+        deleted = await insert_post(db, campaign, soon(1.2), content="deleted")
+        await watcher.wait_all([edited, cancelled, deleted], "publishing")  # claimed ahead, not sent
+        await db.execute("UPDATE content_posts SET content = 'after the edit' WHERE id = $1", edited)
+        await db.execute("UPDATE content_posts SET status = 'draft' WHERE id = $1", cancelled)
+        await db.execute("DELETE FROM content_posts WHERE id = $1", deleted)
+        await watcher.wait(edited, "published")
+    assert [a.json()["content"] for a in rx.arrivals] == ["after the edit"]
+    assert (await row(db, cancelled))["status"] == "draft"

@@ -122,6 +122,15 @@ UPDATE content_posts
  WHERE status = 'publishing' AND claimed_by = $1 AND NOT (id = ANY($2::uuid[]))
 RETURNING id;
 
+-- name: release
+-- Give back a claim made ahead of the instant that the user edited before anything was
+-- sent: the row is scheduled again (and re-armed by its notification) unless the user
+-- took it out of 'publishing' themselves.
+UPDATE content_posts
+   SET status = 'scheduled', claimed_by = NULL, claimed_at = NULL,
+       attempt_count = greatest(attempt_count - 1, 0)
+ WHERE id = $1 AND status = 'publishing' AND claimed_by = $2;
+
 -- name: recover_orphans
 -- Rows left in 'publishing' by an instance that is gone (no session of it is connected)
 -- for longer than $2 seconds. Platforms in $3 deduplicate a repeat, so their posts are

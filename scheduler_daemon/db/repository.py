@@ -86,6 +86,9 @@ class Repository:
         records = await self.pool.fetch(q("release_own"), self.instance_id, list(busy))
         return [r["id"] for r in records]
 
+    async def release(self, post_id: uuid.UUID) -> None:
+        await self.pool.execute(q("release"), post_id, self.instance_id)
+
     async def recover_orphans(self, after_seconds: float, repeatable: Sequence[str]) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(q("recover_orphans"), self.instance_id, after_seconds, list(repeatable)))
 
