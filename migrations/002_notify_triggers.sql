@@ -101,3 +101,22 @@ DROP TRIGGER IF EXISTS scheduler_posts_notify_truncate ON content_posts;
 CREATE TRIGGER scheduler_posts_notify_truncate
     AFTER TRUNCATE ON content_posts
     FOR EACH STATEMENT EXECUTE FUNCTION scheduler_posts_notify_truncate();
+
+-- A connection the daemon marked needs_reconnect (the platform rejected its token) is usable
+-- again as soon as the user stores a new token.
+CREATE OR REPLACE FUNCTION scheduler_connections_before_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    IF NEW.access_token IS DISTINCT FROM OLD.access_token
+       AND NEW.needs_reconnect IS NOT DISTINCT FROM OLD.needs_reconnect THEN
+        NEW.needs_reconnect := false;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+DROP TRIGGER IF EXISTS scheduler_connections_before_update ON platform_connections;
+CREATE TRIGGER scheduler_connections_before_update
+    BEFORE UPDATE ON platform_connections
+    FOR EACH ROW EXECUTE FUNCTION scheduler_connections_before_update();

@@ -30,6 +30,14 @@ from .timing import SystemClock, format_delay
 logger = structlog.get_logger("scheduler_daemon.daemon")
 
 
+def _warm_http_stack() -> None:
+    """httpcore loads anyio's asyncio backend on its first request (about 15 ms here);
+    load it now, inside the loop, so the first post of the day is not the late one."""
+    import anyio
+
+    anyio.Event()
+
+
 class Daemon:
     def __init__(
         self,
@@ -84,6 +92,7 @@ class Daemon:
                     follow_redirects=False,
                 )
             )
+            _warm_http_stack()
             writer = OutcomeWriter(repository)
             dispatcher = Dispatcher(
                 s, repository, Registry.build(s.platforms, client), writer, self.clock, client, self.metrics
