@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import signal
 import sys
@@ -25,6 +26,8 @@ from .db import embedded
 from .db.migrate import migrate, pending
 from .errors import ConfigError
 from .logs import SECRETS, configure
+from .metrics import Metrics
+from .metrics_http import PrometheusMetrics, serve_daemon
 from .systemd import Notifier
 
 logger = structlog.get_logger("scheduler_daemon.cli")
@@ -124,14 +127,20 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(settings: Settings, dsn: str, after_ready: object = None) -> int:
+async def _serve(settings: Settings, dsn: str) -> int:
     notifier = Notifier(settings.notify_socket, watchdog_usec=settings.watchdog_usec, watchdog_pid=settings.watchdog_pid)
-    daemon = Daemon(settings, dsn, notifier=notifier)
+    metrics = PrometheusMetrics() if settings.metrics_address else Metrics()
+    daemon = Daemon(settings, dsn, notifier=notifier, metrics=metrics)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, daemon.stop)
     loop.add_signal_handler(signal.SIGINT, daemon.stop)
     loop.add_signal_handler(signal.SIGHUP, daemon.resync)
-    await daemon.run()
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.metrics_address:
+            # Up before the daemon: /healthz answers 503 until it is ready.
+            server = await stack.enter_async_context(serve_daemon(daemon, settings.metrics_address))
+            logger.info("serving /metrics and /healthz", url=server.url)
+        await daemon.run()
     return EXIT_OK
 
 

@@ -285,7 +285,8 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {item['platform']:<10} {item['id']}  {item['error']}")
     if stuck:
         print(f"\nSTUCK: {len(stuck)} post(s) in 'publishing' for more than {format_delay(args.stuck_after)} "
-              "(its daemon may have died mid-publish; check the platform before `retry`):")
+              "(a running daemon resolves a claim whose holder is gone after SCHEDULER_RECOVERY_AFTER_SECONDS; "
+              "if these stay, is the holder hung, or is no daemon running?):")
         for s in stuck:
             held = "?" if s["held_seconds"] is None else format_delay(s["held_seconds"])
             print(f"  {s['platform']:<10} {s['id']}  claimed by {s['claimed_by'] or '?'} "

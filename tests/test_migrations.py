@@ -78,3 +78,4 @@ def test_a_built_wheel_ships_the_migrations_and_queries(tmp_path: Path) -> None:
     for migration in available():
         assert f"scheduler_daemon/migrations/{migration.name}" in names
     assert "scheduler_daemon/db/queries.sql" in names and "scheduler_daemon/py.typed" in names
+    assert "scheduler_daemon/units/scheduler-daemon.service" in names  # for install-service

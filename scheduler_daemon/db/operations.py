@@ -28,6 +28,9 @@ from .repository import init_connection
 # Errors that mean "the database could not be reached or answered with an error".
 DatabaseErrors = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
 
+# Not "scheduler-daemon:<instance>": that prefix marks a daemon's sessions (crash recovery).
+APPLICATION_NAME = "scheduler-daemon-cli"
+
 TABLES = ("content_campaigns", "content_posts", "platform_connections", "publish_attempts", "scheduler_migrations")
 
 
@@ -39,7 +42,10 @@ class ClockSample:
 
 @asynccontextmanager
 async def open_operations(dsn: str, *, timeout: float = 10.0) -> AsyncIterator[Operations]:
-    conn = await asyncpg.connect(dsn, timeout=timeout, statement_cache_size=0, command_timeout=timeout * 3)
+    conn = await asyncpg.connect(
+        dsn, timeout=timeout, statement_cache_size=0, command_timeout=timeout * 3,
+        server_settings={"application_name": APPLICATION_NAME},
+    )
     try:
         await init_connection(conn)
         yield Operations(conn, dsn, timeout)
@@ -89,7 +95,10 @@ class Operations:
             if data == payload:
                 arrived.set()
 
-        listener = await asyncpg.connect(self.dsn, timeout=self.timeout, statement_cache_size=0)
+        listener = await asyncpg.connect(
+            self.dsn, timeout=self.timeout, statement_cache_size=0,
+            server_settings={"application_name": APPLICATION_NAME},
+        )
         try:
             await listener.add_listener(channel, on_notify)
             sent = time.monotonic()
