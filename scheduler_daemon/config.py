@@ -131,7 +131,7 @@ class _Reader:
         if raw is None:
             return None
         host, sep, port = raw.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ConfigError(f"{name}={raw!r} must be host:port, e.g. 127.0.0.1:9464")
         return raw
 
