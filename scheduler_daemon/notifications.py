@@ -52,7 +52,7 @@ def parse(payload: str) -> Notification:
         raise MalformedNotification(f"payload of {len(payload)} characters is too long")
     try:
         data = json.loads(payload)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested arrays
         raise MalformedNotification(f"payload is not JSON: {payload[:200]!r}") from exc
     if not isinstance(data, dict):
         raise MalformedNotification(f"payload is not a JSON object: {payload[:200]!r}")
