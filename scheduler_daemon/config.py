@@ -103,7 +103,10 @@ def _load_credentials(env: dict[str, str]) -> None:
     for path in sorted(Path(directory).glob("*")):
         name = path.name.upper()
         if path.is_file() and name not in env:
-            env[name] = path.read_text().strip()
+            try:
+                env[name] = path.read_text(encoding="utf-8").strip()
+            except (UnicodeDecodeError, OSError) as exc:
+                raise ConfigError(f"credential file {path} is not readable UTF-8 text ({type(exc).__name__})") from None
 
 
 class _Reader:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import random
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,17 @@ from .timing import format_delay
 logger = structlog.get_logger("scheduler_daemon.outcomes")
 
 RATE_LIMIT_ATTEMPTS_FACTOR = 10  # rate limits are the platform pacing us, not failures
+LONGEST_WAIT = 7 * 86400.0  # a platform asking for more (or for infinity) is taken at this word
+_EMPTY_MESSAGES: dict[type[BaseException], str] = {
+    AuthError: "the platform rejected the token",
+    ContentRejectedError: "the platform rejected the content",
+    PlatformConfigError: "the platform rejected the configuration",
+}
+
+
+def backoff(attempt: int, base: float, cap: float, jitter: Callable[[float, float], float]) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
+    return jitter(0, min(cap, base * 2.0 ** min(attempt - 1, 64)))
 
 
 def classify(
@@ -58,6 +70,8 @@ def classify(
     retried safely; elsewhere it ends as a draft telling the user to check.
     """
 
+    exc_text = str(exc) or _EMPTY_MESSAGES.get(type(exc), type(exc).__name__)
+
     def end(kind: OutcomeKind, message: str, reason: str, retry_at: dt.datetime | None = None) -> Outcome:
         return Outcome(post_id, platform, attempt, kind, started_at, finished_at, None, message, retry_at, reason)
 
@@ -68,31 +82,32 @@ def classify(
         limit = max_attempts * (RATE_LIMIT_ATTEMPTS_FACTOR if limited else 1)
         reason = "rate_limited" if limited else "transient"
         if attempt >= limit:
-            return end(OutcomeKind.FAILED, f"gave up after {attempt} attempts: {exc}", reason)
-        # Full jitter on the exponential backoff; a platform's own Retry-After is a floor.
-        delay = jitter(0, min(retry_max, retry_base * 2 ** (attempt - 1)))
-        if exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
+            return end(OutcomeKind.FAILED, f"gave up after {attempt} attempts: {exc_text}", reason)
+        # A platform's own wait is a floor under the backoff.
+        delay = backoff(attempt, retry_base, retry_max, jitter)
+        wait = exc.retry_after
+        if wait is not None and not math.isnan(wait):
+            delay = max(delay, min(wait, LONGEST_WAIT))
         retry_at = finished_at + dt.timedelta(seconds=delay)
-        message = f"attempt {attempt} failed ({exc}); retrying in {format_delay(delay)}"
+        message = f"attempt {attempt} failed ({exc_text}); retrying in {format_delay(delay)}"
         return end(OutcomeKind.RETRY, message, reason, retry_at)
     if isinstance(exc, OutcomeUnknownError):
         message = (
-            f"outcome unknown: {exc}. The post may have been published: check {platform} before rescheduling"
+            f"outcome unknown: {exc_text}. The post may have been published: check {platform} before rescheduling"
         )
         return end(OutcomeKind.UNKNOWN, message, "unknown")
     if isinstance(exc, AuthError):
-        text = str(exc)
+        text = exc_text
         message = text if text.startswith("reconnect") else f"reconnect {platform}: {text}"
         return end(OutcomeKind.FAILED, message, "auth")
     if isinstance(exc, ContentRejectedError):
-        return end(OutcomeKind.FAILED, str(exc), "content")
+        return end(OutcomeKind.FAILED, exc_text, "content")
     if isinstance(exc, PlatformConfigError):
-        return end(OutcomeKind.FAILED, str(exc), "config")
+        return end(OutcomeKind.FAILED, exc_text, "config")
     if isinstance(exc, InvalidPostError):
-        return end(OutcomeKind.FAILED, str(exc), "invalid")
+        return end(OutcomeKind.FAILED, exc_text, "invalid")
     if isinstance(exc, PublishError):
-        return end(OutcomeKind.FAILED, str(exc), "failed")
+        return end(OutcomeKind.FAILED, exc_text, "failed")
     # A bug of ours, raised who knows where in the adapter: the request may have gone out.
     message = (
         f"internal error ({type(exc).__name__}); the post may have been published: "

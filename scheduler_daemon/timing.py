@@ -52,7 +52,10 @@ def due_instant(key: ScheduleKey) -> dt.datetime:
     if key.time is None:
         raise InvalidScheduleError("scheduled_time is empty")
     local = dt.datetime.combine(key.date, key.time.replace(tzinfo=None), tzinfo=zone(key.timezone))
-    return local.replace(fold=0).astimezone(UTC)
+    try:
+        return local.replace(fold=0).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01 00:00 east of UTC falls before year 1
+        raise InvalidScheduleError(f"{key.date.isoformat()} {key.time.isoformat()} is out of range") from None
 
 
 def format_delay(seconds: float) -> str:
