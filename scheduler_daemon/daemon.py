@@ -99,7 +99,7 @@ class Daemon:
             )
 
             async def sync() -> None:
-                dispatcher.sync(await repository.load_scheduled())
+                await dispatcher.sync(repository.scheduled_batches())
                 await dispatcher.recover()
                 if self.started.is_set():
                     self.notifier.ready(self.status_line())  # ends a SIGHUP's RELOADING=1

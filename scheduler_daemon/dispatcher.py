@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
 import asyncpg
@@ -116,22 +116,31 @@ class Dispatcher:
         elif self.schedule.cancel(note.id):
             logger.debug("disarmed", post_id=str(note.id), status=note.status, op=note.op.value)
 
-    def arm(self, row: ScheduledRow, version: int) -> None:
+    def arm(self, row: ScheduledRow, version: int, schedule: Schedule | None = None) -> None:
         try:
             due = due_instant(row.key).timestamp()
         except InvalidScheduleError as exc:
             logger.warning("cannot schedule post", post_id=str(row.id), error=str(exc))
             self.writer.reject(row.id, version, str(exc))
             return
-        if self.schedule.arm(row.id, due, version):
-            self._wake.set()
+        if schedule is None:
+            if self.schedule.arm(row.id, due, version):
+                self._wake.set()
+        else:
+            schedule.arm(row.id, due, version)
 
-    def sync(self, loaded: Iterable[tuple[ScheduledRow, int]]) -> None:
-        """Replace the schedule with the table's scheduled rows (boot and every resync)."""
-        self.schedule.clear()
-        for row, version in loaded:
-            if row.id not in self.inflight:
-                self.arm(row, version)
+    async def sync(self, batches: AsyncIterable[list[tuple[ScheduledRow, int]]]) -> None:
+        """Replace the schedule with the table's scheduled rows (boot and every resync).
+
+        The new schedule is built aside and swapped in at the end, so the posts armed now
+        keep firing on time while a large table loads.
+        """
+        fresh = Schedule()
+        async for batch in batches:
+            for row, version in batch:
+                if row.id not in self.inflight:
+                    self.arm(row, version, fresh)
+        self.schedule = fresh
         self._wake.set()
         logger.info("schedule loaded", armed=len(self.schedule), next_due=self.next_due_iso())
 

@@ -1,16 +1,17 @@
 """The armed posts: a heap keyed by due instant with lazy cancellation. No I/O, no asyncio.
 
-Each post id has at most one live entry, ``(due, version)``. Re-arming or cancelling
-does not touch the heap; it replaces or removes the id's entry in a dict, and heap
-items whose sequence number no longer matches are dropped when they reach the top
-(and the heap is compacted when stale items outnumber live ones). So arm, cancel and
-pop are all O(log n) and a million armed posts cost one tuple each, not one task each.
+A post is armed at a ``version`` (``content_posts.schedule_version``), which the
+triggers bump whenever anything that decides the due instant changes; so ``(id,
+version)`` determines the due instant, and the only per-post state besides the heap item
+is ``id -> version``. Re-arming or cancelling does not touch the heap: heap items whose
+version no longer matches are dropped when they reach the top (and the heap is compacted
+when stale items outnumber live ones). Arm, cancel and pop are O(log n), and a million
+armed posts cost one small tuple and one dict slot each, not one task each.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import uuid
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -24,9 +25,8 @@ class Armed(NamedTuple):
 
 class Schedule:
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, uuid.UUID]] = []
-        self._live: dict[uuid.UUID, tuple[float, int, int]] = {}  # id -> (due, version, seq)
-        self._seq = itertools.count()
+        self._heap: list[tuple[float, int, uuid.UUID]] = []  # (due, version, id)
+        self._live: dict[uuid.UUID, int] = {}  # id -> armed version
 
     def __len__(self) -> int:
         return len(self._live)
@@ -35,27 +35,31 @@ class Schedule:
         return post_id in self._live
 
     def __iter__(self) -> Iterator[Armed]:
-        return (Armed(pid, due, ver) for pid, (due, ver, _) in self._live.items())
+        """The armed posts (a scan of the heap: for inspection, not the hot path)."""
+        seen: set[uuid.UUID] = set()
+        for due, version, pid in self._heap:
+            if self._live.get(pid) == version and pid not in seen:
+                seen.add(pid)
+                yield Armed(pid, due, version)
 
     def get(self, post_id: uuid.UUID) -> Armed | None:
-        entry = self._live.get(post_id)
-        return None if entry is None else Armed(post_id, entry[0], entry[1])
+        """The armed entry of ``post_id`` (a scan: for inspection, not the hot path)."""
+        if post_id not in self._live:
+            return None
+        return next(a for a in self if a.id == post_id)
 
     def arm(self, post_id: uuid.UUID, due: float, version: int) -> bool:
         """Arm or re-arm ``post_id``. True when it became the earliest deadline.
 
-        An older version never replaces a newer one: notifications are hints that may
-        arrive after a fresher boot load.
+        A version not newer than the armed one changes nothing: notifications are hints
+        that may arrive after a fresher load, and one version means one due instant.
         """
         current = self._live.get(post_id)
-        if current is not None and current[1] > version:
+        if current is not None and current >= version:
             return False
-        if current is not None and current[0] == due and current[1] == version:
-            return False
-        seq = next(self._seq)
-        self._live[post_id] = (due, version, seq)
-        earliest = self.next_due()
-        heapq.heappush(self._heap, (due, seq, post_id))
+        self._live[post_id] = version
+        earliest = self.next_due()  # of the others: this post's older items are stale now
+        heapq.heappush(self._heap, (due, version, post_id))
         self._maybe_compact()
         return earliest is None or due < earliest
 
@@ -69,11 +73,10 @@ class Schedule:
 
     def next_due(self) -> float | None:
         """The earliest live deadline, or None when nothing is armed."""
-        heap = self._heap
+        heap, live = self._heap, self._live
         while heap:
-            due, seq, pid = heap[0]
-            entry = self._live.get(pid)
-            if entry is not None and entry[2] == seq:
+            due, version, pid = heap[0]
+            if live.get(pid) == version:
                 return due
             heapq.heappop(heap)
         return None
@@ -81,20 +84,18 @@ class Schedule:
     def pop_due(self, now: float, limit: int | None = None) -> list[Armed]:
         """Remove and return the posts due at or before ``now``, earliest first."""
         out: list[Armed] = []
-        heap = self._heap
+        heap, live = self._heap, self._live
         while heap and (limit is None or len(out) < limit):
-            due, seq, pid = heap[0]
+            due, version, pid = heap[0]
             if due > now:
                 break
             heapq.heappop(heap)
-            entry = self._live.get(pid)
-            if entry is None or entry[2] != seq:
-                continue
-            del self._live[pid]
-            out.append(Armed(pid, due, entry[1]))
+            if live.get(pid) == version:
+                del live[pid]
+                out.append(Armed(pid, due, version))
         return out
 
     def _maybe_compact(self) -> None:
         if len(self._heap) > 1024 and len(self._heap) > 2 * len(self._live):
-            self._heap = [(due, seq, pid) for pid, (due, _, seq) in self._live.items()]
+            self._heap = [(a.due, a.version, a.id) for a in list(self)]
             heapq.heapify(self._heap)

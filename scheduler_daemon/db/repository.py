@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -31,9 +31,17 @@ def application_name(instance_id: str) -> str:
     return f"scheduler-daemon:{instance_id}"[:63]
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset on release (a round trip per query: UNLISTEN, RESET ALL, …).
+
+    Pooled connections never hold session state: no LISTEN (the listener has its own
+    connection), no SET, no advisory lock, and every transaction ends in its block.
+    """
+
+
 async def create_pool(dsn: str, *, instance_id: str, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, init=init_connection, command_timeout=60,
+        dsn, min_size=1, max_size=max_size, init=init_connection, reset=_keep_session, command_timeout=60,
         server_settings={"application_name": application_name(instance_id)}, **kwargs,
     )
 
@@ -43,9 +51,13 @@ class Repository:
         self.pool = pool
         self.instance_id = instance_id
 
-    async def load_scheduled(self) -> list[tuple[ScheduledRow, int]]:
-        records = await self.pool.fetch(q("load_scheduled"))
-        return [(rows.scheduled_row(r), r["schedule_version"]) for r in records]
+    async def scheduled_batches(self, size: int = 5000) -> AsyncIterator[list[tuple[ScheduledRow, int]]]:
+        """Every scheduled row with its version, streamed in batches through a cursor, so a
+        million rows never sit in memory as records at once."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+            cursor = await conn.cursor(q("load_scheduled"))
+            while batch := await cursor.fetch(size):
+                yield [(rows.scheduled_row(r), r["schedule_version"]) for r in batch]
 
     async def claim(self, items: Sequence[tuple[uuid.UUID, int]]) -> list[asyncpg.Record]:
         """Claim (id, version) pairs; returns the records won, with their connections."""
