@@ -3,7 +3,7 @@
 ``python -m bench.naive tasks``: the naive design, one asyncio task per post sleeping
 until its instant. ``python -m bench.naive heap``: the same minimal process holding the
 daemon's ``Schedule`` instead. Both load the rows with the daemon's own query and
-conversion (``Repository.load_scheduled``, ``due_instant``), send READY=1 to
+conversion (the repository's streamed batches, ``due_instant``), send READY=1 to
 ``$NOTIFY_SOCKET`` once every post is armed, and wait for SIGTERM. ``DATABASE_URL`` names
 the database.
 """
@@ -15,8 +15,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 
 from scheduler_daemon.db.repository import Repository, create_pool
+from scheduler_daemon.models import ScheduledRow
 from scheduler_daemon.schedule import Schedule
 from scheduler_daemon.systemd import Notifier
 from scheduler_daemon.timing import due_instant
@@ -26,18 +28,27 @@ async def _sleep_until(due: float) -> None:
     await asyncio.sleep(max(0.0, due - time.time()))
 
 
+async def _scheduled(repository: Repository) -> AsyncIterator[list[tuple[ScheduledRow, int]]]:
+    """The rows as the daemon loads them: streamed in batches where the package does so."""
+    batches = getattr(repository, "scheduled_batches", None)
+    if batches is not None:
+        async for batch in batches():
+            yield batch
+    else:
+        yield await repository.load_scheduled()  # type: ignore[attr-defined, unused-ignore]
+
+
 async def main(mode: str) -> None:
-    pool = await create_pool(os.environ["DATABASE_URL"], max_size=2)
-    loaded = await Repository(pool, "naive").load_scheduled()
+    pool = await create_pool(os.environ["DATABASE_URL"], instance_id="naive", max_size=2)
     tasks: list[asyncio.Task[None]] = []
     schedule = Schedule()
-    for row, version in loaded:
-        due = due_instant(row.key).timestamp()
-        if mode == "tasks":
-            tasks.append(asyncio.create_task(_sleep_until(due)))
-        else:
-            schedule.arm(row.id, due, version)
-    del loaded
+    async for batch in _scheduled(Repository(pool, "naive")):
+        for row, version in batch:
+            due = due_instant(row.key).timestamp()
+            if mode == "tasks":
+                tasks.append(asyncio.create_task(_sleep_until(due)))
+            else:
+                schedule.arm(row.id, due, version)
     await asyncio.sleep(0)  # every task has started and sits in its sleep
     armed = len(tasks) or len(schedule)
     stop = asyncio.Event()
