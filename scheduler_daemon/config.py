@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
+HTTP_TRANSPORTS = ("aiohttp", "httpx")
 
 
 def default_state_dir() -> Path:
@@ -42,6 +43,7 @@ class Settings:
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 900.0
     http_timeout_seconds: float = 30.0
+    http_transport: str = "aiohttp"
     shutdown_timeout_seconds: float = 30.0
     recovery_after_seconds: float = 120.0
     heartbeat_seconds: float = 10.0
@@ -73,6 +75,7 @@ class Settings:
             retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", float, 10.0, minimum=0),
             retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", float, 900.0, minimum=0),
             http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", float, 30.0, minimum=0.001),
+            http_transport=read.choice("SCHEDULER_HTTP_TRANSPORT", HTTP_TRANSPORTS, "aiohttp"),
             shutdown_timeout_seconds=read.number("SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", float, 30.0, minimum=0),
             recovery_after_seconds=read.number("SCHEDULER_RECOVERY_AFTER_SECONDS", float, 120.0, minimum=0),
             heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", float, 10.0, minimum=0.05),

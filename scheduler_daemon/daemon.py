@@ -26,11 +26,12 @@ from .outcomes import OutcomeWriter
 from .platforms.registry import Registry
 from .systemd import Notifier
 from .timing import SystemClock, format_delay
+from .transport import AiohttpTransport
 
 logger = structlog.get_logger("scheduler_daemon.daemon")
 
 
-def _warm_http_stack() -> None:
+def _warm_httpcore() -> None:
     """httpcore loads anyio's asyncio backend on its first request (about 15 ms here);
     load it now, inside the loop, so the first post of the day is not the late one."""
     import anyio
@@ -84,15 +85,19 @@ class Daemon:
             pool = await create_pool(self.dsn, instance_id=s.instance_id, max_size=max(4, min(20, s.concurrency // 5)))
             stack.push_async_callback(pool.close)
             repository = Repository(pool, s.instance_id)
+            transport = self.transport
+            if transport is None and s.http_transport == "aiohttp":
+                transport = AiohttpTransport(max_connections=s.concurrency)
+            elif transport is None:
+                _warm_httpcore()
             client = await stack.enter_async_context(
                 httpx.AsyncClient(
-                    transport=self.transport,
+                    transport=transport,
                     timeout=httpx.Timeout(s.http_timeout_seconds),
                     limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
                     follow_redirects=False,
                 )
             )
-            _warm_http_stack()
             writer = OutcomeWriter(repository)
             dispatcher = Dispatcher(
                 s, repository, Registry.build(s.platforms, client), writer, self.clock, client, self.metrics
