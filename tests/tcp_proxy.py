@@ -113,9 +113,9 @@ class Proxy:
             self._server.close()
         for link in self.links:
             link.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            link.thawed.set()  # let a frozen pump see the link is closed and end
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
 
     # -- faults ---------------------------------------------------------------------
 

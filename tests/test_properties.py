@@ -501,30 +501,38 @@ def test_classify_survives_large_attempt_counts(attempt: int, max_attempts: int)
 # -- the schedule against a dict model -------------------------------------------------
 
 class ScheduleModel(RuleBasedStateMachine):
-    """Schedule vs {id: (due, version, seq)}: same answers, pops earliest first."""
+    """Schedule vs a dict {id: version}: same answers, pops earliest first.
+
+    As in the daemon, ``(id, version)`` determines the due instant (the triggers bump the
+    version whenever anything that decides it changes), so the model draws each pair's due
+    once; arming a version not newer than the armed one changes nothing.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.schedule = Schedule()
-        self.model: dict[uuid.UUID, tuple[float, int, int]] = {}
-        self.seq = 0
-        self.ids = [uuid.UUID(int=n) for n in range(12)]
+        self.model: dict[uuid.UUID, int] = {}  # id -> armed version
+        self.dues: dict[tuple[uuid.UUID, int], float] = {}
+        self.ids = [uuid.UUID(int=n * 0x9E3779B97F4A7C15 % 2**128) for n in range(12)]
+
+    def _due(self, pid: uuid.UUID, version: int, drawn: float) -> float:
+        return self.dues.setdefault((pid, version), drawn)
 
     def _earliest(self, exclude: uuid.UUID | None = None) -> float | None:
-        dues = [due for pid, (due, _, _) in self.model.items() if pid != exclude]
+        dues = [self.dues[(pid, v)] for pid, v in self.model.items() if pid != exclude]
         return min(dues) if dues else None
 
     @rule(n=st.integers(0, 11), due=st.integers(0, 50).map(float) | st.floats(0, 50), version=st.integers(0, 5))
     def arm(self, n: int, due: float, version: int) -> None:
         pid = self.ids[n]
+        due = self._due(pid, version, due)
         current = self.model.get(pid)
-        if current is not None and current[1] >= version:  # one version, one due instant
+        if current is not None and current >= version:
             expected = False
         else:
             others = self._earliest(exclude=pid)
             expected = others is None or due < others
-            self.seq += 1
-            self.model[pid] = (due, version, self.seq)
+            self.model[pid] = version
         assert self.schedule.arm(pid, due, version) == expected
 
     @rule(n=st.integers(0, 11))
@@ -534,14 +542,15 @@ class ScheduleModel(RuleBasedStateMachine):
 
     @rule(now=st.floats(-1, 60), limit=st.none() | st.integers(1, 5))
     def pop_due(self, now: float, limit: int | None) -> None:
-        expected = sorted((due, ver, pid, ver) for pid, (due, ver, _) in self.model.items() if due <= now)
-        if limit is not None:
-            expected = expected[:limit]
+        due_now = [(self.dues[(pid, v)], v, pid) for pid, v in self.model.items() if self.dues[(pid, v)] <= now]
         got = self.schedule.pop_due(now, limit)
-        assert [(a.id, a.due, a.version) for a in got] == [(pid, due, ver) for due, _, pid, ver in expected]
-        assert [a.due for a in got] == sorted(a.due for a in got)
-        for _, _, pid, _ in expected:
-            del self.model[pid]
+        assert [a.due for a in got] == sorted(a.due for a in got), "not earliest first"
+        expected_dues = sorted(d for d, _, _ in due_now)[: len(got)]
+        assert [a.due for a in got] == expected_dues
+        assert len(got) == (len(due_now) if limit is None else min(limit, len(due_now)))
+        for a in got:
+            assert self.model.get(a.id) == a.version and self.dues[(a.id, a.version)] == a.due
+            del self.model[a.id]
 
     @precondition(lambda self: len(self.model) > 0)
     @rule()
@@ -551,21 +560,23 @@ class ScheduleModel(RuleBasedStateMachine):
 
     @rule(count=st.integers(1, 1500))
     def churn(self, count: int) -> None:
-        """Many re-arms of one post: stale heap items pile up and get compacted."""
+        """Many re-arms of one post at ever newer versions: stale heap items pile up and get compacted."""
         pid = self.ids[0]
         for k in range(count):
-            self.arm(0, float(k % 50), self.model.get(pid, (0, -1, 0))[1] + 1)
+            version = self.model.get(pid, 5) + 1
+            self.arm(0, float(k % 50), version)
 
     @invariant()
     def agrees(self) -> None:
         assert len(self.schedule) == len(self.model)
         assert self.schedule.next_due() == self._earliest()
-        assert {a.id: (a.due, a.version) for a in self.schedule} == {p: v[:2] for p, v in self.model.items()}
+        assert {a.id: (a.due, a.version) for a in self.schedule} == {
+            p: (self.dues[(p, v)], v) for p, v in self.model.items()}
         for pid in self.ids:
             armed = self.schedule.get(pid)
             assert (pid in self.schedule) == (pid in self.model) == (armed is not None)
             if armed is not None:
-                assert (armed.due, armed.version) == self.model[pid][:2]
+                assert armed.version == self.model[pid] and armed.due == self.dues[(pid, armed.version)]
 
 
 ScheduleModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
