@@ -105,4 +105,5 @@ CREATE TABLE IF NOT EXISTS publish_attempts (
     platform_post_id text,
     platform_post_url text
 );
-CREATE INDEX IF NOT EXISTS publish_attempts_post_idx ON publish_attempts (post_id, attempt);
+-- One row per attempt, even if an outcome write is retried after its commit went unacknowledged.
+CREATE UNIQUE INDEX IF NOT EXISTS publish_attempts_once_idx ON publish_attempts (post_id, attempt, started_at);

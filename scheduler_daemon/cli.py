@@ -9,21 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import signal
 import sys
-import uuid
 from collections.abc import Sequence
 
-import asyncpg
 import structlog
 
 from . import __version__, commands
 from .commands import Handler
 from .config import Settings
 from .daemon import Daemon
-from .db import embedded
-from .db.migrate import migrate, pending
+from .db import DB_ERRORS, demo, embedded
+from .db import migrate as migrations
 from .errors import ConfigError
 from .logs import SECRETS, configure
 from .metrics import Metrics
@@ -69,13 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scheduler-daemon: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure(settings.log_level, settings.log_format)
+    SECRETS.add(*settings.secret_values())
     embedded.quiet_platformdirs()
     command: Handler = args.handler
     try:
         return asyncio.run(_call(command, settings, args))
     except KeyboardInterrupt:
         return EXIT_OK
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+    except DB_ERRORS as exc:
         logger.error("database unavailable", error=str(exc))
         return EXIT_FAILURE
     except ConfigError as exc:
@@ -97,25 +95,17 @@ async def _dsn(settings: Settings) -> tuple[str, bool]:
 
 
 async def _apply_migrations(dsn: str) -> list[str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        applied = await migrate(conn)
-    finally:
-        await conn.close()
+    applied = await migrations.apply(dsn)
     if applied:
         logger.info("migrations applied", names=applied)
     return applied
 
 
 async def _check_migrations(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        missing = [m.name for m in await pending(conn)]
-    finally:
-        await conn.close()
-    if missing:
+    lacking = await migrations.missing(dsn)
+    if lacking:
         raise ConfigError(
-            f"the database lacks migrations {', '.join(missing)}: run `scheduler-daemon migrate` "
+            f"the database lacks migrations {', '.join(lacking)}: run `scheduler-daemon migrate` "
             "(or start with `run --migrate`)"
         )
 
@@ -156,32 +146,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 async def _demo(settings: Settings, args: argparse.Namespace) -> int:
     dsn, is_embedded = await _dsn(settings)
     await _apply_migrations(dsn)
-    await _seed_demo(dsn, max(1, args.posts))
+    await demo.seed(dsn, max(1, args.posts))
     print(_demo_help(dsn, is_embedded), flush=True)
     return await _serve(settings, dsn)
-
-
-async def _seed_demo(dsn: str, count: int) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with conn.transaction():
-            user = uuid.uuid4()
-            campaign = await conn.fetchval(
-                "INSERT INTO content_campaigns (user_id, name) VALUES ($1, 'demo') RETURNING id", user
-            )
-            await conn.execute(
-                "INSERT INTO platform_connections (user_id, platform, account_id) VALUES ($1, 'log', 'demo')", user
-            )
-            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-            for n in range(1, count + 1):
-                due = now + dt.timedelta(seconds=3 * n)
-                await conn.execute(
-                    "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date,"
-                    " scheduled_time, timezone) VALUES ($1, 'log', $2, 'scheduled', $3, $4, 'UTC')",
-                    campaign, f"demo post {n}, due {due.time().isoformat()} UTC", due.date(), due.time(),
-                )
-    finally:
-        await conn.close()
 
 
 def _demo_help(dsn: str, is_embedded: bool) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .platforms.settings import PlatformSettings
@@ -60,6 +61,18 @@ class Settings:
     notify_socket: str | None = None
     watchdog_usec: str | None = None
     watchdog_pid: str | None = None
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, for the log scrubber."""
+        values: list[str] = []
+        if self.database_url:
+            try:
+                values.append(urlsplit(self.database_url).password or "")
+            except ValueError:
+                pass
+        values.append(self.platforms.supabase_service_key or "")
+        values += [c.client_secret or "" for c in self.platforms.clients.values()]
+        return [v for v in values if v]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from contextlib import AsyncExitStack
 
-import asyncpg
 import httpx
 import structlog
 
 from .config import Settings
+from .db import DB_ERRORS
 from .db.listener import Listener
 from .db.repository import Repository, create_pool
 from .dispatcher import Dispatcher
@@ -60,7 +61,12 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.listener: Listener | None = None
         self._stop = asyncio.Event()
+        # claimed_by and application_name name this run, not just the instance: a restarted
+        # daemon with the same SCHEDULER_INSTANCE_ID must treat its predecessor's claims as
+        # a stopped daemon's (their requests may have gone out), never as its own.
+        self.run_id = f"{secrets.token_hex(4)}@{settings.instance_id}"
         SECRETS.add_url(dsn)
+        SECRETS.add(*settings.secret_values())
 
     def stop(self) -> None:
         self._stop.set()
@@ -82,9 +88,13 @@ class Daemon:
     async def run(self) -> None:
         s = self.settings
         async with AsyncExitStack() as stack:
-            pool = await create_pool(self.dsn, instance_id=s.instance_id, max_size=max(4, min(20, s.concurrency // 5)))
+            pool = await create_pool(
+                self.dsn, instance_id=self.run_id, max_size=max(4, min(20, s.concurrency // 5)),
+                # A statement stuck on a half-open connection must not stall claims for long.
+                command_timeout=max(5.0, 2 * s.heartbeat_timeout_seconds),
+            )
             stack.push_async_callback(pool.close)
-            repository = Repository(pool, s.instance_id)
+            repository = Repository(pool, self.run_id)
             transport = self.transport
             if transport is None and s.http_transport == "aiohttp":
                 transport = AiohttpTransport(max_connections=s.concurrency)
@@ -116,7 +126,7 @@ class Daemon:
             )
             dispatcher.on_resync_requested = listener.request_resync
             self.dispatcher, self.listener = dispatcher, listener
-            logger.info("starting", instance=s.instance_id, grace_s=s.grace_seconds, concurrency=s.concurrency)
+            logger.info("starting", run=self.run_id, grace_s=s.grace_seconds, concurrency=s.concurrency)
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(listener.run(), name="listener")
                 tasks.create_task(writer.run(), name="writer")
@@ -151,7 +161,7 @@ class Daemon:
     async def _recover(self, dispatcher: Dispatcher) -> None:
         try:
             await dispatcher.recover()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        except DB_ERRORS as exc:
             logger.warning("recovery check failed; will retry", error=str(exc))
 
     async def _report(self) -> None:

@@ -17,12 +17,11 @@ import uuid
 from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
-import asyncpg
 import httpx
 import structlog
 
 from .config import Settings
-from .db import rows
+from .db import DB_ERRORS, rows
 from .db.repository import Repository
 from .errors import AuthError, InvalidScheduleError, OutcomeUnknownError, TransientError
 from .media import MediaResolver
@@ -138,8 +137,10 @@ class Dispatcher:
         fresh = Schedule()
         async for batch in batches:
             for row, version in batch:
-                if row.id not in self.inflight:
-                    self.arm(row, version, fresh)
+                # Rows in flight are armed too: a claim still being decided (or retried
+                # after a failure) must not leave its post unarmed, and a stale timer only
+                # loses its claim.
+                self.arm(row, version, fresh)
         self.schedule = fresh
         self._wake.set()
         logger.info("schedule loaded", armed=len(self.schedule), next_due=self.next_due_iso())
@@ -222,7 +223,7 @@ class Dispatcher:
         self._idle.clear()
         try:
             won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        except DB_ERRORS as exc:
             # Not claimed, or claimed with the answer lost: re-arm. A row claimed without our
             # knowing is released by the next sync (release_own): nothing was sent for it.
             logger.warning("claim failed; re-arming", error=str(exc), posts=len(ready))
@@ -242,7 +243,7 @@ class Dispatcher:
 
     # -- one publish --------------------------------------------------------------------
 
-    async def _publish(self, record: asyncpg.Record, armed: Armed) -> None:
+    async def _publish(self, record: rows.Row, armed: Armed) -> None:
         post_id, platform, attempt = record["id"], record["platform"], record["attempt_count"]
         log = logger.bind(post_id=str(post_id), platform=platform, attempt=attempt)
         started = self.clock.now()
@@ -293,12 +294,12 @@ class Dispatcher:
         log.info("claim abandoned: the post was edited just before its instant; re-arming it")
         try:
             await self.repository.release(post_id)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             # Still ours and unsent: the next sync's release_own puts it back.
             log.warning("could not release the claim", error=str(exc))
 
     async def _attempt(
-        self, record: asyncpg.Record, post_id: uuid.UUID, platform: str, attempt: int, log: Any
+        self, record: rows.Row, post_id: uuid.UUID, platform: str, attempt: int, log: Any
     ) -> Outcome:
         started_at = utc_from_ts(self.clock.now())
         connection: Connection | None = None
@@ -335,7 +336,7 @@ class Dispatcher:
     async def _mark_needs_reconnect(self, connection: Connection, log: Any) -> None:
         try:
             await self.repository.mark_needs_reconnect(connection)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             log.warning("could not mark the connection as needing reconnection", error=str(exc))
 
     def _log_summary(self, log: Any, outcome: Outcome, armed: Armed, started: float) -> None:

@@ -15,7 +15,6 @@ import random
 import uuid
 from collections.abc import Callable
 
-import asyncpg
 import structlog
 
 from .errors import (
@@ -29,6 +28,7 @@ from .errors import (
     RetryablePublishError,
     TransientError,
 )
+from .db import DB_ERRORS
 from .db.repository import Repository
 from .models import Outcome, OutcomeKind, PublishResult
 from .timing import format_delay
@@ -189,7 +189,7 @@ class OutcomeWriter:
                         if not written.done():
                             written.set_result(None)
                 failures = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            except DB_ERRORS as exc:
                 # Put them back in front and try again: nothing is dropped.
                 self._outcomes[:0] = outcomes
                 self._rejects[:0] = rejects

@@ -22,7 +22,10 @@ async def test_every_bad_row_ends_as_draft_with_a_reason_and_others_go_out(db, w
                 other_user, json.dumps({"url": rx.url}),
             )
         lonely = await db.fetchval("INSERT INTO content_campaigns (user_id) VALUES ($1) RETURNING id", uuid.uuid4())
-        _, log_connection = await make_user(db, "log")
+        _, strangers = await make_user(db, "webhook", metadata={"url": rx.url})
+        owner = await db.fetchval("SELECT user_id FROM content_campaigns WHERE id = $1", campaign)
+        log_connection = await db.fetchval(
+            "INSERT INTO platform_connections (user_id, platform) VALUES ($1, 'log') RETURNING id", owner)
         await start_daemon(max_content_chars=50)
         due = soon(0.4)
         bad = {
@@ -32,6 +35,8 @@ async def test_every_bad_row_ends_as_draft_with_a_reason_and_others_go_out(db, w
             "no campaign (and so no user) and no connection_id": await insert_post(db, None, due),
             "is for 'log', but the post is for 'webhook'": await insert_post(
                 db, campaign, due, connection_id=log_connection),
+            "belongs to another user than the post's campaign": await insert_post(
+                db, campaign, due, connection_id=strangers),
             "content is 51 characters; the most this daemon accepts is 50": await insert_post(
                 db, campaign, due, content="x" * 51),
             "media[0] needs a url or a storage_path": await insert_post(db, campaign, due, media='[{"alt": "a"}]'),

@@ -211,7 +211,7 @@ async def test_killed_listen_backend_reconnects_and_honours_every_change_made_me
         uncancelled = await insert_post(db, campaign, old_due, content="uncancelled", status="draft")
         await until(lambda: all(p in dispatcher.schedule for p in (rescheduled, cancelled, deleted)), 5, "armed")
 
-        [pid] = [r["pid"] for r in await db.fetch(FIND_LISTENER, f"scheduler-daemon:{running.daemon.settings.instance_id}")]
+        [pid] = [r["pid"] for r in await db.fetch(FIND_LISTENER, f"scheduler-daemon:{running.daemon.run_id}")]
         admin = await asyncpg.connect(server_url)
         try:
             # Nobody may connect to the database until the changes below are committed: the
@@ -250,7 +250,7 @@ async def test_listener_survives_repeated_kills(dsn: str, db: asyncpg.Connection
     async with Receiver() as rx:
         campaign = await webhook_campaign(db, rx.url)
         running = await daemon_on(dsn, heartbeat_seconds=0.5, heartbeat_timeout_seconds=1.0)
-        name = f"scheduler-daemon:{running.daemon.settings.instance_id}"
+        name = f"scheduler-daemon:{running.daemon.run_id}"
         listener = running.daemon.listener
         posts = []
         for n in range(5):

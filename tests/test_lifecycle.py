@@ -68,14 +68,33 @@ async def test_a_live_daemons_rows_are_left_alone(db, dsn, start_daemon) -> None
 async def test_own_rows_whose_claim_answer_was_lost_are_published(db, watcher, start_daemon, settings) -> None:
     async with Receiver() as rx:
         campaign, _ = await make_user(db, metadata={"url": rx.url})
-        post = await insert_post(db, campaign, soon(-1))
+        running = await start_daemon()
+        post = await insert_post(db, campaign, soon(3600))
+        # As if this run's claim had committed but its answer was lost on the way back.
         await db.execute(
             "UPDATE content_posts SET status = 'publishing', claimed_by = $2, claimed_at = now() WHERE id = $1",
-            post, settings.instance_id,
+            post, running.daemon.run_id,
         )
-        await start_daemon()
+        running.daemon.resync()
         await watcher.wait(post, "published")
     assert len(rx.arrivals) == 1
+
+
+async def test_a_restarted_instance_does_not_take_its_predecessors_claims_for_its_own(
+    db, watcher, start_daemon, settings
+) -> None:
+    """Same SCHEDULER_INSTANCE_ID, new run: the old run's request may have gone out."""
+    async with Receiver() as rx:
+        campaign, _ = await make_user(db, metadata={"url": rx.url})
+        post = await insert_post(db, campaign, soon(-1))
+        await db.execute(
+            "UPDATE content_posts SET status = 'publishing', claimed_by = $2,"
+            " claimed_at = now() - interval '10 minutes' WHERE id = $1",
+            post, f"0badc0de@{settings.instance_id}",
+        )
+        await start_daemon(recovery_after_seconds=60)
+        await watcher.wait(post, "draft")
+    assert rx.arrivals == [] and "outcome unknown" in (await row(db, post))["error_message"]
 
 
 async def test_a_pending_retry_survives_a_restart(db, watcher, start_daemon) -> None:

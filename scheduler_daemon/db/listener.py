@@ -112,6 +112,10 @@ class Listener:
                 self._connection = None
                 conn.terminate()
             if not self._stopping:
+                # The pool's connections are likely as dead as this one (restart, network):
+                # have them replaced rather than each time out on its own.
+                await self.repository.pool.expire_connections()
+            if not self._stopping:
                 await self._pause(backoff(attempt))
 
     async def _serve(self, conn: asyncpg.Connection) -> None:

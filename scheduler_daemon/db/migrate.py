@@ -40,6 +40,24 @@ async def pending(conn: asyncpg.Connection) -> list[Migration]:
     return [m for m in available() if m.name not in done]
 
 
+async def apply(dsn: str) -> list[str]:
+    """Connect to ``dsn`` and apply what is pending; returns the names applied now."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def missing(dsn: str) -> list[str]:
+    """The names of the migrations ``dsn`` lacks."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [m.name for m in await pending(conn)]
+    finally:
+        await conn.close()
+
+
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply what is pending; returns the names applied now."""
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)

@@ -72,6 +72,7 @@ WITH o AS (
            o.outcome, o.error_message, o.platform_post_id, o.platform_post_url
       FROM o
      WHERE EXISTS (SELECT 1 FROM content_posts p WHERE p.id = o.id)
+    ON CONFLICT (post_id, attempt, started_at) DO NOTHING
 )
 SELECT count(*) FROM updated;
 
@@ -171,3 +172,13 @@ SELECT count(*) FROM content_posts WHERE status = 'publishing' AND claimed_by IS
 
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8;
+
+-- name: demo_campaign
+INSERT INTO content_campaigns (user_id, name) VALUES ($1, 'demo') RETURNING id;
+
+-- name: demo_connection
+INSERT INTO platform_connections (user_id, platform, account_id) VALUES ($1, 'log', 'demo');
+
+-- name: demo_post
+INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)
+VALUES ($1, 'log', $2, 'scheduled', $3, $4, 'UTC');

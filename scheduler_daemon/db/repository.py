@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from ..logs import SECRETS
 from ..models import Connection, Outcome, ScheduledRow
 from ..platforms.base import Refresher
 from . import rows
@@ -39,9 +40,12 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, *, instance_id: str, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, instance_id: str, max_size: int = 10, command_timeout: float = 60.0, **kwargs: Any
+) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, init=init_connection, reset=_keep_session, command_timeout=60,
+        dsn, min_size=1, max_size=max_size, init=init_connection, reset=_keep_session,
+        command_timeout=command_timeout,
         server_settings={"application_name": application_name(instance_id)}, **kwargs,
     )
 
@@ -75,7 +79,7 @@ class Repository:
             values = (
                 o.post_id,
                 str(o.status),
-                o.error_message,
+                SECRETS.scrub(o.error_message) if o.error_message else None,
                 o.result.platform_post_id if o.result else None,
                 o.result.platform_post_url if o.result else None,
                 o.retry_at,
@@ -92,7 +96,7 @@ class Repository:
     async def reject(self, items: Sequence[tuple[uuid.UUID, int, str]]) -> None:
         if items:
             ids, versions, messages = zip(*items)
-            await self.pool.execute(q("reject"), list(ids), list(versions), list(messages))
+            await self.pool.execute(q("reject"), list(ids), list(versions), [SECRETS.scrub(m) for m in messages])
 
     async def release_own(self, busy: Sequence[uuid.UUID]) -> list[uuid.UUID]:
         records = await self.pool.fetch(q("release_own"), self.instance_id, list(busy))

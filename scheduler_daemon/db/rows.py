@@ -105,6 +105,11 @@ def pick_connection(record: Row) -> Connection:
         if not found:
             raise NoConnectionError(f"connection {record['connection_id']} named by the post does not exist")
         chosen = found[0]
+        if record["user_id"] is None or chosen.user_id != record["user_id"]:
+            raise NoConnectionError(
+                f"connection {chosen.id} belongs to another user than the post's campaign"
+                + (" (the post has no campaign)" if record["user_id"] is None else "")
+            )
         if chosen.platform != platform:
             raise NoConnectionError(
                 f"connection {chosen.id} is for {chosen.platform!r}, but the post is for {platform!r}"
