@@ -110,17 +110,26 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             renderer = _JournalRenderer(renderer)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+    shared: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,  # before redact: tracebacks are scrubbed too
-        redact,
-        renderer,
     ]
     structlog.configure(
-        processors=processors,
+        processors=[structlog.contextvars.merge_contextvars, *shared, redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    # Libraries that log through the standard library (asyncpg, aiohttp) get the same
+    # format, the same scrubbing and the same priority prefixes.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(getattr(logging, level.upper()), logging.INFO))

@@ -13,8 +13,13 @@ from scheduler_daemon.logs import SECRETS, configure
 
 @pytest.fixture(autouse=True)
 def _restore_logging():
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
     structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -55,3 +60,15 @@ def test_console_format() -> None:
     configure("info", "console", out)
     structlog.get_logger("t").warning("missed", post_id="p2")
     assert "missed" in out.getvalue() and "post_id=p2" in out.getvalue()
+
+
+def test_standard_library_logging_gets_the_same_format_and_scrubbing() -> None:
+    import logging
+
+    out = io.StringIO()
+    configure("info", "json", out)
+    SECRETS.add("stdlib-secret-999")
+    logging.getLogger("asyncpg.pool").warning("connection lost: %s", "stdlib-secret-999")
+    [line] = lines(out)
+    assert line["event"] == "connection lost: [redacted]" and line["level"] == "warning"
+    assert line["logger"] == "asyncpg.pool"
