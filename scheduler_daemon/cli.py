@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import structlog
 
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedded.quiet_platformdirs()
     command: Handler = args.handler
     try:
-        return asyncio.run(_call(command, settings, args))
+        return _event_loop_runner()(_call(command, settings, args))
     except KeyboardInterrupt:
         return EXIT_OK
     except DB_ERRORS as exc:
@@ -79,6 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("configuration error", error=str(exc))
         return EXIT_CONFIG
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+    """uvloop when the ``speed`` extra is installed (it halves the lateness tail,
+    bench/RESULTS.md), asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 async def _call(command: Handler, settings: Settings, args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ from .timing import Clock, due_instant, format_delay, utc_from_ts
 logger = structlog.get_logger("scheduler_daemon.dispatcher")
 
 CLAIM_BATCH = 1000
+SPIN_SECONDS = 0.0015
 
 
 class _Context:
@@ -276,19 +277,26 @@ class Dispatcher:
             self._settle((post_id,))
 
     async def _until_due(self, post_id: uuid.UUID, due: float) -> bool:
-        """Wait for the instant of a post claimed ahead of it; False if the user edited it meanwhile."""
-        delay = due - self.clock.now()
-        if delay <= 0:
-            return True
-        edited = self._waiting[post_id] = asyncio.Event()
-        try:
-            async with asyncio.timeout(delay):
-                await edited.wait()
-            return False
-        except TimeoutError:
-            return True
-        finally:
-            del self._waiting[post_id]
+        """Wait for the instant of a post claimed ahead of it; False if the user edited it meanwhile.
+
+        The event loop's timers wake up to a millisecond late (epoll rounds its timeout up),
+        so the timer aims SPIN_SECONDS early and the last stretch yields to the loop until
+        the clock reaches the instant.
+        """
+        delay = due - self.clock.now() - SPIN_SECONDS
+        if delay > 0:
+            edited = self._waiting[post_id] = asyncio.Event()
+            try:
+                async with asyncio.timeout(delay):
+                    await edited.wait()
+                return False
+            except TimeoutError:
+                pass
+            finally:
+                del self._waiting[post_id]
+        while self.clock.now() < due:
+            await asyncio.sleep(0)
+        return True
 
     async def _abandon(self, post_id: uuid.UUID, log: Any) -> None:
         log.info("claim abandoned: the post was edited just before its instant; re-arming it")

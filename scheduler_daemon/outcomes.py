@@ -135,6 +135,7 @@ class OutcomeWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
+        self._deadline = float("inf")
         self.written = 0
 
     def submit(self, outcome: Outcome) -> asyncio.Future[None]:
@@ -158,9 +159,15 @@ class OutcomeWriter:
         """Wait until everything submitted so far has been written."""
         await self._idle.wait()
 
-    def stop(self) -> None:
-        """Finish writing what is pending, then return from ``run``."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish writing what is pending, then return from ``run``.
+
+        If the database still refuses the writes ``timeout`` seconds from now, the pending
+        outcomes are logged one per line at error level (post id, status, platform post id,
+        message) so that an operator can apply them by hand, and ``run`` returns.
+        """
         self._stopping = True
+        self._deadline = asyncio.get_running_loop().time() + timeout
         self._wake.set()
 
     async def run(self) -> None:
@@ -195,8 +202,23 @@ class OutcomeWriter:
                 self._rejects[:0] = rejects
                 delay = min(self.retry_cap, 0.1 * 2**failures)
                 failures += 1
+                if self._stopping and asyncio.get_running_loop().time() + delay > self._deadline:
+                    self._give_up(exc)
+                    return
                 logger.warning(
                     "cannot record outcomes; will retry", error=str(exc), pending=self.pending,
                     retry_in_s=round(delay, 2),
                 )
                 await asyncio.sleep(delay)
+
+    def _give_up(self, exc: BaseException) -> None:
+        for outcome, _ in self._outcomes:
+            logger.error(
+                "outcome not recorded: the database refused it until shutdown", error=str(exc),
+                post_id=str(outcome.post_id), platform=outcome.platform, status=str(outcome.status),
+                platform_post_id=outcome.result.platform_post_id if outcome.result else None,
+                error_message=outcome.error_message,
+            )
+        for post_id, _, message in self._rejects:
+            logger.error("rejection not recorded", post_id=str(post_id), error_message=message)
+        self._outcomes, self._rejects = [], []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import asyncpg
+import structlog
 
 from helpers import insert_post, make_user, row, soon
 from scheduler_daemon.testing.receiver import Receiver, Reply
@@ -122,3 +123,18 @@ async def test_resync_picks_up_rows_written_without_notifications(db, watcher, s
         running.daemon.resync()  # what SIGHUP does
         await watcher.wait(post, "published", timeout=10)
     assert len(rx.arrivals) == 1
+
+
+async def test_stop_does_not_hang_when_the_database_refuses_outcomes(db, watcher, start_daemon) -> None:
+    """A schema the daemon cannot write to (here: publish_attempts renamed away) must not
+    keep it from stopping; the unrecorded outcome is logged for the operator instead."""
+    async with Receiver() as rx:
+        campaign, _ = await make_user(db, metadata={"url": rx.url})
+        running = await start_daemon()
+        await db.execute("ALTER TABLE publish_attempts RENAME TO publish_attempts_gone")
+        post = await insert_post(db, campaign, soon(0.2))
+        with structlog.testing.capture_logs() as logs:
+            await rx.wait_for(1)
+            await running.stop()  # bounded by the fixture's timeout
+    lost = [e for e in logs if e["event"] == "outcome not recorded: the database refused it until shutdown"]
+    assert [(e["post_id"], e["status"], e["platform_post_id"]) for e in lost] == [(str(post), "published", "r-1")]

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from .settings import PlatformSettings
+from .settings import UNLIMITED, PlatformSettings
 
 
 class Pacer:
@@ -25,6 +25,9 @@ class Pacer:
 
     @asynccontextmanager
     async def slot(self, platform: str, account_key: str) -> AsyncIterator[None]:
+        if min(self.settings.limits(platform)) >= UNLIMITED:
+            yield  # only SCHEDULER_CONCURRENCY applies: no semaphores to take
+            return
         key = (platform, account_key)
         self._users[key] = self._users.get(key, 0) + 1
         try:

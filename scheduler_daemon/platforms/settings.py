@@ -53,6 +53,7 @@ PLATFORMS: tuple[str, ...] = (
 
 # (per platform, per account) publishes in flight. LinkedIn's and Instagram's limits are
 # small and unpublished; chats and channels take about one message per second.
+UNLIMITED = 10_000  # a limit this high means none: the pacer skips its semaphores
 DEFAULT_CONCURRENCY: Mapping[str, tuple[int, int]] = {
     "facebook": (10, 2),
     "instagram": (5, 1),
@@ -65,8 +66,8 @@ DEFAULT_CONCURRENCY: Mapping[str, tuple[int, int]] = {
     "discord": (10, 1),
     "slack": (10, 1),
     # Your own endpoint and the demo: bounded only by SCHEDULER_CONCURRENCY.
-    "webhook": (10_000, 10_000),
-    "log": (10_000, 10_000),
+    "webhook": (UNLIMITED, UNLIMITED),
+    "log": (UNLIMITED, UNLIMITED),
 }
 FALLBACK_CONCURRENCY = (50, 5)
 
