@@ -28,6 +28,8 @@ from scheduler_daemon.logs import configure
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.models import Outcome
 
+from . import transports
+
 _devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
@@ -148,6 +150,15 @@ class RunningDaemon:
     def dispatcher(self) -> Dispatcher:
         assert self.daemon.dispatcher is not None
         return self.daemon.dispatcher
+
+    def http_transport(self) -> str:
+        """The class of the transport the webhook adapter's client sends with."""
+        try:
+            adapter: Any = self.dispatcher.registry.get("webhook")
+            transport = adapter.client._transport
+        except Exception:  # a private attribute of httpx: report, never fail the bench
+            return "unknown"
+        return transports.class_name(transport)
 
     async def __aenter__(self) -> RunningDaemon:
         began = time.perf_counter()

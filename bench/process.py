@@ -40,6 +40,14 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.queue.put_nowait(data)
+
+
 async def run_until_ready(argv: list[str], env: dict[str, str], timeout: float) -> Ready:
     """Spawn ``argv``, wait for READY=1, measure, then SIGTERM it and wait for the exit."""
     loop = asyncio.get_running_loop()
@@ -47,48 +55,46 @@ async def run_until_ready(argv: list[str], env: dict[str, str], timeout: float) 
         path = os.path.join(tmp, "notify.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(path)
-        sock.setblocking(False)
+        transport, datagrams = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
         full_env = {**os.environ, **env, "NOTIFY_SOCKET": path}
         full_env.pop("WATCHDOG_USEC", None)
-        began = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            *argv, env=full_env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
+        log_path = Path(tmp) / "output.log"
+        with log_path.open("wb") as log:
+            began = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(*argv, env=full_env, stdout=log, stderr=log)
         try:
-            status = await _wait_ready(loop, sock, proc, timeout)
+            status = await _wait_ready(datagrams.queue, proc, timeout)
             seconds = time.perf_counter() - began
             rss, peak = memory_mb(proc.pid)
-        except BaseException:
-            proc.kill()
-            stderr = await proc.communicate()
-            raise RuntimeError(f"{argv[2:]} failed before READY: {stderr[1].decode()[-2000:]}") from None
+        except BaseException as exc:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            output = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{argv[2:]} failed before READY ({exc!r}); its output:\n{output}") from None
         finally:
-            sock.close()
+            transport.close()
         proc.send_signal(signal.SIGTERM)
         try:
             async with asyncio.timeout(60):
-                await proc.communicate()
+                await proc.wait()
         except TimeoutError:
             proc.kill()
             await proc.wait()
     return Ready(seconds, rss, peak, status)
 
 
-async def _wait_ready(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, proc: asyncio.subprocess.Process, timeout: float
-) -> str:
+async def _wait_ready(queue: asyncio.Queue[bytes], proc: asyncio.subprocess.Process, timeout: float) -> str:
     exited = asyncio.ensure_future(proc.wait())
     try:
         async with asyncio.timeout(timeout):
             while True:
-                datagram = asyncio.ensure_future(loop.sock_recv(sock, 65536))
+                datagram = asyncio.ensure_future(queue.get())
                 await asyncio.wait({datagram, exited}, return_when=asyncio.FIRST_COMPLETED)
                 if not datagram.done():
                     datagram.cancel()
                     raise RuntimeError(f"exited with status {proc.returncode} before READY=1")
-                fields = dict(
-                    line.split("=", 1) for line in datagram.result().decode().splitlines() if "=" in line
-                )
+                fields = dict(line.split("=", 1) for line in datagram.result().decode().splitlines() if "=" in line)
                 if fields.get("READY") == "1":
                     return fields.get("STATUS", "")
     finally:

@@ -3,8 +3,8 @@
 The daemon connects to ``127.0.0.1:<port>`` (``sslmode=disable``); the proxy forwards
 every byte to the real server (TCP or Unix socket) and reads the client's messages on
 the way: ``Q`` (simple query) and ``E`` (execute) are statements, attributed to their
-SQL text through ``P``arse and ``B``ind; ``S`` (sync) and ``Q`` end a round trip, one
-whose messages hold no ``E`` is a *prepare* round trip (asyncpg's Parse/Describe on the
+SQL text through ``P``arse and ``B``ind; ``S`` (sync) and ``Q`` end a round trip, and
+so does a ``H`` (flush) after Parse/Describe: a *prepare* round trip (asyncpg's, on the
 first use of a statement on a connection). Nothing is changed in flight.
 
 This works with any server (no ``pg_stat_statements`` needed) and sees only the
@@ -32,12 +32,24 @@ def _normal(sql: str) -> str:
 
 
 _NAMES = {_normal(text): name for name, text in QUERIES.items()}
+# Statements asyncpg sends by itself, by how they start.
+_ASYNCPG = {
+    "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL": "asyncpg pool reset on release",
+    "WITH RECURSIVE typeinfo_tree": "asyncpg type introspection",
+    "SELECT current_setting('jit')": "asyncpg introspection: jit off",
+    "SELECT set_config('jit'": "asyncpg introspection: jit restore",
+}
 
 
 def query_name(sql: str) -> str:
-    """The queries.sql name of ``sql``, else its first words (asyncpg's own, e.g. reset)."""
+    """The queries.sql name of ``sql``, asyncpg's own by name, else its first 60 characters."""
     text = _normal(sql)
-    return _NAMES.get(text) or text[:60]
+    if text in _NAMES:
+        return _NAMES[text]
+    for prefix, name in _ASYNCPG.items():
+        if text.startswith(prefix):
+            return name
+    return text[:60]
 
 
 @dataclass
@@ -67,10 +79,10 @@ class Counts:
 
 
 class _ClientStream:
-    """Parses one connection's client → server messages."""
+    """Parses one connection's client → server messages into the proxy's current counts."""
 
-    def __init__(self, counts: Counts) -> None:
-        self.counts = counts
+    def __init__(self, proxy: CountingProxy) -> None:
+        self.proxy = proxy
         self.buffer = bytearray()
         self.statements: dict[bytes, str] = {}  # prepared statement name -> SQL
         self.portals: dict[bytes, str] = {}  # portal name -> SQL
@@ -79,7 +91,7 @@ class _ClientStream:
     def feed(self, data: bytes) -> None:
         self.buffer += data
         while len(self.buffer) >= 5:
-            kind = self.buffer[0:1]
+            kind = bytes(self.buffer[0:1])
             (length,) = struct.unpack_from("!i", self.buffer, 1)
             if len(self.buffer) < 1 + length:
                 return
@@ -88,27 +100,30 @@ class _ClientStream:
             self._message(kind, body)
 
     def _message(self, kind: bytes, body: bytes) -> None:
+        counts = self.proxy.counts
         if kind == b"P":
-            name, rest = body.split(b"\0", 1)
-            self.statements[name] = rest.split(b"\0", 1)[0].decode(errors="replace")
+            statement_name, rest = body.split(b"\0", 1)
+            self.statements[statement_name] = rest.split(b"\0", 1)[0].decode(errors="replace")
         elif kind == b"B":
             portal, statement, _ = body.split(b"\0", 2)
             self.portals[portal] = self.statements.get(statement, "?")
         elif kind == b"E":
             portal = body.split(b"\0", 1)[0]
             name = query_name(self.portals.get(portal, "?"))
-            self.counts.statements[name] += 1
+            counts.statements[name] += 1
             self.executed.append(name)
         elif kind == b"S":
             if self.executed:
-                self.counts.round_trips[self.executed[-1]] += 1
+                counts.round_trips[self.executed[-1]] += 1
             else:
-                self.counts.prepare_round_trips += 1
+                counts.prepare_round_trips += 1
             self.executed = []
+        elif kind == b"H" and not self.executed:
+            counts.prepare_round_trips += 1  # Parse/Describe/Flush: waits for the description
         elif kind == b"Q":
             name = query_name(body.rstrip(b"\0").decode(errors="replace"))
-            self.counts.statements[name] += 1
-            self.counts.round_trips[name] += 1
+            counts.statements[name] += 1
+            counts.round_trips[name] += 1
 
 
 @dataclass(frozen=True)
@@ -189,7 +204,7 @@ class CountingProxy:
             up_reader, up_writer = await asyncio.open_connection(up.host, up.port)
         self.counts.connections += 1
         up_writer.write(startup)
-        stream = _ClientStream(self.counts)
+        stream = _ClientStream(self)
         try:
             async with asyncio.TaskGroup() as pumps:
                 pumps.create_task(self._pump(reader, up_writer, stream))

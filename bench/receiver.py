@@ -25,7 +25,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 REPLY_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
 
@@ -73,11 +73,10 @@ class FastHttp(asyncio.Protocol):
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
         self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.WriteTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.WriteTransport, transport)  # uvloop's is not an asyncio.Transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

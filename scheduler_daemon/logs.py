@@ -99,6 +99,18 @@ class _JournalRenderer:
         return prefix + str(self.inner(logger, name, event))
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
+    """Writes to whatever ``sys.stdout`` is when a record comes (it may be replaced)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog for the process. ``fmt``: auto, json or console."""
     stream = stream or sys.stdout
@@ -123,7 +135,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     )
     # Libraries that log through the standard library (asyncpg, aiohttp) get the same
     # format, the same scrubbing and the same priority prefixes.
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream) if stream is not sys.stdout else _StdoutHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

@@ -17,7 +17,7 @@ from ..receiver import ReceiverProcess
 from ..results import distribution, target
 
 
-async def measure(ctx: Context, transport: str = transports.DEFAULT, loop: str = "asyncio") -> dict[str, Any]:
+async def measure(ctx: Context, transport: str = transports.DAEMON_DEFAULT, loop: str = "asyncio") -> dict[str, Any]:
     sizes = ctx.sizes
     count, window = sizes.lateness_posts, sizes.lateness_window_s
     rng = random.Random(6)
@@ -27,13 +27,15 @@ async def measure(ctx: Context, transport: str = transports.DEFAULT, loop: str =
         try:
             campaign = await webhook_campaign(db, rx.url)
             async with RunningDaemon(dsn, settings, transport=transports.make(transport, settings.concurrency)) as d:
-                first = time.time() + sizes.lead_s
+                began = time.time()
+                first = began + sizes.lead_s
                 dues = [first + rng.uniform(0, window) for _ in range(count)]
                 ids = await insert_posts(db, campaign, dues)
                 inserted = time.time()
                 complete, arrivals = await rx.wait(count, timeout=window + sizes.lead_s + 30)
                 await d.probes.outcomes.reach(count, timeout=30)
                 claims = list(d.probes.claims)
+                resolved = d.http_transport()
                 started = list(d.metrics.lateness)
         finally:
             await db.close()
@@ -41,11 +43,12 @@ async def measure(ctx: Context, transport: str = transports.DEFAULT, loop: str =
     keys = [a.key for a in arrivals]
     late = [a.wall - due_of[a.key] for a in arrivals if a.key in due_of]
     return {
-        "transport": transport,
+        "transport": f"{transport} ({resolved})",
         "loop": loop,
         "posts": count,
         "window_s": window,
-        "insert_s": round(inserted - (first - sizes.lead_s), 3),
+        "insert_s": round(inserted - began, 3),
+        "inserted_before_first_due_s": round(min(dues) - inserted, 3),
         "complete": complete and len(set(keys)) == count,
         "arrived": len(set(keys)),
         "duplicates": len(keys) - len(set(keys)),

@@ -2,9 +2,10 @@
 
 Two shapes: *spread*, posts due one by one (each claimed and recorded alone: the worst
 case), and *burst*, posts due at one instant (claimed and recorded in batches). Counting
-runs from the daemon being ready to every outcome written. asyncpg's first use of a
-statement on a pooled connection costs one more round trip (Parse/Describe): shown apart
-as ``prepare_round_trips``.
+runs from the daemon being ready to every outcome written. A pooled connection's first
+use of a statement costs one-off round trips (asyncpg's Parse/Describe and type
+introspection): shown apart as ``warm_up_round_trips``; the targets are judged on the
+steady state without them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ async def _shape(ctx: Context, rx: ReceiverProcess, shape: str) -> dict[str, Any
         db = await asyncpg.connect(dsn)
         try:
             campaign = await webhook_campaign(db, rx.url)
-            async with RunningDaemon(proxy.dsn, settings, transport=transports.make(transports.DEFAULT, 100)) as d:
+            async with RunningDaemon(proxy.dsn, settings, transport=transports.make(transports.DAEMON_DEFAULT, 100)) as d:
                 proxy.reset()
                 first = time.time() + sizes.lead_s + count / 2500
                 if shape == "spread":
@@ -46,14 +47,17 @@ async def _shape(ctx: Context, rx: ReceiverProcess, shape: str) -> dict[str, Any
                 claims = len(d.probes.claims)
         finally:
             await db.close()
-    steady = counts.total_round_trips - counts.prepare_round_trips
+    warm_up = counts.prepare_round_trips + sum(
+        n for name, n in counts.round_trips.items() if name.startswith("asyncpg") and "introspection" in name)
+    steady = counts.total_round_trips - warm_up
     return {
         "posts": count,
         "complete": complete and written,
         "claims": claims,
         **counts.as_dict(),
         "round_trips_per_post": round(counts.total_round_trips / count, 3),
-        "round_trips_per_post_without_prepare": round(steady / count, 3),
+        "warm_up_round_trips": warm_up,
+        "round_trips_per_post_steady": round(steady / count, 3),
     }
 
 
@@ -66,10 +70,10 @@ def run(ctx: Context) -> dict[str, Any]:
     result = asyncio.run(measure(ctx))
     spread, burst = result["spread"], result["burst"]
     result["targets"] = [
-        target("roundtrips", "round trips per post, posts due one by one", spread["round_trips_per_post"],
-               "<=", 2.0, "round trips", f"by statement: {spread['round_trips_by_query']}; "
-               f"prepare: {spread['prepare_round_trips']}"),
-        target("roundtrips", "round trips per post, burst (batched)", burst["round_trips_per_post"],
+        target("roundtrips", "round trips per post, posts due one by one", spread["round_trips_per_post_steady"],
+               "<=", 2.0, "round trips", f"{spread['round_trips_per_post']} with connection warm-up; "
+               f"by statement: {spread['round_trips_by_query']}"),
+        target("roundtrips", "round trips per post, burst (batched)", burst["round_trips_per_post_steady"],
                "<=", 2.0, "round trips", f"{burst['claims']} claims; by statement: {burst['round_trips_by_query']}"),
     ]
     return result
