@@ -102,7 +102,7 @@ class _JournalRenderer:
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
     """Writes to whatever ``sys.stdout`` is when a record comes (it may be replaced)."""
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override, unused-ignore]
     def stream(self) -> TextIO:
         return sys.stdout
 
