@@ -1,0 +1,210 @@
+"""results.json → RESULTS.md."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+ANALYSIS = Path(__file__).with_name("analysis.md")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _dist_rows(label: str, dist: dict[str, Any]) -> list[Any]:
+    return [label, dist.get("n"), dist.get("p50"), dist.get("p90"), dist.get("p99"), dist.get("max")]
+
+
+DIST = ("", "n", "p50", "p90", "p99", "max")
+
+
+def _verdict(t: dict[str, Any]) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
+
+
+def _targets(results: dict[str, Any]) -> str:
+    rows = []
+    for name, scenario in results["scenarios"].items():
+        for t in scenario.get("targets", []):
+            rows.append([name, t["figure"], f"{_cell(t['measured'])} {t['unit']}",
+                         f"{t['op']} {_cell(t['limit'])} {t['unit']}", _verdict(t), t["note"]])
+    return table(("scenario", "figure", "measured", "target", "", "detail"), rows)
+
+
+def _lateness(r: dict[str, Any]) -> str:
+    return "\n\n".join([
+        f"{r['posts']} posts due at random instants over {r['window_s']:g} s, inserted with plain SQL in one "
+        f"transaction (taking {r['insert_s']} s, done {r['inserted_before_first_due_s']} s before the first was "
+        f"due); transport {r['transport']}, "
+        f"{r['loop']} loop. Arrived {r['arrived']}, duplicates {r['duplicates']}, early {r['early']}, "
+        f"{r['claims']} claims.",
+        table(DIST, [
+            _dist_rows("arrival at the receiver − due (ms)", r["arrival_minus_due_ms"]),
+            _dist_rows("daemon starts the request − due (ms)", r["publish_start_minus_due_ms"]),
+            _dist_rows("claim round trip (ms)", r["claim_round_trip_ms"]),
+        ]),
+    ])
+
+
+def _burst(r: dict[str, Any]) -> str:
+    daemon_rows = [[f"daemon, {d['transport']} ({d['resolved_transport']})", d["posts_per_s"], d["first_arrival_s"], d["last_arrival_s"],
+                    d["outcomes_written_s"], d["duplicates"], d["arrived"], d["cpu_ms_per_post"]] for d in r["daemon"]]
+    bare_rows = [[f"bare client, {b['client']} ({b.get('transport_class', '')})", b["posts_per_s"], b["first_arrival_s"], b["last_arrival_s"], None,
+                  b["duplicates"], b["arrived"], b["cpu_ms_per_request"]] for b in r["bare_clients"]]
+    check = r["bare_aiohttp_vs_aiohttp_receiver"]
+    check_row = [["bare client, aiohttp → the aiohttp (test-suite) receiver", check["posts_per_s"],
+                  check["first_arrival_s"], check["last_arrival_s"], None, check["duplicates"], check["arrived"],
+                  check["cpu_ms_per_request"]]]
+    claims = "; ".join(f"{d['transport']}: " + ", ".join(f"{a}→{w} in {ms} ms" for a, w, ms in d["claims_asked_won_ms"])
+                       for d in r["daemon"])
+    return "\n\n".join([
+        f"{r['posts']:,} posts due at one instant ({r['loop']} loop, concurrency {r['concurrency']}). "
+        "Times are seconds from the due instant (bare clients: from their start) at the receiver; "
+        "CPU is the bench process's (daemon + probes, or the bare client).",
+        table(("run", "posts/s", "first arrival (s)", "last arrival (s)", "all outcomes written (s)", "duplicates",
+               "arrived", "CPU ms/post"), daemon_rows + bare_rows + check_row),
+        f"Best: daemon with {r['best_daemon_transport']} at {_cell(r['daemon_vs_best_bare'] * 100 if r['daemon_vs_best_bare'] else None)}% "
+        f"of the best bare client ({_cell(r['best_bare_posts_per_s'])} requests/s). Claims (asked→won): {claims}.",
+    ])
+
+
+def _schedule(r: dict[str, Any]) -> str:
+    rows = []
+    for count, figures in r["rows"].items():
+        for who, f in figures.items():
+            rows.append([f"{int(count):,}", who, f["ready_s"], f["rss_mb"], f["peak_rss_mb"]])
+    above = r["small_above_idle"]
+    return "\n\n".join([
+        "Separate processes, spawn → READY=1 on our NOTIFY_SOCKET; memory from /proc at READY. `daemon` is "
+        "`python -m scheduler_daemon.cli run`; `naive_tasks` is one asyncio task per post, `naive_heap` the daemon's "
+        "Schedule, both in the same minimal process (bench/naive.py) loading rows the daemon's way.",
+        table(("rows", "process", "start → READY (s)", "RSS at READY (MiB)", "peak RSS (MiB)"), rows),
+        f"Smaller schedule above the idle daemon: +{above['ready_s']} s, +{above['rss_mb']} MiB at READY, "
+        f"+{above['peak_rss_mb']} MiB peak.",
+    ])
+
+
+def _registration(r: dict[str, Any]) -> str:
+    a, s = r["arming"], r["reschedules"]
+    return "\n\n".join([
+        f"{a['inserts']:,} single-row INSERTs, one at a time (autocommit). \"Row written\" is the INSERT's "
+        "clock_timestamp(), before its commit and WAL flush; the commit is acknowledged to the client when "
+        "PostgreSQL signals the listeners.",
+        table(DIST, [_dist_rows("INSERT sent → armed (ms)", a["send_to_armed_ms"]),
+                     _dist_rows("row written → armed (ms)", a["row_written_to_armed_ms"]),
+                     _dist_rows("commit acknowledged → armed (ms)", a["ack_to_armed_ms"])]),
+        f"Reschedules: {s['rows_rescheduled']:,} rows in {s['seconds']} s by UPDATEs of {s['rows_per_update']} rows "
+        f"from another process (target {s['target_rate']:,}/s, achieved {_cell(s['achieved_rate'])}/s); "
+        f"notifications handled {s['notifications_handled']:,}, caught up: {_cell(s['caught_up'])}, timers not "
+        f"matching the table afterwards: {s['timers_not_matching_table']}; bench process CPU "
+        f"{s['bench_process_cpu_percent']}% of one core.",
+        table(DIST, [_dist_rows("commit → re-armed, whole run (ms)", s["lag_ms"]),
+                     _dist_rows("first half (ms)", s["lag_first_half_ms"]),
+                     _dist_rows("second half (ms)", s["lag_second_half_ms"])]),
+    ])
+
+
+def _idle(r: dict[str, Any]) -> str:
+    idle, boot = r["idle"], r["boot"]
+    return (
+        f"{r['armed']:,} posts armed, {r['seconds']:g} s idle, heartbeat every {r['heartbeat_s']:g} s "
+        f"(expected {r['expected_heartbeats']}). Statements sent: {idle['statements']} "
+        f"({idle['statements_by_query'] or 'none'}); round trips {idle['round_trips']}. "
+        f"For reference, the boot itself: {boot['statements']} statements, {boot['round_trips']} round trips, "
+        f"{boot['connections_opened']} connections ({boot['statements_by_query']})."
+    )
+
+
+def _roundtrips(r: dict[str, Any]) -> str:
+    rows = [[shape, s["posts"], s["claims"], s["round_trips"], s["warm_up_round_trips"], s["round_trips_per_post"],
+             s["round_trips_per_post_steady"], s["round_trips_by_query"]] for shape, s in
+            (("spread", r["spread"]), ("burst", r["burst"]))]
+    return "\n\n".join([
+        "Counted on the wire by bench/proxy.py from the daemon being ready to the last outcome written. "
+        "*spread*: posts due one by one, each claimed and recorded alone (the worst case); *burst*: all due at "
+        "one instant. Warm-up: a new pooled connection's one-off Parse/Describe and type introspection.",
+        table(("shape", "posts", "claims", "round trips", "of which warm-up", "per post",
+               "per post, steady", "by statement"), rows),
+    ])
+
+
+def _speedups(r: dict[str, Any]) -> str:
+    parts = []
+    if r.get("comparison"):
+        parts.append(table(("figure", "asyncio", "uvloop"),
+                           [[c["figure"], c["asyncio"], c["uvloop"]] for c in r["comparison"]]))
+    elif "uvloop" in r:
+        parts.append(f"uvloop: {r['uvloop']}")
+    o = r["orjson"]
+    if "orjson_us_per_publish" in o:
+        parts.append(
+            f"JSON work of one publish: {o['json_us_per_publish']} µs with json, {o['orjson_us_per_publish']} µs "
+            f"with orjson: {o['saved_us_per_publish']} µs saved, "
+            f"{_cell(o.get('saved_percent_of_cpu_per_post'))}% of the CPU one post costs in the burst."
+        )
+    else:
+        parts.append(f"orjson: {o.get('orjson')}; json: {o['json_us_per_publish']} µs per publish")
+    return "\n\n".join(parts)
+
+
+SECTIONS = {
+    "lateness": ("1. Lateness", _lateness),
+    "burst": ("2. Burst", _burst),
+    "schedule": ("3. A big schedule", _schedule),
+    "registration": ("4. Registration", _registration),
+    "idle": ("5. Idle", _idle),
+    "roundtrips": ("6. Round trips per published post", _roundtrips),
+    "speedups": ("7. uvloop and orjson", _speedups),
+}
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    out = [
+        "# Benchmark results",
+        "",
+        f"Generated by `{results['command']}` on {results['started']} ({results['mode']} run, "
+        f"{results['duration_s']:.0f} s). Do not edit by hand: rerun the bench. Method: bench/README.md.",
+        "",
+        "## Machine",
+        "",
+        table(("", ""), [
+            ("revision", f"{m.get('revision', 'unknown')} at the start, {m.get('revision_at_end', 'unknown')} at the end"),
+            ("CPU", f"{m['cpu']}, {m['cores']} cores (load average when the bench started: "
+                    f"{m.get('load_average_at_start')})"), ("memory", f"{m['memory_gib']} GiB"), ("OS", m["os"]),
+            ("Python", m["python"]), ("PostgreSQL", f"{m['postgresql']} ({m['postgresql_source']}), "
+                                                   f"{m['postgresql_settings']}"),
+            ("packages", ", ".join(f"{k} {v}" for k, v in m["packages"].items())),
+            ("sharing", m["sharing"]),
+        ]),
+        "",
+        "## Targets",
+        "",
+        _targets(results),
+    ]
+    for name, scenario in results["scenarios"].items():
+        title, render_one = SECTIONS[name]
+        out += ["", f"## {title}", ""]
+        if "error" in scenario:
+            out.append(f"**Failed:**\n\n```\n{scenario['error']}\n```")
+        else:
+            out.append(render_one(scenario))
+    if ANALYSIS.exists() and results["mode"] == "full":
+        out += ["", ANALYSIS.read_text().strip()]
+    return "\n".join(out) + "\n"
