@@ -145,3 +145,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(max(getattr(logging, level.upper()), logging.INFO))
+    # httpx logs every request with its URL at INFO: noise in the journal, and a Telegram
+    # URL carries the bot token. Our own publish summary line says what matters.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
