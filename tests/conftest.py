@@ -4,9 +4,9 @@ a watcher that waits on row changes through LISTEN, and a running daemon."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import tempfile
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -80,21 +80,23 @@ class RunningDaemon:
 
     async def stop(self) -> None:
         self.daemon.stop()
-        async with asyncio.timeout(15):
+        async with asyncio.timeout(20):
             await self.task
 
 
 @pytest.fixture
-async def start_daemon(dsn: str, settings: Settings) -> AsyncIterator[Any]:
+async def daemon_on(settings: Settings) -> AsyncIterator[Any]:
+    """Start in-process daemons on any database: ``await daemon_on(dsn, **setting_overrides)``
+    (``transport=`` and ``clock=`` go to the Daemon); all are stopped after the test."""
     running: list[RunningDaemon] = []
 
-    async def start(**overrides: Any) -> RunningDaemon:
+    async def start(dsn: str, **overrides: Any) -> RunningDaemon:
         transport = overrides.pop("transport", None)
         clock = overrides.pop("clock", None)
         daemon = Daemon(replace(settings, **overrides), dsn, transport=transport, clock=clock)
         task = asyncio.create_task(daemon.run())
         started = asyncio.ensure_future(daemon.started.wait())
-        async with asyncio.timeout(15):
+        async with asyncio.timeout(20):
             await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             started.cancel()
@@ -107,6 +109,12 @@ async def start_daemon(dsn: str, settings: Settings) -> AsyncIterator[Any]:
     for handle in running:
         if not handle.task.done():
             await handle.stop()
+
+
+@pytest.fixture
+def start_daemon(dsn: str, daemon_on: Any) -> Any:
+    """``daemon_on`` bound to this test's database."""
+    return functools.partial(daemon_on, dsn)
 
 
 @pytest.fixture

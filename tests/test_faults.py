@@ -28,8 +28,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,6 @@ from aiohttp import web
 from chaos.pg import DedicatedServer, dedicated_server
 from chaos.procs import DaemonProcess
 from helpers import Watcher, insert_post, make_user, row
-from scheduler_daemon.config import Settings
-from scheduler_daemon.daemon import Daemon
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
 from scheduler_daemon.timing import SystemClock
 from tcp_proxy import Link, Proxy
@@ -55,43 +52,6 @@ TOKEN = "whsec-faults-token-123"
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(UTC)
-
-
-class Running:
-    def __init__(self, daemon: Daemon, task: asyncio.Task[None]) -> None:
-        self.daemon = daemon
-        self.task = task
-
-    async def stop(self) -> None:
-        self.daemon.stop()
-        async with asyncio.timeout(20):
-            await self.task
-
-
-@pytest.fixture
-async def daemon_on(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
-    """Start an in-process daemon on any DSN (the conftest's start_daemon is bound to ``dsn``)."""
-    running: list[Running] = []
-
-    async def start(dsn: str, **overrides: Any) -> Running:
-        transport = overrides.pop("transport", None)
-        clock = overrides.pop("clock", None)
-        daemon = Daemon(replace(settings, **overrides), dsn, transport=transport, clock=clock)
-        task = asyncio.create_task(daemon.run())
-        started = asyncio.ensure_future(daemon.started.wait())
-        async with asyncio.timeout(20):
-            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            started.cancel()
-            task.result()
-        handle = Running(daemon, task)
-        running.append(handle)
-        return handle
-
-    yield start
-    for handle in running:
-        if not handle.task.done():
-            await handle.stop()
 
 
 async def webhook_campaign(db: asyncpg.Connection, url: str) -> uuid.UUID:
