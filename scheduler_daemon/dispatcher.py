@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -88,7 +88,7 @@ class Dispatcher:
         self.lead = settings.claim_lead_seconds
         self.inflight: set[uuid.UUID] = set()
         self.orphans_pending = False  # rows other instances hold in 'publishing': recheck them
-        self.on_resync_requested: Any = None  # set by the daemon: TRUNCATE asks for a resync
+        self.on_resync_requested: Callable[[], None] | None = None  # TRUNCATE asks the listener for one
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever nothing is in flight
@@ -225,12 +225,15 @@ class Dispatcher:
         try:
             won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
         except DB_ERRORS as exc:
-            # Not claimed, or claimed with the answer lost: re-arm. A row claimed without our
-            # knowing is released by the next sync (release_own): nothing was sent for it.
+            # Not claimed, or claimed with the answer lost: re-arm, and ask for a resync,
+            # whose release_own gives back a row claimed without our knowing (nothing was
+            # sent for it).
             logger.warning("claim failed; re-arming", error=str(exc), posts=len(ready))
             won = []
             for armed in ready.values():
                 self.schedule.arm(armed.id, armed.due, armed.version)
+            if self.on_resync_requested is not None:
+                self.on_resync_requested()
             await asyncio.sleep(0.5)
         claimed = {record["id"] for record in won}
         self._settle(post_id for post_id in ready if post_id not in claimed)

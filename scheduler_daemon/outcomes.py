@@ -31,7 +31,7 @@ from .errors import (
 from .db import DB_ERRORS
 from .db.repository import Repository
 from .models import Outcome, OutcomeKind, PublishResult
-from .timing import format_delay
+from .timing import backoff, format_delay
 
 logger = structlog.get_logger("scheduler_daemon.outcomes")
 
@@ -42,11 +42,6 @@ _EMPTY_MESSAGES: dict[type[BaseException], str] = {
     ContentRejectedError: "the platform rejected the content",
     PlatformConfigError: "the platform rejected the configuration",
 }
-
-
-def backoff(attempt: int, base: float, cap: float, jitter: Callable[[float, float], float]) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-    return jitter(0, min(cap, base * 2.0 ** min(attempt - 1, 64)))
 
 
 def classify(

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import random
 import time
+from collections.abc import Callable
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -56,6 +58,16 @@ def due_instant(key: ScheduleKey) -> dt.datetime:
         return local.replace(fold=0).astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01 00:00 east of UTC falls before year 1
         raise InvalidScheduleError(f"{key.date.isoformat()} {key.time.isoformat()} is out of range") from None
+
+
+def backoff(
+    attempt: int, base: float, cap: float, jitter: Callable[[float, float], float] = random.uniform
+) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
+
+    The exponent is bounded, so any attempt count gives a finite delay.
+    """
+    return jitter(0, min(cap, base * 2.0 ** min(max(attempt - 1, 0), 64)))
 
 
 def format_delay(seconds: float) -> str:

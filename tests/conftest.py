@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import shutil
 import tempfile
 import uuid
@@ -121,3 +122,9 @@ def start_daemon(dsn: str, daemon_on: Any) -> Any:
 def settings_(settings: Settings) -> Settings:
     """The daemon settings under a name that does not clash with a module's own ``settings``."""
     return settings
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """pgserver logs from an atexit hook; by then the streams the root handlers wrote to
+    (pytest's captures) are closed. Leave nothing there to write to."""
+    logging.getLogger().handlers.clear()

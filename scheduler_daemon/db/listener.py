@@ -19,7 +19,6 @@ asyncpg's termination callback would not see, and re-anchors the clock.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,7 +27,7 @@ import structlog
 
 from ..metrics import Metrics
 from ..notifications import CHANNEL
-from ..timing import SystemClock
+from ..timing import SystemClock, backoff
 from .repository import Repository, application_name
 
 logger = structlog.get_logger("scheduler_daemon.listener")
@@ -37,9 +36,7 @@ OnPayload = Callable[[str], None]
 OnSync = Callable[[], Awaitable[None]]
 
 
-def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Exponential backoff with full jitter (AWS architecture blog's recipe)."""
-    return random.uniform(0, min(cap, base * 2**attempt))
+RECONNECT_BASE, RECONNECT_CAP = 0.5, 30.0
 
 
 class Listener:
@@ -73,6 +70,7 @@ class Listener:
         self._wake = asyncio.Event()
         self._resync_requested = False
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._connection: asyncpg.Connection | None = None
 
     def request_resync(self) -> None:
@@ -81,6 +79,7 @@ class Listener:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     async def run(self) -> None:
@@ -93,10 +92,10 @@ class Listener:
                     **self.connect_kwargs,
                 )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-                delay = backoff(attempt)
+                delay = backoff(attempt + 1, RECONNECT_BASE, RECONNECT_CAP)
                 attempt += 1
                 logger.warning("listener cannot connect", error=str(exc), retry_in_s=round(delay, 2))
-                await self._pause(delay)
+                await self._backoff(delay)
                 continue
             if self.ready.is_set():
                 self.reconnects += 1
@@ -116,7 +115,7 @@ class Listener:
                 # have them replaced rather than each time out on its own.
                 await self.repository.pool.expire_connections()
             if not self._stopping:
-                await self._pause(backoff(attempt))
+                await self._backoff(backoff(attempt + 1, RECONNECT_BASE, RECONNECT_CAP))
 
     async def _serve(self, conn: asyncpg.Connection) -> None:
         lost = asyncio.Event()
@@ -129,6 +128,7 @@ class Listener:
         self._connection = conn
         await conn.add_listener(CHANNEL, self._on_notify)
         await self._anchor_clock(conn)
+        self._resync_requested = False  # this sync covers any request made while away
         await self._sync()
         self.connected = True
         self.ready.set()
@@ -170,6 +170,13 @@ class Listener:
             self._buffer.append(payload)
         else:
             self.on_payload(payload)
+
+    async def _backoff(self, seconds: float) -> None:
+        """Wait before reconnecting; only stop ends it early (a reconnect resyncs anyway)."""
+        try:
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
     async def _pause(self, seconds: float) -> None:
         """Sleep up to ``seconds``, ending early on stop, loss or a resync request."""
