@@ -265,16 +265,7 @@ async def supabase_like(databases: Any) -> AsyncIterator[str]:
     try:
         await conn.execute(FAKE_SUPABASE)
         await migrate(conn)
-        await conn.execute("""
-            CREATE OR REPLACE FUNCTION test_watch_posts() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN
-                    PERFORM pg_notify('test_posts', NEW.id::text || ' ' || NEW.status);
-                END IF;
-                RETURN NULL;
-            END $$;
-            CREATE TRIGGER test_watch_posts AFTER INSERT OR UPDATE ON content_posts
-                FOR EACH ROW EXECUTE FUNCTION test_watch_posts();""")
+        await conn.execute(WATCH_SQL)
     finally:
         await conn.close()
     yield url
