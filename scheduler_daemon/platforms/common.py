@@ -30,6 +30,7 @@ from ..errors import (
 from ..models import Connection, MediaItem, Post
 from .base import PublishContext, Refresher, TokenSet
 from .http import retry_after, send
+from .settings import ClientCredentials
 
 DISPLAY = {
     "facebook": "Facebook",
@@ -171,6 +172,19 @@ def oauth_token_set(data: Mapping[str, Any], *, platform: str, keep_refresh: boo
         expires_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=float(expires_in))
     refresh = text_field(data, "refresh_token")
     return TokenSet(access_token=access, refresh_token=refresh, expires_at=expires_at)
+
+
+def refresh_grant(credentials: ClientCredentials, connection: Connection, *, needs: str) -> dict[str, str]:
+    """The OAuth 2.0 ``refresh_token`` grant for a confidential client; ``needs`` names
+    the settings in the error when the app credentials are missing."""
+    if not credentials.client_id or not credentials.client_secret:
+        raise PlatformConfigError(needs)
+    return {
+        "grant_type": "refresh_token",
+        "refresh_token": connection.refresh_token or "",
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret,
+    }
 
 
 def client_id(settings_client_id: str | None, platform: str) -> str:

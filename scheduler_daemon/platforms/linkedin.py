@@ -25,7 +25,12 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
+from ..errors import (
+    ContentRejectedError,
+    PlatformConfigError,
+    PublishError,
+    TransientError,
+)
 from ..models import Connection, MediaItem, Post, PublishResult
 from .base import PublishContext, Refresher, TokenSet
 from .common import (
@@ -35,12 +40,13 @@ from .common import (
     check_length,
     check_media,
     json_object,
+    oauth_token_set,
     poll,
     preparing,
     rate_limited,
     reconnect,
+    refresh_grant,
     text_field,
-    oauth_token_set,
 )
 from .http import body_excerpt, retry_after, send
 from .settings import PlatformSettings
@@ -179,16 +185,10 @@ class LinkedInAdapter:
         credentials = self.settings.client("linkedin")
 
         async def refresh(connection: Connection) -> TokenSet:
-            if not credentials.client_id or not credentials.client_secret:
-                raise PlatformConfigError(
-                    "LinkedIn token refresh needs SCHEDULER_LINKEDIN_CLIENT_ID and SCHEDULER_LINKEDIN_CLIENT_SECRET"
-                )
-            form = {
-                "grant_type": "refresh_token",
-                "refresh_token": connection.refresh_token or "",
-                "client_id": credentials.client_id,
-                "client_secret": credentials.client_secret,
-            }
+            form = refresh_grant(
+                credentials, connection,
+                needs="LinkedIn token refresh needs SCHEDULER_LINKEDIN_CLIENT_ID and SCHEDULER_LINKEDIN_CLIENT_SECRET",
+            )
             request = self.client.build_request("POST", f"{self.oauth_base}/accessToken", data=form)
             response = await send(self.client, request, what="LinkedIn token refresh")
             if response.status_code in (400, 401):

@@ -47,6 +47,7 @@ from .common import (
     oauth_token_set,
     preparing,
     reconnect,
+    refresh_grant,
     text_field,
 )
 from .http import retry_after, send
@@ -166,16 +167,10 @@ class SlackAdapter:
         credentials = self.settings.client("slack")
 
         async def refresh(connection: Connection) -> TokenSet:
-            if not credentials.client_id or not credentials.client_secret:
-                raise PlatformConfigError(
-                    "Slack token rotation needs SCHEDULER_SLACK_CLIENT_ID and SCHEDULER_SLACK_CLIENT_SECRET"
-                )
-            form = {
-                "grant_type": "refresh_token",
-                "refresh_token": connection.refresh_token or "",
-                "client_id": credentials.client_id,
-                "client_secret": credentials.client_secret,
-            }
+            form = refresh_grant(
+                credentials, connection,
+                needs="Slack token rotation needs SCHEDULER_SLACK_CLIENT_ID and SCHEDULER_SLACK_CLIENT_SECRET",
+            )
             request = self.client.build_request("POST", f"{self.base}/oauth.v2.access", data=form)
             response = await send(self.client, request, what="Slack token refresh")
             error = classify(response)
