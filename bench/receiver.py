@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
+from .tally import Tally
+
 REPLY_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
 
 
@@ -41,30 +43,19 @@ class Recorder:
 
     def __init__(self) -> None:
         self.arrivals: list[tuple[str, float]] = []
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._count = Tally()
 
     def add(self, key: str, wall: float) -> int:
         self.arrivals.append((key, wall))
-        count = len(self.arrivals)
-        if self._waiters:
-            for wanted, future in self._waiters:
-                if count >= wanted and not future.done():
-                    future.set_result(None)
-        return count
+        self._count.add()
+        return len(self.arrivals)
 
     async def wait(self, count: int, timeout: float) -> bool:
-        if len(self.arrivals) >= count:
-            return True
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (count, future)
-        self._waiters.append(entry)
-        try:
-            await asyncio.wait_for(future, timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            self._waiters.remove(entry)
+        return await self._count.reach(count, timeout)
+
+    def reset(self) -> None:
+        self.arrivals = []
+        self._count = Tally()
 
 
 class FastHttp(asyncio.Protocol):
@@ -147,7 +138,7 @@ async def _main(kind: str) -> None:
             ok = await recorder.wait(int(command["count"]), float(command["timeout"]))
             say({"ok": ok, "arrivals": recorder.arrivals})
         elif command["cmd"] == "reset":
-            recorder.arrivals = []
+            recorder.reset()
             say({"ok": True})
         else:
             say({"ok": False, "error": f"unknown command {command['cmd']!r}"})

@@ -29,7 +29,15 @@ from bench import machine, report  # noqa: E402
 from bench.context import FULL, SMOKE, Context  # noqa: E402
 from bench.harness import quiet_logs  # noqa: E402
 from bench.pg import BenchDatabases  # noqa: E402
-from bench.scenarios import burst, idle, lateness, registration, roundtrips, schedule, speedups  # noqa: E402
+from bench.scenarios import (  # noqa: E402
+    burst,
+    idle,
+    lateness,
+    registration,
+    roundtrips,
+    schedule,
+    speedups,
+)
 from scheduler_daemon.testing.postgres import server  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
