@@ -93,7 +93,7 @@ def _schedule(r: dict[str, Any]) -> str:
     return "\n\n".join([
         "Separate processes, spawn → READY=1 on our NOTIFY_SOCKET; memory from /proc at READY. `daemon` is "
         "`python -m scheduler_daemon.cli run --migrate` (nothing to apply); `naive_tasks` is one asyncio task per post, `naive_heap` the daemon's "
-        "Schedule, both in the same minimal process (bench/naive.py) loading rows the daemon's way.",
+        "Timers, both in the same minimal process (bench/naive.py) loading rows the daemon's way.",
         table(("rows", "process", "start → READY (s)", "RSS at READY (MiB)", "peak RSS (MiB)"), rows),
         f"Smaller schedule above the idle daemon: +{above['ready_s']} s, +{above['rss_mb']} MiB at READY, "
         f"+{above['peak_rss_mb']} MiB peak.",

@@ -22,7 +22,7 @@ import httpx
 
 from .errors import ContentRejectedError, PlatformConfigError, TransientError
 from .models import MediaItem
-from .platforms.settings import PlatformSettings
+from .config.platforms import PlatformSettings
 
 
 class SignedUrls(Protocol):

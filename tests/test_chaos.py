@@ -44,7 +44,7 @@ from chaos.procs import DaemonProcess
 from helpers import local
 from scheduler_daemon.errors import InvalidScheduleError
 from scheduler_daemon.models import ScheduleKey
-from scheduler_daemon.timing import due_instant
+from scheduler_daemon.due import due_instant
 
 UTC = dt.timezone.utc
 POSTS = int(os.environ.get("CHAOS_POSTS", "2000"))

@@ -20,7 +20,7 @@ import pytest
 import structlog
 
 from helpers import Watcher, insert_post, make_user, row, soon
-from scheduler_daemon import commands
+from scheduler_daemon.cli import doctor
 from scheduler_daemon.cli import main
 
 UTC = dt.timezone.utc
@@ -237,13 +237,13 @@ async def test_doctor_flags_the_transaction_pooler_port(cli: Any, monkeypatch: p
     ],
 )
 def test_pooler_detection_from_the_url(dsn: str, host: str, ports: list[int], status: str) -> None:
-    assert commands.dsn_endpoint(dsn) == (host, ports)
-    assert commands.pooler_check(dsn).status == status
+    assert doctor.dsn_endpoint(dsn) == (host, ports)
+    assert doctor.pooler_check(dsn).status == status
 
 
 def test_pooler_detection_from_behaviour() -> None:
-    assert commands.pooler_behaviour([7, 7, 7]).status == "ok"
-    check = commands.pooler_behaviour([7, 9, 7])
+    assert doctor.pooler_behaviour([7, 7, 7]).status == "ok"
+    check = doctor.pooler_behaviour([7, 9, 7])
     assert check.status == "fail" and "transaction-mode pooler" in check.detail
 
 

@@ -10,7 +10,7 @@ from helpers import insert_post, make_user, row, soon
 from scheduler_daemon.db.repository import Repository, create_pool
 from scheduler_daemon.db import rows
 from scheduler_daemon.models import Connection
-from scheduler_daemon.platforms.base import TokenSet
+from scheduler_daemon.models import TokenSet
 from scheduler_daemon.testing.receiver import Receiver, Reply
 
 

@@ -40,7 +40,7 @@ from chaos.pg import DedicatedServer, dedicated_server
 from chaos.procs import DaemonProcess
 from helpers import Watcher, insert_post, make_user, row
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
-from scheduler_daemon.timing import SystemClock
+from scheduler_daemon.clock import SystemClock
 from tcp_proxy import Link, Proxy
 
 UTC = dt.timezone.utc
@@ -169,7 +169,7 @@ async def test_killed_listen_backend_reconnects_and_honours_every_change_made_me
         cancelled = await insert_post(db, campaign, old_due, content="cancelled")
         deleted = await insert_post(db, campaign, old_due, content="deleted")
         uncancelled = await insert_post(db, campaign, old_due, content="uncancelled", status="draft")
-        await until(lambda: all(p in dispatcher.schedule for p in (rescheduled, cancelled, deleted)), 5, "armed")
+        await until(lambda: all(p in dispatcher.timers for p in (rescheduled, cancelled, deleted)), 5, "armed")
 
         [pid] = [r["pid"] for r in await db.fetch(FIND_LISTENER, f"scheduler-daemon:{running.daemon.run_id}")]
         admin = await asyncpg.connect(server_url)
@@ -424,13 +424,15 @@ def test_system_clock_anchor_math(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_daemon_timers_follow_the_database_clock_not_a_wrong_host_clock(
-    dsn: str, db: asyncpg.Connection, watcher: Watcher, daemon_on: Any
+    dsn: str, db: asyncpg.Connection, watcher: Watcher, daemon_on: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The host's wall clock is two hours ahead when the daemon starts: anchoring on the
     database at connect corrects it before anything is armed, so a post due in 1 s is not
     'missed' (2 h late > 1 h grace) and goes out on time."""
-    clock = SystemClock()
-    clock._offset += 7200  # as if time.time() had been 2 h ahead when the clock was made
+    wall = time.time
+    with monkeypatch.context() as ahead:
+        ahead.setattr(time, "time", lambda: wall() + 7200)  # 2 h ahead when the clock is made
+        clock = SystemClock()
     rx = GatedReceiver()
     async with rx:
         campaign = await webhook_campaign(db, rx.url)
@@ -656,6 +658,6 @@ async def test_a_resync_during_a_failed_claims_backoff_loses_no_post(
             await watcher.wait(post, "published", timeout=8)
         except TimeoutError:
             r = await row(db, post)
-            pytest.fail(f"post left {r['status']!r} and unarmed (armed: {post in dispatcher.schedule}, "
+            pytest.fail(f"post left {r['status']!r} and unarmed (armed: {post in dispatcher.timers}, "
                         f"in flight: {post in dispatcher.inflight}) after a resync during the claim backoff")
     assert len(rx.arrivals) == 1

@@ -60,7 +60,7 @@ async def test_a_live_daemons_rows_are_left_alone(db, dsn, start_daemon) -> None
             " claimed_at = now() - interval '10 minutes' WHERE id = $1", post,
         )
         running = await start_daemon(recovery_after_seconds=1)
-        await running.daemon.dispatcher.recover()
+        await running.daemon.recovery.recover()
         assert (await row(db, post))["status"] == "publishing"
     finally:
         await other.close()
@@ -119,7 +119,7 @@ async def test_resync_picks_up_rows_written_without_notifications(db, watcher, s
         async with db.transaction():
             await db.execute("SET LOCAL session_replication_role = replica")  # triggers off: no NOTIFY
             post = await insert_post(db, campaign, soon(0.5))
-        assert post not in running.daemon.dispatcher.schedule
+        assert post not in running.daemon.dispatcher.timers
         running.daemon.resync()  # what SIGHUP does
         await watcher.wait(post, "published", timeout=10)
     assert len(rx.arrivals) == 1

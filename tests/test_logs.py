@@ -8,7 +8,8 @@ import json
 import pytest
 import structlog
 
-from scheduler_daemon.logs import SECRETS, configure
+from scheduler_daemon.logs import configure
+from scheduler_daemon.redact import SECRETS
 
 
 @pytest.fixture(autouse=True)

@@ -77,5 +77,5 @@ def test_a_built_wheel_ships_the_migrations_and_queries(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for migration in available():
         assert f"scheduler_daemon/migrations/{migration.name}" in names
-    assert "scheduler_daemon/db/queries.sql" in names and "scheduler_daemon/py.typed" in names
+    assert "scheduler_daemon/db/sql/daemon.sql" in names and "scheduler_daemon/py.typed" in names
     assert "scheduler_daemon/units/scheduler-daemon.service" in names  # for install-service

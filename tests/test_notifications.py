@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from scheduler_daemon.notifications import MalformedNotification, Op, parse
+from scheduler_daemon.db.payloads import MalformedNotification, Op, parse
 
 ID = "6f1b9f0e-1111-4111-8111-111111111111"
 

@@ -10,7 +10,7 @@ Every input either works or gets a clear error of the documented kind; nothing c
 * ``config.Settings.from_env``: a ``Settings`` or a ``ConfigError`` naming the variable;
 * ``outcomes.classify``: exactly one outcome per exception, ``retry_at >= finished_at``,
   never RETRY for an unknown outcome or past the attempt limit;
-* ``schedule.Schedule`` against a plain dict model under random arm/cancel/pop sequences.
+* ``engine.timers.Timers`` against a plain dict model under random arm/cancel/pop sequences.
 """
 
 from __future__ import annotations
@@ -32,17 +32,20 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from scheduler_daemon import errors
 from scheduler_daemon.config import Settings
-from scheduler_daemon.dispatcher import Dispatcher
+from scheduler_daemon.engine.dispatcher import Dispatcher
 from scheduler_daemon.errors import ConfigError, InvalidScheduleError
 from scheduler_daemon.models import OutcomeKind, PostStatus, ScheduleKey
-from scheduler_daemon.notifications import MAX_PAYLOAD, MalformedNotification, Notification, Op, parse
-from scheduler_daemon import outcomes as outcomes_module
-from scheduler_daemon.outcomes import RATE_LIMIT_ATTEMPTS_FACTOR, OutcomeWriter, classify
-from scheduler_daemon.schedule import Schedule
-from scheduler_daemon.timing import UTC, ManualClock, due_instant
+from scheduler_daemon.db.payloads import MAX_PAYLOAD, MalformedNotification, Notification, Op, parse
+from scheduler_daemon.engine import classify as classify_module
+from scheduler_daemon.engine.classify import RATE_LIMIT_ATTEMPTS_FACTOR, classify
+from scheduler_daemon.engine.publisher import Publisher
+from scheduler_daemon.engine.writer import OutcomeWriter
+from scheduler_daemon.engine.timers import Timers
+from scheduler_daemon.clock import UTC, ManualClock
+from scheduler_daemon.due import due_instant
 
 ZONES = sorted(zoneinfo.available_timezones())
-LONGEST_WAIT: float = getattr(outcomes_module, "LONGEST_WAIT", float("inf"))
+LONGEST_WAIT: float = getattr(classify_module, "LONGEST_WAIT", float("inf"))
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -130,12 +133,14 @@ class _RecordingWriter(OutcomeWriter):
 
 def _offline_dispatcher() -> Dispatcher:
     """A Dispatcher with no database: only the synchronous registration path is used."""
+    writer, clock = _RecordingWriter(), ManualClock(0.0)
+    publisher = Publisher(Settings(), None, None, writer, clock, _CLIENT)  # type: ignore[arg-type]
     return Dispatcher(
-        Settings(), None, None, _RecordingWriter(), ManualClock(0.0), _CLIENT,  # type: ignore[arg-type]
+        Settings(), None, publisher, clock, reject=writer.reject, request_resync=lambda: None,  # type: ignore[arg-type]
     )
 
 
-_CLIENT = httpx.AsyncClient()  # never used to send: the dispatcher only keeps it
+_CLIENT = httpx.AsyncClient()  # never used to send: the publisher only keeps it
 
 
 @FAST
@@ -150,7 +155,7 @@ def test_on_payload_never_raises(batch: list[str]) -> None:
     dispatcher = _offline_dispatcher()
     for payload in batch:
         dispatcher.on_payload(payload)  # must not raise
-    for armed in dispatcher.schedule:
+    for armed in dispatcher.timers:
         assert math.isfinite(armed.due)
 
 
@@ -501,7 +506,7 @@ def test_classify_survives_large_attempt_counts(attempt: int, max_attempts: int)
 # -- the schedule against a dict model -------------------------------------------------
 
 class ScheduleModel(RuleBasedStateMachine):
-    """Schedule vs a dict {id: version}: same answers, pops earliest first.
+    """Timers vs a dict {id: version}: same answers, pops earliest first.
 
     As in the daemon, ``(id, version)`` determines the due instant (the triggers bump the
     version whenever anything that decides it changes), so the model draws each pair's due
@@ -510,7 +515,7 @@ class ScheduleModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.schedule = Schedule()
+        self.schedule = Timers()
         self.model: dict[uuid.UUID, int] = {}  # id -> armed version
         self.dues: dict[tuple[uuid.UUID, int], float] = {}
         self.ids = [uuid.UUID(int=n * 0x9E3779B97F4A7C15 % 2**128) for n in range(12)]

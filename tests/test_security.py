@@ -42,7 +42,7 @@ from scheduler_daemon.db.repository import create_pool
 from scheduler_daemon.errors import ContentRejectedError
 from scheduler_daemon.logs import configure
 from scheduler_daemon.platforms import webhook
-from scheduler_daemon.platforms.settings import ClientCredentials
+from scheduler_daemon.config.platforms import ClientCredentials
 from scheduler_daemon.testing.postgres import WATCH_SQL
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
 

@@ -12,7 +12,7 @@ import pytest
 from scheduler_daemon.errors import ContentRejectedError
 from scheduler_daemon.media import MediaResolver
 from scheduler_daemon.models import MediaItem
-from scheduler_daemon.platforms.settings import PlatformSettings
+from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
 
 pytest.importorskip("supabase", reason="the 'supabase' extra is not installed")

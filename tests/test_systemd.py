@@ -397,7 +397,7 @@ def test_runtime_works_without_writable_executable_memory() -> None:
 def test_env_example_lists_every_setting() -> None:
     text = ENV_EXAMPLE.read_text()
     variables: set[str] = set()
-    for source in ("config.py", "platforms/settings.py"):  # every literal read.<kind>("NAME", ...)
+    for source in ("config/settings.py", "config/platforms.py"):  # every literal read.<kind>("NAME", ...)
         code = (ROOT / "scheduler_daemon" / source).read_text()
         variables |= set(re.findall(r'read\.\w+\(\s*"([A-Z_]+)"', code))
     assert {"DATABASE_URL", "SCHEDULER_LOG_FORMAT", "SUPABASE_URL"} <= variables and len(variables) >= 20

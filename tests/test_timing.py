@@ -8,7 +8,8 @@ import pytest
 
 from scheduler_daemon.errors import InvalidScheduleError
 from scheduler_daemon.models import ScheduleKey
-from scheduler_daemon.timing import ManualClock, SystemClock, due_instant, format_delay
+from scheduler_daemon.clock import ManualClock, SystemClock, format_delay
+from scheduler_daemon.due import due_instant
 
 UTC = dt.timezone.utc
 

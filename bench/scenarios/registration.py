@@ -84,7 +84,7 @@ async def _reschedules(ctx: Context, d: RunningDaemon, dsn: str, db: asyncpg.Con
     version_of = {r["id"]: r["schedule_version"] for r in await db.fetch(
         "SELECT id, schedule_version FROM content_posts WHERE status = 'scheduled'")}
     stale = sum(1 for pid, version in version_of.items()
-                if (armed := d.dispatcher.schedule.get(pid)) is None or armed.version != version)
+                if (armed := d.dispatcher.timers.get(pid)) is None or armed.version != version)
     elapsed = float(report["elapsed_s"])
     return {
         "target_rate": sizes.reschedule_rate,

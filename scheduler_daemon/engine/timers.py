@@ -1,10 +1,12 @@
-"""The armed posts: a heap keyed by due instant with lazy cancellation. No I/O, no asyncio.
+"""The armed posts (the timers): a heap keyed by due instant with lazy cancellation.
+No I/O, no asyncio.
 
 A post is armed at a ``version`` (``content_posts.schedule_version``), which the
 triggers bump whenever anything that decides the due instant changes; so ``(id,
 version)`` determines the due instant, and the only per-post state besides the heap item
 is ``id -> version``. Ids are kept as 128-bit ints (44 bytes, against 72 for asyncpg's
-UUID objects): at a million posts that is the difference that keeps the daemon small. Re-arming or cancelling does not touch the heap: heap items whose
+UUID objects): at a million posts that is the difference that keeps the daemon small.
+Re-arming or cancelling does not touch the heap: heap items whose
 version no longer matches are dropped when they reach the top (and the heap is compacted
 when stale items outnumber live ones). Arm, cancel and pop are O(log n), and a million
 armed posts cost one small tuple and one dict slot each, not one task each.
@@ -24,7 +26,7 @@ class Armed(NamedTuple):
     version: int  # content_posts.schedule_version the timer was armed with
 
 
-class Schedule:
+class Timers:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, int]] = []  # (due, version, id as int)
         self._live: dict[int, int] = {}  # id as int -> armed version
@@ -96,6 +98,11 @@ class Schedule:
                 del live[key]
                 out.append(Armed(uuid.UUID(int=key), due, version))
         return out
+
+    @property
+    def heap_size(self) -> int:
+        """Heap items, stale ones included (compaction keeps them under twice the live ones)."""
+        return len(self._heap)
 
     def _maybe_compact(self) -> None:
         if len(self._heap) > 1024 and len(self._heap) > 2 * len(self._live):

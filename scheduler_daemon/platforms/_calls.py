@@ -1,98 +1,30 @@
-"""Helpers shared by the platform adapters: tokens, JSON bodies, bounded polls, media rules.
+"""One request and its answer, as every adapter makes them.
 
-* ``TokenHolder`` keeps the connection of one publish attempt and refreshes its token
-  through ``PublishContext.refresh_tokens`` (row lock, stored atomically) at most once:
-  before the call when it expires within a margin, or after the first auth failure the
-  platform marks as curable by a refresh (``RefreshableAuthError``).
 * ``call`` sends one request through ``http.send`` and lets the adapter's error mapping
-  decide; a refreshable auth failure refreshes once and re-sends the same request.
+  (its ``classify``) decide; a refreshable auth failure refreshes the token once
+  (``_tokens.TokenHolder``) and re-sends the same request.
+* ``json_object``, ``text_field``, ``require_id`` read answers defensively: a platform's
+  body is untrusted input.
+* ``poll``, ``preparing``, ``best_effort`` wrap steps: a bounded wait for processing, a
+  step that publishes nothing (its lost answer is retryable), a lookup after success.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ..errors import (
-    AuthError,
-    ContentRejectedError,
-    OutcomeUnknownError,
-    PlatformConfigError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-)
-from ..models import Connection, MediaItem, Post
-from .base import PublishContext, Refresher, TokenSet
+from ..errors import OutcomeUnknownError, PublishError, RateLimitedError, RefreshableAuthError, TransientError
+from ..models import MediaItem
+from .base import DISPLAY
 from .http import retry_after, send
-from .settings import ClientCredentials
 
-DISPLAY = {
-    "facebook": "Facebook",
-    "instagram": "Instagram",
-    "linkedin": "LinkedIn",
-    "x": "X",
-    "threads": "Threads",
-    "bluesky": "Bluesky",
-    "mastodon": "Mastodon",
-    "telegram": "Telegram",
-    "discord": "Discord",
-    "slack": "Slack",
-}
-
-
-class RefreshableAuthError(AuthError):
-    """An auth failure a token refresh may cure (expired access token)."""
-
-
-def reconnect(platform: str, detail: str) -> AuthError:
-    return AuthError(f"{DISPLAY.get(platform, platform)} refused the credentials ({detail}): reconnect {platform}")
-
-
-def expires_within(connection: Connection, margin: float, now: dt.datetime | None = None) -> bool:
-    if connection.token_expires_at is None:
-        return False
-    now = now or dt.datetime.now(dt.timezone.utc)
-    expires = connection.token_expires_at
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=dt.timezone.utc)
-    return (expires - now).total_seconds() <= margin
-
-
-class TokenHolder:
-    """The connection of one attempt; refreshes through the daemon at most once."""
-
-    def __init__(
-        self, platform: str, connection: Connection, ctx: PublishContext, refresher: Refresher | None
-    ) -> None:
-        self.platform = platform
-        self.connection = connection
-        self.ctx = ctx
-        self.refresher = refresher
-        self.refreshed = False
-
-    async def ensure_fresh(self, margin: float) -> None:
-        if self.refresher is not None and expires_within(self.connection, margin):
-            await self.refresh()
-
-    async def refresh(self) -> bool:
-        if self.refresher is None or self.refreshed:
-            return False
-        self.connection = await self.ctx.refresh_tokens(self.connection, self.refresher)
-        self.refreshed = True
-        return True
-
-    @property
-    def token(self) -> str:
-        token = self.connection.access_token
-        if not token:
-            raise reconnect(self.platform, "the connection has no access token")
-        return token
+if TYPE_CHECKING:
+    from ._tokens import TokenHolder
 
 
 Classifier = Callable[[httpx.Response], PublishError | None]
@@ -161,40 +93,6 @@ def rate_limited(platform: str, response: httpx.Response, seconds: float | None,
     return RateLimitedError(f"{DISPLAY.get(platform, platform)} rate limit reached{extra}", wait)
 
 
-def oauth_token_set(data: Mapping[str, Any], *, platform: str, keep_refresh: bool = False) -> TokenSet:
-    """A ``TokenSet`` from an OAuth token answer (``access_token``, ``expires_in``, ``refresh_token``)."""
-    access = text_field(data, "access_token")
-    if not access:
-        raise reconnect(platform, "the token refresh answered without an access token")
-    expires_in = data.get("expires_in")
-    expires_at = None
-    if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
-        expires_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=float(expires_in))
-    refresh = text_field(data, "refresh_token")
-    return TokenSet(access_token=access, refresh_token=refresh, expires_at=expires_at)
-
-
-def refresh_grant(credentials: ClientCredentials, connection: Connection, *, needs: str) -> dict[str, str]:
-    """The OAuth 2.0 ``refresh_token`` grant for a confidential client; ``needs`` names
-    the settings in the error when the app credentials are missing."""
-    if not credentials.client_id or not credentials.client_secret:
-        raise PlatformConfigError(needs)
-    return {
-        "grant_type": "refresh_token",
-        "refresh_token": connection.refresh_token or "",
-        "client_id": credentials.client_id,
-        "client_secret": credentials.client_secret,
-    }
-
-
-def client_id(settings_client_id: str | None, platform: str) -> str:
-    if not settings_client_id:
-        raise PlatformConfigError(
-            f"{DISPLAY.get(platform, platform)} token refresh needs SCHEDULER_{platform.upper()}_CLIENT_ID"
-        )
-    return settings_client_id
-
-
 async def poll(
     check: Callable[[], Awaitable[bool]], *, interval: float, timeout: float, what: str
 ) -> None:
@@ -204,34 +102,6 @@ async def poll(
         if time.monotonic() >= deadline:
             raise TransientError(f"{what}: still processing after {timeout:g} s; will try again")
         await asyncio.sleep(interval)
-
-
-def check_media(
-    platform: str,
-    post: Post,
-    *,
-    max_items: int,
-    min_items: int = 0,
-    images_only: bool = True,
-) -> None:
-    name = DISPLAY.get(platform, platform)
-    count = len(post.media)
-    if count > max_items:
-        raise ContentRejectedError(f"{name} takes at most {max_items} image{'s' if max_items != 1 else ''} per post; this one has {count}")
-    if count < min_items:
-        raise ContentRejectedError(f"{name} needs at least {min_items} image{'s' if min_items != 1 else ''} per post")
-    for item in post.media:
-        if not item.url and not item.storage_path:
-            raise ContentRejectedError(f"{name}: a media item has neither url nor storage_path")
-        if images_only and item.mime and not item.mime.startswith("image/"):
-            raise ContentRejectedError(f"{name}: only images are supported here, not {item.mime[:50]}")
-
-
-def check_length(platform: str, count: int, limit: int, unit: str = "characters") -> None:
-    if count > limit:
-        raise ContentRejectedError(
-            f"{DISPLAY.get(platform, platform)} allows {limit} {unit}; this post has {count}"
-        )
 
 
 async def best_effort(step: Awaitable[str | None]) -> str | None:

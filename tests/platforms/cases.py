@@ -19,7 +19,7 @@ from scheduler_daemon.platforms.facebook import FacebookAdapter
 from scheduler_daemon.platforms.instagram import InstagramAdapter
 from scheduler_daemon.platforms.linkedin import LinkedInAdapter
 from scheduler_daemon.platforms.mastodon import MastodonAdapter
-from scheduler_daemon.platforms.settings import PlatformSettings
+from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.platforms.slack import SlackAdapter
 from scheduler_daemon.platforms.telegram import TelegramAdapter
 from scheduler_daemon.platforms.threads import ThreadsAdapter

@@ -6,7 +6,7 @@ import pytest
 from scheduler_daemon.errors import ContentRejectedError, PlatformConfigError, TransientError
 from scheduler_daemon.media import MediaResolver
 from scheduler_daemon.models import MediaItem
-from scheduler_daemon.platforms.settings import PlatformSettings
+from scheduler_daemon.config.platforms import PlatformSettings
 
 
 class Signer:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from scheduler_daemon.platforms.pacing import Pacer
-from scheduler_daemon.platforms.settings import PlatformSettings
+from scheduler_daemon.config.platforms import PlatformSettings
 
 
 async def run(pacer: Pacer, jobs: list[tuple[str, str]]) -> dict[str, int]:
@@ -35,4 +35,4 @@ async def test_slots_bound_each_platform_and_each_account() -> None:
     assert peak["linkedin"] == 2
     assert peak["telegram/chat"] == 1
     assert peak["x/a"] == 2
-    assert pacer._accounts == {}  # idle accounts are forgotten
+    assert pacer.accounts_tracked == 0  # idle accounts are forgotten

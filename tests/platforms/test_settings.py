@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from scheduler_daemon.errors import ConfigError
-from scheduler_daemon.platforms.settings import PlatformSettings
+from scheduler_daemon.config.platforms import PlatformSettings
+from scheduler_daemon.platforms.registry import concurrency
 
 
 def test_defaults_and_overrides() -> None:
@@ -23,8 +24,8 @@ def test_defaults_and_overrides() -> None:
     assert settings.api_base("slack", "https://slack.com/api") == "https://slack.com/api"
     assert (settings.graph_api_version, settings.linkedin_version) == ("v23.0", "202510")
     assert settings.client("x").client_id == "cid" and settings.client("slack").client_id is None
-    assert settings.limits("linkedin") == (3, 1) and settings.limits("x") == (10, 2)
-    assert settings.limits("telegram") == (20, 2)
+    assert concurrency(settings, "linkedin") == (3, 1) and concurrency(settings, "x") == (10, 2)
+    assert concurrency(settings, "telegram") == (20, 2)
     assert settings.supabase_url == "https://proj.supabase.co" and "service-key" not in repr(settings)
 
 

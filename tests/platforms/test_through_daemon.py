@@ -12,7 +12,7 @@ import pytest
 
 from helpers import insert_post, row, soon
 from scheduler_daemon.platforms.bluesky import record_key
-from scheduler_daemon.timing import due_instant
+from scheduler_daemon.due import due_instant
 from scheduler_daemon.models import ScheduleKey
 
 from .cases import CASES, Case, expected, post, settings

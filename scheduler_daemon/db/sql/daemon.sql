@@ -1,4 +1,4 @@
--- Every statement the daemon sends, by name. Loaded once by queries.py.
+-- Every statement the daemon sends, by name. Loaded once by db/sql.py.
 -- Batched statements take parallel arrays and unnest them: one round trip per batch.
 
 -- name: load_scheduled
@@ -172,13 +172,3 @@ SELECT count(*) FROM content_posts WHERE status = 'publishing' AND claimed_by IS
 
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8;
-
--- name: demo_campaign
-INSERT INTO content_campaigns (user_id, name) VALUES ($1, 'demo') RETURNING id;
-
--- name: demo_connection
-INSERT INTO platform_connections (user_id, platform, account_id) VALUES ($1, 'log', 'demo');
-
--- name: demo_post
-INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)
-VALUES ($1, 'log', $2, 'scheduled', $3, $4, 'UTC');
