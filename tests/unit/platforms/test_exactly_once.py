@@ -10,9 +10,9 @@ from scheduler_daemon.platforms.bluesky import record_key
 from scheduler_daemon.platforms.linkedin import escape
 from scheduler_daemon.platforms.telegram import TelegramAdapter
 
-from .cases import CASES, adapter, connection, post, settings
-from .context import FakeContext, Store, next_attempt
-from .fakes import InstagramFake, ThreadsFake, body
+from support.platforms.cases import CASES, adapter, connection, post, settings
+from support.platforms.context import FakeContext, Store, next_attempt
+from support.platforms.fakes import InstagramFake, ThreadsFake, body
 
 BY_NAME = {case.name: case for case in CASES}
 

@@ -7,7 +7,7 @@ import datetime as dt
 import asyncpg
 import structlog
 
-from helpers import insert_post, make_user, row, soon
+from support.helpers import insert_post, make_user, row, soon
 from scheduler_daemon.testing.receiver import Receiver, Reply
 
 

@@ -11,7 +11,7 @@ import uuid
 
 import asyncpg
 
-from helpers import Watcher, insert_post, make_user, row, soon
+from support.helpers import Watcher, insert_post, make_user, row, soon
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
 
 TOKEN = "whsec-test-token-123"

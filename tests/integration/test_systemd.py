@@ -26,7 +26,7 @@ from scheduler_daemon import logs
 from scheduler_daemon.config import Settings
 from scheduler_daemon.systemd import Notifier, monotonic_usec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "scheduler-daemon.service"
 ENV_EXAMPLE = ROOT / "systemd" / "scheduler-daemon.env.example"
 INSTALLED_EXEC = "/opt/scheduler-daemon/.venv/bin/scheduler-daemon"

@@ -15,7 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("lateness", "burst", "schedule", "registration", "idle", "roundtrips", "speedups")
 
 

@@ -38,10 +38,10 @@ from typing import Any
 
 import asyncpg
 
-from chaos.pg import dedicated_server
-from chaos.platform import FakePlatform
-from chaos.procs import DaemonProcess
-from helpers import local
+from support.pg import dedicated_server
+from support.chaos_platform import FakePlatform
+from support.procs import DaemonProcess
+from support.helpers import local
 from scheduler_daemon.errors import InvalidScheduleError
 from scheduler_daemon.models import ScheduleKey
 from scheduler_daemon.due import due_instant

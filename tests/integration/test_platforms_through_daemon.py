@@ -10,14 +10,14 @@ import uuid
 import httpx
 import pytest
 
-from helpers import insert_post, row, soon
+from support.helpers import insert_post, row, soon
 from scheduler_daemon.platforms.bluesky import record_key
 from scheduler_daemon.due import due_instant
 from scheduler_daemon.models import ScheduleKey
 
-from .cases import CASES, Case, expected, post, settings
-from .context import IMAGE, IMAGE_URL
-from .fakes import Fake
+from support.platforms.cases import CASES, Case, expected, post, settings
+from support.platforms.context import IMAGE, IMAGE_URL
+from support.platforms.fakes import Fake
 
 HOSTS = {
     "facebook": ("fb.test",),

@@ -8,8 +8,8 @@ points 1, 2, 3 and 6).
     notices within seconds; with the pool's connections half-open too, posts still go out;
 (c) the database restarted mid-run (a dedicated embedded server): the daemon stays up,
     due posts go out exactly once, an outcome reached while the database is away lands;
-(d) the clock: SystemClock follows the monotonic clock and the database, not the host's
-    wall clock; anchor() math with explicit numbers;
+(d) the clock: the daemon's timers follow the database, not a wrong or stepping host
+    wall clock (SystemClock's own arithmetic is unit-tested in tests/unit/test_clock.py);
 (e) crash safety with processes: SIGKILL in mid-publish, restart with the same instance id;
 (f) hostile data and platform answers never stop the daemon.
 
@@ -36,12 +36,12 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from chaos.pg import DedicatedServer, dedicated_server
-from chaos.procs import DaemonProcess
-from helpers import Watcher, insert_post, make_user, row
+from support.pg import DedicatedServer, dedicated_server
+from support.procs import DaemonProcess
+from support.helpers import Watcher, insert_post, make_user, row
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
 from scheduler_daemon.clock import SystemClock
-from tcp_proxy import Link, Proxy
+from support.tcp_proxy import Link, Proxy
 
 UTC = dt.timezone.utc
 TOKEN = "whsec-faults-token-123"
@@ -384,43 +384,6 @@ async def test_database_crash_restart_immediate_mode(dedicated: DedicatedServer,
 
 
 # -- (d) the clock -----------------------------------------------------------------------
-
-
-def test_system_clock_ignores_a_wall_clock_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    mono = [1000.0]
-    wall = [1_800_000_000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: mono[0])
-    monkeypatch.setattr(time, "time", lambda: wall[0])
-    clock = SystemClock()  # offset = wall - mono at construction
-    assert clock.now() == pytest.approx(1_800_000_000.0)
-    wall[0] += 3600  # NTP step / VM resume: the wall clock jumps an hour
-    assert clock.now() == pytest.approx(1_800_000_000.0), "a wall-clock step moved SystemClock.now()"
-    assert clock.skew == pytest.approx(-3600.0)  # visible as skew, not as time
-    mono[0] += 2.5
-    assert clock.now() == pytest.approx(1_800_000_002.5)
-    wall[0] -= 7200  # and backwards
-    assert clock.now() == pytest.approx(1_800_000_002.5)
-
-
-def test_system_clock_anchor_math(monkeypatch: pytest.MonkeyPatch) -> None:
-    mono = [50.0]
-    monkeypatch.setattr(time, "monotonic", lambda: mono[0])
-    monkeypatch.setattr(time, "time", lambda: 1000.0 + mono[0])  # host wall = 1000 + monotonic
-    clock = SystemClock()
-    assert clock.now() == pytest.approx(1050.0) and clock.skew == pytest.approx(0.0)
-    # The database read 2000.0 between monotonic 10.0 and 12.0: at monotonic 11.0 it was 2000.0.
-    skew = clock.anchor(2000.0, 10.0, 12.0)
-    assert clock.now() == pytest.approx(2000.0 + (50.0 - 11.0))  # offset 1989
-    assert skew == pytest.approx(1989.0 - 1000.0) == clock.skew  # database ahead of the host by 989 s
-    mono[0] = 61.0
-    assert clock.now() == pytest.approx(2050.0)
-    # A slow round trip: only its midpoint counts.
-    assert clock.anchor(3000.0, 100.0, 110.0) == pytest.approx(3000.0 - 105.0 - 1000.0)
-    mono[0] = 105.0
-    assert clock.now() == pytest.approx(3000.0)
-    # Database behind the host.
-    clock.anchor(1000.0 + 200.0 - 30.0, 199.0, 201.0)
-    assert clock.skew == pytest.approx(-30.0)
 
 
 async def test_daemon_timers_follow_the_database_clock_not_a_wrong_host_clock(

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 import structlog
 
-from helpers import Watcher, insert_post, make_user, row, soon
+from support.helpers import Watcher, insert_post, make_user, row, soon
 from scheduler_daemon.cli import doctor
 from scheduler_daemon.cli import main
 
@@ -439,7 +439,7 @@ async def test_install_service_writes_the_unit_and_env_and_keeps_edits(tmp_path:
     assert f"\nExecStart={entry} run\n" in text and "ExecStart=/opt/" not in text
     assert "LoadCredential=database_url:/etc/scheduler-daemon/database_url" in text
     assert stat.S_IMODE(env.stat().st_mode) == 0o600 and stat.S_IMODE(unit.stat().st_mode) == 0o644
-    assert env.read_text() == (Path(__file__).parents[1] / "systemd/scheduler-daemon.env.example").read_text()
+    assert env.read_text() == (Path(__file__).parents[2] / "systemd/scheduler-daemon.env.example").read_text()
     assert "systemctl daemon-reload" in out and "systemctl enable --now scheduler-daemon" in out
     assert "journalctl -u scheduler-daemon -f" in out
 

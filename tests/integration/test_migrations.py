@@ -12,7 +12,7 @@ import asyncpg
 from scheduler_daemon.db.migrate import available, migrate, pending
 from scheduler_daemon.testing.postgres import Databases
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 COLUMNS = """
 SELECT table_name, column_name, data_type, is_nullable, column_default

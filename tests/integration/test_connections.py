@@ -6,7 +6,7 @@ import asyncio
 import json
 import datetime as dt
 
-from helpers import insert_post, make_user, row, soon
+from support.helpers import insert_post, make_user, row, soon
 from scheduler_daemon.db.repository import Repository, create_pool
 from scheduler_daemon.db import rows
 from scheduler_daemon.models import Connection

@@ -16,8 +16,8 @@ from scheduler_daemon.errors import (
 )
 from scheduler_daemon.platforms.registry import Registry
 
-from .cases import CASES, REFRESH_ON_FAILURE, REFRESHABLE, Case, adapter, connection, expected, post, settings
-from .context import FakeContext, Store, next_attempt
+from support.platforms.cases import CASES, REFRESH_ON_FAILURE, REFRESHABLE, Case, adapter, connection, expected, post, settings
+from support.platforms.context import FakeContext, Store, next_attempt
 
 every = pytest.mark.parametrize("case", CASES, ids=str)
 

@@ -33,8 +33,8 @@ import asyncpg
 import pytest
 import structlog
 
-from chaos.pg import TlsCluster, system_bin
-from helpers import Watcher, insert_post, make_user, row
+from support.pg import TlsCluster, system_bin
+from support.helpers import Watcher, insert_post, make_user, row
 from scheduler_daemon.config import Settings
 from scheduler_daemon.db.embedded import ensure_database
 from scheduler_daemon.db.migrate import available, migrate, pending

@@ -8,7 +8,6 @@ import pytest
 
 from scheduler_daemon.errors import InvalidScheduleError
 from scheduler_daemon.models import ScheduleKey
-from scheduler_daemon.clock import ManualClock, SystemClock, format_delay
 from scheduler_daemon.due import due_instant
 
 UTC = dt.timezone.utc
@@ -60,28 +59,3 @@ def test_retry_at_overrides_the_schedule() -> None:
 def test_bad_schedules_say_what_is_wrong(date, time, tz, message) -> None:
     with pytest.raises(InvalidScheduleError, match=message.replace("(", r"\(")):
         due_instant(ScheduleKey(date, time, tz))
-
-
-def test_format_delay() -> None:
-    assert [format_delay(s) for s in (0.25, 42, 600, 7200, 7260, 200_000)] == [
-        "250 ms", "42 s", "10 min", "2 h", "2 h 1 min", "2 days 7 h"]
-
-
-def test_manual_clock() -> None:
-    clock = ManualClock(100.0)
-    clock.advance(1.5)
-    assert clock.now() == 101.5
-    clock.set(5.0)
-    assert clock.now() == 5.0
-
-
-def test_system_clock_follows_the_database_and_reports_skew() -> None:
-    clock = SystemClock()
-    import time
-
-    sent = time.monotonic()
-    received = sent + 0.002
-    db_now = time.time() + 3.0  # the database is 3 s ahead of this host
-    skew = clock.anchor(db_now, sent, received)
-    assert skew == pytest.approx(3.0 - 0.001, abs=0.01)
-    assert clock.now() - time.time() == pytest.approx(skew, abs=0.01)
