@@ -24,8 +24,8 @@ from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon import Daemon
 from scheduler_daemon.engine.dispatcher import Dispatcher
 from scheduler_daemon.logs import configure
-from scheduler_daemon.observability.metrics import Metrics
 from scheduler_daemon.models import ClaimedPost, Outcome
+from scheduler_daemon.observability.metrics import Metrics
 
 from . import transports
 from .tally import Tally
@@ -178,6 +178,6 @@ class RunningDaemon:
             probes.outcomes.add(len(outcomes))
             return changed
 
-        setattr(repository, "claim", probed_claim)
-        setattr(repository, "record", probed_record)
+        repository.claim = probed_claim
+        repository.record = probed_record
 

@@ -18,10 +18,10 @@ import time
 from collections.abc import AsyncIterator
 
 from scheduler_daemon.db.repository import Repository, create_pool
-from scheduler_daemon.models import ScheduledRow
-from scheduler_daemon.engine.timers import Timers
-from scheduler_daemon.systemd import Notifier
 from scheduler_daemon.due import due_instant
+from scheduler_daemon.engine.timers import Timers
+from scheduler_daemon.models import ScheduledRow
+from scheduler_daemon.systemd import Notifier
 
 
 async def _sleep_until(due: float) -> None:

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from .config.platforms import PlatformSettings
 from .errors import ContentRejectedError, PlatformConfigError, TransientError
 from .models import MediaItem
-from .config.platforms import PlatformSettings
 
 
 class SignedUrls(Protocol):

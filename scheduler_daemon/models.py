@@ -108,9 +108,10 @@ class ClaimedPost:
     """A row the claim moved to 'publishing': what one attempt needs, as the row has it.
 
     ``post`` is None when the row cannot be published as written (``invalid`` says why:
-    content too long, malformed media); the attempt then ends with that error as its outcome. ``connections`` are the candidates the claim
-    read: the one ``connection_id`` names, or the campaign user's for the platform (at
-    most two: two means ambiguous); ``connection()`` picks one or says why not.
+    content too long, malformed media); the attempt then ends with that error as its
+    outcome. ``connections`` are the candidates the claim read: the one ``connection_id``
+    names, or the campaign user's for the platform (at most two: two means ambiguous);
+    ``connection()`` picks one or says why not.
     """
 
     id: uuid.UUID

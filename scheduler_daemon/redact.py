@@ -8,6 +8,7 @@ any URL (``scheme://user:password@``) too.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from urllib.parse import urlsplit
@@ -35,10 +36,8 @@ class Secrets:
 
     def add_url(self, url: str | None) -> None:
         if url:
-            try:
+            with contextlib.suppress(ValueError):
                 self.add(urlsplit(url).password)
-            except ValueError:
-                pass
 
     def scrub(self, text: str) -> str:
         text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)

@@ -27,7 +27,6 @@ import pytest
 from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon import Daemon
 from scheduler_daemon.testing.postgres import Databases, server
-
 from support.helpers import Watcher
 
 FOLDER_MARKS: dict[str, tuple[str, ...]] = {

@@ -53,7 +53,9 @@ async def _arming(d: RunningDaemon, db: asyncpg.Connection, campaign: Any, count
             "ack_to_armed_ms": distribution(ack_to_armed)}
 
 
-async def _reschedules(ctx: Context, d: RunningDaemon, dsn: str, db: asyncpg.Connection, campaign: Any) -> dict[str, Any]:
+async def _reschedules(
+    ctx: Context, d: RunningDaemon, dsn: str, db: asyncpg.Connection, campaign: Any
+) -> dict[str, Any]:
     sizes = ctx.sizes
     d.probes.reset()
     await insert_posts(db, campaign, [time.time() + 3600 + n for n in range(sizes.reschedule_rows)])

@@ -36,7 +36,9 @@ async def _seeded(ctx: Context, rows: int) -> dict[str, dict[str, Any]]:
                 await db.close()
         env = {**DAEMON_ENV, "DATABASE_URL": dsn}
         timeout = 120 + rows / 5000
-        figures["daemon"] = (await run_until_ready(python_module("scheduler_daemon.cli", "run", "--migrate"), env, timeout)).as_dict()
+        figures["daemon"] = (
+            await run_until_ready(python_module("scheduler_daemon.cli", "run", "--migrate"), env, timeout)
+        ).as_dict()
         for mode in ("heap", "tasks"):
             ready = await run_until_ready(python_module("bench.naive", mode), env, timeout)
             figures[f"naive_{mode}"] = ready.as_dict()

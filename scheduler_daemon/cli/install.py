@@ -107,6 +107,10 @@ def write_file(path: Path, text: str, mode: int, force: bool) -> str:
 
 
 async def install_service(settings: Settings, args: argparse.Namespace) -> int:
+    return install(args)  # files only, nothing to await: the command's async shell over plain code
+
+
+def install(args: argparse.Namespace) -> int:
     for name, value in (("--unit-dir", args.unit_dir), ("--env-dir", args.env_dir)):
         if not value.startswith("/"):
             raise UsageError(f"{name} must be an absolute path, not {value!r}")

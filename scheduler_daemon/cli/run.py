@@ -46,7 +46,9 @@ async def _check_migrations(dsn: str) -> None:
 
 async def serve(settings: Settings, dsn: str) -> int:
     """Run the daemon until SIGTERM/SIGINT (SIGHUP resyncs), with /metrics when configured."""
-    notifier = Notifier(settings.notify_socket, watchdog_usec=settings.watchdog_usec, watchdog_pid=settings.watchdog_pid)
+    notifier = Notifier(
+        settings.notify_socket, watchdog_usec=settings.watchdog_usec, watchdog_pid=settings.watchdog_pid
+    )
     metrics = PrometheusMetrics() if settings.metrics_address else Metrics()
     daemon = Daemon(settings, dsn, notifier=notifier, metrics=metrics)
     loop = asyncio.get_running_loop()

@@ -78,7 +78,9 @@ class PlatformSettings:
         concurrency = {p: read.integer(name, 0) for p, name in read.per_platform("SCHEDULER_*_CONCURRENCY").items()}
         return cls(
             max_media_bytes=read.integer("SCHEDULER_MAX_MEDIA_BYTES", 50 * 1024 * 1024),
-            api_bases={p: url for p, name in read.per_platform("SCHEDULER_*_API_BASE").items() if (url := read.url(name))},
+            api_bases={
+                p: url for p, name in read.per_platform("SCHEDULER_*_API_BASE").items() if (url := read.url(name))
+            },
             graph_api_version=read.pattern("SCHEDULER_GRAPH_API_VERSION", _GRAPH_VERSION, "v21.0", "like v21.0"),
             threads_api_version=read.pattern("SCHEDULER_THREADS_API_VERSION", _GRAPH_VERSION, "v1.0", "like v1.0"),
             linkedin_version=read.pattern("SCHEDULER_LINKEDIN_VERSION", _LINKEDIN_VERSION, "202601", "YYYYMM"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Mapping
@@ -61,10 +62,8 @@ class Settings:
         """Every secret these settings hold, for the log scrubber."""
         values: list[str] = []
         if self.database_url:
-            try:
+            with contextlib.suppress(ValueError):
                 values.append(urlsplit(self.database_url).password or "")
-            except ValueError:
-                pass
         values.append(self.platforms.supabase_service_key or "")
         values += [c.client_secret or "" for c in self.platforms.clients.values()]
         return [v for v in values if v]

@@ -71,7 +71,6 @@ class Listener(Service):
         self.reconnects = 0
         self.last_heartbeat: float | None = None  # loop time of the last good heartbeat
         self._buffer: list[str] | None = None
-        self._wakeup = asyncio.Event()
         self._resync_requested = False
         self._backoff = Backoff(RECONNECT_BASE, RECONNECT_CAP)
 
@@ -82,6 +81,9 @@ class Listener(Service):
     def _wake(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+    def _woken(self) -> bool:
+        return self.stopping or self._resync_requested
 
     async def run(self) -> None:
         while not self.stopping:
@@ -164,13 +166,3 @@ class Listener(Service):
             self._buffer.append(payload)
         else:
             self.on_payload(payload)
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep up to ``seconds``, ending early on loss or a resync request."""
-        self._wakeup.clear()
-        if self._resync_requested:
-            return
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
-        except TimeoutError:
-            pass

@@ -69,7 +69,6 @@ class Dispatcher(Service):
         # claim before anything is sent (see migrations/002).
         self.lead = settings.claim_lead_seconds
         self.inflight: set[uuid.UUID] = set()
-        self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._claim_backoff = Backoff(CLAIM_RETRY_BASE, CLAIM_RETRY_CAP)
@@ -132,9 +131,6 @@ class Dispatcher(Service):
         return None if nxt is None else utc_from_ts(nxt).isoformat()
 
     # -- the sleeper --------------------------------------------------------------------
-
-    def _wake(self) -> None:
-        self._wakeup.set()
 
     async def run(self) -> None:
         try:

@@ -14,7 +14,6 @@ again every ``CHECK_SECONDS`` (``started`` is set once it runs).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
 
 import structlog
@@ -41,7 +40,6 @@ class Recovery(Service):
         self.repeatable = sorted(repeatable)  # platforms that deduplicate a repeated publish
         self.in_flight = in_flight
         self.orphans_pending = False  # rows other instances hold in 'publishing': recheck them
-        self._wakeup = asyncio.Event()
 
     async def recover(self) -> None:
         """Resolve the rows left in 'publishing' (raises DB_ERRORS: the caller retries)."""
@@ -56,9 +54,6 @@ class Recovery(Service):
                 log.error("a stopped daemon left this post unfinished: outcome unknown, set to draft")
         self.orphans_pending = await self.repository.count_orphans() > 0
 
-    def _wake(self) -> None:
-        self._wakeup.set()
-
     async def run(self) -> None:
         self.started.set()
         while not self.stopping:
@@ -67,7 +62,4 @@ class Recovery(Service):
                     await self.recover()
                 except DB_ERRORS as exc:
                     logger.warning("recovery check failed; will retry", error=str(exc))
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), CHECK_SECONDS)
-            except TimeoutError:
-                pass
+            await self._pause(CHECK_SECONDS)

@@ -8,8 +8,6 @@ after its first report.
 
 from __future__ import annotations
 
-import asyncio
-
 from ..clock import Clock, format_delay
 from ..observability.metrics import Metrics
 from ..service import Service
@@ -22,7 +20,9 @@ def status_line(dispatcher: Dispatcher | None, clock: Clock) -> str:
     if dispatcher is None:
         return "starting"
     nxt = dispatcher.timers.next_due()
-    when = "nothing due" if nxt is None else f"next due {dispatcher.next_due_iso()} (in {format_delay(nxt - clock.now())})"
+    when = (
+        "nothing due" if nxt is None else f"next due {dispatcher.next_due_iso()} (in {format_delay(nxt - clock.now())})"
+    )
     return f"{len(dispatcher.timers)} armed, {len(dispatcher.inflight)} publishing; {when}"
 
 
@@ -35,10 +35,6 @@ class StatusReporter(Service):
         self.metrics = metrics
         self.dispatcher = dispatcher
         self.clock = clock
-        self._wakeup = asyncio.Event()
-
-    def _wake(self) -> None:
-        self._wakeup.set()
 
     async def run(self) -> None:
         watchdog = self.notifier.watchdog_interval()
@@ -54,7 +50,4 @@ class StatusReporter(Service):
             nxt = self.dispatcher.timers.next_due()
             self.metrics.armed(len(self.dispatcher.timers), None if nxt is None else nxt - self.clock.now())
             self.started.set()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), period)
-            except TimeoutError:
-                pass
+            await self._pause(period)

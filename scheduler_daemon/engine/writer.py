@@ -39,7 +39,6 @@ class OutcomeWriter(Service):
         self._backoff = Backoff(0.1, retry_cap)
         self._outcomes: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._rejects: list[tuple[uuid.UUID, int, str]] = []
-        self._wakeup = asyncio.Event()
         self._deadline = float("inf")
         self.written = 0
 

@@ -60,7 +60,12 @@ def concurrency(settings: PlatformSettings, platform: str) -> tuple[int, int]:
 def unknown_platforms(settings: PlatformSettings) -> list[str]:
     """Platform names the per-platform settings mention that no adapter declares (a typo
     in ``SCHEDULER_<P>_*`` would otherwise be ignored without a word)."""
-    named: Iterable[str] = (*settings.api_bases, *settings.clients, *settings.concurrency, *settings.account_concurrency)
+    named: Iterable[str] = (
+        *settings.api_bases,
+        *settings.clients,
+        *settings.concurrency,
+        *settings.account_concurrency,
+    )
     return sorted({n for n in named if n not in FACTS and n not in _AUXILIARY})
 
 

@@ -38,13 +38,13 @@ from typing import Any
 
 import asyncpg
 
-from support.pg import dedicated_server
-from support.chaos_platform import FakePlatform
-from support.procs import DaemonProcess
-from support.helpers import local
+from scheduler_daemon.due import due_instant
 from scheduler_daemon.errors import InvalidScheduleError
 from scheduler_daemon.models import ScheduleKey
-from scheduler_daemon.due import due_instant
+from support.chaos_platform import FakePlatform
+from support.helpers import local
+from support.pg import dedicated_server
+from support.procs import DaemonProcess
 
 UTC = dt.timezone.utc
 POSTS = int(os.environ.get("CHAOS_POSTS", "2000"))
@@ -243,7 +243,9 @@ async def test_chaos(capsys: Any) -> None:
         "; ".join(violations[:10])
 
 
-async def _write_posts(dsn: str, campaigns: list[uuid.UUID], first_due: dt.datetime, rng: random.Random) -> list[uuid.UUID]:
+async def _write_posts(
+    dsn: str, campaigns: list[uuid.UUID], first_due: dt.datetime, rng: random.Random
+) -> list[uuid.UUID]:
     """The frontend: posts in batches of 200, each batch one transaction, while daemons run."""
     conn = await asyncpg.connect(dsn)
     ids: list[uuid.UUID] = []
@@ -255,7 +257,7 @@ async def _write_posts(dsn: str, campaigns: list[uuid.UUID], first_due: dt.datet
                 due = first_due + dt.timedelta(seconds=rng.uniform(0, SPREAD))
                 tz = ZONES[n % len(ZONES)]
                 date, at = local(due, tz)
-                for col, value in zip(cols, (rng.choice(campaigns), f"chaos {n}", date, at, tz)):
+                for col, value in zip(cols, (rng.choice(campaigns), f"chaos {n}", date, at, tz), strict=True):
                     col.append(value)
             ids += [r["id"] for r in await conn.fetch(
                 "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date,"
@@ -335,7 +337,9 @@ def _check(rows: list[asyncpg.Record], records: dict[str, Any], attempts: list[a
                 if possible > 1:
                     violations.append(f"{key} draft ({reason}) but reached the platform {possible} times: {trail}")
             elif possible > 0:
-                violations.append(f"{key} draft ({r['error_message'][:60]!r}) yet the platform may have published: {trail}")
+                violations.append(
+                    f"{key} draft ({r['error_message'][:60]!r}) yet the platform may have published: {trail}"
+                )
         elif r["status"] == "publishing":
             violations.append(f"{key} stuck in 'publishing' (claimed_by {r['claimed_by']})")
         elif r["status"] == "scheduled":

@@ -19,9 +19,8 @@ import asyncpg
 import pytest
 import structlog
 
+from scheduler_daemon.cli import doctor, main
 from support.helpers import Watcher, insert_post, make_user, row, soon
-from scheduler_daemon.cli import doctor
-from scheduler_daemon.cli import main
 
 UTC = dt.timezone.utc
 TOKEN = "tok-very-secret-value-123"
@@ -55,7 +54,7 @@ def cli(dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 
 
 async def run_json(cli: Any, *argv: str) -> tuple[int, Any]:
-    code, out, err = await cli(*argv, "--json")
+    code, out, _err = await cli(*argv, "--json")
     return code, json.loads(out)
 
 
@@ -66,7 +65,9 @@ def utc(text: str) -> dt.datetime:
 # -- help and usage -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["status", "doctor", "schedule", "cancel", "retry", "connections", "install-service"])
+@pytest.mark.parametrize(
+    "command", ["status", "doctor", "schedule", "cancel", "retry", "connections", "install-service"]
+)
 def test_every_command_has_help_with_exit_codes(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -129,7 +130,9 @@ async def test_status_reports_counts_next_due_overdue_failures_and_stuck(db: asy
     assert "unknown timezone" in doc["unschedulable"][0]["error"]
     assert [s["id"] for s in doc["stuck"]] == [str(stuck)], "a claim younger than --stuck-after is not stuck"
     assert doc["stuck"][0]["claimed_by"] == "vm1:42" and doc["stuck"][0]["held_seconds"] >= 3599
-    assert [(f["post_id"], f["error_message"]) for f in doc["failures"]["recent"]] == [(str(overdue), "the platform said no")]
+    assert [(f["post_id"], f["error_message"]) for f in doc["failures"]["recent"]] == [
+        (str(overdue), "the platform said no")
+    ]
     assert doc["failures"]["counts"] == [{"platform": "log", "outcome": "failed", "attempts": 1}]
     assert doc["problems"] == 3
 
@@ -139,13 +142,15 @@ async def test_status_reports_counts_next_due_overdue_failures_and_stuck(db: asy
     assert "Failed attempts in the last 24 h: 1 (log/failed 1)" in out and "the platform said no" in out
 
 
-async def test_status_without_migrations_says_so(databases: Any, cli: Any, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_status_without_migrations_says_so(
+    databases: Any, cli: Any, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("DELETE FROM scheduler_migrations WHERE name = '002_notify_triggers.sql'")
     finally:
         await conn.close()
-    code, out, err = await cli("status")
+    code, _out, err = await cli("status")
     assert code == 2 and "lacks migrations 002_notify_triggers.sql" in err and "scheduler-daemon migrate" in err
 
 
@@ -184,11 +189,15 @@ async def test_doctor_fails_on_a_missing_trigger_and_pending_migration(db: async
     assert checks["triggers"]["data"] == {
         "missing": ["scheduler_posts_notify"], "disabled": ["scheduler_posts_before_update"], "wrong_function": []
     }
-    assert checks["migrations"]["status"] == "fail" and checks["migrations"]["data"]["pending"] == ["002_notify_triggers.sql"]
+    assert checks["migrations"]["status"] == "fail" and checks["migrations"]["data"]["pending"] == [
+        "002_notify_triggers.sql"
+    ]
     assert checks["listen/notify"]["status"] == "ok", "the round trip needs no trigger"
 
     code, out, _ = await cli("doctor")
-    assert code == 1 and "fail  triggers: missing: scheduler_posts_notify; disabled: scheduler_posts_before_update" in out
+    assert (
+        code == 1 and "fail  triggers: missing: scheduler_posts_notify; disabled: scheduler_posts_before_update" in out
+    )
 
 
 async def test_doctor_lists_tokens_expiring_soon_without_printing_them(db: asyncpg.Connection, cli: Any) -> None:
@@ -197,7 +206,9 @@ async def test_doctor_lists_tokens_expiring_soon_without_printing_them(db: async
     _, rejected = await make_user(db, "facebook", access_token=TOKEN, account_id="acct-rejected")
     await db.execute("UPDATE platform_connections SET token_expires_at = now() + interval '2 days',"
                      " refresh_token = $2 WHERE id = $1", soon_conn, REFRESH)
-    await db.execute("UPDATE platform_connections SET token_expires_at = now() + interval '30 days' WHERE id = $1", far_conn)
+    await db.execute(
+        "UPDATE platform_connections SET token_expires_at = now() + interval '30 days' WHERE id = $1", far_conn
+    )
     await db.execute("UPDATE platform_connections SET needs_reconnect = true WHERE id = $1", rejected)
 
     code, out, _ = await cli("doctor")
@@ -229,8 +240,18 @@ async def test_doctor_flags_the_transaction_pooler_port(cli: Any, monkeypatch: p
     ("dsn", "host", "ports", "status"),
     [
         ("postgresql://u:p@db.abc.supabase.co:5432/postgres", "db.abc.supabase.co", [5432], "ok"),
-        ("postgresql://u.abc:p@aws-0-eu-west-1.pooler.supabase.com:6543/postgres", "aws-0-eu-west-1.pooler.supabase.com", [6543], "fail"),
-        ("postgresql://u.abc:p@aws-0-eu-west-1.pooler.supabase.com:5432/postgres", "aws-0-eu-west-1.pooler.supabase.com", [5432], "ok"),
+        (
+            "postgresql://u.abc:p@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+            "aws-0-eu-west-1.pooler.supabase.com",
+            [6543],
+            "fail",
+        ),
+        (
+            "postgresql://u.abc:p@aws-0-eu-west-1.pooler.supabase.com:5432/postgres",
+            "aws-0-eu-west-1.pooler.supabase.com",
+            [5432],
+            "ok",
+        ),
         ("postgresql://u@h1:5432,h2:6543/db", "h1,h2", [5432, 6543], "fail"),
         ("postgresql://u@[::1]/db?port=6543", "::1", [6543], "fail"),
         ("postgresql:///db?host=/run/postgresql", "/run/postgresql", [5432], "ok"),
@@ -283,7 +304,11 @@ async def test_schedule_converts_an_offset_to_the_given_zone(db: asyncpg.Connect
     code, out, _ = await cli("schedule", str(post), "--at", "2099-07-01T07:00:00Z", "--timezone", "America/New_York")
     assert code == 0 and "is due 2099-07-01T07:00:00+00:00" in out
     r = await row(db, post)
-    assert (r["scheduled_date"], r["scheduled_time"], r["timezone"]) == (dt.date(2099, 7, 1), dt.time(3, 0), "America/New_York")
+    assert (r["scheduled_date"], r["scheduled_time"], r["timezone"]) == (
+        dt.date(2099, 7, 1),
+        dt.time(3, 0),
+        "America/New_York",
+    )
 
 
 async def test_schedule_refuses_what_it_cannot_store(db: asyncpg.Connection, cli: Any) -> None:
@@ -362,8 +387,11 @@ async def test_retry_reschedules_a_failed_draft(db: asyncpg.Connection, cli: Any
     code, _, err = await cli("retry", str(plain))
     assert code == 1 and "a draft without an error" in err
 
-    await db.execute("UPDATE content_posts SET status = 'draft', error_message = 'unknown timezone', timezone = 'Bad/Zone'"
-                     " WHERE id = $1", failed)
+    await db.execute(
+        "UPDATE content_posts SET status = 'draft', error_message = 'unknown timezone', timezone = 'Bad/Zone'"
+        " WHERE id = $1",
+        failed,
+    )
     code, _, err = await cli("retry", str(failed), "--at", "2099-03-01T10:00")
     assert code == 2 and "pass --timezone" in err
     code, out, _ = await cli("retry", str(failed), "--at", "2099-03-01T10:00", "--timezone", "UTC")
@@ -402,12 +430,16 @@ async def test_connections_test_finds_broken_connections(db: asyncpg.Connection,
     await db.execute("UPDATE platform_connections SET needs_reconnect = true WHERE id = $1", rejected)
     _, tokenless = await make_user(db, "telegram", access_token=None)
     _, expired = await make_user(db, "linkedin", access_token=TOKEN)
-    await db.execute("UPDATE platform_connections SET token_expires_at = now() - interval '1 day' WHERE id = $1", expired)
+    await db.execute(
+        "UPDATE platform_connections SET token_expires_at = now() - interval '1 day' WHERE id = $1", expired
+    )
     _, refreshable = await make_user(db, "x", access_token=TOKEN)
     await db.execute("UPDATE platform_connections SET token_expires_at = now() - interval '1 hour', refresh_token = $2"
                      " WHERE id = $1", refreshable, REFRESH)
     _, expiring = await make_user(db, "threads", access_token=TOKEN)
-    await db.execute("UPDATE platform_connections SET token_expires_at = now() + interval '3 days' WHERE id = $1", expiring)
+    await db.execute(
+        "UPDATE platform_connections SET token_expires_at = now() + interval '3 days' WHERE id = $1", expiring
+    )
     _, unknown = await make_user(db, "myspace", access_token=TOKEN)
 
     code, doc = await run_json(cli, "connections", "--test")
@@ -478,7 +510,8 @@ async def test_install_service_unit_verifies(tmp_path: Path, cli: Any) -> None:
         pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
     code, _, _ = await cli("install-service", "--prefix", str(tmp_path))
     assert code == 0
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [analyze, "verify", "--man=no", str(tmp_path / "etc/systemd/system/scheduler-daemon.service")],
         capture_output=True, text=True, timeout=60,
     )
@@ -486,7 +519,9 @@ async def test_install_service_unit_verifies(tmp_path: Path, cli: Any) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: nothing to refuse")
-def test_install_service_without_permission_is_a_clear_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_install_service_without_permission_is_a_clear_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     assert main(["install-service", "--prefix", str(locked)]) == 1

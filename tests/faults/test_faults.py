@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import datetime as dt
+import inspect
 import shutil
 import tempfile
 import time
@@ -36,11 +36,11 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from scheduler_daemon.clock import SystemClock
+from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
+from support.helpers import Watcher, insert_post, make_user, row
 from support.pg import DedicatedServer, dedicated_server
 from support.procs import DaemonProcess
-from support.helpers import Watcher, insert_post, make_user, row
-from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
-from scheduler_daemon.clock import SystemClock
 from support.tcp_proxy import Link, Proxy
 
 UTC = dt.timezone.utc
@@ -76,7 +76,7 @@ async def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     every loop turn, bounded by ``timeout``."""
     try:
         async with asyncio.timeout(timeout):
-            while not (result := condition()):
+            while not (result := condition()):  # noqa: ASYNC110 - no event to wait on (the docstring)
                 await asyncio.sleep(0.01)
             return result
     except TimeoutError:
@@ -133,7 +133,9 @@ class GatedReceiver(Receiver):
 
     async def wait_for_post(self, post_id: uuid.UUID, timeout: float = 10.0) -> Arrival:
         async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: any(a.headers.get("idempotency-key") == str(post_id) for a in self.arrivals))
+            await self._changed.wait_for(
+                lambda: any(a.headers.get("idempotency-key") == str(post_id) for a in self.arrivals)
+            )
         return next(a for a in self.arrivals if a.headers.get("idempotency-key") == str(post_id))
 
 
@@ -205,7 +207,9 @@ async def test_killed_listen_backend_reconnects_and_honours_every_change_made_me
     assert await db.fetchval("SELECT count(*) FROM content_posts WHERE id = $1", deleted) == 0
 
 
-async def test_listener_survives_repeated_kills(dsn: str, db: asyncpg.Connection, watcher: Watcher, daemon_on: Any) -> None:
+async def test_listener_survives_repeated_kills(
+    dsn: str, db: asyncpg.Connection, watcher: Watcher, daemon_on: Any
+) -> None:
     """Kill the LISTEN backend five times in a row; each time a post inserted right after is published."""
     async with Receiver() as rx:
         campaign = await webhook_campaign(db, rx.url)
@@ -214,7 +218,7 @@ async def test_listener_survives_repeated_kills(dsn: str, db: asyncpg.Connection
         listener = running.daemon.listener
         posts = []
         for n in range(5):
-            await until(lambda: listener.connected and listener.reconnects >= n, 20, "the listener to be back")
+            await until(lambda n=n: listener.connected and listener.reconnects >= n, 20, "the listener to be back")
             pids = [r["pid"] for r in await db.fetch(FIND_LISTENER, name)]
             assert len(pids) == 1, pids
             assert await db.fetchval("SELECT pg_terminate_backend($1, 5000)", pids[0])
@@ -320,7 +324,9 @@ async def test_database_restart_mid_run_every_post_once_and_outcomes_land(
         running = await daemon_on(url, heartbeat_seconds=0.5, heartbeat_timeout_seconds=1.0)
         t0 = utcnow()
         held = await insert_post(db, campaign, t0 + dt.timedelta(milliseconds=300), content="held")
-        during = [await insert_post(db, campaign, t0 + dt.timedelta(seconds=2.5), content=f"during {n}") for n in range(10)]
+        during = [
+            await insert_post(db, campaign, t0 + dt.timedelta(seconds=2.5), content=f"during {n}") for n in range(10)
+        ]
         after = [await insert_post(db, campaign, t0 + dt.timedelta(seconds=6), content=f"after {n}") for n in range(10)]
         await db.close()
         await rx.wait_for_post(held)
@@ -360,7 +366,9 @@ async def test_database_crash_restart_immediate_mode(dedicated: DedicatedServer,
         campaign = await webhook_campaign(db, rx.url)
         running = await daemon_on(url, heartbeat_seconds=0.5, heartbeat_timeout_seconds=1.0)
         t0 = utcnow()
-        posts = [await insert_post(db, campaign, t0 + dt.timedelta(seconds=1 + n * 0.1), content=f"p{n}") for n in range(30)]
+        posts = [
+            await insert_post(db, campaign, t0 + dt.timedelta(seconds=1 + n * 0.1), content=f"p{n}") for n in range(30)
+        ]
         await db.close()
         await rx.wait_for(5, timeout=10)
         await dedicated.astop("immediate")
@@ -513,14 +521,19 @@ async def test_a_row_whose_due_instant_overflows_does_not_stop_the_daemon(
     async with Receiver() as rx:
         campaign = await webhook_campaign(db, rx.url)
         early = await db.fetchval(
-            "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)"
-            " VALUES ($1, 'webhook', 'year one', 'scheduled', '0001-01-01', '00:00', 'Asia/Tokyo') RETURNING id", campaign)
+            "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time,"
+            " timezone) VALUES ($1, 'webhook', 'year one', 'scheduled', '0001-01-01', '00:00', 'Asia/Tokyo')"
+            " RETURNING id",
+            campaign,
+        )
         ok = await insert_post(db, campaign, utcnow() + dt.timedelta(milliseconds=500), content="fine")
         running = await start_daemon()
         late = await db.fetchval(
-            "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)"
-            " VALUES ($1, 'webhook', 'year 9999', 'scheduled', '9999-12-31', '23:00', 'America/New_York') RETURNING id",
-            campaign)
+            "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time,"
+            " timezone) VALUES ($1, 'webhook', 'year 9999', 'scheduled', '9999-12-31', '23:00', 'America/New_York')"
+            " RETURNING id",
+            campaign,
+        )
         await watcher.wait(ok, "published")
         await watcher.wait_all([early, late], "draft", timeout=10)
         running.daemon.resync()  # a SIGHUP reloads every row: must not crash either

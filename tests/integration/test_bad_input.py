@@ -7,8 +7,8 @@ import uuid
 
 import structlog
 
-from support.helpers import insert_post, make_user, row, soon
 from scheduler_daemon.testing.receiver import Receiver
+from support.helpers import insert_post, make_user, row, soon
 
 
 async def test_every_bad_row_ends_as_draft_with_a_reason_and_others_go_out(db, watcher, start_daemon) -> None:

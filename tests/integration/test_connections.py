@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import datetime as dt
+import json
 
-from support.helpers import insert_post, make_user, row, soon
-from scheduler_daemon.db.repository import Repository, create_pool
 from scheduler_daemon.db import rows
-from scheduler_daemon.models import Connection
-from scheduler_daemon.models import TokenSet
+from scheduler_daemon.db.repository import Repository, create_pool
+from scheduler_daemon.models import Connection, TokenSet
 from scheduler_daemon.testing.receiver import Receiver, Reply
+from support.helpers import insert_post, make_user, row, soon
 
 
 async def test_an_auth_failure_marks_the_connection_and_later_posts_fail_fast(db, watcher, start_daemon) -> None:

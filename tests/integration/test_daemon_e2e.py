@@ -11,8 +11,8 @@ import uuid
 
 import asyncpg
 
-from support.helpers import Watcher, insert_post, make_user, row, soon
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
+from support.helpers import Watcher, insert_post, make_user, row, soon
 
 TOKEN = "whsec-test-token-123"
 

@@ -7,8 +7,8 @@ import datetime as dt
 import asyncpg
 import structlog
 
-from support.helpers import insert_post, make_user, row, soon
 from scheduler_daemon.testing.receiver import Receiver, Reply
+from support.helpers import insert_post, make_user, row, soon
 
 
 async def test_stop_lets_an_in_flight_publish_finish_and_records_it(db, watcher, start_daemon) -> None:

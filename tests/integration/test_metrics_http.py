@@ -13,12 +13,12 @@ import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support.helpers import Watcher, insert_post, make_user, soon
 
 from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon import Daemon
 from scheduler_daemon.observability.metrics import PrometheusMetrics
 from scheduler_daemon.observability.server import serve, serve_daemon
+from support.helpers import Watcher, insert_post, make_user, soon
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -46,9 +46,8 @@ class Health:
 async def served() -> AsyncIterator[tuple[PrometheusMetrics, Health, httpx.AsyncClient]]:
     metrics = PrometheusMetrics()
     health = Health({"healthy": True, "listener_connected": True})
-    async with serve(metrics, health, "127.0.0.1:0") as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-            yield metrics, health, client
+    async with serve(metrics, health, "127.0.0.1:0") as server, httpx.AsyncClient(base_url=server.url, timeout=5) as c:
+        yield metrics, health, c
 
 
 async def test_scrape_over_http(served: tuple[PrometheusMetrics, Health, httpx.AsyncClient]) -> None:
@@ -83,9 +82,8 @@ async def test_a_failing_health_callable_is_unhealthy() -> None:
     def broken() -> dict[str, Any]:
         raise RuntimeError("boom")
 
-    async with serve(PrometheusMetrics(), broken, "127.0.0.1:0") as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            response = await client.get("/healthz")
+    async with serve(PrometheusMetrics(), broken, "127.0.0.1:0") as server, httpx.AsyncClient(base_url=server.url) as c:
+        response = await c.get("/healthz")
     assert response.status_code == 503 and response.json() == {"healthy": False, "error": "RuntimeError: boom"}
 
 
@@ -123,7 +121,10 @@ async def test_daemon_metrics_and_health_over_http(
     campaign, _ = await make_user(db, "log")
     metrics = PrometheusMetrics()
     daemon = Daemon(replace(settings, metrics_address="127.0.0.1:0"), dsn, metrics=metrics)
-    async with serve_daemon(daemon, "127.0.0.1:0") as server, httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+    async with (
+        serve_daemon(daemon, "127.0.0.1:0") as server,
+        httpx.AsyncClient(base_url=server.url, timeout=5) as client,
+    ):
         before = await client.get("/healthz")
         assert before.status_code == 503, "not started yet"
         assert before.json()["started"] is False and before.json()["listener_connected"] is False

@@ -32,7 +32,8 @@ CREATE TABLE platform_connections (id uuid PRIMARY KEY DEFAULT gen_random_uuid()
 CREATE TABLE content_posts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     campaign_id uuid REFERENCES content_campaigns, platform text NOT NULL, content text,
     status text NOT NULL DEFAULT 'draft', scheduled_date date, scheduled_time time);
-INSERT INTO content_campaigns (id, user_id, name) VALUES ('11111111-1111-1111-1111-111111111111', gen_random_uuid(), 'kept');
+INSERT INTO content_campaigns (id, user_id, name)
+    VALUES ('11111111-1111-1111-1111-111111111111', gen_random_uuid(), 'kept');
 INSERT INTO content_posts (campaign_id, platform, content, status)
     VALUES ('11111111-1111-1111-1111-111111111111', 'x', 'an old post', 'published');
 """

@@ -10,11 +10,10 @@ import uuid
 import httpx
 import pytest
 
-from support.helpers import insert_post, row, soon
-from scheduler_daemon.platforms.bluesky import record_key
 from scheduler_daemon.due import due_instant
 from scheduler_daemon.models import ScheduleKey
-
+from scheduler_daemon.platforms.bluesky import record_key
+from support.helpers import insert_post, row, soon
 from support.platforms.cases import CASES, Case, expected, post, settings
 from support.platforms.context import IMAGE, IMAGE_URL
 from support.platforms.fakes import Fake
@@ -54,7 +53,12 @@ async def test_scheduled_row_is_published_through_the_daemon(case: Case, db, wat
     await db.execute(
         "INSERT INTO platform_connections (user_id, platform, account_id, access_token, refresh_token, metadata)"
         " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-        user, case.name, fields["account_id"], fake.valid_token, fields["refresh_token"], json.dumps(fields["metadata"]),
+        user,
+        case.name,
+        fields["account_id"],
+        fake.valid_token,
+        fields["refresh_token"],
+        json.dumps(fields["metadata"]),
     )
     await start_daemon(transport=router(fake, case), platforms=settings())
     media = json.dumps([{"url": IMAGE_URL, "alt": "a cat", "mime": "image/png"}]) if case.text_needs_image else "[]"

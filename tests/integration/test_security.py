@@ -33,18 +33,18 @@ import asyncpg
 import pytest
 import structlog
 
-from support.pg import TlsCluster, system_bin
-from support.helpers import Watcher, insert_post, make_user, row
 from scheduler_daemon.config import Settings
+from scheduler_daemon.config.platforms import ClientCredentials
 from scheduler_daemon.db.embedded import ensure_database
 from scheduler_daemon.db.migrate import available, migrate, pending
 from scheduler_daemon.db.repository import create_pool
 from scheduler_daemon.errors import ContentRejectedError
 from scheduler_daemon.logs import configure
 from scheduler_daemon.platforms import webhook
-from scheduler_daemon.config.platforms import ClientCredentials
 from scheduler_daemon.testing.postgres import WATCH_SQL
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
+from support.helpers import Watcher, insert_post, make_user, row
+from support.pg import TlsCluster, system_bin
 
 UTC = dt.timezone.utc
 
@@ -109,10 +109,18 @@ async def test_daemon_role_has_exactly_the_privileges_it_needs(db: asyncpg.Conne
             if await db.fetchval("SELECT has_table_privilege('scheduler_daemon', $1, $2)", table, p)
         }
         assert granted == expected, f"{table}: {granted}"
-        columns = [r["attname"] for r in await db.fetch(
-            "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped", table)]
-        updatable = {c for c in columns
-                     if await db.fetchval("SELECT has_column_privilege('scheduler_daemon', $1, $2, 'UPDATE')", table, c)}
+        columns = [
+            r["attname"]
+            for r in await db.fetch(
+                "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+                table,
+            )
+        ]
+        updatable = {
+            c
+            for c in columns
+            if await db.fetchval("SELECT has_column_privilege('scheduler_daemon', $1, $2, 'UPDATE')", table, c)
+        }
         assert updatable == DAEMON_UPDATABLE.get(table, set()), f"{table}: {updatable}"
     assert not await db.fetchval("SELECT has_schema_privilege('scheduler_daemon', current_schema(), 'CREATE')")
     assert not await db.fetchval("SELECT has_database_privilege('scheduler_daemon', current_database(), 'CREATE')")
@@ -207,7 +215,9 @@ async def test_the_daemon_role_cannot_destroy_or_rewrite(statement: str, db: asy
     try:
         with pytest.raises(asyncpg.PostgresError) as raised:
             await conn.execute(statement)
-        assert isinstance(raised.value, (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedFunctionError)), raised.value
+        assert isinstance(raised.value, (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedFunctionError)), (
+            raised.value
+        )
     finally:
         await conn.close()
     assert await db.fetchval("SELECT count(*) FROM content_posts") == 1
@@ -301,11 +311,18 @@ async def test_rls_on_a_supabase_like_database_is_owner_only(supabase_like: str)
 
         await as_authenticated(app, alice)
         assert [r["id"] for r in await app.fetch("SELECT id FROM content_campaigns")] == [rows_of[alice]["campaign"]]
-        assert [r["id"] for r in await app.fetch("SELECT id FROM platform_connections")] == [rows_of[alice]["connection"]]
+        assert [r["id"] for r in await app.fetch("SELECT id FROM platform_connections")] == [
+            rows_of[alice]["connection"]
+        ]
         assert [r["id"] for r in await app.fetch("SELECT id FROM content_posts")] == [rows_of[alice]["post"]]
-        assert [r["post_id"] for r in await app.fetch("SELECT post_id FROM publish_attempts")] == [rows_of[alice]["post"]]
+        assert [r["post_id"] for r in await app.fetch("SELECT post_id FROM publish_attempts")] == [
+            rows_of[alice]["post"]
+        ]
         # Writes to Bob's rows touch nothing.
-        assert await app.execute("UPDATE content_posts SET content = 'hacked' WHERE id = $1", rows_of[bob]["post"]) == "UPDATE 0"
+        assert (
+            await app.execute("UPDATE content_posts SET content = 'hacked' WHERE id = $1", rows_of[bob]["post"])
+            == "UPDATE 0"
+        )
         assert await app.execute("DELETE FROM content_campaigns WHERE id = $1", rows_of[bob]["campaign"]) == "DELETE 0"
         assert await app.execute("UPDATE platform_connections SET access_token = 'x' WHERE id = $1",
                                  rows_of[bob]["connection"]) == "UPDATE 0"
@@ -328,8 +345,11 @@ async def test_rls_on_a_supabase_like_database_is_owner_only(supabase_like: str)
             await app.execute("INSERT INTO publish_attempts (post_id, attempt, platform, started_at, finished_at,"
                               " outcome) VALUES ($1, 2, 'webhook', now(), now(), 'published')", rows_of[alice]["post"])
         # Alice's own rows work as usual.
-        post = await app.fetchval("INSERT INTO content_posts (campaign_id, platform, connection_id) VALUES ($1,"
-                                  " 'webhook', $2) RETURNING id", rows_of[alice]["campaign"], rows_of[alice]["connection"])
+        post = await app.fetchval(
+            "INSERT INTO content_posts (campaign_id, platform, connection_id) VALUES ($1, 'webhook', $2) RETURNING id",
+            rows_of[alice]["campaign"],
+            rows_of[alice]["connection"],
+        )
         assert await app.execute("UPDATE content_posts SET content = 'mine' WHERE id = $1", post) == "UPDATE 1"
         assert await app.execute("DELETE FROM content_posts WHERE id = $1", post) == "DELETE 1"
         # No user (anonymous JWT): nothing.

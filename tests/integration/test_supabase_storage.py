@@ -9,10 +9,10 @@ import json
 import httpx
 import pytest
 
+from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.errors import ContentRejectedError
 from scheduler_daemon.media import MediaResolver
 from scheduler_daemon.models import MediaItem
-from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
 
 pytest.importorskip("supabase", reason="the 'supabase' extra is not installed")
@@ -49,5 +49,5 @@ async def test_an_object_storage_does_not_have_is_content_rejected() -> None:
     async with Receiver(storage) as rx, httpx.AsyncClient() as client:
         settings = PlatformSettings.from_env({"SUPABASE_URL": rx.url, "SUPABASE_SERVICE_KEY": service_key()})
         resolver = MediaResolver(settings, client)
-        with pytest.raises(ContentRejectedError, match="media/dogs/rex.png could not be signed"):
+        with pytest.raises(ContentRejectedError, match=r"media/dogs/rex\.png could not be signed"):
             await resolver.media_url(MediaItem(None, "media/dogs/rex.png", None, None))

@@ -377,7 +377,7 @@ MDWE_PROBE = textwrap.dedent(
     run(main())
     print("ok")
     """
-    % (PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)
+    .replace("%d, %d", f"{PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}")
 )
 
 

@@ -45,7 +45,7 @@ class DaemonProcess:
     async def start(self) -> None:
         self.starts += 1
         self.log_path = self.log_dir / f"{self.instance_id}-{self.starts}.log"
-        log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
+        log = open(self.log_path, "wb")  # noqa: SIM115, ASYNC230 - handed to the child
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 str(BIN), "run", env=self.env(), stdout=log, stderr=asyncio.subprocess.STDOUT,

@@ -180,7 +180,9 @@ class Proxy:
         finally:
             self._tasks.discard(task)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: Link, *, upstream: bool) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: Link, *, upstream: bool
+    ) -> None:
         try:
             while not link.closed:
                 data = await reader.read(65536)

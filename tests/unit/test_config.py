@@ -24,7 +24,12 @@ def test_every_variable_is_read() -> None:
         "SCHEDULER_METRICS_ADDRESS": "127.0.0.1:9464", "SCHEDULER_RECOVERY_AFTER_SECONDS": "5",
         "SCHEDULER_HEARTBEAT_SECONDS": "2.5", "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS": "9",
     })
-    assert (s.database_url, s.grace_seconds, s.concurrency, s.max_attempts) == ("postgresql://u:p@db:5432/app", 60, 7, 3)
+    assert (s.database_url, s.grace_seconds, s.concurrency, s.max_attempts) == (
+        "postgresql://u:p@db:5432/app",
+        60,
+        7,
+        3,
+    )
     assert (s.log_level, s.log_format, s.instance_id, s.state_dir) == ("debug", "json", "vm-a", Path("/srv/x"))
     assert (s.metrics_address, s.recovery_after_seconds, s.heartbeat_seconds) == ("127.0.0.1:9464", 5, 2.5)
     assert s.shutdown_timeout_seconds == 9

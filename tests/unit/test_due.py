@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
+from scheduler_daemon.due import due_instant
 from scheduler_daemon.errors import InvalidScheduleError
 from scheduler_daemon.models import ScheduleKey
-from scheduler_daemon.due import due_instant
 
 UTC = dt.timezone.utc
 

@@ -91,7 +91,7 @@ def test_parse_address_rejects(address: str) -> None:
 async def test_loop_watch_sees_a_blocked_loop() -> None:
     with LoopWatch(interval=0.01, max_lag=0.1) as watch:
         assert watch.alive()
-        time.sleep(0.3)  # the event loop is blocked: what a stuck daemon looks like
+        time.sleep(0.3)  # noqa: ASYNC251 - the event loop is blocked: what a stuck daemon looks like
         assert watch.lag() >= 0.2 and not watch.alive()
     assert not watch.alive(), "a stopped watch reports the loop as not watched"
 

@@ -29,7 +29,9 @@ def test_insert_payload() -> None:
 
 def test_retry_at_and_disarming_ops() -> None:
     note = parse(payload(op="U", retry_at="2026-05-01T10:00:00.5+00:00"))
-    assert note.key is not None and note.key.retry_at == dt.datetime(2026, 5, 1, 10, 0, 0, 500000, tzinfo=dt.timezone.utc)
+    assert note.key is not None and note.key.retry_at == dt.datetime(
+        2026, 5, 1, 10, 0, 0, 500000, tzinfo=dt.timezone.utc
+    )
     assert not parse(payload(op="U", status="draft")).arms
     assert not parse(payload(op="D")).arms
     assert parse('{"op":"T"}').op is Op.TRUNCATE

@@ -31,18 +31,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from scheduler_daemon import errors
+from scheduler_daemon.clock import UTC, ManualClock
 from scheduler_daemon.config import Settings
-from scheduler_daemon.engine.dispatcher import Dispatcher
-from scheduler_daemon.errors import ConfigError, InvalidScheduleError
-from scheduler_daemon.models import OutcomeKind, PostStatus, ScheduleKey
 from scheduler_daemon.db.payloads import MAX_PAYLOAD, MalformedNotification, Notification, Op, parse
+from scheduler_daemon.due import due_instant
 from scheduler_daemon.engine import classify as classify_module
 from scheduler_daemon.engine.classify import RATE_LIMIT_ATTEMPTS_FACTOR, classify
+from scheduler_daemon.engine.dispatcher import Dispatcher
 from scheduler_daemon.engine.publisher import Publisher
-from scheduler_daemon.engine.writer import OutcomeWriter
 from scheduler_daemon.engine.timers import Timers
-from scheduler_daemon.clock import UTC, ManualClock
-from scheduler_daemon.due import due_instant
+from scheduler_daemon.engine.writer import OutcomeWriter
+from scheduler_daemon.errors import ConfigError, InvalidScheduleError
+from scheduler_daemon.models import OutcomeKind, PostStatus, ScheduleKey
 
 ZONES = sorted(zoneinfo.available_timezones())
 LONGEST_WAIT: float = getattr(classify_module, "LONGEST_WAIT", float("inf"))
@@ -371,7 +371,7 @@ def test_from_env_gives_settings_or_a_config_error_naming_the_variable(env: dict
 def test_credentials_directory_that_is_not_text_is_a_config_error(tmp_path: Path) -> None:
     """A systemd credential file with bytes that are not UTF-8: a ConfigError, not a traceback."""
     (tmp_path / "database_url").write_bytes(b"\xff\xfepostgresql://")
-    with pytest.raises(ConfigError, match="DATABASE_URL|database_url"):
+    with pytest.raises(ConfigError, match=r"DATABASE_URL|database_url"):
         Settings.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path)})
 
 

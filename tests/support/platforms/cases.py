@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.errors import OutcomeUnknownError, PublishError, TransientError
 from scheduler_daemon.models import Connection, MediaItem, Post
 from scheduler_daemon.platforms.base import PlatformAdapter
@@ -19,7 +20,6 @@ from scheduler_daemon.platforms.facebook import FacebookAdapter
 from scheduler_daemon.platforms.instagram import InstagramAdapter
 from scheduler_daemon.platforms.linkedin import LinkedInAdapter
 from scheduler_daemon.platforms.mastodon import MastodonAdapter
-from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.platforms.slack import SlackAdapter
 from scheduler_daemon.platforms.telegram import TelegramAdapter
 from scheduler_daemon.platforms.threads import ThreadsAdapter

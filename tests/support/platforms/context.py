@@ -15,8 +15,7 @@ import uuid
 from typing import Any
 
 from scheduler_daemon.errors import ContentRejectedError
-from scheduler_daemon.models import Connection, MediaItem, Post
-from scheduler_daemon.models import Refresher
+from scheduler_daemon.models import Connection, MediaItem, Post, Refresher
 
 IMAGE = b"\x89PNG\r\n\x1a\n fake image bytes for the tests"
 IMAGE_URL = "https://cdn.test/pics/cat.png"

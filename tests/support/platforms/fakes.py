@@ -120,7 +120,9 @@ class Fake:
 # --- Meta Graph ---------------------------------------------------------------------------
 
 
-def graph_error(kind: str, content: tuple[int, int | None, str], headers: dict[str, str] | None = None) -> httpx.Response:
+def graph_error(
+    kind: str, content: tuple[int, int | None, str], headers: dict[str, str] | None = None
+) -> httpx.Response:
     if kind in ("auth", "expired"):
         return reply(400, {"error": {"message": "Error validating access token: Session has expired",
                                      "type": "OAuthException", "code": 190, "error_subcode": 463,
@@ -162,7 +164,9 @@ class FacebookFake(Fake):
             if fields["published"] == "false":
                 return reply(200, {"id": f"ph{len(self.media_refs)}"})
             assert fields["published"] == "true"
-            return self.publish(request, Published(fields["caption"], [fields["url"]]), {"id": "ph1", "post_id": "1234_777"})
+            return self.publish(
+                request, Published(fields["caption"], [fields["url"]]), {"id": "ph1", "post_id": "1234_777"}
+            )
         assert request.url.path == "/v21.0/1234/feed", request.url.path
         assert request.url.params["fields"] == "id,permalink_url"
         media = [m["media_fbid"] for m in json.loads(fields.get("attached_media", "[]"))]
@@ -200,7 +204,9 @@ class ContainerFake(Fake):
         path = request.url.path
         if path == "/refresh_access_token":
             return await self.refresh(request)
-        token = form(request).get("access_token") if request.method == "POST" else request.url.params.get("access_token")
+        token = (
+            form(request).get("access_token") if request.method == "POST" else request.url.params.get("access_token")
+        )
         if bad := self.token_error(token):
             return bad
         prefix = f"/{self.version}/"
@@ -361,7 +367,9 @@ class LinkedInFake(Fake):
         assert fields["grant_type"] == "refresh_token"
         assert (fields["client_id"], fields["client_secret"]) == ("li-client", "li-secret")
         if self.revoked or fields["refresh_token"] != self.refresh_token:
-            return reply(400, {"error": "invalid_grant", "error_description": "The provided authorization grant is invalid"})
+            return reply(
+                400, {"error": "invalid_grant", "error_description": "The provided authorization grant is invalid"}
+            )
         token = await self.new_tokens()
         self.refresh_token = f"li-refresh-{self.refresh_calls + 1}"
         return reply(200, {"access_token": token, "expires_in": 5_184_000, "refresh_token": self.refresh_token,
@@ -425,11 +433,21 @@ class XFake(Fake):
         assert fields["grant_type"] == "refresh_token" and fields["client_id"] == "x-client"
         assert request.headers["authorization"] == "Basic " + base64.b64encode(b"x-client:x-secret").decode()
         if self.revoked or fields["refresh_token"] != self.refresh_token:
-            return reply(400, {"error": "invalid_request", "error_description": "Value passed for the token was invalid."})
+            return reply(
+                400, {"error": "invalid_request", "error_description": "Value passed for the token was invalid."}
+            )
         token = await self.new_tokens()
         self.refresh_token = f"x-refresh-{self.refresh_calls + 1}"  # rotating: the old one is dead now
-        return reply(200, {"token_type": "bearer", "expires_in": 7200, "access_token": token,
-                           "scope": "tweet.write users.read tweet.read offline.access", "refresh_token": self.refresh_token})
+        return reply(
+            200,
+            {
+                "token_type": "bearer",
+                "expires_in": 7200,
+                "access_token": token,
+                "scope": "tweet.write users.read tweet.read offline.access",
+                "refresh_token": self.refresh_token,
+            },
+        )
 
 
 # --- Bluesky ------------------------------------------------------------------------------
@@ -452,8 +470,13 @@ class BlueskyFake(Fake):
             "expired": (400, {"error": "ExpiredToken", "message": "Token has expired"}),
             "rate": (429, {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}),
             "transient": (502, {"error": "UpstreamFailure", "message": "Upstream Failure"}),
-            "content": (400, {"error": "InvalidRequest",
-                              "message": "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes"}),
+            "content": (
+                400,
+                {
+                    "error": "InvalidRequest",
+                    "message": "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes",
+                },
+            ),
         }
         status, data = bodies[kind]
         headers = {"ratelimit-limit": "5000", "ratelimit-remaining": "0",
@@ -512,8 +535,15 @@ class MastodonFake(Fake):
         reset = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=300)).isoformat(timespec="microseconds")
         bodies = {
             "auth": (401, {"error": "The access token is invalid"}, None),
-            "rate": (429, {"error": "Too many requests"},
-                     {"x-ratelimit-limit": "300", "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset.replace("+00:00", "Z")}),
+            "rate": (
+                429,
+                {"error": "Too many requests"},
+                {
+                    "x-ratelimit-limit": "300",
+                    "x-ratelimit-remaining": "0",
+                    "x-ratelimit-reset": reset.replace("+00:00", "Z"),
+                },
+            ),
             "transient": (503, {"error": "Remote data could not be fetched"}, None),
             "content": (422, {"error": "Validation failed: Text character limit of 500 exceeded"}, None),
             "config": (404, {"error": "Record not found"}, None),
@@ -605,12 +635,25 @@ class DiscordFake(Fake):
     def error(self, kind: str) -> httpx.Response:
         bodies = {
             "auth": (404, {"message": "Unknown Webhook", "code": 10015}, None),
-            "rate": (429, {"message": "You are being rate limited.", "retry_after": 1.5, "global": False},
-                     {"retry-after": "2", "x-ratelimit-scope": "shared"}),
+            "rate": (
+                429,
+                {"message": "You are being rate limited.", "retry_after": 1.5, "global": False},
+                {"retry-after": "2", "x-ratelimit-scope": "shared"},
+            ),
             "transient": (502, {"message": "502: Bad Gateway", "code": 0}, None),
-            "content": (400, {"code": 50035, "message": "Invalid Form Body",
-                              "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
-                                                                  "message": "Must be 2000 or fewer in length."}]}}}, None),
+            "content": (
+                400,
+                {
+                    "code": 50035,
+                    "message": "Invalid Form Body",
+                    "errors": {
+                        "content": {
+                            "_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]
+                        }
+                    },
+                },
+                None,
+            ),
         }
         status, data, headers = bodies[kind]
         return reply(status, data, headers)
@@ -674,12 +717,22 @@ class SlackFake(Fake):
             assert request.headers["content-type"] == "application/json; charset=utf-8"
             data = body(request)
             assert data["channel"] == "C123"
-            return self.publish(request, Published(data["text"]),
-                                {"ok": True, "channel": "C123", "ts": "1503435956.000247", "message": {"text": data["text"]}})
+            return self.publish(
+                request,
+                Published(data["text"]),
+                {"ok": True, "channel": "C123", "ts": "1503435956.000247", "message": {"text": data["text"]}},
+            )
         fields = form(request)
         if method == "chat.getPermalink":
-            return reply(200, {"ok": True, "channel": fields["channel"],
-                               "permalink": f"https://acme.slack.com/archives/{fields['channel']}/p{fields['message_ts'].replace('.', '')}"})
+            return reply(
+                200,
+                {
+                    "ok": True,
+                    "channel": fields["channel"],
+                    "permalink": f"https://acme.slack.com/archives/{fields['channel']}"
+                    f"/p{fields['message_ts'].replace('.', '')}",
+                },
+            )
         if method == "files.getUploadURLExternal":
             assert int(fields["length"]) == len(IMAGE) and fields["filename"] == "cat.png"
             return reply(200, {"ok": True, "upload_url": "https://files.slack.test/upload/v1/abc", "file_id": "F123"})

@@ -15,8 +15,17 @@ from scheduler_daemon.errors import (
     TransientError,
 )
 from scheduler_daemon.platforms.registry import Registry
-
-from support.platforms.cases import CASES, REFRESH_ON_FAILURE, REFRESHABLE, Case, adapter, connection, expected, post, settings
+from support.platforms.cases import (
+    CASES,
+    REFRESH_ON_FAILURE,
+    REFRESHABLE,
+    Case,
+    adapter,
+    connection,
+    expected,
+    post,
+    settings,
+)
 from support.platforms.context import FakeContext, Store, next_attempt
 
 every = pytest.mark.parametrize("case", CASES, ids=str)
@@ -131,7 +140,7 @@ async def test_registry_builds_every_adapter(case: Case) -> None:
 
 @pytest.mark.parametrize("case", REFRESHABLE, ids=str)
 async def test_concurrent_publishes_refresh_an_expiring_token_once(case: Case) -> None:
-    fake, platform, conn, store, ctx = setup(case, case.refresh_connection)
+    fake, platform, conn, store, _ctx = setup(case, case.refresh_connection)
     old_token = conn.access_token
     results = await asyncio.gather(
         platform.publish(post(case, "first", n=1), conn, FakeContext(store)),

@@ -9,7 +9,6 @@ from scheduler_daemon.errors import AuthError, OutcomeUnknownError, TransientErr
 from scheduler_daemon.platforms.bluesky import record_key
 from scheduler_daemon.platforms.linkedin import escape
 from scheduler_daemon.platforms.telegram import TelegramAdapter
-
 from support.platforms.cases import CASES, adapter, connection, post, settings
 from support.platforms.context import FakeContext, Store, next_attempt
 from support.platforms.fakes import InstagramFake, ThreadsFake, body
@@ -114,7 +113,7 @@ async def test_telegram_follows_a_group_migrated_to_a_supergroup() -> None:
 
 
 async def test_telegram_messages_never_contain_the_bot_token() -> None:
-    case, fake, _, conn, ctx = setup("telegram")
+    case, _fake, _, conn, ctx = setup("telegram")
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
@@ -130,7 +129,9 @@ async def test_slack_internal_error_after_posting_is_an_unknown_outcome() -> Non
     case, fake, platform, conn, ctx = setup("slack")
 
     original = fake.error
-    fake.error = lambda kind: httpx.Response(200, json={"ok": False, "error": "internal_error"}) if kind == "content" else original(kind)  # type: ignore[method-assign]
+    fake.error = lambda kind: (
+        httpx.Response(200, json={"ok": False, "error": "internal_error"}) if kind == "content" else original(kind)
+    )  # type: ignore[method-assign]
     fake.fail = ["content"]
     with pytest.raises(OutcomeUnknownError, match="check the channel"):
         await platform.publish(post(case), conn, ctx)

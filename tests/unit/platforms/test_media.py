@@ -3,10 +3,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.errors import ContentRejectedError, PlatformConfigError, TransientError
 from scheduler_daemon.media import MediaResolver
 from scheduler_daemon.models import MediaItem
-from scheduler_daemon.config.platforms import PlatformSettings
 
 
 class Signer:
@@ -29,7 +29,9 @@ def resolver(handler, env: dict[str, str] | None = None, storage: Signer | None 
 
 async def test_storage_path_becomes_a_signed_url() -> None:
     signer = Signer()
-    media = resolver(lambda r: httpx.Response(200, content=b"img", headers={"content-type": "image/png"}), storage=signer)
+    media = resolver(
+        lambda r: httpx.Response(200, content=b"img", headers={"content-type": "image/png"}), storage=signer
+    )
     url = await media.media_url(item(path="posts/u1/cat.png"))
     assert url.endswith("/posts/u1/cat.png?token=secret-jwt") and signer.calls == [("posts", "u1/cat.png", 3600)]
     assert await media.media_bytes(item(path="posts/u1/cat.png"), 100) == (b"img", "image/png")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import asyncio
 
-from scheduler_daemon.platforms.pacing import Pacer
 from scheduler_daemon.config.platforms import PlatformSettings
+from scheduler_daemon.platforms.pacing import Pacer
 
 
 async def run(pacer: Pacer, jobs: list[tuple[str, str]]) -> dict[str, int]:

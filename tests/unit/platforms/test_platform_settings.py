@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler_daemon.errors import ConfigError
 from scheduler_daemon.config.platforms import PlatformSettings
+from scheduler_daemon.errors import ConfigError
 from scheduler_daemon.platforms.registry import concurrency
 
 
