@@ -74,6 +74,11 @@ def json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
 
 
+def expiry_days_flag(parser: argparse.ArgumentParser, *, when: str = "") -> None:
+    parser.add_argument("--expiry-days", type=positive, default=7.0, metavar="DAYS",
+                        help=f"{when}warn about tokens expiring within this many days (default 7)")
+
+
 def a_uuid(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)

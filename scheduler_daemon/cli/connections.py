@@ -12,7 +12,7 @@ from ..clock import format_delay
 from ..config import Settings
 from ..db.admin import ConnectionSummary
 from ..platforms.registry import FACTS
-from ._common import EXIT_OK, EXIT_PROBLEM, Command, a_uuid, admin, iso, json_flag, positive, print_json
+from ._common import EXIT_OK, EXIT_PROBLEM, Command, a_uuid, admin, expiry_days_flag, iso, json_flag, print_json
 
 
 def problems(row: ConnectionSummary, now: dt.datetime, expiry: dt.timedelta) -> tuple[list[str], list[str]]:
@@ -81,8 +81,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", help="only this platform")
     p.add_argument("--user", type=a_uuid, metavar="USER_ID", help="only this user's connections")
     p.add_argument("--test", action="store_true", help="check each connection (exit status 1 if any fails)")
-    p.add_argument("--expiry-days", type=positive, default=7.0, metavar="DAYS",
-                   help="with --test, warn about tokens expiring within this many days (default 7)")
+    expiry_days_flag(p, when="with --test, ")
     json_flag(p)
 
 

@@ -7,6 +7,7 @@ exit status is 1 when any fails.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -15,10 +16,20 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..clock import format_delay
 from ..config import Settings
-from ..db.admin import Admin, ExpiringConnection, ServerInfo, open_admin
+from ..db.admin import Admin, ConnectionState, ServerInfo, open_admin
 from ..db.errors import DB_ERRORS
 from ..redact import SECRETS
-from ._common import EXIT_OK, EXIT_PROBLEM, Command, json_flag, note_embedded, positive, print_json, resolve_dsn
+from ._common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Command,
+    expiry_days_flag,
+    json_flag,
+    note_embedded,
+    positive,
+    print_json,
+    resolve_dsn,
+)
 
 # Triggers of migrations/002: without them the daemon never hears of new or changed posts.
 REQUIRED_TRIGGERS = {
@@ -197,7 +208,7 @@ async def tokens(p: Probe) -> Check | None:
                  {"connections": [asdict(c) for c in expiring]})
 
 
-def _token_state(c: ExpiringConnection, now: Any) -> str:
+def _token_state(c: ConnectionState, now: dt.datetime) -> str:
     if c.needs_reconnect:
         state = "rejected by the platform: the user must reconnect"
     elif c.token_expires_at is not None and c.token_expires_at <= now:
@@ -255,8 +266,7 @@ async def doctor(settings: Settings, args: argparse.Namespace) -> int:
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=positive, default=5.0, metavar="SECONDS",
                    help="for connecting and for the NOTIFY to come back (default 5)")
-    p.add_argument("--expiry-days", type=positive, default=7.0, metavar="DAYS",
-                   help="warn about tokens expiring within this many days (default 7)")
+    expiry_days_flag(p)
     json_flag(p)
 
 

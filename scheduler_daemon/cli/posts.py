@@ -9,7 +9,7 @@ import uuid
 from dataclasses import asdict
 
 from ..config import Settings
-from ..db.admin import ChangedPost, PostRow
+from ..db.admin import Admin, ChangedPost, PostRow
 from ..due import due_instant, zone
 from ..errors import InvalidScheduleError
 from ..models import ScheduleKey
@@ -86,31 +86,51 @@ def _report(
         print(f"  note: {note}")
 
 
+async def _find(ops: Admin, post_id: uuid.UUID) -> PostRow | None:
+    post = await ops.post(post_id)
+    if post is None:
+        err(f"no post {post_id}")
+    return post
+
+
+async def _move(
+    ops: Admin, args: argparse.Namespace, timezone: str, *, at: str | None, past_hint: str,
+    statuses: tuple[str, ...], require_error: bool = False, wanted: str,
+) -> tuple[ChangedPost, dt.datetime, str | None] | None:
+    """Schedule the post at ``at`` (None: now) in ``timezone`` with the UPDATE a frontend
+    would send, if the row is (still) in one of ``statuses``; else say why not on stderr."""
+    now = await ops.now()
+    date, time_of_day, due, note = local_schedule(now if at is None else parse_at(at, now), timezone)
+    if at is not None and due < now - PAST_TOLERANCE:
+        raise UsageError(f"{due.isoformat()} is in the past (database time {iso(now)}): {past_hint}")
+    row = await ops.schedule(
+        args.post_id, date, time_of_day, timezone, statuses=statuses, require_error=require_error
+    )
+    if row is None:
+        err(_not_changed(args.post_id, await ops.post(args.post_id), wanted))
+        return None
+    return row, due, note
+
+
 async def schedule(settings: Settings, args: argparse.Namespace) -> int:
     async with admin(settings, quiet=args.json) as ops:
-        post = await ops.post(args.post_id)
+        post = await _find(ops, args.post_id)
         if post is None:
-            err(f"no post {args.post_id}")
             return EXIT_PROBLEM
-        timezone = args.timezone or post.timezone or "UTC"
-        now = await ops.now()
-        date, time_of_day, due, note = local_schedule(parse_at(args.at, now), timezone)
-        if due < now - PAST_TOLERANCE:
-            raise UsageError(f"{due.isoformat()} is in the past (database time {iso(now)}): use --at now to "
-                             "publish it right away")
-        row = await ops.schedule(args.post_id, date, time_of_day, timezone, statuses=("draft", "scheduled"))
-        if row is None:
-            err(_not_changed(args.post_id, await ops.post(args.post_id), "not rescheduled"))
-            return EXIT_PROBLEM
-    _report(args, "scheduled", row, due, note)
+        moved = await _move(
+            ops, args, args.timezone or post.timezone or "UTC", at=args.at, statuses=("draft", "scheduled"),
+            past_hint="use --at now to publish it right away", wanted="not rescheduled",
+        )
+    if moved is None:
+        return EXIT_PROBLEM
+    _report(args, "scheduled", *moved)
     return EXIT_OK
 
 
 async def retry(settings: Settings, args: argparse.Namespace) -> int:
     async with admin(settings, quiet=args.json) as ops:
-        post = await ops.post(args.post_id)
+        post = await _find(ops, args.post_id)
         if post is None:
-            err(f"no post {args.post_id}")
             return EXIT_PROBLEM
         if post.status != "draft" or post.error_message is None:
             err(f"post {args.post_id} is a draft without an error: use `schedule` to schedule it"
@@ -121,17 +141,13 @@ async def retry(settings: Settings, args: argparse.Namespace) -> int:
             zone(timezone)
         except InvalidScheduleError as exc:
             raise UsageError(f"{exc}; pass --timezone to fix the post's timezone") from None
-        now = await ops.now()
-        when = now if args.at is None else parse_at(args.at, now)
-        date, time_of_day, due, note = local_schedule(when, timezone)
-        if args.at is not None and due < now - PAST_TOLERANCE:
-            raise UsageError(f"{due.isoformat()} is in the past (database time {iso(now)}): leave out --at "
-                             "to retry now")
-        row = await ops.schedule(args.post_id, date, time_of_day, timezone, statuses=("draft",), require_error=True)
-        if row is None:
-            err(_not_changed(args.post_id, await ops.post(args.post_id), "not retried"))
-            return EXIT_PROBLEM
-    _report(args, "retry scheduled", row, due, note, previous_error=post.error_message)
+        moved = await _move(
+            ops, args, timezone, at=args.at, statuses=("draft",), require_error=True,
+            past_hint="leave out --at to retry now", wanted="not retried",
+        )
+    if moved is None:
+        return EXIT_PROBLEM
+    _report(args, "retry scheduled", *moved, previous_error=post.error_message)
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ Secrets may also come from files in ``$CREDENTIALS_DIRECTORY`` (systemd
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,27 +40,19 @@ class Env:
         return value or None
 
     def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-        return self._at_least(name, raw, value, minimum)
+        return self._number(name, default, int, "a whole number", minimum)
 
     def number(self, name: str, default: float, *, minimum: float) -> float:
+        return self._number(name, default, float, "a number", minimum)
+
+    def _number(self, name: str, default: N, kind: Callable[[str], N], what: str, minimum: float) -> N:
         raw = self.text(name)
         if raw is None:
             return default
         try:
-            value = float(raw)
+            value = kind(raw)
         except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number") from None
-        return self._at_least(name, raw, value, minimum)
-
-    @staticmethod
-    def _at_least(name: str, raw: str, value: N, minimum: float) -> N:
+            raise ConfigError(f"{name}={raw!r} is not {what}") from None
         if value != value or value < minimum or value == float("inf"):
             raise ConfigError(f"{name}={raw!r} must be a finite number of at least {minimum}")
         return value

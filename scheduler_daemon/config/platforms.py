@@ -77,27 +77,39 @@ class PlatformSettings:
         read = Env(env)
         concurrency = {p: read.integer(name, 0) for p, name in read.per_platform("SCHEDULER_*_CONCURRENCY").items()}
         return cls(
-            max_media_bytes=read.integer("SCHEDULER_MAX_MEDIA_BYTES", 50 * 1024 * 1024),
+            max_media_bytes=read.integer("SCHEDULER_MAX_MEDIA_BYTES", cls.max_media_bytes),
             api_bases={
                 p: url for p, name in read.per_platform("SCHEDULER_*_API_BASE").items() if (url := read.url(name))
             },
-            graph_api_version=read.pattern("SCHEDULER_GRAPH_API_VERSION", _GRAPH_VERSION, "v21.0", "like v21.0"),
-            threads_api_version=read.pattern("SCHEDULER_THREADS_API_VERSION", _GRAPH_VERSION, "v1.0", "like v1.0"),
-            linkedin_version=read.pattern("SCHEDULER_LINKEDIN_VERSION", _LINKEDIN_VERSION, "202601", "YYYYMM"),
+            graph_api_version=read.pattern(
+                "SCHEDULER_GRAPH_API_VERSION", _GRAPH_VERSION, cls.graph_api_version, "like v21.0"
+            ),
+            threads_api_version=read.pattern(
+                "SCHEDULER_THREADS_API_VERSION", _GRAPH_VERSION, cls.threads_api_version, "like v1.0"
+            ),
+            linkedin_version=read.pattern(
+                "SCHEDULER_LINKEDIN_VERSION", _LINKEDIN_VERSION, cls.linkedin_version, "YYYYMM"
+            ),
             clients=_clients(read),
             concurrency={p: n for p, n in concurrency.items() if not p.endswith(_ACCOUNT)},
             account_concurrency={p.removesuffix(_ACCOUNT): n for p, n in concurrency.items() if p.endswith(_ACCOUNT)},
-            media_poll_interval_seconds=read.number("SCHEDULER_MEDIA_POLL_INTERVAL_SECONDS", 2.0, minimum=0.0),
-            media_poll_timeout_seconds=read.number("SCHEDULER_MEDIA_POLL_TIMEOUT_SECONDS", 120.0, minimum=0.0),
-            token_refresh_margin_seconds=read.number("SCHEDULER_TOKEN_REFRESH_MARGIN_SECONDS", 300.0, minimum=0.0),
-            long_lived_refresh_margin_seconds=read.number(
-                "SCHEDULER_LONG_LIVED_REFRESH_MARGIN_SECONDS", 7 * 86400.0, minimum=0.0
+            media_poll_interval_seconds=read.number(
+                "SCHEDULER_MEDIA_POLL_INTERVAL_SECONDS", cls.media_poll_interval_seconds, minimum=0.0
             ),
-            mastodon_max_characters=read.integer("SCHEDULER_MASTODON_MAX_CHARACTERS", 500),
+            media_poll_timeout_seconds=read.number(
+                "SCHEDULER_MEDIA_POLL_TIMEOUT_SECONDS", cls.media_poll_timeout_seconds, minimum=0.0
+            ),
+            token_refresh_margin_seconds=read.number(
+                "SCHEDULER_TOKEN_REFRESH_MARGIN_SECONDS", cls.token_refresh_margin_seconds, minimum=0.0
+            ),
+            long_lived_refresh_margin_seconds=read.number(
+                "SCHEDULER_LONG_LIVED_REFRESH_MARGIN_SECONDS", cls.long_lived_refresh_margin_seconds, minimum=0.0
+            ),
+            mastodon_max_characters=read.integer("SCHEDULER_MASTODON_MAX_CHARACTERS", cls.mastodon_max_characters),
             supabase_url=read.url("SUPABASE_URL"),
             supabase_service_key=read.text("SUPABASE_SERVICE_KEY") or read.text("SUPABASE_SERVICE_ROLE_KEY"),
             supabase_bucket=read.text("SUPABASE_STORAGE_BUCKET"),
-            signed_url_seconds=read.integer("SUPABASE_SIGNED_URL_SECONDS", 3600),
+            signed_url_seconds=read.integer("SUPABASE_SIGNED_URL_SECONDS", cls.signed_url_seconds),
         )
 
     def api_base(self, platform: str, default: str) -> str:

@@ -70,26 +70,34 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings the environment gives (``os.environ`` by default); each default is
+        the field's own."""
         values = dict(os.environ if env is None else env)
         load_credentials(values)
         read = Env(values)
         settings = cls(
             database_url=read.text("DATABASE_URL"),
-            grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", 3600.0, minimum=0),
-            claim_lead_seconds=read.number("SCHEDULER_CLAIM_LEAD_MS", 25.0, minimum=0) / 1000,
-            concurrency=read.integer("SCHEDULER_CONCURRENCY", 100, minimum=1),
-            max_attempts=read.integer("SCHEDULER_MAX_ATTEMPTS", 5, minimum=1),
-            retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", 10.0, minimum=0),
-            retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", 900.0, minimum=0),
-            http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", 30.0, minimum=0.001),
-            http_transport=read.choice("SCHEDULER_HTTP_TRANSPORT", HTTP_TRANSPORTS, "aiohttp"),
-            shutdown_timeout_seconds=read.number("SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", 30.0, minimum=0),
-            recovery_after_seconds=read.number("SCHEDULER_RECOVERY_AFTER_SECONDS", 120.0, minimum=0),
-            heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", 10.0, minimum=0.05),
-            heartbeat_timeout_seconds=read.number("SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS", 5.0, minimum=0.05),
-            max_content_chars=read.integer("SCHEDULER_MAX_CONTENT_CHARS", 100_000, minimum=1),
-            log_level=read.choice("SCHEDULER_LOG_LEVEL", LOG_LEVELS, "info"),
-            log_format=read.choice("SCHEDULER_LOG_FORMAT", LOG_FORMATS, "auto"),
+            grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", cls.grace_seconds, minimum=0),
+            claim_lead_seconds=read.number("SCHEDULER_CLAIM_LEAD_MS", cls.claim_lead_seconds * 1000, minimum=0) / 1000,
+            concurrency=read.integer("SCHEDULER_CONCURRENCY", cls.concurrency, minimum=1),
+            max_attempts=read.integer("SCHEDULER_MAX_ATTEMPTS", cls.max_attempts, minimum=1),
+            retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", cls.retry_base_seconds, minimum=0),
+            retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", cls.retry_max_seconds, minimum=0),
+            http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", cls.http_timeout_seconds, minimum=0.001),
+            http_transport=read.choice("SCHEDULER_HTTP_TRANSPORT", HTTP_TRANSPORTS, cls.http_transport),
+            shutdown_timeout_seconds=read.number(
+                "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", cls.shutdown_timeout_seconds, minimum=0
+            ),
+            recovery_after_seconds=read.number(
+                "SCHEDULER_RECOVERY_AFTER_SECONDS", cls.recovery_after_seconds, minimum=0
+            ),
+            heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", cls.heartbeat_seconds, minimum=0.05),
+            heartbeat_timeout_seconds=read.number(
+                "SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS", cls.heartbeat_timeout_seconds, minimum=0.05
+            ),
+            max_content_chars=read.integer("SCHEDULER_MAX_CONTENT_CHARS", cls.max_content_chars, minimum=1),
+            log_level=read.choice("SCHEDULER_LOG_LEVEL", LOG_LEVELS, cls.log_level),
+            log_format=read.choice("SCHEDULER_LOG_FORMAT", LOG_FORMATS, cls.log_format),
             instance_id=read.text("SCHEDULER_INSTANCE_ID") or default_instance_id(),
             state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
             platforms=PlatformSettings.from_env(values),

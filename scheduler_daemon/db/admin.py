@@ -55,7 +55,9 @@ class TriggerInfo:
 
 
 @dataclass(frozen=True)
-class ExpiringConnection:
+class ConnectionState:
+    """A connection's token state without its tokens (``doctor`` lists those that need attention)."""
+
     id: uuid.UUID
     user_id: uuid.UUID
     platform: str
@@ -114,22 +116,6 @@ class FailureCount:
 
 
 @dataclass(frozen=True)
-class PostRow:
-    id: uuid.UUID
-    platform: str
-    status: str
-    scheduled_date: dt.date | None
-    scheduled_time: dt.time | None
-    timezone: str | None
-    retry_at: dt.datetime | None
-    error_message: str | None
-    attempt_count: int
-    claimed_by: str | None
-    claimed_at: dt.datetime | None
-    published_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
 class ChangedPost:
     """A row as ``schedule``/``retry``/``cancel`` left it."""
 
@@ -139,21 +125,25 @@ class ChangedPost:
     scheduled_date: dt.date | None
     scheduled_time: dt.time | None
     timezone: str | None
-    error_message: str | None = None
+    error_message: str | None
 
 
 @dataclass(frozen=True)
-class ConnectionSummary:
-    """A connection without its tokens: only whether each is set."""
+class PostRow(ChangedPost):
+    """One post as ``schedule``/``retry``/``cancel`` find it."""
 
-    id: uuid.UUID
-    user_id: uuid.UUID
-    platform: str
-    account_id: str | None
-    token_expires_at: dt.datetime | None
-    needs_reconnect: bool
+    retry_at: dt.datetime | None
+    attempt_count: int
+    claimed_by: str | None
+    claimed_at: dt.datetime | None
+    published_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ConnectionSummary(ConnectionState):
+    """A connection for ``connections``: its state, whether a token is set, its metadata keys."""
+
     has_access_token: bool
-    has_refresh_token: bool
     metadata_keys: list[str]
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -246,8 +236,8 @@ class Admin:
     async def notification_queue_usage(self) -> float:
         return float(await self.conn.fetchval(q("admin_notification_queue")))
 
-    async def expiring_connections(self, within_seconds: float) -> list[ExpiringConnection]:
-        return _typed(ExpiringConnection, await self.conn.fetch(q("admin_expiring_connections"), within_seconds))
+    async def expiring_connections(self, within_seconds: float) -> list[ConnectionState]:
+        return _typed(ConnectionState, await self.conn.fetch(q("admin_expiring_connections"), within_seconds))
 
     # -- status -------------------------------------------------------------------------
 
