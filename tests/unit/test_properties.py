@@ -2,13 +2,13 @@
 
 Every input either works or gets a clear error of the documented kind; nothing crashes:
 
-* ``notifications.parse``: any string is a ``Notification`` or ``MalformedNotification``;
+* ``db.payloads.parse``: any string is a ``Notification`` or ``MalformedNotification``;
   ``Dispatcher.on_payload`` (the listener's callback) never raises for any payload;
-* ``timing.due_instant``: aware UTC for every date, time and IANA zone, with the DST
+* ``due.due_instant``: aware UTC for every date, time and IANA zone, with the DST
   rules of the module docstring (gap → forward by the gap, overlap → first occurrence),
   checked against transitions found independently; bad zones → ``InvalidScheduleError``;
 * ``config.Settings.from_env``: a ``Settings`` or a ``ConfigError`` naming the variable;
-* ``outcomes.classify``: exactly one outcome per exception, ``retry_at >= finished_at``,
+* ``engine.classify.classify``: exactly one outcome per exception, ``retry_at >= finished_at``,
   never RETRY for an unknown outcome or past the attempt limit;
 * ``engine.timers.Timers`` against a plain dict model under random arm/cancel/pop sequences.
 """
