@@ -104,16 +104,19 @@ class Daemon:
             client = await stack.enter_async_context(self._http_client())
             writer, dispatcher, listener, recovery = self._build(repository, client)
             logger.info("starting", run=self.run_id, grace_s=s.grace_seconds, concurrency=s.concurrency)
-            async with asyncio.TaskGroup() as tasks, AsyncExitStack() as services:
-                for service in (writer, dispatcher, listener):
-                    service.start(tasks, services)
-                if await self._until_ready_or_stop(listener):
-                    recovery.start(tasks, services)
-                    StatusReporter(self.notifier, self.metrics, dispatcher, self.clock).start(tasks, services)
-                await self._stop.wait()
-                logger.info("stopping")
-                self.notifier.stopping("finishing in-flight publishes")
-            logger.info("stopped", outcomes_written=writer.written)
+            # On the stack after the pool and the client, before the services' stops: leaving
+            # it stops the services (last started first), then waits for their tasks, then
+            # closes HTTP and the pool.
+            tasks = await stack.enter_async_context(asyncio.TaskGroup())
+            for service in (writer, dispatcher, listener):
+                service.start(tasks, stack)
+            if await self._until_ready_or_stop(listener):
+                recovery.start(tasks, stack)
+                StatusReporter(self.notifier, self.metrics, dispatcher, self.clock).start(tasks, stack)
+            await self._stop.wait()
+            logger.info("stopping")
+            self.notifier.stopping("finishing in-flight publishes")
+        logger.info("stopped", outcomes_written=writer.written)
 
     def _http_client(self) -> httpx.AsyncClient:
         s = self.settings
