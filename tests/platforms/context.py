@@ -5,6 +5,8 @@
   publish refreshed it: the stored row is returned and the refresher is not called.
 * ``checkpoint`` merges into ``state``; ``next_attempt`` builds the post the next attempt
   sees (``publish_state`` = the merged checkpoints).
+* ``media_bytes`` serves ``pages`` (URL → body and type, e.g. a link card's page) and
+  ``IMAGE`` for any other URL; ``fetched`` lists the URLs asked for.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class FakeContext:
         self.store = store
         self.state: dict[str, Any] = dict(state or {})
         self.checkpoints: list[dict[str, Any]] = []
+        self.pages: dict[str, tuple[bytes, str]] = {}
+        self.fetched: list[str] = []
 
     async def checkpoint(self, **values: Any) -> None:
         self.checkpoints.append(values)
@@ -68,9 +72,11 @@ class FakeContext:
         return item.url
 
     async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
-        if len(IMAGE) > max_bytes:
+        self.fetched.append(item.url or "")
+        content, mime = self.pages.get(item.url or "", (IMAGE, item.mime or "image/png"))
+        if len(content) > max_bytes:
             raise ContentRejectedError(f"media is larger than {max_bytes} bytes")
-        return IMAGE, item.mime or "image/png"
+        return content, mime
 
 
 def next_attempt(post: Post, ctx: FakeContext) -> Post:
