@@ -120,7 +120,7 @@ CASES = [
          {"account_id": "did:plc:alice", "refresh_token": "refresh-jwt-1", "metadata": {"handle": "alice.test"}},
          ("at://did:plc:alice/app.bsky.feed.post/{rkey}", "https://bsky.app/profile/alice.test/post/{rkey}"),
          ("at://did:plc:alice/app.bsky.feed.post/{rkey}", "https://bsky.app/profile/alice.test/post/{rkey}"),
-         "a" * 301, IMAGE, 300.0, "300 graphemes", "metadata.did",
+         "a" * 301, IMAGE, 300.0, "grapheme too big", "metadata.did",
          config_connection={"account_id": None},
          refresh_connection={"token_expires_at": SOON}, refresh_on_failure=True, unknown_error=TransientError),
     Case("mastodon", MastodonAdapter, MastodonFake, {"metadata": {"instance_url": "https://mastodon.test"}},

@@ -464,7 +464,7 @@ class BlueskyFake(Fake):
             "rate": (429, {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}),
             "transient": (502, {"error": "UpstreamFailure", "message": "Upstream Failure"}),
             "content": (400, {"error": "InvalidRequest",
-                              "message": "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes"}),
+                              "message": "Invalid app.bsky.feed.post record: grapheme too big (maximum 300, got 301) at $.record.text"}),
         }
         status, data = bodies[kind]
         headers = {"ratelimit-limit": "5000", "ratelimit-remaining": "0",
