@@ -9,8 +9,9 @@
   quote; trailing punctuation is not part of it, and a closing bracket is kept only when
   it closes one opened inside the link (``…/Python_(programming_language)`` stays whole).
   Bluesky link facets, Threads' link limit and LinkedIn's little text use it.
-* ``x_weighted_length``, ``mastodon_length``, ``threads_length``, ``utf16_length``: each
-  platform's own count (see the functions).
+* ``is_emoji``: whether a cluster is an emoji (X and Threads count those apart).
+* ``threads_length`` (code points, an emoji counting its UTF-8 bytes), ``utf16_length``
+  (Telegram). X's count is in ``twitter_text``; Mastodon's in ``mastodon``.
 * ``utf8_offset``: Bluesky facets index UTF-8 bytes.
 
 Why linear: a post can hold ``SCHEDULER_MAX_CONTENT_CHARS`` (100,000) characters, and
@@ -21,7 +22,6 @@ a few passes over the text.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import regex
@@ -39,9 +39,7 @@ _BARE_HOST = regex.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _AFTER_HOST = frozenset("/?#:")
 _TRAILING = frozenset(".,;:!?'\"…”’»")
 _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
-_MENTION = regex.compile(r"(?<![\w@])(@[a-z0-9_]+)@[a-z0-9.-]+\.[a-z]{2,}", regex.IGNORECASE)
-_EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
-_LATIN_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+EMOJI_CHAR = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,50 +128,18 @@ def _without_trailing(text: str, begin: int, end: int) -> int:
     return end
 
 
-def _is_emoji(cluster: str) -> bool:
-    """An emoji presentation: pictographs outside Latin-1 (or with VS16 / ZWJ), flags, keycaps."""
+def is_emoji(cluster: str) -> bool:
+    """An emoji: a pictograph (outside Latin-1, or with VS16 / ZWJ), a flag or a keycap."""
     if "\u20e3" in cluster or any(0x1F1E6 <= ord(c) <= 0x1F1FF for c in cluster):
         return True
-    pictographs: list[str] = _EMOJI.findall(cluster)
+    pictographs: list[str] = EMOJI_CHAR.findall(cluster)
     return bool(pictographs) and (
-        any(ord(c) > 0x10FF for c in pictographs) or "\ufe0f" in cluster or "\u200d" in cluster
+        any(ord(c) > 0xFF for c in pictographs) or "\ufe0f" in cluster or "\u200d" in cluster
     )
 
 
-def _in(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
-    return any(low <= cp <= high for low, high in ranges)
-
-
-def _replace_urls(text: str, placeholder_length: int) -> tuple[str, int]:
-    """The text without its URLs, and the count the URLs add."""
-    spans = find_urls(text)
-    parts, last = [], 0
-    for span in spans:
-        parts.append(text[last : span.start])
-        last = span.end
-    parts.append(text[last:])
-    return "".join(parts), placeholder_length * len(spans)
-
-
-def x_weighted_length(text: str) -> int:
-    """X's character count (compare with 280): weights in hundredths, rounded up."""
-    rest, units = _replace_urls(unicodedata.normalize("NFC", text), URL_LENGTH * 100)
-    for cluster in grapheme_clusters(rest):
-        if _is_emoji(cluster):
-            units += 200
-        else:
-            units += sum(100 if _in(ord(c), _LATIN_RANGES) else 200 for c in cluster)
-    return -(-units // 100)
-
-
 def threads_length(text: str) -> int:
-    return sum(len(c.encode()) if _is_emoji(c) else len(c) for c in grapheme_clusters(text))
-
-
-def mastodon_length(text: str) -> int:
-    rest, count = _replace_urls(text, URL_LENGTH)
-    rest = _MENTION.sub(r"\1", rest)
-    return count + graphemes(rest)
+    return sum(len(c.encode()) if is_emoji(c) else len(c) for c in grapheme_clusters(text))
 
 
 def utf16_length(text: str) -> int:

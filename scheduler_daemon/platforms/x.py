@@ -46,7 +46,7 @@ from .common import (
 )
 from .http import body_excerpt, retry_after, send
 from .settings import PlatformSettings
-from .text import x_weighted_length
+from .twitter_text import weighted_length
 
 MAX_WEIGHTED = 280
 MAX_IMAGES = 4
@@ -106,7 +106,7 @@ class XAdapter:
         self.base = settings.api_base("x", "https://api.x.com/2")
 
     def validate(self, post: Post) -> None:
-        check_length(self.name, x_weighted_length(post.content), MAX_WEIGHTED, "weighted characters (a URL counts 23)")
+        check_length(self.name, weighted_length(post.content), MAX_WEIGHTED, "weighted characters (a URL counts 23)")
         check_media(self.name, post, max_items=MAX_IMAGES)
         if not post.content.strip() and not post.media:
             raise ContentRejectedError("X needs text or an image; this post is empty")
