@@ -127,7 +127,7 @@ class ContainerApi:
     """The container endpoints of one account on Instagram or Threads."""
 
     platform: str
-    base: str  # e.g. https://graph.facebook.com/v21.0
+    base: str  # e.g. https://graph.facebook.com/v26.0
     user_id: str
     create_edge: str  # "media" | "threads"
     publish_edge: str  # "media_publish" | "threads_publish"
