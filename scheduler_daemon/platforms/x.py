@@ -28,13 +28,13 @@ from ..errors import ContentRejectedError, PlatformConfigError, PublishError, Tr
 from ..models import Connection, MediaItem, Post, PublishResult
 from .base import PublishContext, Refresher, TokenSet
 from .common import (
-    RefreshableAuthError,
     TokenHolder,
     call,
     check_length,
     check_media,
     filename,
     json_object,
+    oauth_reason,
     oauth_token_set,
     poll,
     preparing,
@@ -81,7 +81,7 @@ def classify(response: httpx.Response) -> PublishError | None:
     detail, kind = _detail(data, response), str(data.get("type") or "")
     status = response.status_code
     if status == 401:
-        return RefreshableAuthError(f"X refused the token ({detail}): reconnect x")
+        return reconnect("x", detail, refreshable=True)
     if status == 403:
         if "duplicate" in detail.lower():
             return ContentRejectedError(f"X rejected the post: {detail}")
@@ -186,7 +186,7 @@ class XAdapter:
             request = self.client.build_request("POST", f"{self.base}/oauth2/token", data=form, headers=headers)
             response = await send(self.client, request, what="X token refresh")
             if response.status_code in (400, 401):
-                raise reconnect(self.name, "the refresh token was refused")
+                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
             error = classify(response)
             if error is not None:
                 raise error
