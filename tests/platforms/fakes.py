@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from scheduler_daemon.platforms.twitter_text import weighted_length
+
 from .context import IMAGE, IMAGE_URL
 
 
@@ -384,6 +386,7 @@ class XFake(Fake):
         super().__init__()
         self.refresh_token = "x-refresh-1"
         self.media_ids: list[str] = []
+        self.max_chars = 280  # the account's limit (25,000 with X Premium)
 
     def error(self, kind: str) -> httpx.Response:
         if kind in ("auth", "expired"):
@@ -396,6 +399,10 @@ class XFake(Fake):
         if kind == "transient":
             return reply(503, {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank",
                                "status": 503})
+        if kind == "usage-capped":  # the plan's monthly cap or the credits are used up
+            return reply(429, {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap",
+                               "type": "https://api.twitter.com/2/problems/usage-capped", "period": "Monthly",
+                               "scope": "Product", "status": 429})
         return reply(403, {"detail": "You are not allowed to create a Tweet with duplicate content.",
                            "type": "about:blank", "title": "Forbidden", "status": 403})
 
@@ -416,6 +423,10 @@ class XFake(Fake):
             return reply(200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(IMAGE)}})
         assert request.method == "POST" and path == "/2/tweets", path
         tweet = body(request)
+        if weighted_length(tweet["text"]) > self.max_chars:  # X counts with twitter-text v3
+            return reply(400, {"errors": [{"message": "Your Tweet text is too long."}], "title": "Invalid Request",
+                               "detail": "One or more parameters to your request was invalid.",
+                               "type": "https://api.twitter.com/2/problems/invalid-request"})
         media = tweet.get("media", {}).get("media_ids", [])
         assert all(m in self.media_ids for m in media)
         kind = self.gate()
