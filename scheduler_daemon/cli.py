@@ -23,6 +23,7 @@ from .daemon import Daemon
 from .db import DB_ERRORS, demo, embedded
 from .db import migrate as migrations
 from .errors import ConfigError
+from .platforms import versions
 from .logs import SECRETS, configure
 from .metrics import Metrics
 from .metrics_http import PrometheusMetrics, serve_daemon
@@ -129,6 +130,8 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, dsn: str) -> int:
+    for warning in versions.startup_warnings(settings.platforms):  # ConfigError past a sunset
+        logger.warning("API version sunsets soon", detail=warning)
     notifier = Notifier(settings.notify_socket, watchdog_usec=settings.watchdog_usec, watchdog_pid=settings.watchdog_pid)
     metrics = PrometheusMetrics() if settings.metrics_address else Metrics()
     daemon = Daemon(settings, dsn, notifier=notifier, metrics=metrics)

@@ -35,6 +35,7 @@ from .db.operations import DatabaseErrors, Operations, open_operations
 from .errors import InvalidScheduleError
 from .logs import SECRETS
 from .models import Connection, ScheduleKey
+from .platforms import versions
 from .timing import UTC, due_instant, format_delay, zone
 
 Handler = Callable[[Any, argparse.Namespace], Awaitable[int]]
@@ -396,6 +397,8 @@ async def doctor(settings: Settings, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{check.status:<4}  {check.name}: {SECRETS.scrub(check.detail)}", flush=True)
 
+    for name, status, detail in versions.doctor_checks(settings.platforms):
+        add(Check(name, status, detail))
     dsn, is_embedded = await _resolve_dsn(settings, quiet=args.json)
     if is_embedded:
         add(Check("connection string", "warn", "no DATABASE_URL: checking the embedded PostgreSQL, "

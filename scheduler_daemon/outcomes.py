@@ -93,7 +93,7 @@ def classify(
         return end(OutcomeKind.UNKNOWN, message, "unknown")
     if isinstance(exc, AuthError):
         text = exc_text
-        message = text if text.startswith("reconnect") else f"reconnect {platform}: {text}"
+        message = text if f"reconnect {platform}" in text else f"reconnect {platform}: {text}"
         return end(OutcomeKind.FAILED, message, "auth")
     if isinstance(exc, ContentRejectedError):
         return end(OutcomeKind.FAILED, exc_text, "content")

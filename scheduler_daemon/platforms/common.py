@@ -50,8 +50,18 @@ class RefreshableAuthError(AuthError):
     """An auth failure a token refresh may cure (expired access token)."""
 
 
-def reconnect(platform: str, detail: str) -> AuthError:
-    return AuthError(f"{DISPLAY.get(platform, platform)} refused the credentials ({detail}): reconnect {platform}")
+def reconnect(platform: str, detail: str, *, refreshable: bool = False) -> AuthError:
+    """The one auth message of a failure: what to do, then the platform's own reason.
+    ``refreshable``: a refresh may cure it (raised as such only while one is possible)."""
+    kind = RefreshableAuthError if refreshable else AuthError
+    return kind(f"reconnect {platform}: {DISPLAY.get(platform, platform)} refused the credentials: {detail}")
+
+
+def oauth_reason(response: httpx.Response) -> str:
+    """The reason an OAuth token endpoint gives (``error_description``, ``error``, ``message``)."""
+    data = json_object(response)
+    reason = data.get("error_description") or data.get("error") or data.get("message")
+    return str(reason)[:200] if reason else f"HTTP {response.status_code}"
 
 
 def expires_within(connection: Connection, margin: float, now: dt.datetime | None = None) -> bool:

@@ -34,12 +34,12 @@ from ..errors import (
 from ..models import Connection, MediaItem, Post, PublishResult
 from .base import PublishContext, Refresher, TokenSet
 from .common import (
-    RefreshableAuthError,
     TokenHolder,
     call,
     check_length,
     check_media,
     json_object,
+    oauth_reason,
     oauth_token_set,
     poll,
     preparing,
@@ -71,7 +71,7 @@ def classify(response: httpx.Response) -> PublishError | None:
     status = response.status_code
     if status == 401:
         if code == 65602 or "EXPIRED" in message.upper():
-            return RefreshableAuthError(f"LinkedIn refused the token ({message}): reconnect linkedin")
+            return reconnect("linkedin", message, refreshable=True)
         return reconnect("linkedin", message)
     if status == 403:
         return reconnect("linkedin", f"permission denied: {message}; the token needs w_member_social "
@@ -192,7 +192,7 @@ class LinkedInAdapter:
             request = self.client.build_request("POST", f"{self.oauth_base}/accessToken", data=form)
             response = await send(self.client, request, what="LinkedIn token refresh")
             if response.status_code in (400, 401):
-                raise reconnect(self.name, "the refresh token was refused")
+                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
             error = classify(response)
             if error is not None:
                 raise error

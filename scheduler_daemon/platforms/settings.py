@@ -10,8 +10,9 @@ THREADS, BLUESKY, MASTODON, TELEGRAM, DISCORD, SLACK):
 * ``SCHEDULER_<P>_API_BASE``: the API base URL (staging, tests). Also
   ``SCHEDULER_INSTAGRAM_LOGIN_API_BASE`` (graph.instagram.com, Instagram-Login accounts)
   and ``SCHEDULER_LINKEDIN_OAUTH_API_BASE`` (token refresh).
-* ``SCHEDULER_GRAPH_API_VERSION`` (``v21.0``), ``SCHEDULER_THREADS_API_VERSION``
-  (``v1.0``), ``SCHEDULER_LINKEDIN_VERSION`` (``YYYYMM``).
+* ``SCHEDULER_GRAPH_API_VERSION`` (``v26.0``), ``SCHEDULER_THREADS_API_VERSION``
+  (``v1.0``), ``SCHEDULER_LINKEDIN_VERSION`` (``YYYYMM``, ``202607``): ``versions.py``
+  warns 60 days before one sunsets and refuses to start past it.
 * ``SCHEDULER_<P>_CLIENT_ID`` / ``SCHEDULER_<P>_CLIENT_SECRET``: app credentials used to
   refresh tokens (X, LinkedIn, Slack); never read from a connection row.
 * ``SCHEDULER_<P>_CONCURRENCY`` / ``SCHEDULER_<P>_ACCOUNT_CONCURRENCY``: publishes in
@@ -72,7 +73,10 @@ DEFAULT_CONCURRENCY: Mapping[str, tuple[int, int]] = {
 FALLBACK_CONCURRENCY = (50, 5)
 
 _GRAPH_VERSION = re.compile(r"v\d+\.\d+")
-_LINKEDIN_VERSION = re.compile(r"\d{6}(\.\d{2})?")
+_LINKEDIN_VERSION = re.compile(r"20\d\d(0[1-9]|1[0-2])(\.\d{2})?")
+# Current versions (see versions.py for their sunset dates and the warning before them).
+GRAPH_API_VERSION = "v26.0"  # newest Graph version, released 2026-07-29, kept about two years
+LINKEDIN_VERSION = "202607"  # newest LinkedIn month published, supported at least a year
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,9 @@ class PlatformSettings:
     # Upper bound for one media download (bytes), whatever the platform's own limit.
     max_media_bytes: int = 50 * 1024 * 1024
     api_bases: Mapping[str, str] = field(default_factory=dict)
-    graph_api_version: str = "v21.0"
+    graph_api_version: str = GRAPH_API_VERSION
     threads_api_version: str = "v1.0"
-    linkedin_version: str = "202601"
+    linkedin_version: str = LINKEDIN_VERSION
     clients: Mapping[str, ClientCredentials] = field(default_factory=dict, repr=False)
     concurrency: Mapping[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
     media_poll_interval_seconds: float = 2.0
@@ -107,9 +111,9 @@ class PlatformSettings:
         return cls(
             max_media_bytes=read.integer("SCHEDULER_MAX_MEDIA_BYTES", 50 * 1024 * 1024),
             api_bases=_api_bases(env),
-            graph_api_version=read.pattern("SCHEDULER_GRAPH_API_VERSION", _GRAPH_VERSION, "v21.0", "like v21.0"),
+            graph_api_version=read.pattern("SCHEDULER_GRAPH_API_VERSION", _GRAPH_VERSION, GRAPH_API_VERSION, "like v26.0"),
             threads_api_version=read.pattern("SCHEDULER_THREADS_API_VERSION", _GRAPH_VERSION, "v1.0", "like v1.0"),
-            linkedin_version=read.pattern("SCHEDULER_LINKEDIN_VERSION", _LINKEDIN_VERSION, "202601", "YYYYMM"),
+            linkedin_version=read.pattern("SCHEDULER_LINKEDIN_VERSION", _LINKEDIN_VERSION, LINKEDIN_VERSION, "YYYYMM"),
             clients={p: c for p in PLATFORMS if (c := _client(read, p)) != ClientCredentials()},
             concurrency=_concurrency(read),
             media_poll_interval_seconds=read.number("SCHEDULER_MEDIA_POLL_INTERVAL_SECONDS", 2.0, 0.0),

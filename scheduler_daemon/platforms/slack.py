@@ -36,7 +36,6 @@ from ..errors import (
 from ..models import Connection, MediaItem, Post, PublishResult
 from .base import PublishContext, Refresher, TokenSet
 from .common import (
-    RefreshableAuthError,
     TokenHolder,
     best_effort,
     call,
@@ -44,6 +43,7 @@ from .common import (
     check_media,
     filename,
     json_object,
+    oauth_reason,
     oauth_token_set,
     preparing,
     reconnect,
@@ -75,7 +75,7 @@ def classify(response: httpx.Response) -> PublishError | None:
         return None
     error = str(data.get("error") or f"HTTP {status}")[:200]
     if error == "token_expired":
-        return RefreshableAuthError("Slack token expired: reconnect slack")
+        return reconnect("slack", "token_expired", refreshable=True)
     if error in AUTH_ERRORS:
         return reconnect("slack", error)
     if error in CONFIG_ERRORS or error.startswith("restricted_action"):
@@ -177,7 +177,7 @@ class SlackAdapter:
             if isinstance(error, (RateLimitedError, TransientError, OutcomeUnknownError)):
                 raise error
             if error is not None:  # invalid_grant, invalid_refresh_token, …
-                raise reconnect(self.name, f"the refresh token was refused: {error}")
+                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
             return oauth_token_set(json_object(response), platform=self.name)
 
         return refresh

@@ -112,7 +112,7 @@ CASES = [
     Case("x", XAdapter, XFake, {"account_id": "99", "metadata": {"username": "alice"}},
          ("1445880548472328192", "https://x.com/alice/status/1445880548472328192"),
          ("1445880548472328192", "https://x.com/alice/status/1445880548472328192"),
-         "a" * 258 + " https://example.com/" + "x" * 100, IMAGE, 900.0, "duplicate content", "SCHEDULER_X_CLIENT_ID",
+         "a" * 24_990 + " https://example.com/" + "x" * 100, IMAGE, 900.0, "duplicate content", "SCHEDULER_X_CLIENT_ID",
          config_connection={"refresh_token": "x-refresh-1", "token_expires_at": SOON},
          config_env={"SCHEDULER_X_CLIENT_ID": None},
          refresh_connection={"refresh_token": "x-refresh-1", "token_expires_at": SOON}, refresh_on_failure=True),

@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from scheduler_daemon.platforms.twitter_text import weighted_length
+
 from .context import IMAGE, IMAGE_URL
 
 
@@ -147,7 +149,7 @@ def graph_error(kind: str, content: tuple[int, int | None, str], headers: dict[s
 
 class FacebookFake(Fake):
     name = "facebook"
-    base = "https://fb.test/v21.0"
+    base = "https://fb.test/v26.0"
 
     def error(self, kind: str) -> httpx.Response:
         return graph_error(kind, (506, None, "Duplicate status message"))
@@ -157,14 +159,14 @@ class FacebookFake(Fake):
         assert request.method == "POST"
         if bad := self.token_error(fields.get("access_token")):
             return bad
-        if request.url.path == "/v21.0/1234/photos":
+        if request.url.path == "/v26.0/1234/photos":
             assert fields["url"] == IMAGE_URL
             self.media_refs.append(fields["url"])
             if fields["published"] == "false":
                 return reply(200, {"id": f"ph{len(self.media_refs)}"})
             assert fields["published"] == "true"
             return self.publish(request, Published(fields["caption"], [fields["url"]]), {"id": "ph1", "post_id": "1234_777"})
-        assert request.url.path == "/v21.0/1234/feed", request.url.path
+        assert request.url.path == "/v26.0/1234/feed", request.url.path
         assert request.url.params["fields"] == "id,permalink_url"
         media = [m["media_fbid"] for m in json.loads(fields.get("attached_media", "[]"))]
         return self.publish(request, Published(fields["message"], media),
@@ -262,7 +264,7 @@ class ContainerFake(Fake):
 
 class InstagramFake(ContainerFake):
     name = "instagram"
-    version = "v21.0"
+    version = "v26.0"
     user = "17841"
     create_edge, publish_edge, status_field, caption_field = "media", "media_publish", "status_code", "caption"
     refresh_grant = "ig_refresh_token"
@@ -292,6 +294,8 @@ class LinkedInFake(Fake):
     def __init__(self) -> None:
         super().__init__()
         self.refresh_token = "li-refresh-1"
+        # The months LinkedIn serves in December 2026 (each lives about a year).
+        self.active_versions = {"202601", "202602", "202603", "202604", "202605", "202606", "202607"}
         self.images: dict[str, str] = {}
         self.commentaries: dict[str, str] = {}
 
@@ -318,7 +322,10 @@ class LinkedInFake(Fake):
             return reply(201)
         if request.url.path == "/oauth/v2/accessToken":
             return await self.refresh(request)
-        assert request.headers["linkedin-version"] == "202601"
+        version = request.headers["linkedin-version"]
+        if version not in self.active_versions:  # a sunset (or never released) version
+            return reply(426, {"status": 426, "code": "NONEXISTENT_VERSION",
+                               "message": f"Requested version {version} is not active"})
         assert request.headers["x-restli-protocol-version"] == "2.0.0"
         if bad := self.token_error(bearer(request)):
             return bad
@@ -380,6 +387,7 @@ class XFake(Fake):
         super().__init__()
         self.refresh_token = "x-refresh-1"
         self.media_ids: list[str] = []
+        self.max_chars = 280  # the account's limit (25,000 with X Premium)
 
     def error(self, kind: str) -> httpx.Response:
         if kind in ("auth", "expired"):
@@ -392,6 +400,10 @@ class XFake(Fake):
         if kind == "transient":
             return reply(503, {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank",
                                "status": 503})
+        if kind == "usage-capped":  # the plan's monthly cap or the credits are used up
+            return reply(429, {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap",
+                               "type": "https://api.twitter.com/2/problems/usage-capped", "period": "Monthly",
+                               "scope": "Product", "status": 429})
         return reply(403, {"detail": "You are not allowed to create a Tweet with duplicate content.",
                            "type": "about:blank", "title": "Forbidden", "status": 403})
 
@@ -412,6 +424,10 @@ class XFake(Fake):
             return reply(200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(IMAGE)}})
         assert request.method == "POST" and path == "/2/tweets", path
         tweet = body(request)
+        if weighted_length(tweet["text"]) > self.max_chars:  # X counts with twitter-text v3
+            return reply(400, {"errors": [{"message": "Your Tweet text is too long."}], "title": "Invalid Request",
+                               "detail": "One or more parameters to your request was invalid.",
+                               "type": "https://api.twitter.com/2/problems/invalid-request"})
         media = tweet.get("media", {}).get("media_ids", [])
         assert all(m in self.media_ids for m in media)
         kind = self.gate()

@@ -1,0 +1,70 @@
+"""Each platform's own rules, against its fake: counts, limits, escaping, mentions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+
+from scheduler_daemon import outcomes
+from scheduler_daemon.errors import ContentRejectedError, PlatformConfigError
+from scheduler_daemon.models import OutcomeKind
+
+from .cases import CASES, adapter, connection, post
+from .context import FakeContext, Store
+from .fakes import body
+
+BY_NAME = {case.name: case for case in CASES}
+
+
+def setup(name: str, env: dict[str, str | None] | None = None, **overrides: Any):  # type: ignore[no-untyped-def]
+    case = BY_NAME[name]
+    fake = case.fake()
+    store = Store()
+    conn = store.add(connection(case, fake, overrides))
+    return case, fake, adapter(case, fake, env), conn, FakeContext(store)
+
+
+def ended(exc: BaseException, platform: str) -> outcomes.Outcome:
+    now = dt.datetime.now(dt.timezone.utc)
+    return outcomes.classify(exc, post_id=uuid.uuid4(), platform=platform, attempt=1, started_at=now,
+                             finished_at=now, max_attempts=5, retry_base=1.0, retry_max=60.0)
+
+
+# -- X ------------------------------------------------------------------------------------
+
+
+async def test_x_usage_capped_ends_as_a_draft_without_retrying() -> None:
+    case, fake, platform, conn, ctx = setup("x")
+    fake.fail = ["usage-capped"]
+    with pytest.raises(PlatformConfigError) as caught:
+        await platform.publish(post(case), conn, ctx)
+    outcome = ended(caught.value, "x")
+    assert outcome.kind is OutcomeKind.FAILED and outcome.retry_at is None
+    assert "the X API plan or credits are exhausted" in (outcome.error_message or "")
+    assert fake.posts == []
+
+
+async def test_x_long_posts_are_allowed_per_connection() -> None:
+    long_text = "word " * 100  # 500 weighted characters
+    case, fake, platform, conn, ctx = setup("x")
+    platform.validate(post(case, long_text))  # some account may post it
+    with pytest.raises(ContentRejectedError, match="allows 280"):
+        await platform.publish(post(case, long_text), conn, ctx)
+    assert fake.requests == []
+
+    case, fake, platform, conn, ctx = setup("x", metadata={"username": "alice", "max_chars": 25_000})
+    fake.max_chars = 25_000
+    result = await platform.publish(post(case, long_text), conn, ctx)
+    assert result.platform_post_id and [p.text for p in fake.posts] == [long_text]
+
+
+async def test_x_counts_a_url_as_23_like_the_platform() -> None:
+    text = "a" * 257 + " https://example.com/" + "x" * 500  # 257 + 1 + 23 = 281
+    case, fake, platform, conn, ctx = setup("x")
+    with pytest.raises(ContentRejectedError, match="281"):
+        await platform.publish(post(case, text), conn, ctx)
+    fits = "a" * 256 + " https://example.com/" + "x" * 500
+    assert (await platform.publish(post(case, fits), conn, ctx)).platform_post_id
