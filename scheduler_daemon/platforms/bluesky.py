@@ -40,7 +40,7 @@ it is; otherwise it is written now with a new ``createdAt``. Either way one key 
 most one record, so a lost answer is safe to retry.
 
 Auth failures give one message, ``reconnect bluesky: …`` with the PDS's own reason
-(e.g. "Token has been revoked").
+(e.g. "the refresh token was refused (Token has been revoked)").
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ from . import bluesky_richtext as richtext
 from .base import PublishContext, Refresher, TokenSet
 from .bluesky_card import page_card
 from .common import (
-    RefreshableAuthError,
     TokenHolder,
     call,
     check_length,
@@ -70,6 +69,7 @@ from .common import (
     json_object,
     preparing,
     rate_limited,
+    reconnect,
     require_id,
     seconds_until_epoch,
     text_field,
@@ -122,10 +122,6 @@ def jwt_expiry(token: str | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(exp, dt.timezone.utc)
 
 
-def reconnect(detail: str) -> AuthError:
-    return AuthError(f"reconnect bluesky: {detail}")
-
-
 def _reason(response: httpx.Response) -> tuple[str, str]:
     """The XRPC error name and the server's message (printable, capped)."""
     data = json_object(response)
@@ -141,9 +137,9 @@ def classify(response: httpx.Response) -> PublishError | None:
     error, message = _reason(response)
     status = response.status_code
     if error == "ExpiredToken":
-        return RefreshableAuthError(f"reconnect bluesky: the session expired and was not renewed ({message})")
+        return reconnect("bluesky", f"the session expired ({message})", refreshable=True)
     if error in _AUTH_ERRORS or status in (401, 403):
-        return reconnect(f"the PDS refused the session ({message})")
+        return reconnect("bluesky", message)
     if status == 429:
         return rate_limited("bluesky", response, seconds_until_epoch(response.headers.get("ratelimit-reset")), message)
     if status >= 500:
@@ -297,7 +293,7 @@ class BlueskyAdapter:
     def _refresher(self, pds: str) -> Refresher:
         async def refresh(connection: Connection) -> TokenSet:
             if not connection.refresh_token:
-                raise reconnect("the connection has no refresh token")
+                raise reconnect(self.name, "the connection has no refresh token")
             request = self.client.build_request(
                 "POST", f"{pds}/xrpc/com.atproto.server.refreshSession",
                 headers={"authorization": f"Bearer {connection.refresh_token}"},
@@ -305,13 +301,13 @@ class BlueskyAdapter:
             response = await send(self.client, request, what="Bluesky session refresh")
             error = classify(response)
             if isinstance(error, AuthError):
-                raise reconnect(f"the session could not be renewed ({_reason(response)[1]})")
+                raise reconnect(self.name, f"the refresh token was refused ({_reason(response)[1]})")
             if error is not None:
                 raise error
             data = json_object(response)
             access, refresh_jwt = text_field(data, "accessJwt"), text_field(data, "refreshJwt")
             if not access:
-                raise reconnect("the session refresh answered without a token")
+                raise reconnect(self.name, "the session refresh answered without a token")
             return TokenSet(access_token=access, refresh_token=refresh_jwt, expires_at=jwt_expiry(access))
 
         return refresh

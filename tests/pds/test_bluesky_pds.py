@@ -145,6 +145,8 @@ async def test_facets_are_what_the_official_client_makes(
         "Read https://en.wikipedia.org/wiki/Python_(programming_language) (or https://example.com/docs).",
         "ünï 日本語 https://example.com/ünï?q=1#frag — see example.org/path too",
         f"(@{alice.handle}) #tag, #end. x#no ＃全角 #️⃣ done",
+        f"bsky.app www.example.com/x x.co/abc config.py node.js https://a.com/b?c=(d) #tag1#tag2 #ﾃｽﾄ！ $AAPL's (#t)"
+        f" @{bob.handle}'s",
     ]
     rows = await published(db, watcher, campaign, *texts)
     official = await pds.official(texts)
@@ -293,7 +295,7 @@ async def test_revoked_session_ends_as_draft_with_one_message_carrying_the_pds_r
     post = await insert_post(db, campaign, soon(0.3), platform="bluesky", content="never")
     assert await watcher.wait(post, "published", "draft") == "draft"
     message = (await row(db, post))["error_message"]
-    assert message == "reconnect bluesky: the session could not be renewed (Token has been revoked)"
+    assert message == "reconnect bluesky: Bluesky refused the credentials: the refresh token was refused (Token has been revoked)"
     assert await db.fetchval("SELECT needs_reconnect FROM platform_connections WHERE account_id = $1", alice.did)
     assert await pds.list_records(alice.did) == []
 

@@ -152,7 +152,7 @@ async def test_revoked_session_gives_one_reconnect_message_with_the_servers_reas
     fake.revoked = True
     with pytest.raises(AuthError) as caught:
         await platform.publish(post(CASE), conn, ctx)
-    assert str(caught.value) == "reconnect bluesky: the session could not be renewed (Token has been revoked)"
+    assert str(caught.value) == "reconnect bluesky: Bluesky refused the credentials: the refresh token was refused (Token has been revoked)"
 
 
 async def test_refused_access_token_names_the_servers_reason() -> None:
@@ -160,4 +160,4 @@ async def test_refused_access_token_names_the_servers_reason() -> None:
     fake.token_error = lambda token: fake.error("auth")  # type: ignore[method-assign]
     with pytest.raises(AuthError) as caught:
         await platform.publish(post(CASE), conn, ctx)
-    assert str(caught.value) == "reconnect bluesky: the PDS refused the session (Token could not be verified)"
+    assert str(caught.value) == "reconnect bluesky: Bluesky refused the credentials: Token could not be verified"
