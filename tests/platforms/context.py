@@ -40,6 +40,7 @@ class FakeContext:
         self.store = store
         self.state: dict[str, Any] = dict(state or {})
         self.checkpoints: list[dict[str, Any]] = []
+        self.payloads: dict[str, bytes] = {}  # media URL → its bytes (IMAGE otherwise)
 
     async def checkpoint(self, **values: Any) -> None:
         self.checkpoints.append(values)
@@ -68,9 +69,10 @@ class FakeContext:
         return item.url
 
     async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
-        if len(IMAGE) > max_bytes:
+        content = self.payloads.get(item.url or "", IMAGE)
+        if len(content) > max_bytes:
             raise ContentRejectedError(f"media is larger than {max_bytes} bytes")
-        return IMAGE, item.mime or "image/png"
+        return content, item.mime or "image/png"
 
 
 def next_attempt(post: Post, ctx: FakeContext) -> Post:

@@ -68,3 +68,58 @@ async def test_x_counts_a_url_as_23_like_the_platform() -> None:
         await platform.publish(post(case, text), conn, ctx)
     fits = "a" * 256 + " https://example.com/" + "x" * 500
     assert (await platform.publish(post(case, fits), conn, ctx)).platform_post_id
+
+
+# -- Threads ------------------------------------------------------------------------------
+
+
+async def test_threads_refuses_more_than_five_links_before_any_call() -> None:
+    links = " ".join(f"https://example.com/{i}" for i in range(6))
+    case, fake, platform, conn, ctx = setup("threads")
+    with pytest.raises(ContentRejectedError, match="at most 5 links"):
+        await platform.publish(post(case, links), conn, ctx)
+    assert fake.requests == []
+    five = " ".join(f"example.com/{i}" for i in range(5)) + " and 3.14 file.txt"
+    assert (await platform.publish(post(case, five), conn, ctx)).platform_post_id
+
+
+# -- Telegram -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["MarkdownV2", "HTML", "Markdown", None])
+async def test_telegram_text_is_escaped_for_the_parse_mode_and_shown_as_written(mode: str | None) -> None:
+    text = "Launch at 9.30! (finally) a_b *c* [d] x<y & z>w #news {1+1=2} ~`|"
+    case, fake, platform, conn, ctx = setup("telegram", metadata={"parse_mode": mode} if mode else {})
+    result = await platform.publish(post(case, text), conn, ctx)
+    assert result.platform_post_id and [p.text for p in fake.posts] == [text]
+    sent = body(fake.requests[0])
+    assert sent.get("parse_mode") == mode
+
+
+def test_telegram_fake_refuses_unescaped_markdown_v2_like_telegram() -> None:
+    from .fakes import parse_entities
+
+    assert parse_entities("Hello.", "MarkdownV2") is None  # "can't parse entities"
+    assert parse_entities("Hello\\.", "MarkdownV2") == "Hello."
+    assert parse_entities("a < b", "HTML") is None and parse_entities("a &lt; b", "HTML") == "a < b"
+
+
+async def test_telegram_counts_the_text_after_entity_parsing() -> None:
+    case, fake, platform, conn, ctx = setup("telegram", metadata={"parse_mode": "MarkdownV2"})
+    dots = "." * 4096  # 8,192 characters once escaped, 4,096 shown
+    assert (await platform.publish(post(case, dots), conn, ctx)).platform_post_id
+    with pytest.raises(ContentRejectedError, match="4096"):
+        platform.validate(post(case, dots + "."))
+
+
+async def test_telegram_uploads_photos_over_5_mb_and_passes_smaller_ones_by_url() -> None:
+    case, fake, platform, conn, ctx = setup("telegram")
+    big = b"\x89PNG" + b"0" * (6 * 1024 * 1024)
+    ctx.payloads["https://cdn.test/pics/cat.png"] = big
+    fake.url_sizes["https://cdn.test/pics/cat.png"] = len(big)  # Telegram would refuse the URL
+    result = await platform.publish(post(case, "Big cat", with_image=True), conn, ctx)
+    assert result.platform_post_id and fake.media_refs == [big] and fake.posts[0].text == "Big cat"
+
+    case, fake, platform, conn, ctx = setup("telegram")
+    await platform.publish(post(case, "Small cat", with_image=True), conn, ctx)
+    assert fake.media_refs == ["https://cdn.test/pics/cat.png"]
