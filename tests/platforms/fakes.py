@@ -684,8 +684,26 @@ class TelegramFake(Fake):
 # --- Discord ------------------------------------------------------------------------------
 
 
+def discord_pings(content: str, allowed: dict[str, Any] | None) -> list[str]:
+    """Who a message notifies: without ``allowed_mentions`` everything in the content
+    (``@everyone``/``@here``, ``<@user>``, ``<@&role>``); with it only the listed kinds."""
+    kinds = {"everyone", "users", "roles"} if allowed is None else set(allowed.get("parse", []))
+    pings = []
+    if "everyone" in kinds:
+        pings += re.findall(r"@(?:everyone|here)\b", content)
+    if "users" in kinds:
+        pings += re.findall(r"<@!?\d+>", content)
+    if "roles" in kinds:
+        pings += re.findall(r"<@&\d+>", content)
+    return pings
+
+
 class DiscordFake(Fake):
     name = "discord"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pinged: list[str] = []
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -720,6 +738,7 @@ class DiscordFake(Fake):
         if kind and kind != "unknown":
             return self.error(kind)
         self.posts.append(Published(payload["content"], media))
+        self.pinged.extend(discord_pings(payload["content"], payload.get("allowed_mentions")))
         message = {"id": "1200", "channel_id": "555", "content": payload["content"], "webhook_id": "111"}
         return self.lost(request) if kind == "unknown" else reply(200, message)
 
@@ -734,6 +753,9 @@ class SlackFake(Fake):
     def __init__(self) -> None:
         super().__init__()
         self.refresh_token = "xoxe-1-refresh-1"
+        self.markup: list[str] = []  # <…> Slack read as markup (a link, a mention, <!channel>)
+        self.alt_texts: list[str | None] = []
+        self.titles: list[str | None] = []
 
     def error(self, kind: str) -> httpx.Response:
         if kind == "rate":
@@ -759,7 +781,7 @@ class SlackFake(Fake):
             assert request.headers["content-type"] == "application/json; charset=utf-8"
             data = body(request)
             assert data["channel"] == "C123"
-            return self.publish(request, Published(data["text"]),
+            return self.publish(request, Published(self.shown(data["text"])),
                                 {"ok": True, "channel": "C123", "ts": "1503435956.000247", "message": {"text": data["text"]}})
         fields = form(request)
         if method == "chat.getPermalink":
@@ -767,12 +789,20 @@ class SlackFake(Fake):
                                "permalink": f"https://acme.slack.com/archives/{fields['channel']}/p{fields['message_ts'].replace('.', '')}"})
         if method == "files.getUploadURLExternal":
             assert int(fields["length"]) == len(IMAGE) and fields["filename"] == "cat.png"
+            self.alt_texts.append(fields.get("alt_txt"))
             return reply(200, {"ok": True, "upload_url": "https://files.slack.test/upload/v1/abc", "file_id": "F123"})
         assert method == "files.completeUploadExternal", method
         files = json.loads(fields["files"])
         assert files[0]["id"] == "F123" and fields["channel_id"] == "C123"
+        self.titles.append(files[0].get("title"))
         answer = {"ok": True, "files": [{"id": "F123", "shares": {"public": {"C123": [{"ts": "1503435957.000100"}]}}}]}
-        return self.publish(request, Published(fields.get("initial_comment", ""), ["F123"]), answer)
+        return self.publish(request, Published(self.shown(fields.get("initial_comment", "")), ["F123"]), answer)
+
+    def shown(self, text: str) -> str:
+        """What Slack shows: ``<…>`` is its markup (links, ``<!channel>`` pings), the three
+        entities are the characters."""
+        self.markup.extend(re.findall(r"<[^>]*>", text))
+        return re.sub(r"<[^>]*>", "", text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
         kind = self.gate()

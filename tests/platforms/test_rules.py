@@ -123,3 +123,48 @@ async def test_telegram_uploads_photos_over_5_mb_and_passes_smaller_ones_by_url(
     case, fake, platform, conn, ctx = setup("telegram")
     await platform.publish(post(case, "Small cat", with_image=True), conn, ctx)
     assert fake.media_refs == ["https://cdn.test/pics/cat.png"]
+
+
+# -- Discord ------------------------------------------------------------------------------
+
+
+async def test_discord_pings_nobody_unless_the_connection_opts_in() -> None:
+    text = "@everyone @here <@123> <@&456> new release"
+    case, fake, platform, conn, ctx = setup("discord")
+    await platform.publish(post(case, text), conn, ctx)
+    assert body(fake.requests[0])["allowed_mentions"] == {"parse": []}
+    assert fake.pinged == [] and fake.posts[0].text == text
+
+    case, fake, platform, conn, ctx = setup("discord", metadata={"guild_id": "999", "allow_mentions": True})
+    await platform.publish(post(case, text), conn, ctx)
+    assert fake.pinged == ["@everyone", "@here", "<@123>", "<@&456>"]
+
+    case, fake, platform, conn, ctx = setup("discord", metadata={"guild_id": "999", "allow_mentions": ["users"]})
+    await platform.publish(post(case, text), conn, ctx)
+    assert fake.pinged == ["<@123>"]
+
+
+def test_discord_fake_pings_everyone_without_allowed_mentions() -> None:
+    from .fakes import discord_pings
+
+    assert discord_pings("@everyone look", None) == ["@everyone"]
+
+
+# -- Slack --------------------------------------------------------------------------------
+
+
+async def test_slack_escapes_its_control_characters_so_the_text_shows_as_written() -> None:
+    text = "Q&A: 1 < 2 > 0 <!channel> <https://evil.test|click>"
+    case, fake, platform, conn, ctx = setup("slack")
+    await platform.publish(post(case, text), conn, ctx)
+    assert [p.text for p in fake.posts] == [text] and fake.markup == []
+
+    case, fake, platform, conn, ctx = setup("slack")
+    await platform.publish(post(case, text, with_image=True), conn, ctx)
+    assert [p.text for p in fake.posts] == [text] and fake.markup == []
+
+
+async def test_slack_sends_alt_text_as_alt_text_not_as_the_title() -> None:
+    case, fake, platform, conn, ctx = setup("slack")
+    await platform.publish(post(case, "A cat", with_image=True), conn, ctx)
+    assert fake.alt_texts == ["a cat"] and fake.titles == ["cat.png"]
