@@ -292,6 +292,46 @@ class ThreadsFake(ContainerFake):
 # --- LinkedIn -----------------------------------------------------------------------------
 
 
+LITTLE_TEXT_RESERVED = set("\\|{}@[]()<>#*_~")
+_LINK = re.compile(r"(?:https?://|www\.)\S+|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?:[/?#:]\S*)?")
+_HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\#\|((?:[^\\{}|]|\\.)+)\}")
+
+
+def little_text(commentary: str) -> tuple[str, list[str], list[str]]:
+    """What LinkedIn shows of a commentary: (text, hashtags, auto-linked URLs).
+
+    ``{hashtag|\\#|tag}`` is a hashtag; a backslash escapes the next character; a URL
+    written out links (a backslash inside breaks it); a reserved character left bare
+    cuts the text there, as LinkedIn's docs warn."""
+    shown: list[str] = []
+    hashtags: list[str] = []
+    links: list[str] = []
+    i = 0
+    while i < len(commentary):
+        at_word_start = i == 0 or commentary[i - 1].isspace() or commentary[i - 1] in "(["
+        template = _HASHTAG_TEMPLATE.match(commentary, i)
+        link = _LINK.match(commentary, i) if at_word_start else None
+        char = commentary[i]
+        if template:
+            tag = re.sub(r"\\(.)", r"\1", template.group(1))
+            hashtags.append(tag)
+            shown.append("#" + tag)
+            i = template.end()
+        elif link and "\\" not in link.group():
+            links.append(link.group())
+            shown.append(link.group())
+            i = link.end()
+        elif char == "\\" and i + 1 < len(commentary):
+            shown.append(commentary[i + 1])
+            i += 2
+        elif char in LITTLE_TEXT_RESERVED:
+            break  # "unescaped reserved characters may truncate the text"
+        else:
+            shown.append(char)
+            i += 1
+    return "".join(shown), hashtags, links
+
+
 class LinkedInFake(Fake):
     name = "linkedin"
     refreshable = True
@@ -303,6 +343,8 @@ class LinkedInFake(Fake):
         self.active_versions = {"202601", "202602", "202603", "202604", "202605", "202606", "202607"}
         self.images: dict[str, str] = {}
         self.commentaries: dict[str, str] = {}
+        self.hashtags: list[list[str]] = []  # per post, the hashtags LinkedIn made of it
+        self.links: list[list[str]] = []  # per post, the URLs it auto-linked
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -366,7 +408,10 @@ class LinkedInFake(Fake):
             assert media["id"] in self.images and self.images[media["id"]] == "AVAILABLE"
         urn = f"urn:li:share:{7000 + len(self.commentaries) + 1}"
         self.commentaries[commentary] = urn
-        self.posts.append(Published(commentary, [media["id"]] if media else []))
+        shown, hashtags, links = little_text(commentary)
+        self.hashtags.append(hashtags)
+        self.links.append(links)
+        self.posts.append(Published(shown, [media["id"]] if media else []))
         return self.lost(request) if kind == "unknown" else reply(201, None, {"x-restli-id": urn})
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:

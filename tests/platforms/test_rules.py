@@ -168,3 +168,23 @@ async def test_slack_sends_alt_text_as_alt_text_not_as_the_title() -> None:
     case, fake, platform, conn, ctx = setup("slack")
     await platform.publish(post(case, "A cat", with_image=True), conn, ctx)
     assert fake.alt_texts == ["a cat"] and fake.titles == ["cat.png"]
+
+
+# -- LinkedIn -----------------------------------------------------------------------------
+
+
+async def test_linkedin_keeps_urls_and_hashtags_and_escapes_the_rest() -> None:
+    wiki = "https://en.wikipedia.org/wiki/Python_(programming_language)"
+    text = f"Big news (really) #launch #open_source: read {wiki} or example.com/a_b#top *now* @team ~ [x] <y>"
+    case, fake, platform, conn, ctx = setup("linkedin")
+    await platform.publish(post(case, text), conn, ctx)
+    assert [p.text for p in fake.posts] == [text]  # nothing cut, nothing escaped visibly
+    assert fake.hashtags == [["launch", "open_source"]]
+    assert fake.links == [[wiki, "example.com/a_b#top"]]
+
+
+def test_linkedin_fake_cuts_at_a_bare_reserved_character_and_ignores_escaped_hashtags() -> None:
+    from .fakes import little_text
+
+    assert little_text("a (b) c") == ("a ", [], [])
+    assert little_text("\\#news https://x.test/a\\_b") == ("#news https://x.test/a_b", [], [])
