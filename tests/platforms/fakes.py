@@ -568,12 +568,19 @@ class BlueskyFake(Fake):
 
 
 class MastodonFake(Fake):
+    """Mastodon: ``Idempotency-Key`` remembered for one hour (``PostStatusService``
+    stores it with a 3,600 s expiry), async media (202, then 206 until processed),
+    422 for a status with unprocessed media. ``clock`` is the instance's time."""
+
     name = "mastodon"
+    IDEMPOTENCY_SECONDS = 3600
 
     def __init__(self) -> None:
         super().__init__()
-        self.keys: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, tuple[float, dict[str, Any]]] = {}  # key → (stored at, status)
         self.media: dict[str, int] = {}
+        self.clock = 0.0
+        self.processing_polls = 1  # GET /api/v1/media/{id} answers 206 this many times
 
     def error(self, kind: str) -> httpx.Response:
         reset = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=300)).isoformat(timespec="microseconds")
@@ -603,21 +610,26 @@ class MastodonFake(Fake):
         if path.startswith("/api/v1/media/"):
             media_id = path.rsplit("/", 1)[-1]
             self.media[media_id] += 1
-            return reply(206 if self.media[media_id] == 1 else 200, {"id": media_id, "url": "https://files.test/x.png"})
+            if self.media[media_id] <= self.processing_polls:
+                return reply(206, {"id": media_id, "url": None})
+            return reply(200, {"id": media_id, "url": "https://files.test/x.png"})
         assert request.method == "POST" and path == "/api/v1/statuses"
         key = request.headers["idempotency-key"]
         data = body(request)
         assert data["visibility"] == "public"
-        for media_id in data.get("media_ids", []):
-            assert self.media[media_id] >= 2, "posted unprocessed media"
+        if any(self.media[m] <= self.processing_polls for m in data.get("media_ids", [])):
+            return reply(422, {"error": "Cannot attach files that have not finished processing. Try again in a moment!"})
         kind = self.gate()
         if kind and kind != "unknown":
             return self.error(kind)
-        if key not in self.keys:  # the instance remembers the key: a repeat returns the original
-            status_id = f"10370487408636037{len(self.keys) + 1}"
-            self.keys[key] = {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"}
+        stored = self.keys.get(key)
+        if stored is None or self.clock - stored[0] >= self.IDEMPOTENCY_SECONDS:
+            # A new key, or one the instance has forgotten after an hour: a new status.
+            status_id = f"10370487408636037{len(self.posts) + 1}"
+            stored = (self.clock, {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"})
+            self.keys[key] = stored
             self.posts.append(Published(data["status"], data.get("media_ids", [])))
-        return self.lost(request) if kind == "unknown" else reply(200, self.keys[key])
+        return self.lost(request) if kind == "unknown" else reply(200, stored[1])
 
 
 # --- Telegram -----------------------------------------------------------------------------

@@ -188,3 +188,37 @@ def test_linkedin_fake_cuts_at_a_bare_reserved_character_and_ignores_escaped_has
 
     assert little_text("a (b) c") == ("a ", [], [])
     assert little_text("\\#news https://x.test/a\\_b") == ("#news https://x.test/a_b", [], [])
+
+
+# -- Mastodon -----------------------------------------------------------------------------
+
+
+async def test_mastodon_idempotency_holds_for_an_hour_only() -> None:
+    """Why the adapter re-sends a lost status at once and never later: the instance
+    forgets the key after an hour, and a later repeat is a second status."""
+    case, fake, platform, conn, ctx = setup("mastodon")
+    the_post = post(case)
+    first = await platform.publish(the_post, conn, ctx)
+    fake.clock += 3599
+    again = await platform.publish(the_post, conn, ctx)
+    assert again.platform_post_id == first.platform_post_id and len(fake.posts) == 1
+    fake.clock += 2
+    later = await platform.publish(the_post, conn, ctx)
+    assert later.platform_post_id != first.platform_post_id and len(fake.posts) == 2
+
+
+async def test_mastodon_waits_for_async_media_before_posting() -> None:
+    case, fake, platform, conn, ctx = setup("mastodon")
+    fake.processing_polls = 3
+    result = await platform.publish(post(case, "A cat", with_image=True), conn, ctx)
+    polls = [r for r in fake.requests if r.url.path.startswith("/api/v1/media/")]
+    assert result.platform_post_id and len(polls) == 4 and len(fake.posts) == 1
+
+
+async def test_mastodon_counts_bare_domains_as_typed() -> None:
+    case, fake, platform, conn, ctx = setup("mastodon")
+    bare = "x" * 470 + " example.com/" + "a" * 20  # 503 as typed; 494 with the URL allowance
+    with pytest.raises(ContentRejectedError, match="503"):
+        await platform.publish(post(case, bare), conn, ctx)
+    with_scheme = "x" * 470 + " https://example.com/" + "a" * 20  # 470 + 1 + 23
+    assert (await platform.publish(post(case, with_scheme), conn, ctx)).platform_post_id
