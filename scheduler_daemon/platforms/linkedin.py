@@ -1,4 +1,4 @@
-"""LinkedIn Posts API (+ Images API for image posts).
+r"""LinkedIn Posts API (+ Images API for image posts).
 
 Connection row: ``account_id`` = the member id (``urn:li:person:{id}`` is built) or a full
 author URN (``urn:li:person:…`` / ``urn:li:organization:…``); ``metadata.author_urn``
@@ -9,7 +9,11 @@ is refreshed when it expires within the long-lived margin or after a first 401
 
 Flow: images → ``POST /rest/images?action=initializeUpload``, one ``PUT`` of the bytes,
 bounded poll until ``AVAILABLE``; then ``POST /rest/posts`` (201, id in ``x-restli-id``).
-Commentary is "little text": reserved characters are backslash-escaped.
+Commentary is "little text": LinkedIn reads ``\ | { } @ [ ] ( ) < > # * _ ~`` as markup
+and may cut the text at one left bare, so ``commentary`` escapes them, except in URLs
+(``text.find_urls``: an escaped URL no longer links) and in hashtags, which are sent as
+LinkedIn's hashtag template ``{hashtag|\#|tag}`` (a bare or escaped ``#tag`` is no
+hashtag).
 
 Settings: ``SCHEDULER_LINKEDIN_API_BASE`` (default ``https://api.linkedin.com/rest``),
 ``SCHEDULER_LINKEDIN_OAUTH_API_BASE`` (default ``https://www.linkedin.com/oauth/v2``),
@@ -24,6 +28,7 @@ import urllib.parse
 from typing import Any, ClassVar
 
 import httpx
+import regex
 
 from ..errors import (
     ContentRejectedError,
@@ -50,16 +55,41 @@ from .common import (
 )
 from .http import body_excerpt, retry_after, send
 from .settings import PlatformSettings
+from .text import find_urls
 
 MAX_TEXT = 3_000
 MAX_IMAGES = 20
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
+_HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
 
 
 def escape(text: str) -> str:
-    """LinkedIn "little text": reserved characters must be escaped or text is cut."""
+    """LinkedIn "little text": every reserved character backslash-escaped."""
     return _RESERVED.sub(r"\\\1", text)
+
+
+def commentary(text: str) -> str:
+    """``text`` as little text: URLs intact, ``#tag`` as a hashtag template, the rest escaped."""
+    parts: list[str] = []
+    last = 0
+    for span in find_urls(text):
+        parts.append(_with_hashtags(text[last : span.start]))
+        parts.append(span.url)
+        last = span.end
+    parts.append(_with_hashtags(text[last:]))
+    return "".join(parts)
+
+
+def _with_hashtags(piece: str) -> str:
+    parts: list[str] = []
+    last = 0
+    for tag in _HASHTAG.finditer(piece):
+        parts.append(escape(piece[last : tag.start()]))
+        parts.append(f"{{hashtag|\\#|{escape(tag.group(1))}}}")
+        last = tag.end()
+    parts.append(escape(piece[last:]))
+    return "".join(parts)
 
 
 def classify(response: httpx.Response) -> PublishError | None:
@@ -114,7 +144,7 @@ class LinkedInAdapter:
         images = [await preparing(self._upload(holder, ctx, author, item)) for item in post.media]
         body: dict[str, Any] = {
             "author": author,
-            "commentary": escape(post.content),
+            "commentary": commentary(post.content),
             "visibility": "PUBLIC",
             "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
             "lifecycleState": "PUBLISHED",

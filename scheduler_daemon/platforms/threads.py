@@ -8,7 +8,9 @@ first code-190 failure); ``refresh_token`` unused; no metadata keys.
 Flow: a container (``media_type`` ``TEXT``, ``IMAGE`` with ``image_url``, or
 ``CAROUSEL`` of 2–20 image children), wait for ``FINISHED`` (bounded poll),
 ``threads_publish``, then read the ``permalink``. Text: 500 characters, an emoji counting
-its UTF-8 bytes.
+its UTF-8 bytes; at most 5 links (``text.find_urls``): since 2025-12-22 Threads refuses
+more at container creation (``THREADS_API__LINK_LIMIT_EXCEEDED``), so such a post is
+refused before any call.
 
 Settings: ``SCHEDULER_THREADS_API_BASE`` (default ``https://graph.threads.net``),
 ``SCHEDULER_THREADS_API_VERSION`` (``v1.0``), media poll interval/timeout, long-lived
@@ -29,10 +31,11 @@ from .base import PublishContext
 from .common import TokenHolder, check_length, check_media
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
 from .settings import PlatformSettings
-from .text import threads_length
+from .text import find_urls, threads_length
 
 MAX_TEXT = 500
 MAX_IMAGES = 20
+MAX_LINKS = 5
 
 
 class ThreadsAdapter:
@@ -46,6 +49,9 @@ class ThreadsAdapter:
 
     def validate(self, post: Post) -> None:
         check_length(self.name, threads_length(post.content), MAX_TEXT)
+        links = len(find_urls(post.content))
+        if links > MAX_LINKS:
+            raise ContentRejectedError(f"Threads allows at most {MAX_LINKS} links per post; this one has {links}")
         check_media(self.name, post, max_items=MAX_IMAGES)
         if not post.content.strip() and not post.media:
             raise ContentRejectedError("Threads needs text or an image; this post is empty")

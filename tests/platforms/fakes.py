@@ -21,6 +21,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from scheduler_daemon.platforms.text import find_urls
 from scheduler_daemon.platforms.twitter_text import weighted_length
 
 from .context import IMAGE, IMAGE_URL
@@ -281,10 +283,54 @@ class ThreadsFake(ContainerFake):
 
     def create(self, fields: dict[str, str]) -> httpx.Response:
         assert fields["media_type"] in ("TEXT", "IMAGE", "CAROUSEL")
+        if len(find_urls(fields.get("text", ""))) > 5:  # since 2025-12-22
+            return reply(400, {"error": {"message": "The post has too many links.", "type": "THApiException",
+                                         "code": 100, "error_subcode": 4279009,
+                                         "error_user_msg": "THREADS_API__LINK_LIMIT_EXCEEDED"}})
         return super().create(fields)
 
 
 # --- LinkedIn -----------------------------------------------------------------------------
+
+
+LITTLE_TEXT_RESERVED = set("\\|{}@[]()<>#*_~")
+_LINK = re.compile(r"(?:https?://|www\.)\S+|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?:[/?#:]\S*)?")
+_HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\#\|((?:[^\\{}|]|\\.)+)\}")
+
+
+def little_text(commentary: str) -> tuple[str, list[str], list[str]]:
+    """What LinkedIn shows of a commentary: (text, hashtags, auto-linked URLs).
+
+    ``{hashtag|\\#|tag}`` is a hashtag; a backslash escapes the next character; a URL
+    written out links (a backslash inside breaks it); a reserved character left bare
+    cuts the text there, as LinkedIn's docs warn."""
+    shown: list[str] = []
+    hashtags: list[str] = []
+    links: list[str] = []
+    i = 0
+    while i < len(commentary):
+        at_word_start = i == 0 or commentary[i - 1].isspace() or commentary[i - 1] in "(["
+        template = _HASHTAG_TEMPLATE.match(commentary, i)
+        link = _LINK.match(commentary, i) if at_word_start else None
+        char = commentary[i]
+        if template:
+            tag = re.sub(r"\\(.)", r"\1", template.group(1))
+            hashtags.append(tag)
+            shown.append("#" + tag)
+            i = template.end()
+        elif link and "\\" not in link.group():
+            links.append(link.group())
+            shown.append(link.group())
+            i = link.end()
+        elif char == "\\" and i + 1 < len(commentary):
+            shown.append(commentary[i + 1])
+            i += 2
+        elif char in LITTLE_TEXT_RESERVED:
+            break  # "unescaped reserved characters may truncate the text"
+        else:
+            shown.append(char)
+            i += 1
+    return "".join(shown), hashtags, links
 
 
 class LinkedInFake(Fake):
@@ -298,6 +344,8 @@ class LinkedInFake(Fake):
         self.active_versions = {"202601", "202602", "202603", "202604", "202605", "202606", "202607"}
         self.images: dict[str, str] = {}
         self.commentaries: dict[str, str] = {}
+        self.hashtags: list[list[str]] = []  # per post, the hashtags LinkedIn made of it
+        self.links: list[list[str]] = []  # per post, the URLs it auto-linked
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -361,7 +409,10 @@ class LinkedInFake(Fake):
             assert media["id"] in self.images and self.images[media["id"]] == "AVAILABLE"
         urn = f"urn:li:share:{7000 + len(self.commentaries) + 1}"
         self.commentaries[commentary] = urn
-        self.posts.append(Published(commentary, [media["id"]] if media else []))
+        shown, hashtags, links = little_text(commentary)
+        self.hashtags.append(hashtags)
+        self.links.append(links)
+        self.posts.append(Published(shown, [media["id"]] if media else []))
         return self.lost(request) if kind == "unknown" else reply(201, None, {"x-restli-id": urn})
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
@@ -559,12 +610,19 @@ class BlueskyFake(Fake):
 
 
 class MastodonFake(Fake):
+    """Mastodon: ``Idempotency-Key`` remembered for one hour (``PostStatusService``
+    stores it with a 3,600 s expiry), async media (202, then 206 until processed),
+    422 for a status with unprocessed media. ``clock`` is the instance's time."""
+
     name = "mastodon"
+    IDEMPOTENCY_SECONDS = 3600
 
     def __init__(self) -> None:
         super().__init__()
-        self.keys: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, tuple[float, dict[str, Any]]] = {}  # key → (stored at, status)
         self.media: dict[str, int] = {}
+        self.clock = 0.0
+        self.processing_polls = 1  # GET /api/v1/media/{id} answers 206 this many times
 
     def error(self, kind: str) -> httpx.Response:
         reset = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=300)).isoformat(timespec="microseconds")
@@ -594,28 +652,83 @@ class MastodonFake(Fake):
         if path.startswith("/api/v1/media/"):
             media_id = path.rsplit("/", 1)[-1]
             self.media[media_id] += 1
-            return reply(206 if self.media[media_id] == 1 else 200, {"id": media_id, "url": "https://files.test/x.png"})
+            if self.media[media_id] <= self.processing_polls:
+                return reply(206, {"id": media_id, "url": None})
+            return reply(200, {"id": media_id, "url": "https://files.test/x.png"})
         assert request.method == "POST" and path == "/api/v1/statuses"
         key = request.headers["idempotency-key"]
         data = body(request)
         assert data["visibility"] == "public"
-        for media_id in data.get("media_ids", []):
-            assert self.media[media_id] >= 2, "posted unprocessed media"
+        if any(self.media[m] <= self.processing_polls for m in data.get("media_ids", [])):
+            return reply(422, {"error": "Cannot attach files that have not finished processing. Try again in a moment!"})
         kind = self.gate()
         if kind and kind != "unknown":
             return self.error(kind)
-        if key not in self.keys:  # the instance remembers the key: a repeat returns the original
-            status_id = f"10370487408636037{len(self.keys) + 1}"
-            self.keys[key] = {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"}
+        stored = self.keys.get(key)
+        if stored is None or self.clock - stored[0] >= self.IDEMPOTENCY_SECONDS:
+            # A new key, or one the instance has forgotten after an hour: a new status.
+            status_id = f"10370487408636037{len(self.posts) + 1}"
+            stored = (self.clock, {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"})
+            self.keys[key] = stored
             self.posts.append(Published(data["status"], data.get("media_ids", [])))
-        return self.lost(request) if kind == "unknown" else reply(200, self.keys[key])
+        return self.lost(request) if kind == "unknown" else reply(200, stored[1])
 
 
 # --- Telegram -----------------------------------------------------------------------------
 
 
+def telegram_fields(request: httpx.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The fields of a JSON or multipart Bot API call, and the uploaded files' bytes."""
+    if not request.headers["content-type"].startswith("multipart/form-data"):
+        return body(request), {}
+    boundary = request.headers["content-type"].split("boundary=", 1)[1].encode()
+    fields: dict[str, Any] = {}
+    uploads: dict[str, bytes] = {}
+    for part in request.content.split(b"--" + boundary)[1:-1]:
+        head, _, value = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        name = head.split(b'name="', 1)[1].split(b'"', 1)[0].decode()
+        if b"filename=" in head:
+            uploads[name] = value
+        else:
+            fields[name] = value.decode()
+    return fields, uploads
+
+
+RESERVED = {"MarkdownV2": set("_*[]()~`>#+-=|{}.!\\"), "Markdown": set("_*`[")}
+
+
+def parse_entities(text: str, parse_mode: str | None) -> str | None:
+    """The text Telegram shows, or None where it answers "can't parse entities". Only
+    escapes are modelled: any unescaped reserved character fails, as formatting does
+    not occur in the tests."""
+    if parse_mode in RESERVED:
+        reserved, shown, escaped = RESERVED[parse_mode], [], False
+        for char in text:
+            if escaped:
+                if char not in reserved and parse_mode == "Markdown":
+                    shown.append("\\")  # legacy Markdown keeps a backslash before other characters
+                shown.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char in reserved:
+                return None
+            else:
+                shown.append(char)
+        return None if escaped else "".join(shown)
+    if parse_mode == "HTML":
+        if "<" in text or ">" in text or re.search(r"&(?!(?:amp|lt|gt|quot);)", text):
+            return None
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    return text
+
+
 class TelegramFake(Fake):
     name = "telegram"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url_sizes: dict[str, int] = {}  # the size Telegram finds at a photo URL
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -634,21 +747,34 @@ class TelegramFake(Fake):
         _, bot, method = request.url.path.split("/")
         if bad := self.token_error(bot.removeprefix("bot")):
             return bad
-        data = body(request)
+        data, uploads = telegram_fields(request)
         kind = self.gate()
         if kind and kind != "unknown":
             return self.error(kind)
-        if data["chat_id"] == "-100old":
+        if str(data["chat_id"]) == "-100old":
             return reply(400, {"ok": False, "error_code": 400,
                                "description": "Bad Request: group chat was upgraded to a supergroup chat",
                                "parameters": {"migrate_to_chat_id": -100777}})
         if method == "sendPhoto":
-            assert data["photo"] == IMAGE_URL
-            self.media_refs.append(data["photo"])
-            self.posts.append(Published(data["caption"], [data["photo"]]))
+            photo = uploads["photo"] if "photo" in uploads else data["photo"]
+            if isinstance(photo, str):
+                assert photo.startswith("https://")
+                if self.url_sizes.get(photo, 0) > 5 * 1024 * 1024:  # Telegram fetches at most 5 MB
+                    return reply(400, {"ok": False, "error_code": 400,
+                                       "description": "Bad Request: wrong file identifier/HTTP URL specified"})
+            self.media_refs.append(photo)
+            text, limit = data.get("caption", ""), 1024
         else:
             assert method == "sendMessage", method
-            self.posts.append(Published(data["text"]))
+            text, limit = data["text"], 4096
+        parsed = parse_entities(text, data.get("parse_mode"))
+        if parsed is None:
+            return reply(400, {"ok": False, "error_code": 400,
+                               "description": "Bad Request: can't parse entities: Character '.' is reserved "
+                                              "and must be escaped with the preceding '\\'"})
+        if len(parsed.encode("utf-16-le")) // 2 > limit:  # counted after entity parsing
+            return reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"})
+        self.posts.append(Published(parsed, [self.media_refs[-1]] if method == "sendPhoto" else []))
         message = {"message_id": 41 + len(self.posts), "date": 1_700_000_000,
                    "chat": {"id": -1001234, "type": "channel", "title": "My channel", "username": "mychannel"}}
         return self.lost(request) if kind == "unknown" else reply(200, {"ok": True, "result": message})
@@ -657,8 +783,26 @@ class TelegramFake(Fake):
 # --- Discord ------------------------------------------------------------------------------
 
 
+def discord_pings(content: str, allowed: dict[str, Any] | None) -> list[str]:
+    """Who a message notifies: without ``allowed_mentions`` everything in the content
+    (``@everyone``/``@here``, ``<@user>``, ``<@&role>``); with it only the listed kinds."""
+    kinds = {"everyone", "users", "roles"} if allowed is None else set(allowed.get("parse", []))
+    pings = []
+    if "everyone" in kinds:
+        pings += re.findall(r"@(?:everyone|here)\b", content)
+    if "users" in kinds:
+        pings += re.findall(r"<@!?\d+>", content)
+    if "roles" in kinds:
+        pings += re.findall(r"<@&\d+>", content)
+    return pings
+
+
 class DiscordFake(Fake):
     name = "discord"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pinged: list[str] = []
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -693,6 +837,7 @@ class DiscordFake(Fake):
         if kind and kind != "unknown":
             return self.error(kind)
         self.posts.append(Published(payload["content"], media))
+        self.pinged.extend(discord_pings(payload["content"], payload.get("allowed_mentions")))
         message = {"id": "1200", "channel_id": "555", "content": payload["content"], "webhook_id": "111"}
         return self.lost(request) if kind == "unknown" else reply(200, message)
 
@@ -707,6 +852,9 @@ class SlackFake(Fake):
     def __init__(self) -> None:
         super().__init__()
         self.refresh_token = "xoxe-1-refresh-1"
+        self.markup: list[str] = []  # <…> Slack read as markup (a link, a mention, <!channel>)
+        self.alt_texts: list[str | None] = []
+        self.titles: list[str | None] = []
 
     def error(self, kind: str) -> httpx.Response:
         if kind == "rate":
@@ -732,7 +880,7 @@ class SlackFake(Fake):
             assert request.headers["content-type"] == "application/json; charset=utf-8"
             data = body(request)
             assert data["channel"] == "C123"
-            return self.publish(request, Published(data["text"]),
+            return self.publish(request, Published(self.shown(data["text"])),
                                 {"ok": True, "channel": "C123", "ts": "1503435956.000247", "message": {"text": data["text"]}})
         fields = form(request)
         if method == "chat.getPermalink":
@@ -740,12 +888,20 @@ class SlackFake(Fake):
                                "permalink": f"https://acme.slack.com/archives/{fields['channel']}/p{fields['message_ts'].replace('.', '')}"})
         if method == "files.getUploadURLExternal":
             assert int(fields["length"]) == len(IMAGE) and fields["filename"] == "cat.png"
+            self.alt_texts.append(fields.get("alt_txt"))
             return reply(200, {"ok": True, "upload_url": "https://files.slack.test/upload/v1/abc", "file_id": "F123"})
         assert method == "files.completeUploadExternal", method
         files = json.loads(fields["files"])
         assert files[0]["id"] == "F123" and fields["channel_id"] == "C123"
+        self.titles.append(files[0].get("title"))
         answer = {"ok": True, "files": [{"id": "F123", "shares": {"public": {"C123": [{"ts": "1503435957.000100"}]}}}]}
-        return self.publish(request, Published(fields.get("initial_comment", ""), ["F123"]), answer)
+        return self.publish(request, Published(self.shown(fields.get("initial_comment", "")), ["F123"]), answer)
+
+    def shown(self, text: str) -> str:
+        """What Slack shows: ``<…>`` is its markup (links, ``<!channel>`` pings), the three
+        entities are the characters."""
+        self.markup.extend(re.findall(r"<[^>]*>", text))
+        return re.sub(r"<[^>]*>", "", text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
         kind = self.gate()

@@ -27,6 +27,10 @@ HTML = b"""<!doctype html><html><head><meta charset="utf-8">
 </head><body><meta property="og:title" content="not this one"></body></html>"""
 
 
+def serve(ctx: FakeContext, url: str, content: bytes, mime: str) -> None:
+    ctx.payloads[url], ctx.types[url] = content, mime
+
+
 def setup():  # type: ignore[no-untyped-def]
     fake = BlueskyFake()
     store = Store()
@@ -96,8 +100,8 @@ def test_open_graph_tags_make_the_card() -> None:
 
 async def test_first_link_gets_a_card_with_its_picture_uploaded() -> None:
     fake, platform, conn, ctx = setup()
-    ctx.pages[PAGE] = (HTML, "text/html")
-    ctx.pages["https://news.example.com/img/cover.png"] = (IMAGE, "image/png")
+    serve(ctx, PAGE, HTML, "text/html")
+    serve(ctx, "https://news.example.com/img/cover.png", IMAGE, "image/png")
     await platform.publish(post(CASE, f"Read {PAGE} and https://other.example.com"), conn, ctx)
     external = record(fake)["embed"]["external"]
     assert record(fake)["embed"]["$type"] == "app.bsky.embed.external"
@@ -111,7 +115,7 @@ async def test_first_link_gets_a_card_with_its_picture_uploaded() -> None:
 async def test_a_card_that_cannot_be_made_never_fails_the_post(page: tuple[bytes, str] | None) -> None:
     fake, platform, conn, ctx = setup()
     if page is not None:
-        ctx.pages[PAGE] = page
+        serve(ctx, PAGE, *page)
     else:
         async def unreachable(item, max_bytes):  # type: ignore[no-untyped-def]
             raise TransientError("media could not be downloaded (ConnectError)")
@@ -123,8 +127,8 @@ async def test_a_card_that_cannot_be_made_never_fails_the_post(page: tuple[bytes
 
 async def test_card_without_its_picture_when_the_picture_fails() -> None:
     fake, platform, conn, ctx = setup()
-    ctx.pages[PAGE] = (HTML, "text/html")
-    ctx.pages["https://news.example.com/img/cover.png"] = (b"<html>", "text/html")
+    serve(ctx, PAGE, HTML, "text/html")
+    serve(ctx, "https://news.example.com/img/cover.png", b"<html>", "text/html")
     await platform.publish(post(CASE, f"Read {PAGE}"), conn, ctx)
     assert record(fake)["embed"]["external"]["title"] == "Rain & shine"
     assert "thumb" not in record(fake)["embed"]["external"]
@@ -132,7 +136,7 @@ async def test_card_without_its_picture_when_the_picture_fails() -> None:
 
 async def test_a_post_with_images_gets_no_card() -> None:
     fake, platform, conn, ctx = setup()
-    ctx.pages[PAGE] = (HTML, "text/html")
+    serve(ctx, PAGE, HTML, "text/html")
     await platform.publish(post(CASE, f"Read {PAGE}", with_image=True), conn, ctx)
     assert record(fake)["embed"]["$type"] == "app.bsky.embed.images" and PAGE not in ctx.fetched
     assert record(fake)["embed"]["images"][0]["alt"] == "a cat"

@@ -7,7 +7,7 @@ import pytest
 
 from scheduler_daemon.errors import AuthError, OutcomeUnknownError, TransientError
 from scheduler_daemon.platforms.bluesky import record_key
-from scheduler_daemon.platforms.linkedin import escape
+from scheduler_daemon.platforms.linkedin import commentary, escape
 from scheduler_daemon.platforms.telegram import TelegramAdapter
 
 from .cases import CASES, adapter, connection, post, settings
@@ -109,7 +109,7 @@ async def test_ready_container_is_reused_after_a_failed_publish(name: str) -> No
 
 async def test_linkedin_duplicate_answer_is_the_existing_post() -> None:
     case, fake, platform, conn, ctx = setup("linkedin")
-    fake.commentaries[escape("Hello (again) #news")] = "urn:li:share:6999"
+    fake.commentaries[commentary("Hello (again) #news")] = "urn:li:share:6999"
     result = await platform.publish(post(case, "Hello (again) #news"), conn, ctx)
     assert result.platform_post_id == "urn:li:share:6999"
     assert result.platform_post_url == "https://www.linkedin.com/feed/update/urn:li:share:6999"
