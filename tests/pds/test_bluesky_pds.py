@@ -12,9 +12,9 @@ getBlob) — never on what the daemon says it did.
 * SIGKILL while the PDS's answer to ``putRecord`` is held: exactly one record, untouched;
 * a late post's ``createdAt`` is its send time.
 
-The in-process daemon's network is ``Web``: the PDS on 127.0.0.1 through the daemon's
-own aiohttp transport, and every other host answered locally, so link cards and media
-are served here and nothing leaves the machine.
+The in-process daemon's network is ``Web``: the PDS on 127.0.0.1 for real, and every
+other host answered locally, so link cards and media are served here and nothing leaves
+the machine. The crash test runs daemon processes on their own transport.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from scheduler_daemon.platforms.bluesky import record_key
 from scheduler_daemon.platforms.settings import PlatformSettings
 from scheduler_daemon.platforms.text import graphemes
 from scheduler_daemon.timing import due_instant
-from scheduler_daemon.transport import AiohttpTransport
 
 from .network import Account, ReferencePds
 
@@ -59,10 +58,11 @@ def png(seed: int, size: int = 4) -> bytes:
 
 
 class Web(httpx.AsyncBaseTransport):
-    """The PDS for real; any other host answers from ``pages`` (404 otherwise)."""
+    """The PDS for real (over loopback); any other host answers from ``pages`` (404
+    otherwise). The outbound guard has its own suite: this one is about Bluesky."""
 
     def __init__(self) -> None:
-        self.real = AiohttpTransport()
+        self.real = httpx.AsyncHTTPTransport()
         self.pages: dict[str, tuple[bytes, str]] = {}
         self.xrpc: list[str] = []
 
@@ -278,7 +278,8 @@ async def test_expired_access_token_refreshes_once_and_the_rotated_pair_is_store
     assert (await stored(pds, alice, r))["value"]["text"] == "after a refresh"
     access, refresh = await db.fetchrow(
         "SELECT access_token, refresh_token FROM platform_connections WHERE account_id = $1", alice.did)
-    assert access not in (expired, alice.access_jwt) and refresh != alice.refresh_jwt
+    assert access != expired and refresh != alice.refresh_jwt  # (an access JWT minted in the same second as
+    # createAccount's is the same string: HS256 over the same claims)
     session = await pds.call("com.atproto.server.getSession", token=access, params={})
     assert session.status_code == 200 and session.json()["did"] == alice.did
     renewed = await pds.call("com.atproto.server.refreshSession", token=refresh)
