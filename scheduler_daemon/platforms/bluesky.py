@@ -201,13 +201,14 @@ class BlueskyAdapter:
     async def _record(self, post: Post, pds: str, holder: TokenHolder, ctx: PublishContext) -> dict[str, Any]:
         """The post record but its ``createdAt``: text, facets and embed."""
         record: dict[str, Any] = {"$type": POST, "text": post.content}
-        dids = await self._dids(pds, richtext.handles(post.content))
-        if facets := richtext.facets(post.content, dids):
+        spans = richtext.spans(post.content)
+        dids = await self._dids(pds, richtext.handles(spans))
+        if facets := richtext.facets(post.content, spans, dids):
             record["facets"] = facets
         if post.media:
             images = [await preparing(self._image(holder, ctx, pds, item)) for item in post.media]
             record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
-        elif (link := richtext.first_link(post.content)) and (card := await self._card(link, pds, holder, ctx)):
+        elif (link := richtext.first_link(spans)) and (card := await self._card(link, pds, holder, ctx)):
             record["embed"] = {"$type": "app.bsky.embed.external", "external": card}
         return record
 

@@ -119,15 +119,16 @@ def spans(text: str) -> list[Span]:
     return kept
 
 
-def handles(text: str) -> list[str]:
-    """The distinct handles mentioned in ``text`` (lower case), to resolve."""
-    return list(dict.fromkeys(s.value for s in spans(text) if s.kind == MENTION))
+def handles(found: list[Span]) -> list[str]:
+    """The distinct handles mentioned (lower case), to resolve."""
+    return list(dict.fromkeys(s.value for s in found if s.kind == MENTION))
 
 
-def facets(text: str, dids: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The ``facets`` of a post record; ``dids`` maps the handles that resolved to DIDs."""
+def facets(text: str, found: list[Span], dids: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The ``facets`` of a post record from its ``spans``; ``dids`` maps the handles that
+    resolved to their DIDs (the others stay plain text)."""
     out = []
-    for span in spans(text):
+    for span in found:
         if span.kind == MENTION:
             if span.value not in dids:
                 continue
@@ -141,5 +142,5 @@ def facets(text: str, dids: Mapping[str, str]) -> list[dict[str, Any]]:
     return out
 
 
-def first_link(text: str) -> str | None:
-    return next((s.value for s in spans(text) if s.kind == LINK), None)
+def first_link(found: list[Span]) -> str | None:
+    return next((s.value for s in found if s.kind == LINK), None)

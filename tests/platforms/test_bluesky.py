@@ -79,7 +79,7 @@ def test_tags_and_cashtags_follow_the_official_rules() -> None:
 
 def test_facet_ranges_count_utf8_bytes_and_never_overlap() -> None:
     text = "日本 https://example.com/ü #tag"
-    link, tag = richtext.facets(text, {})
+    link, tag = richtext.facets(text, richtext.spans(text), {})
     assert link == facet(text, "https://example.com/ü", {"$type": richtext.LINK, "uri": "https://example.com/ü"})
     assert tag == facet(text, "#tag", {"$type": richtext.TAG, "tag": "tag"})
     spans = richtext.spans("see #https://example.com/x")
