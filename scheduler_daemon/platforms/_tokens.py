@@ -13,15 +13,27 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 from ..config.platforms import ClientCredentials
-from ..errors import AuthError, PlatformConfigError
+from ..errors import AuthError, PlatformConfigError, RefreshableAuthError
 from ..models import Connection, Refresher, TokenSet
-from ._calls import text_field
+from ._calls import json_object, text_field
 from .base import DISPLAY, PublishContext
 
 
-def reconnect(platform: str, detail: str) -> AuthError:
-    return AuthError(f"{DISPLAY.get(platform, platform)} refused the credentials ({detail}): reconnect {platform}")
+def reconnect(platform: str, detail: str, *, refreshable: bool = False) -> AuthError:
+    """The one auth message of a failure: what to do, then the platform's own reason.
+    ``refreshable``: a refresh may cure it (raised as such only while one is possible)."""
+    kind = RefreshableAuthError if refreshable else AuthError
+    return kind(f"reconnect {platform}: {DISPLAY.get(platform, platform)} refused the credentials: {detail}")
+
+
+def oauth_reason(response: httpx.Response) -> str:
+    """The reason an OAuth token endpoint gives (``error_description``, ``error``, ``message``)."""
+    data = json_object(response)
+    reason = data.get("error_description") or data.get("error") or data.get("message")
+    return str(reason)[:200] if reason else f"HTTP {response.status_code}"
 
 
 def expires_within(connection: Connection, margin: float, now: dt.datetime | None = None) -> bool:

@@ -5,7 +5,9 @@ Connection row: ``account_id`` = the webhook id and ``access_token`` = the webho
 pair is the secret (it does not expire; deleting the webhook ends it); optional
 ``metadata.thread_id`` / ``metadata.thread_name`` (forum channels),
 ``metadata.username``, ``metadata.avatar_url``, ``metadata.guild_id`` (else read once
-from the webhook for the public URL).
+from the webhook for the public URL), ``metadata.allow_mentions``: ``true`` (or a list of
+``users``/``roles``/``everyone``) lets the post ping; by default ``allowed_mentions`` is
+``{"parse": []}``, so ``@everyone``, ``@here`` and ``<@id>`` in a post ping nobody.
 
 Flow: text → JSON ``{content}``; images → multipart ``files[n]`` + ``payload_json`` with
 ``attachments``. Content up to 2,000 characters, up to 10 files of 10 MiB.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -70,7 +73,7 @@ class DiscordAdapter(Adapter):
         params = {"wait": "true"}
         if meta.get("thread_id"):
             params["thread_id"] = str(meta["thread_id"])
-        payload: dict[str, Any] = {"content": post.content}
+        payload: dict[str, Any] = {"content": post.content, "allowed_mentions": _allowed_mentions(meta)}
         for key in ("username", "avatar_url", "thread_name"):
             if isinstance(meta.get(key), str) and meta[key]:
                 payload[key] = meta[key]
@@ -101,6 +104,19 @@ class DiscordAdapter(Adapter):
             self.client, None, lambda: self.client.build_request("GET", url), classify, what="Discord webhook"
         )
         return text_field(json_object(response), "guild_id")
+
+
+_MENTION_KINDS = ("users", "roles", "everyone")
+
+
+def _allowed_mentions(meta: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Nobody is pinged unless the connection opts in (``metadata.allow_mentions``)."""
+    allowed = meta.get("allow_mentions")
+    if allowed is True:
+        return {"parse": list(_MENTION_KINDS)}
+    if isinstance(allowed, list):
+        return {"parse": [kind for kind in _MENTION_KINDS if kind in allowed]}
+    return {"parse": []}
 
 
 def _webhook(connection: Connection) -> tuple[str, str]:

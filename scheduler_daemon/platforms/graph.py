@@ -22,14 +22,7 @@ from typing import Any
 import httpx
 
 from ..config.platforms import PlatformSettings
-from ..errors import (
-    AuthError,
-    ContentRejectedError,
-    PlatformConfigError,
-    PublishError,
-    RefreshableAuthError,
-    TransientError,
-)
+from ..errors import AuthError, ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, Post, PublishResult, TokenSet
 from ._calls import best_effort, call, json_object, poll, preparing, rate_limited, require_id, text_field
 from ._tokens import TokenHolder, oauth_token_set, reconnect
@@ -75,6 +68,13 @@ def usage_wait(response: httpx.Response) -> float | None:
     return max(waits) * 60.0 if waits else None
 
 
+def _label(response: httpx.Response, error: Mapping[str, Any]) -> str:
+    """Meta's own words for an error, with its code and subcode."""
+    code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
+    text = str(error.get("error_user_msg") or error.get("message") or f"HTTP {response.status_code}")[:300]
+    return f"{text} (code {code}, subcode {subcode})" if subcode else f"{text} (code {code})"
+
+
 def classify(platform: str, response: httpx.Response) -> PublishError | None:
     """None for a success; otherwise the error this Graph answer means."""
     data = json_object(response)
@@ -83,11 +83,10 @@ def classify(platform: str, response: httpx.Response) -> PublishError | None:
         return None
     error = error if isinstance(error, dict) else {}
     code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
-    text = str(error.get("error_user_msg") or error.get("message") or f"HTTP {response.status_code}")[:300]
-    label = f"{text} (code {code}, subcode {subcode})" if subcode else f"{text} (code {code})"
+    label = _label(response, error)
     name = DISPLAY[platform]
     if code == 190:
-        return RefreshableAuthError(f"{name} refused the token ({label}): reconnect {platform}")
+        return reconnect(platform, label, refreshable=True)
     if code in RATE_CODES or subcode in RATE_SUBCODES:
         wait = usage_wait(response)
         if wait is None and subcode in DAY_QUOTA_SUBCODES:
@@ -121,7 +120,7 @@ class ContainerApi:
     """The container endpoints of one account on Instagram or Threads."""
 
     platform: str
-    base: str  # e.g. https://graph.facebook.com/v21.0
+    base: str  # e.g. https://graph.facebook.com/v26.0
     user_id: str
     create_edge: str  # "media" | "threads"
     publish_edge: str  # "media_publish" | "threads_publish"
@@ -252,7 +251,9 @@ def long_lived_refresher(
         response = await send(client, request, what=f"{DISPLAY[platform]} token refresh")
         error = classify(platform, response)
         if isinstance(error, AuthError):
-            raise reconnect(platform, "the token could not be refreshed") from None
+            body = json_object(response).get("error")
+            reason = _label(response, body if isinstance(body, dict) else {})
+            raise reconnect(platform, f"the token could not be refreshed: {reason}") from None
         if error is not None:
             raise error
         return oauth_token_set(json_object(response), platform=platform)

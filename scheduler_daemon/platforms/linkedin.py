@@ -1,4 +1,4 @@
-"""LinkedIn Posts API (+ Images API for image posts).
+r"""LinkedIn Posts API (+ Images API for image posts).
 
 Connection row: ``account_id`` = the member id (``urn:li:person:{id}`` is built) or a full
 author URN (``urn:li:person:…`` / ``urn:li:organization:…``); ``metadata.author_urn``
@@ -9,7 +9,11 @@ is refreshed when it expires within the long-lived margin or after a first 401
 
 Flow: images → ``POST /rest/images?action=initializeUpload``, one ``PUT`` of the bytes,
 bounded poll until ``AVAILABLE``; then ``POST /rest/posts`` (201, id in ``x-restli-id``).
-Commentary is "little text": reserved characters are backslash-escaped.
+Commentary is "little text": LinkedIn reads ``\ | { } @ [ ] ( ) < > # * _ ~`` as markup
+and may cut the text at one left bare, so ``commentary`` escapes them, except in URLs
+(``text.find_urls``: an escaped URL no longer links) and in hashtags, which are sent as
+LinkedIn's hashtag template ``{hashtag|\#|tag}`` (a bare or escaped ``#tag`` is no
+hashtag).
 
 Settings: ``SCHEDULER_LINKEDIN_API_BASE`` (default ``https://api.linkedin.com/rest``),
 ``SCHEDULER_LINKEDIN_OAUTH_API_BASE`` (default ``https://www.linkedin.com/oauth/v2``),
@@ -24,22 +28,48 @@ import urllib.parse
 from typing import Any
 
 import httpx
+import regex
 
 from ..config.platforms import PlatformSettings
-from ..errors import ContentRejectedError, PlatformConfigError, PublishError, RefreshableAuthError, TransientError
+from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
 from ._calls import call, json_object, poll, preparing, rate_limited, text_field
-from ._tokens import TokenHolder, oauth_token_set, reconnect, refresh_grant
+from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .http import body_excerpt, retry_after, send
+from .text import find_urls
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
+_HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
 
 
 def escape(text: str) -> str:
-    """LinkedIn "little text": reserved characters must be escaped or text is cut."""
+    """LinkedIn "little text": every reserved character backslash-escaped."""
     return _RESERVED.sub(r"\\\1", text)
+
+
+def commentary(text: str) -> str:
+    """``text`` as little text: URLs intact, ``#tag`` as a hashtag template, the rest escaped."""
+    parts: list[str] = []
+    last = 0
+    for span in find_urls(text):
+        parts.append(_with_hashtags(text[last : span.start]))
+        parts.append(span.url)
+        last = span.end
+    parts.append(_with_hashtags(text[last:]))
+    return "".join(parts)
+
+
+def _with_hashtags(piece: str) -> str:
+    parts: list[str] = []
+    last = 0
+    for tag in _HASHTAG.finditer(piece):
+        parts.append(escape(piece[last : tag.start()]))
+        parts.append(f"{{hashtag|\\#|{escape(tag.group(1))}}}")
+        last = tag.end()
+    parts.append(escape(piece[last:]))
+    return "".join(parts)
 
 
 def classify(response: httpx.Response) -> PublishError | None:
@@ -51,7 +81,7 @@ def classify(response: httpx.Response) -> PublishError | None:
     status = response.status_code
     if status == 401:
         if code == 65602 or "EXPIRED" in message.upper():
-            return RefreshableAuthError(f"LinkedIn refused the token ({message}): reconnect linkedin")
+            return reconnect("linkedin", message, refreshable=True)
         return reconnect("linkedin", message)
     if status == 403:
         return reconnect("linkedin", f"permission denied: {message}; the token needs w_member_social "
@@ -89,7 +119,7 @@ class LinkedInAdapter(Adapter):
         images = [await preparing(self._upload(holder, ctx, author, item)) for item in post.media]
         body: dict[str, Any] = {
             "author": author,
-            "commentary": escape(post.content),
+            "commentary": commentary(post.content),
             "visibility": "PUBLIC",
             "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
             "lifecycleState": "PUBLISHED",
@@ -167,7 +197,7 @@ class LinkedInAdapter(Adapter):
             request = self.client.build_request("POST", f"{self.oauth_base}/accessToken", data=form)
             response = await send(self.client, request, what="LinkedIn token refresh")
             if response.status_code in (400, 401):
-                raise reconnect(self.name, "the refresh token was refused")
+                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
             error = classify(response)
             if error is not None:
                 raise error

@@ -24,6 +24,7 @@ import datetime as dt
 from typing import Any
 
 import httpx
+import regex
 
 from ..errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult
@@ -31,10 +32,24 @@ from ._calls import call, filename, json_object, poll, preparing, rate_limited, 
 from ._tokens import TokenHolder, reconnect
 from .base import Adapter, PlatformFacts, PublishContext, check_length, check_media
 from .http import body_excerpt, retry_after
-from .text import mastodon_length
+from .text import URL_LENGTH, graphemes
+from .twitter_text import extract_urls
 
 DEFAULT_MAX_MEDIA = 4
 IMAGE_BYTES = 16 * 1024 * 1024
+_REMOTE_MENTION = regex.compile(r"(?<![\w@])(@[a-z0-9_]+)@[a-z0-9.-]+\.[a-z]{2,}", regex.IGNORECASE)
+
+
+def mastodon_length(text: str) -> int:
+    """Mastodon's count (``StatusLengthValidator``): grapheme clusters, where each
+    ``http(s)://`` URL counts 23 (a bare ``example.com`` counts as typed) and a remote
+    mention ``@user@domain`` counts as ``@user``."""
+    parts, last, urls = [], 0, 0
+    for span in extract_urls(text, without_protocol=False):
+        parts.append(text[last : span.start])
+        last, urls = span.end, urls + 1
+    parts.append(text[last:])
+    return URL_LENGTH * urls + graphemes(_REMOTE_MENTION.sub(r"\1", "".join(parts)))
 
 
 def reset_wait(response: httpx.Response) -> float | None:

@@ -7,9 +7,11 @@ refreshed through ``oauth.v2.access`` before expiry or after a first ``token_exp
 needs ``SCHEDULER_SLACK_CLIENT_ID`` and ``SCHEDULER_SLACK_CLIENT_SECRET``; each refresh
 rotates the refresh token, stored atomically).
 
-Flow: text → ``chat.postMessage``; images → ``files.getUploadURLExternal``, POST of the
-bytes to the ``upload_url``, ``files.completeUploadExternal`` with the text as
-``initial_comment``. The public URL comes from ``chat.getPermalink``. Slack answers
+Flow: text → ``chat.postMessage``; images → ``files.getUploadURLExternal`` (with the
+image's alt text as ``alt_txt``, Slack's screen-reader text, at most 1,000 characters),
+POST of the bytes to the ``upload_url``, ``files.completeUploadExternal`` with the text
+as ``initial_comment``. Slack reads ``& < >`` in message text as its own markup, so they
+are sent as ``&amp; &lt; &gt;`` and show as written. The public URL comes from ``chat.getPermalink``. Slack answers
 errors as HTTP 200 ``ok:false`` + ``error``.
 
 Settings: ``SCHEDULER_SLACK_API_BASE`` (default ``https://slack.com/api``), client id and
@@ -31,15 +33,15 @@ from ..errors import (
     PlatformConfigError,
     PublishError,
     RateLimitedError,
-    RefreshableAuthError,
     TransientError,
 )
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
 from ._calls import best_effort, call, filename, json_object, preparing, text_field
-from ._tokens import TokenHolder, oauth_token_set, reconnect, refresh_grant
+from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .http import retry_after, send
 
+MAX_ALT_TEXT = 1_000
 AUTH_ERRORS = frozenset(
     {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "missing_scope", "no_permission",
      "not_allowed_token_type", "ekm_access_denied"}
@@ -47,6 +49,11 @@ AUTH_ERRORS = frozenset(
 CONFIG_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "invalid_channel"})
 TRANSIENT_ERRORS = frozenset({"request_timeout", "service_unavailable"})
 UNKNOWN_ERRORS = frozenset({"internal_error", "fatal_error"})
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities (``chat.postMessage`` formatting)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def classify(response: httpx.Response) -> PublishError | None:
@@ -60,7 +67,7 @@ def classify(response: httpx.Response) -> PublishError | None:
         return None
     error = str(data.get("error") or f"HTTP {status}")[:200]
     if error == "token_expired":
-        return RefreshableAuthError("Slack token expired: reconnect slack")
+        return reconnect("slack", "token_expired", refreshable=True)
     if error in AUTH_ERRORS:
         return reconnect("slack", error)
     if error in CONFIG_ERRORS or error.startswith("restricted_action"):
@@ -90,7 +97,7 @@ class SlackAdapter(Adapter):
         await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
         if post.media:
             return await self._files(holder, ctx, post, channel)
-        data = await self._api(holder, "chat.postMessage", "Slack post", json={"channel": channel, "text": post.content})
+        data = await self._api(holder, "chat.postMessage", "Slack post", json={"channel": channel, "text": escape(post.content)})
         ts = text_field(data, "ts")
         if not ts:
             raise OutcomeUnknownError("Slack post: the answer had no ts; check the channel")
@@ -113,9 +120,10 @@ class SlackAdapter(Adapter):
     async def _upload(self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int) -> dict[str, str]:
         content, mime = await ctx.media_bytes(item, self.settings.max_media_bytes)
         name = filename(item, mime, index)
-        data = await self._api(
-            holder, "files.getUploadURLExternal", "Slack file upload", data={"filename": name, "length": str(len(content))}
-        )
+        fields = {"filename": name, "length": str(len(content))}
+        if item.alt:
+            fields["alt_txt"] = item.alt[:MAX_ALT_TEXT]
+        data = await self._api(holder, "files.getUploadURLExternal", "Slack file upload", data=fields)
         upload_url, file_id = text_field(data, "upload_url"), text_field(data, "file_id")
         if not upload_url or not file_id:
             raise TransientError("Slack file upload: no upload_url/file_id in the answer")
@@ -124,13 +132,13 @@ class SlackAdapter(Adapter):
         if not response.is_success:
             error = classify(response) or ContentRejectedError(f"Slack refused the file (HTTP {response.status_code})")
             raise error
-        return {"id": file_id, "title": item.alt or name}
+        return {"id": file_id, "title": name}
 
     async def _files(self, holder: TokenHolder, ctx: PublishContext, post: Post, channel: str) -> PublishResult:
         files = [await preparing(self._upload(holder, ctx, item, i)) for i, item in enumerate(post.media)]
         form = {"files": json.dumps(files), "channel_id": channel}
         if post.content:
-            form["initial_comment"] = post.content
+            form["initial_comment"] = escape(post.content)
         data = await self._api(holder, "files.completeUploadExternal", "Slack file post", data=form)
         ts = _shared_ts(data, channel)
         if ts:
@@ -153,7 +161,7 @@ class SlackAdapter(Adapter):
             if isinstance(error, (RateLimitedError, TransientError, OutcomeUnknownError)):
                 raise error
             if error is not None:  # invalid_grant, invalid_refresh_token, …
-                raise reconnect(self.name, f"the refresh token was refused: {error}")
+                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
             return oauth_token_set(json_object(response), platform=self.name)
 
         return refresh

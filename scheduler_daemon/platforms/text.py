@@ -1,47 +1,45 @@
-"""Text-length rules of the platforms, without new dependencies.
+"""Text rules the platforms count and link by; every function is linear in the text.
 
-* ``graphemes``: user-perceived characters (Bluesky 300, Mastodon per instance), a
-  simplified form of Unicode extended grapheme clusters (UAX #29) built on
-  ``unicodedata``: combining marks, ZWJ emoji sequences, skin-tone modifiers, variation
-  selectors, tag sequences, flag pairs, Hangul jamo and CR LF stay one cluster.
-* ``x_weighted_length``: X's weighted count (twitter-text v3): Latin-range code points
-  weigh 1, others 2, an emoji sequence 2, a URL 23 whatever its length.
-* ``threads_length``: code points, an emoji counting as its UTF-8 byte length.
-* ``mastodon_length``: graphemes with every URL counted as 23 and ``@user@domain``
-  mentions counted as ``@user``.
-* ``utf16_length``: Telegram counts UTF-16 code units.
-* ``find_urls``: URLs (with or without scheme) as character spans, shared by the counts
-  above and by Bluesky link facets.
+* ``graphemes`` / ``grapheme_clusters``: Unicode extended grapheme clusters (UAX #29,
+  the ``regex`` module's ``\\X``), which is what Bluesky's server (``Intl.Segmenter``)
+  and Mastodon count: ``क्ष`` is one, ``a`` + ZWJ + ``😀`` is two.
+* ``find_urls``: links as a reader sees them, as character spans: ``http(s)://…`` up to
+  the next space, or a bare ``domain.tld`` whose TLD is a real one (``tlds.ALL``).
+  A link starts at the start of the text, after a space or after an opening bracket or
+  quote; trailing punctuation is not part of it, and a closing bracket is kept only when
+  it closes one opened inside the link (``…/Python_(programming_language)`` stays whole).
+  Bluesky link facets, Threads' link limit and LinkedIn's little text use it.
+* ``is_emoji``: whether a cluster is an emoji (X and Threads count those apart).
+* ``threads_length`` (code points, an emoji counting its UTF-8 bytes), ``utf16_length``
+  (Telegram). X's count is in ``twitter_text``; Mastodon's in ``mastodon``.
+* ``utf8_offset``: Bluesky facets index UTF-8 bytes.
+
+Why linear: a post can hold ``SCHEDULER_MAX_CONTENT_CHARS`` (100,000) characters, and
+validation runs on the event loop. Every regular expression here is applied at positions
+that cannot overlap and cannot backtrack past its own token, so no input costs more than
+a few passes over the text.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
+
+import regex
+
+from .tlds import ALL as TLDS
 
 URL_LENGTH = 23  # X and Mastodon count every URL as 23 characters
 
-_TLDS = (
-    "com|org|net|io|co|dev|app|ly|me|gl|info|edu|gov|uk|de|fr|es|it|nl|eu|ca|us|tv|ai|gg|xyz|social|jp|br|au"
-)
-_URL = re.compile(
-    r"(?:https?://[^\s<>\"]+)"
-    r"|(?:www\.[^\s<>\"]+)"
-    rf"|(?:(?<![\w@.])[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.(?:{_TLDS})\b(?:/[^\s<>\"]*)?)",
-    re.IGNORECASE,
-)
-_TRAILING = ".,;:!?'\")]}"
-_MENTION = re.compile(r"(?<![\w@])(@[a-z0-9_]+)@[a-z0-9.-]+\.[a-z]{2,}", re.IGNORECASE)
-
-_LATIN_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
-_PICTOGRAPHIC = (
-    (0x00A9, 0x00A9), (0x00AE, 0x00AE), (0x203C, 0x203C), (0x2049, 0x2049), (0x2122, 0x2122),
-    (0x2139, 0x2139), (0x2194, 0x21AA), (0x231A, 0x23FF), (0x24C2, 0x24C2), (0x25AA, 0x25FE),
-    (0x2600, 0x27BF), (0x2934, 0x2935), (0x2B05, 0x2B55), (0x3030, 0x3030), (0x303D, 0x303D),
-    (0x3297, 0x3299), (0x1F000, 0x1F1E5), (0x1F200, 0x1F3FA), (0x1F400, 0x1FAFF), (0x1FC00, 0x1FFFD),
-)
-_ZWJ = 0x200D
+_CLUSTER = regex.compile(r"\X")
+# A link may start here: the start of the text, or after a space, an opening bracket or a quote.
+_START = regex.compile(r"(?:^|(?<=[\s(\[{<\"'“‘«]))(?=[A-Za-z0-9])")
+_SCHEME = regex.compile(r"https?://(?=\w)", regex.IGNORECASE)
+_TOKEN = regex.compile(r"\S*")
+_BARE_HOST = regex.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_AFTER_HOST = frozenset("/?#:")
+_TRAILING = frozenset(".,;:!?'\"…”’»")
+_PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
+EMOJI_CHAR = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,109 +54,92 @@ class UrlSpan:
         return self.url if self.url.lower().startswith(("http://", "https://")) else f"https://{self.url}"
 
 
-def find_urls(text: str) -> list[UrlSpan]:
-    spans = []
-    for match in _URL.finditer(text):
-        url = match.group(0).rstrip(_TRAILING)
-        if url.count("(") < url.count(")"):  # keep a balanced closing parenthesis only
-            url = url.rstrip(")")
-        if "." in url:
-            spans.append(UrlSpan(match.start(), match.start() + len(url), url))
-    return spans
-
-
-def _in(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
-    return any(low <= cp <= high for low, high in ranges)
-
-
-def _is_regional(cp: int) -> bool:
-    return 0x1F1E6 <= cp <= 0x1F1FF
-
-
-def _is_extend(ch: str) -> bool:
-    cp = ord(ch)
-    return (
-        unicodedata.category(ch) in ("Mn", "Me", "Mc")
-        or cp == _ZWJ
-        or 0xFE00 <= cp <= 0xFE0F
-        or 0xE0100 <= cp <= 0xE01EF
-        or 0x1F3FB <= cp <= 0x1F3FF
-        or 0xE0020 <= cp <= 0xE007F
-        or 0x1160 <= cp <= 0x11FF
-        or 0xFF9E <= cp <= 0xFF9F
-    )
-
-
-def _joins(cluster: str, ch: str) -> bool:
-    """Whether ``ch`` continues the cluster that ends with ``cluster[-1]``."""
-    last = cluster[-1]
-    if last == "\r":
-        return ch == "\n"
-    if unicodedata.category(last) == "Cc" or unicodedata.category(ch) == "Cc":
-        return False
-    if _is_extend(ch):
-        return True
-    cp = ord(ch)
-    if ord(last) == _ZWJ and len(cluster) > 1:
-        return _in(cp, _PICTOGRAPHIC)
-    if _is_regional(cp):
-        return sum(_is_regional(ord(c)) for c in cluster) % 2 == 1 and _is_regional(ord(last))
-    return False
-
-
 def grapheme_clusters(text: str) -> list[str]:
-    clusters: list[str] = []
-    for ch in text:
-        if clusters and _joins(clusters[-1], ch):
-            clusters[-1] += ch
-        else:
-            clusters.append(ch)
+    clusters: list[str] = _CLUSTER.findall(text)
     return clusters
 
 
 def graphemes(text: str) -> int:
-    return len(grapheme_clusters(text))
+    return len(_CLUSTER.findall(text))
 
 
-def _is_emoji(cluster: str) -> bool:
-    cps = [ord(c) for c in cluster]
-    if any(_is_regional(cp) for cp in cps):
-        return True
-    if not any(_in(cp, _PICTOGRAPHIC) for cp in cps):
+def find_urls(text: str) -> list[UrlSpan]:
+    spans: list[UrlSpan] = []
+    position = 0
+    while (start := _START.search(text, position)) is not None:
+        begin = start.start()
+        end = _link_end(text, begin)
+        if end is None:
+            position = begin + 1
+            continue
+        spans.append(UrlSpan(begin, end, text[begin:end]))
+        position = end
+    return spans
+
+
+def _link_end(text: str, begin: int) -> int | None:
+    """Where the link starting at ``begin`` ends, or None if there is none."""
+    scheme = _SCHEME.match(text, begin)
+    if scheme is not None:
+        host_start = scheme.end()
+        end = _token_end(text, host_start)
+    else:
+        host = _BARE_HOST.match(text, begin)
+        if host is None or not _known_domain(host.group()):
+            return None
+        host_start, end = begin, host.end()
+        if end < len(text) and text[end] == "@":  # an e-mail address
+            return None
+        if end < len(text) and text[end] in _AFTER_HOST:
+            end = _token_end(text, end)
+    end = _without_trailing(text, host_start, end)
+    host_end = host_start
+    while host_end < end and text[host_end] not in "/?#":
+        host_end += 1
+    return end if "." in text[host_start:host_end].strip(".") else None
+
+
+def _token_end(text: str, position: int) -> int:
+    """The end of the run of non-space characters at ``position``."""
+    token = _TOKEN.match(text, position)
+    return token.end() if token is not None else position
+
+
+def _known_domain(host: str) -> bool:
+    labels = host.split(".")
+    if any(not label or label[0] == "-" or label[-1] == "-" for label in labels):
         return False
-    return any(cp > 0x10FF for cp in cps if _in(cp, _PICTOGRAPHIC)) or 0xFE0F in cps or _ZWJ in cps
+    return labels[-1].lower() in TLDS
 
 
-def _replace_urls(text: str, placeholder_length: int) -> tuple[str, int]:
-    """The text without its URLs, and the count the URLs add."""
-    spans = find_urls(text)
-    parts, last = [], 0
-    for span in spans:
-        parts.append(text[last : span.start])
-        last = span.end
-    parts.append(text[last:])
-    return "".join(parts), placeholder_length * len(spans)
-
-
-def x_weighted_length(text: str) -> int:
-    """X's character count (compare with 280): weights in hundredths, rounded up."""
-    rest, units = _replace_urls(unicodedata.normalize("NFC", text), URL_LENGTH * 100)
-    for cluster in grapheme_clusters(rest):
-        if _is_emoji(cluster):
-            units += 200
+def _without_trailing(text: str, begin: int, end: int) -> int:
+    """``end`` moved back over trailing punctuation and unbalanced closing brackets."""
+    piece = text[begin:end]
+    surplus = {close: piece.count(close) - piece.count(open_) for close, open_ in _PAIRS.items()}
+    while end > begin:
+        last = text[end - 1]
+        if last in _TRAILING:
+            end -= 1
+        elif last in _PAIRS and surplus[last] > 0:
+            surplus[last] -= 1
+            end -= 1
         else:
-            units += sum(100 if _in(ord(c), _LATIN_RANGES) else 200 for c in cluster)
-    return -(-units // 100)
+            break
+    return end
+
+
+def is_emoji(cluster: str) -> bool:
+    """An emoji: a pictograph (outside Latin-1, or with VS16 / ZWJ), a flag or a keycap."""
+    if "\u20e3" in cluster or any(0x1F1E6 <= ord(c) <= 0x1F1FF for c in cluster):
+        return True
+    pictographs: list[str] = EMOJI_CHAR.findall(cluster)
+    return bool(pictographs) and (
+        any(ord(c) > 0xFF for c in pictographs) or "\ufe0f" in cluster or "\u200d" in cluster
+    )
 
 
 def threads_length(text: str) -> int:
-    return sum(len(c.encode()) if _is_emoji(c) else len(c) for c in grapheme_clusters(text))
-
-
-def mastodon_length(text: str) -> int:
-    rest, count = _replace_urls(text, URL_LENGTH)
-    rest = _MENTION.sub(r"\1", rest)
-    return count + graphemes(rest)
+    return sum(len(c.encode()) if is_emoji(c) else len(c) for c in grapheme_clusters(text))
 
 
 def utf16_length(text: str) -> int:

@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 
-from ..errors import AuthError, ContentRejectedError, PlatformConfigError
+from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
+from ._tokens import reconnect
 from .base import UNLIMITED, Adapter, PlatformFacts, PublishContext
 from .http import body_excerpt, raise_for_generic_status, send
 
@@ -64,7 +65,8 @@ class WebhookAdapter(Adapter):
             return _result(response)
         raise_for_generic_status(response, what="webhook")
         if response.status_code in (401, 403):
-            raise AuthError(f"webhook refused the signature (HTTP {response.status_code}): reconnect webhook")
+            reason = body_excerpt(response)
+            raise reconnect(self.name, f"HTTP {response.status_code}" + (f": {reason}" if reason else ""))
         if response.status_code in (404, 405, 410):
             raise PlatformConfigError(f"webhook URL answered HTTP {response.status_code}: check metadata.url")
         raise ContentRejectedError(f"webhook rejected the post (HTTP {response.status_code}): {body_excerpt(response)}")

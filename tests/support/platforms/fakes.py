@@ -19,13 +19,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
 import json
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from scheduler_daemon.platforms.text import find_urls
+from scheduler_daemon.platforms.twitter_text import weighted_length
 
 from .context import IMAGE, IMAGE_URL
 
@@ -148,7 +153,7 @@ def graph_error(
 
 class FacebookFake(Fake):
     name = "facebook"
-    base = "https://fb.test/v21.0"
+    base = "https://fb.test/v26.0"
 
     def error(self, kind: str) -> httpx.Response:
         return graph_error(kind, (506, None, "Duplicate status message"))
@@ -158,7 +163,7 @@ class FacebookFake(Fake):
         assert request.method == "POST"
         if bad := self.token_error(fields.get("access_token")):
             return bad
-        if request.url.path == "/v21.0/1234/photos":
+        if request.url.path == "/v26.0/1234/photos":
             assert fields["url"] == IMAGE_URL
             self.media_refs.append(fields["url"])
             if fields["published"] == "false":
@@ -167,7 +172,7 @@ class FacebookFake(Fake):
             return self.publish(
                 request, Published(fields["caption"], [fields["url"]]), {"id": "ph1", "post_id": "1234_777"}
             )
-        assert request.url.path == "/v21.0/1234/feed", request.url.path
+        assert request.url.path == "/v26.0/1234/feed", request.url.path
         assert request.url.params["fields"] == "id,permalink_url"
         media = [m["media_fbid"] for m in json.loads(fields.get("attached_media", "[]"))]
         return self.publish(request, Published(fields["message"], media),
@@ -267,7 +272,7 @@ class ContainerFake(Fake):
 
 class InstagramFake(ContainerFake):
     name = "instagram"
-    version = "v21.0"
+    version = "v26.0"
     user = "17841"
     create_edge, publish_edge, status_field, caption_field = "media", "media_publish", "status_code", "caption"
     refresh_grant = "ig_refresh_token"
@@ -284,10 +289,54 @@ class ThreadsFake(ContainerFake):
 
     def create(self, fields: dict[str, str]) -> httpx.Response:
         assert fields["media_type"] in ("TEXT", "IMAGE", "CAROUSEL")
+        if len(find_urls(fields.get("text", ""))) > 5:  # since 2025-12-22
+            return reply(400, {"error": {"message": "The post has too many links.", "type": "THApiException",
+                                         "code": 100, "error_subcode": 4279009,
+                                         "error_user_msg": "THREADS_API__LINK_LIMIT_EXCEEDED"}})
         return super().create(fields)
 
 
 # --- LinkedIn -----------------------------------------------------------------------------
+
+
+LITTLE_TEXT_RESERVED = set("\\|{}@[]()<>#*_~")
+_LINK = re.compile(r"(?:https?://|www\.)\S+|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?:[/?#:]\S*)?")
+_HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\#\|((?:[^\\{}|]|\\.)+)\}")
+
+
+def little_text(commentary: str) -> tuple[str, list[str], list[str]]:
+    """What LinkedIn shows of a commentary: (text, hashtags, auto-linked URLs).
+
+    ``{hashtag|\\#|tag}`` is a hashtag; a backslash escapes the next character; a URL
+    written out links (a backslash inside breaks it); a reserved character left bare
+    cuts the text there, as LinkedIn's docs warn."""
+    shown: list[str] = []
+    hashtags: list[str] = []
+    links: list[str] = []
+    i = 0
+    while i < len(commentary):
+        at_word_start = i == 0 or commentary[i - 1].isspace() or commentary[i - 1] in "(["
+        template = _HASHTAG_TEMPLATE.match(commentary, i)
+        link = _LINK.match(commentary, i) if at_word_start else None
+        char = commentary[i]
+        if template:
+            tag = re.sub(r"\\(.)", r"\1", template.group(1))
+            hashtags.append(tag)
+            shown.append("#" + tag)
+            i = template.end()
+        elif link and "\\" not in link.group():
+            links.append(link.group())
+            shown.append(link.group())
+            i = link.end()
+        elif char == "\\" and i + 1 < len(commentary):
+            shown.append(commentary[i + 1])
+            i += 2
+        elif char in LITTLE_TEXT_RESERVED:
+            break  # "unescaped reserved characters may truncate the text"
+        else:
+            shown.append(char)
+            i += 1
+    return "".join(shown), hashtags, links
 
 
 class LinkedInFake(Fake):
@@ -297,8 +346,12 @@ class LinkedInFake(Fake):
     def __init__(self) -> None:
         super().__init__()
         self.refresh_token = "li-refresh-1"
+        # The months LinkedIn serves in December 2026 (each lives about a year).
+        self.active_versions = {"202601", "202602", "202603", "202604", "202605", "202606", "202607"}
         self.images: dict[str, str] = {}
         self.commentaries: dict[str, str] = {}
+        self.hashtags: list[list[str]] = []  # per post, the hashtags LinkedIn made of it
+        self.links: list[list[str]] = []  # per post, the URLs it auto-linked
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -323,7 +376,10 @@ class LinkedInFake(Fake):
             return reply(201)
         if request.url.path == "/oauth/v2/accessToken":
             return await self.refresh(request)
-        assert request.headers["linkedin-version"] == "202601"
+        version = request.headers["linkedin-version"]
+        if version not in self.active_versions:  # a sunset (or never released) version
+            return reply(426, {"status": 426, "code": "NONEXISTENT_VERSION",
+                               "message": f"Requested version {version} is not active"})
         assert request.headers["x-restli-protocol-version"] == "2.0.0"
         if bad := self.token_error(bearer(request)):
             return bad
@@ -359,7 +415,10 @@ class LinkedInFake(Fake):
             assert media["id"] in self.images and self.images[media["id"]] == "AVAILABLE"
         urn = f"urn:li:share:{7000 + len(self.commentaries) + 1}"
         self.commentaries[commentary] = urn
-        self.posts.append(Published(commentary, [media["id"]] if media else []))
+        shown, hashtags, links = little_text(commentary)
+        self.hashtags.append(hashtags)
+        self.links.append(links)
+        self.posts.append(Published(shown, [media["id"]] if media else []))
         return self.lost(request) if kind == "unknown" else reply(201, None, {"x-restli-id": urn})
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
@@ -387,6 +446,7 @@ class XFake(Fake):
         super().__init__()
         self.refresh_token = "x-refresh-1"
         self.media_ids: list[str] = []
+        self.max_chars = 280  # the account's limit (25,000 with X Premium)
 
     def error(self, kind: str) -> httpx.Response:
         if kind in ("auth", "expired"):
@@ -399,6 +459,10 @@ class XFake(Fake):
         if kind == "transient":
             return reply(503, {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank",
                                "status": 503})
+        if kind == "usage-capped":  # the plan's monthly cap or the credits are used up
+            return reply(429, {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap",
+                               "type": "https://api.twitter.com/2/problems/usage-capped", "period": "Monthly",
+                               "scope": "Product", "status": 429})
         return reply(403, {"detail": "You are not allowed to create a Tweet with duplicate content.",
                            "type": "about:blank", "title": "Forbidden", "status": 403})
 
@@ -419,6 +483,10 @@ class XFake(Fake):
             return reply(200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(IMAGE)}})
         assert request.method == "POST" and path == "/2/tweets", path
         tweet = body(request)
+        if weighted_length(tweet["text"]) > self.max_chars:  # X counts with twitter-text v3
+            return reply(400, {"errors": [{"message": "Your Tweet text is too long."}], "title": "Invalid Request",
+                               "detail": "One or more parameters to your request was invalid.",
+                               "type": "https://api.twitter.com/2/problems/invalid-request"})
         media = tweet.get("media", {}).get("media_ids", [])
         assert all(m in self.media_ids for m in media)
         kind = self.gate()
@@ -454,6 +522,14 @@ class XFake(Fake):
 
 
 class BlueskyFake(Fake):
+    """A PDS as documented and as the reference PDS behaves: XRPC errors ``{"error",
+    "message"}``; an expired access JWT answers 400 ``ExpiredToken``; ``refreshSession``
+    rotates the pair and refuses a used or revoked refresh JWT with 400 ``ExpiredToken``
+    "Token has been revoked" (``revoked``: the session was revoked, its access JWT has
+    expired); ``putRecord`` of an identical record is a no-op answered without
+    ``commit``; ``getRecord`` answers 400 ``RecordNotFound``; ``resolveHandle`` knows
+    ``handles``."""
+
     name = "bluesky"
     refreshable = True
     did = "did:plc:alice"
@@ -463,10 +539,12 @@ class BlueskyFake(Fake):
         self.valid_token = jwt(time.time() + 7200)
         self.refresh_token = "refresh-jwt-1"
         self.records: dict[str, dict[str, Any]] = {}
+        self.handles = {"alice.test": self.did, "bob.test": "did:plc:bob"}
+        self.blobs: dict[str, bytes] = {}
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
-            "auth": (400, {"error": "InvalidToken", "message": "Token has been revoked"}),
+            "auth": (400, {"error": "InvalidToken", "message": "Token could not be verified"}),
             "expired": (400, {"error": "ExpiredToken", "message": "Token has expired"}),
             "rate": (429, {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}),
             "transient": (502, {"error": "UpstreamFailure", "message": "Upstream Failure"}),
@@ -474,7 +552,8 @@ class BlueskyFake(Fake):
                 400,
                 {
                     "error": "InvalidRequest",
-                    "message": "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes",
+                    "message": "Invalid app.bsky.feed.post record: grapheme too big (maximum 300, got 301)"
+                    " at $.record.text",
                 },
             ),
         }
@@ -483,36 +562,67 @@ class BlueskyFake(Fake):
                    "ratelimit-reset": str(int(time.time()) + 300)} if kind == "rate" else None
         return reply(status, data, headers)
 
+    def token_error(self, token: str | None) -> httpx.Response | None:
+        return self.error("expired") if self.revoked else super().token_error(token)
+
+    @staticmethod
+    def cid(value: Any) -> str:
+        return "bafyrei" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:40]
+
     async def route(self, request: httpx.Request) -> httpx.Response:
-        assert request.method == "POST"
         method = request.url.path.removeprefix("/xrpc/")
+        if request.method == "GET":
+            return self.query(method, dict(request.url.params))
+        assert request.method == "POST"
         if method == "com.atproto.server.refreshSession":
             return await self.refresh(request)
         if bad := self.token_error(bearer(request)):
             return bad
         if method == "com.atproto.repo.uploadBlob":
-            assert request.headers["content-type"] == "image/png" and request.content == IMAGE
+            assert request.headers["content-type"].startswith("image/") and request.content
             self.media_refs.append(request.content)
-            return reply(200, {"blob": {"$type": "blob", "ref": {"$link": "bafkreiblob"}, "mimeType": "image/png",
-                                        "size": len(IMAGE)}})
+            link = self.cid(base64.b64encode(request.content).decode())
+            self.blobs[link] = request.content
+            return reply(200, {"blob": {"$type": "blob", "ref": {"$link": link},
+                                        "mimeType": request.headers["content-type"], "size": len(request.content)}})
         assert method == "com.atproto.repo.putRecord", method
         data = body(request)
         assert data["repo"] == self.did and data["collection"] == "app.bsky.feed.post" and len(data["rkey"]) == 13
         record = data["record"]
         assert record["$type"] == "app.bsky.feed.post" and record["createdAt"].endswith("Z")
+        dt.datetime.fromisoformat(record["createdAt"])
+        for facet in record.get("facets", []):
+            assert 0 <= facet["index"]["byteStart"] < facet["index"]["byteEnd"] <= len(record["text"].encode())
         kind = self.gate()
         if kind and kind != "unknown":
             return self.error(kind)
+        uri = f"at://{self.did}/app.bsky.feed.post/{data['rkey']}"
+        answer: dict[str, Any] = {"uri": uri, "cid": self.cid(record), "validationStatus": "valid"}
         if self.records.get(data["rkey"]) != record:  # an identical rewrite is a no-op
+            if data["rkey"] not in self.records:
+                embed = record.get("embed", {})
+                refs = [i["image"]["ref"]["$link"] for i in embed.get("images", [])]
+                self.posts.append(Published(record["text"], refs))
             self.records[data["rkey"]] = record
-            images = record.get("embed", {}).get("images", [])
-            self.posts.append(Published(record["text"], [i["image"]["ref"]["$link"] for i in images]))
-        answer = {"uri": f"at://{self.did}/app.bsky.feed.post/{data['rkey']}", "cid": "bafyreirecord"}
+            answer["commit"] = {"cid": "bafyreicommit", "rev": f"3l{len(self.records):011d}"}
         return self.lost(request) if kind == "unknown" else reply(200, answer)
+
+    def query(self, method: str, params: dict[str, str]) -> httpx.Response:
+        if method == "com.atproto.identity.resolveHandle":
+            if did := self.handles.get(params["handle"]):
+                return reply(200, {"did": did})
+            error = "HandleNotFound" if params["handle"].endswith(".test") else "InvalidRequest"
+            return reply(400, {"error": error, "message": "Unable to resolve handle"})
+        assert method == "com.atproto.repo.getRecord", method
+        assert params["repo"] == self.did and params["collection"] == "app.bsky.feed.post"
+        uri = f"at://{self.did}/app.bsky.feed.post/{params['rkey']}"
+        if (record := self.records.get(params["rkey"])) is None:
+            return reply(400, {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"})
+        return reply(200, {"uri": uri, "cid": self.cid(record), "value": record})
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         if self.revoked or bearer(request) != self.refresh_token:
-            return reply(400, {"error": "ExpiredToken", "message": "Token has expired"})
+            return reply(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
         await self.new_tokens()
         self.valid_token = jwt(time.time() + 7200)
         self.refresh_token = f"refresh-jwt-{self.refresh_calls + 1}"
@@ -524,12 +634,19 @@ class BlueskyFake(Fake):
 
 
 class MastodonFake(Fake):
+    """Mastodon: ``Idempotency-Key`` remembered for one hour (``PostStatusService``
+    stores it with a 3,600 s expiry), async media (202, then 206 until processed),
+    422 for a status with unprocessed media. ``clock`` is the instance's time."""
+
     name = "mastodon"
+    IDEMPOTENCY_SECONDS = 3600
 
     def __init__(self) -> None:
         super().__init__()
-        self.keys: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, tuple[float, dict[str, Any]]] = {}  # key → (stored at, status)
         self.media: dict[str, int] = {}
+        self.clock = 0.0
+        self.processing_polls = 1  # GET /api/v1/media/{id} answers 206 this many times
 
     def error(self, kind: str) -> httpx.Response:
         reset = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=300)).isoformat(timespec="microseconds")
@@ -566,28 +683,84 @@ class MastodonFake(Fake):
         if path.startswith("/api/v1/media/"):
             media_id = path.rsplit("/", 1)[-1]
             self.media[media_id] += 1
-            return reply(206 if self.media[media_id] == 1 else 200, {"id": media_id, "url": "https://files.test/x.png"})
+            if self.media[media_id] <= self.processing_polls:
+                return reply(206, {"id": media_id, "url": None})
+            return reply(200, {"id": media_id, "url": "https://files.test/x.png"})
         assert request.method == "POST" and path == "/api/v1/statuses"
         key = request.headers["idempotency-key"]
         data = body(request)
         assert data["visibility"] == "public"
-        for media_id in data.get("media_ids", []):
-            assert self.media[media_id] >= 2, "posted unprocessed media"
+        if any(self.media[m] <= self.processing_polls for m in data.get("media_ids", [])):
+            refusal = "Cannot attach files that have not finished processing. Try again in a moment!"
+            return reply(422, {"error": refusal})
         kind = self.gate()
         if kind and kind != "unknown":
             return self.error(kind)
-        if key not in self.keys:  # the instance remembers the key: a repeat returns the original
-            status_id = f"10370487408636037{len(self.keys) + 1}"
-            self.keys[key] = {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"}
+        stored = self.keys.get(key)
+        if stored is None or self.clock - stored[0] >= self.IDEMPOTENCY_SECONDS:
+            # A new key, or one the instance has forgotten after an hour: a new status.
+            status_id = f"10370487408636037{len(self.posts) + 1}"
+            stored = (self.clock, {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"})
+            self.keys[key] = stored
             self.posts.append(Published(data["status"], data.get("media_ids", [])))
-        return self.lost(request) if kind == "unknown" else reply(200, self.keys[key])
+        return self.lost(request) if kind == "unknown" else reply(200, stored[1])
 
 
 # --- Telegram -----------------------------------------------------------------------------
 
 
+def telegram_fields(request: httpx.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The fields of a JSON or multipart Bot API call, and the uploaded files' bytes."""
+    if not request.headers["content-type"].startswith("multipart/form-data"):
+        return body(request), {}
+    boundary = request.headers["content-type"].split("boundary=", 1)[1].encode()
+    fields: dict[str, Any] = {}
+    uploads: dict[str, bytes] = {}
+    for part in request.content.split(b"--" + boundary)[1:-1]:
+        head, _, value = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        name = head.split(b'name="', 1)[1].split(b'"', 1)[0].decode()
+        if b"filename=" in head:
+            uploads[name] = value
+        else:
+            fields[name] = value.decode()
+    return fields, uploads
+
+
+RESERVED = {"MarkdownV2": set("_*[]()~`>#+-=|{}.!\\"), "Markdown": set("_*`[")}
+
+
+def parse_entities(text: str, parse_mode: str | None) -> str | None:
+    """The text Telegram shows, or None where it answers "can't parse entities". Only
+    escapes are modelled: any unescaped reserved character fails, as formatting does
+    not occur in the tests."""
+    if parse_mode in RESERVED:
+        reserved, shown, escaped = RESERVED[parse_mode], [], False
+        for char in text:
+            if escaped:
+                if char not in reserved and parse_mode == "Markdown":
+                    shown.append("\\")  # legacy Markdown keeps a backslash before other characters
+                shown.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char in reserved:
+                return None
+            else:
+                shown.append(char)
+        return None if escaped else "".join(shown)
+    if parse_mode == "HTML":
+        if "<" in text or ">" in text or re.search(r"&(?!(?:amp|lt|gt|quot);)", text):
+            return None
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    return text
+
+
 class TelegramFake(Fake):
     name = "telegram"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url_sizes: dict[str, int] = {}  # the size Telegram finds at a photo URL
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -606,21 +779,34 @@ class TelegramFake(Fake):
         _, bot, method = request.url.path.split("/")
         if bad := self.token_error(bot.removeprefix("bot")):
             return bad
-        data = body(request)
+        data, uploads = telegram_fields(request)
         kind = self.gate()
         if kind and kind != "unknown":
             return self.error(kind)
-        if data["chat_id"] == "-100old":
+        if str(data["chat_id"]) == "-100old":
             return reply(400, {"ok": False, "error_code": 400,
                                "description": "Bad Request: group chat was upgraded to a supergroup chat",
                                "parameters": {"migrate_to_chat_id": -100777}})
         if method == "sendPhoto":
-            assert data["photo"] == IMAGE_URL
-            self.media_refs.append(data["photo"])
-            self.posts.append(Published(data["caption"], [data["photo"]]))
+            photo = uploads["photo"] if "photo" in uploads else data["photo"]
+            if isinstance(photo, str):
+                assert photo.startswith("https://")
+                if self.url_sizes.get(photo, 0) > 5 * 1024 * 1024:  # Telegram fetches at most 5 MB
+                    return reply(400, {"ok": False, "error_code": 400,
+                                       "description": "Bad Request: wrong file identifier/HTTP URL specified"})
+            self.media_refs.append(photo)
+            text, limit = data.get("caption", ""), 1024
         else:
             assert method == "sendMessage", method
-            self.posts.append(Published(data["text"]))
+            text, limit = data["text"], 4096
+        parsed = parse_entities(text, data.get("parse_mode"))
+        if parsed is None:
+            return reply(400, {"ok": False, "error_code": 400,
+                               "description": "Bad Request: can't parse entities: Character '.' is reserved "
+                                              "and must be escaped with the preceding '\\'"})
+        if len(parsed.encode("utf-16-le")) // 2 > limit:  # counted after entity parsing
+            return reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"})
+        self.posts.append(Published(parsed, [self.media_refs[-1]] if method == "sendPhoto" else []))
         message = {"message_id": 41 + len(self.posts), "date": 1_700_000_000,
                    "chat": {"id": -1001234, "type": "channel", "title": "My channel", "username": "mychannel"}}
         return self.lost(request) if kind == "unknown" else reply(200, {"ok": True, "result": message})
@@ -629,8 +815,26 @@ class TelegramFake(Fake):
 # --- Discord ------------------------------------------------------------------------------
 
 
+def discord_pings(content: str, allowed: dict[str, Any] | None) -> list[str]:
+    """Who a message notifies: without ``allowed_mentions`` everything in the content
+    (``@everyone``/``@here``, ``<@user>``, ``<@&role>``); with it only the listed kinds."""
+    kinds = {"everyone", "users", "roles"} if allowed is None else set(allowed.get("parse", []))
+    pings = []
+    if "everyone" in kinds:
+        pings += re.findall(r"@(?:everyone|here)\b", content)
+    if "users" in kinds:
+        pings += re.findall(r"<@!?\d+>", content)
+    if "roles" in kinds:
+        pings += re.findall(r"<@&\d+>", content)
+    return pings
+
+
 class DiscordFake(Fake):
     name = "discord"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pinged: list[str] = []
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -678,6 +882,7 @@ class DiscordFake(Fake):
         if kind and kind != "unknown":
             return self.error(kind)
         self.posts.append(Published(payload["content"], media))
+        self.pinged.extend(discord_pings(payload["content"], payload.get("allowed_mentions")))
         message = {"id": "1200", "channel_id": "555", "content": payload["content"], "webhook_id": "111"}
         return self.lost(request) if kind == "unknown" else reply(200, message)
 
@@ -692,6 +897,9 @@ class SlackFake(Fake):
     def __init__(self) -> None:
         super().__init__()
         self.refresh_token = "xoxe-1-refresh-1"
+        self.markup: list[str] = []  # <…> Slack read as markup (a link, a mention, <!channel>)
+        self.alt_texts: list[str | None] = []
+        self.titles: list[str | None] = []
 
     def error(self, kind: str) -> httpx.Response:
         if kind == "rate":
@@ -719,7 +927,7 @@ class SlackFake(Fake):
             assert data["channel"] == "C123"
             return self.publish(
                 request,
-                Published(data["text"]),
+                Published(self.shown(data["text"])),
                 {"ok": True, "channel": "C123", "ts": "1503435956.000247", "message": {"text": data["text"]}},
             )
         fields = form(request)
@@ -735,12 +943,20 @@ class SlackFake(Fake):
             )
         if method == "files.getUploadURLExternal":
             assert int(fields["length"]) == len(IMAGE) and fields["filename"] == "cat.png"
+            self.alt_texts.append(fields.get("alt_txt"))
             return reply(200, {"ok": True, "upload_url": "https://files.slack.test/upload/v1/abc", "file_id": "F123"})
         assert method == "files.completeUploadExternal", method
         files = json.loads(fields["files"])
         assert files[0]["id"] == "F123" and fields["channel_id"] == "C123"
+        self.titles.append(files[0].get("title"))
         answer = {"ok": True, "files": [{"id": "F123", "shares": {"public": {"C123": [{"ts": "1503435957.000100"}]}}}]}
-        return self.publish(request, Published(fields.get("initial_comment", ""), ["F123"]), answer)
+        return self.publish(request, Published(self.shown(fields.get("initial_comment", "")), ["F123"]), answer)
+
+    def shown(self, text: str) -> str:
+        """What Slack shows: ``<…>`` is its markup (links, ``<!channel>`` pings), the three
+        entities are the characters."""
+        self.markup.extend(re.findall(r"<[^>]*>", text))
+        return re.sub(r"<[^>]*>", "", text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
         kind = self.gate()

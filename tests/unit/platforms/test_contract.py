@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import uuid
 
 import httpx
 import pytest
 
+from scheduler_daemon.engine import classify
 from scheduler_daemon.errors import (
     AuthError,
     ContentRejectedError,
@@ -68,15 +71,39 @@ async def test_content_over_the_limit_is_rejected_before_any_call(case: Case) ->
     assert fake.requests == []
 
 
+AUTH_REASONS = {
+    "facebook": "Error validating access token", "instagram": "Error validating access token",
+    "threads": "Error validating access token", "linkedin": "has been revoked by the user",
+    "x": "Unauthorized", "bluesky": "Token has been revoked", "mastodon": "The access token is invalid",
+    "telegram": "Unauthorized", "discord": "Unknown Webhook", "slack": "invalid_auth",
+}
+
+
 @every
-async def test_auth_failure_asks_to_reconnect_without_leaking_the_token(case: Case) -> None:
+async def test_auth_failure_asks_to_reconnect_once_with_the_platform_s_reason(case: Case) -> None:
     fake, platform, conn, store, ctx = setup(case)
     fake.revoked = True
     with pytest.raises(AuthError) as caught:
         await platform.publish(post(case), conn, ctx)
-    assert f"reconnect {case.name}" in str(caught.value)
-    assert conn.access_token and conn.access_token not in str(caught.value)
+    now = dt.datetime.now(dt.timezone.utc)
+    outcome = classify.classify(
+        caught.value, post_id=uuid.uuid4(), platform=case.name, attempt=1, started_at=now, finished_at=now,
+        max_attempts=5, retry_base=1.0, retry_max=60.0,
+    )
+    message = outcome.error_message or ""
+    assert message.count(f"reconnect {case.name}") == 1, message
+    assert AUTH_REASONS[case.name] in message, message
+    assert conn.access_token and conn.access_token not in message
     assert store.refresher_calls <= 1 and fake.posts == []
+
+
+async def test_a_refused_refresh_says_why() -> None:
+    case = next(c for c in CASES if c.name == "x")
+    fake, platform, conn, _store, ctx = setup(case, case.refresh_connection)
+    fake.revoked = True
+    with pytest.raises(AuthError, match="Value passed for the token was invalid") as caught:
+        await platform.publish(post(case), conn, ctx)
+    assert str(caught.value).count("reconnect x") == 1
 
 
 @every

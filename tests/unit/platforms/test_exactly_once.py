@@ -7,7 +7,7 @@ import pytest
 
 from scheduler_daemon.errors import AuthError, OutcomeUnknownError, TransientError
 from scheduler_daemon.platforms.bluesky import record_key
-from scheduler_daemon.platforms.linkedin import escape
+from scheduler_daemon.platforms.linkedin import commentary, escape
 from scheduler_daemon.platforms.telegram import TelegramAdapter
 from support.platforms.cases import CASES, adapter, connection, post, settings
 from support.platforms.context import FakeContext, Store, next_attempt
@@ -34,21 +34,35 @@ async def test_mastodon_resends_a_lost_status_with_the_same_idempotency_key() ->
     assert result.platform_post_id == "103704874086360371" and len(fake.posts) == 1
 
 
-async def test_bluesky_checkpoints_its_record_key_and_rewrites_the_same_record() -> None:
+async def test_bluesky_after_a_lost_answer_finds_the_record_by_its_key_and_writes_nothing_more() -> None:
     case, fake, platform, conn, ctx = setup("bluesky")
     fake.fail = ["unknown"]
     first = post(case, "see https://example.com/ünï")
     with pytest.raises(TransientError):
         await platform.publish(first, conn, ctx)
     rkey = record_key(first.id, first.scheduled_at)
-    assert ctx.state == {"rkey": rkey, "created_at": "2030-01-02T03:04:05.000Z"}
+    assert ctx.state["rkey"] == rkey and ctx.state["created_at"] == fake.records[rkey]["createdAt"]
     result = await platform.publish(next_attempt(first, ctx), conn, ctx)
     puts = [body(r) for r in fake.requests if r.url.path.endswith("putRecord")]
-    assert [p["rkey"] for p in puts] == [rkey, rkey] and puts[0]["record"] == puts[1]["record"]
+    gets = [r for r in fake.requests if r.url.path.endswith("getRecord")]
+    assert [p["rkey"] for p in puts] == [rkey] and len(gets) == 1
     assert result.platform_post_id == f"at://did:plc:alice/app.bsky.feed.post/{rkey}" and len(fake.posts) == 1
     facet = puts[0]["record"]["facets"][0]
     assert facet["index"] == {"byteStart": 4, "byteEnd": 4 + len("https://example.com/ünï".encode())}
     assert facet["features"][0]["uri"] == "https://example.com/ünï"
+
+
+async def test_bluesky_retry_that_finds_no_record_writes_it_with_its_own_send_time() -> None:
+    """A checkpoint without a record (the write never landed): written now, same key."""
+    case, fake, platform, conn, ctx = setup("bluesky")
+    fake.fail = ["transient"]
+    first = post(case, "hello")
+    with pytest.raises(TransientError):
+        await platform.publish(first, conn, ctx)
+    sent_first = ctx.state["created_at"]
+    await platform.publish(next_attempt(first, ctx), conn, ctx)
+    puts = [body(r)["record"]["createdAt"] for r in fake.requests if r.url.path.endswith("putRecord")]
+    assert len(puts) == 2 and puts[0] == sent_first and puts[1] >= sent_first and len(fake.posts) == 1
 
 
 def test_bluesky_record_keys_are_tids_fixed_per_post() -> None:
@@ -94,7 +108,7 @@ async def test_ready_container_is_reused_after_a_failed_publish(name: str) -> No
 
 async def test_linkedin_duplicate_answer_is_the_existing_post() -> None:
     case, fake, platform, conn, ctx = setup("linkedin")
-    fake.commentaries[escape("Hello (again) #news")] = "urn:li:share:6999"
+    fake.commentaries[commentary("Hello (again) #news")] = "urn:li:share:6999"
     result = await platform.publish(post(case, "Hello (again) #news"), conn, ctx)
     assert result.platform_post_id == "urn:li:share:6999"
     assert result.platform_post_url == "https://www.linkedin.com/feed/update/urn:li:share:6999"
