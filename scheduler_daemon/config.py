@@ -18,13 +18,13 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .outbound import Network, parse_networks
 from .platforms.settings import PlatformSettings
 
 T = TypeVar("T")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
-HTTP_TRANSPORTS = ("aiohttp", "httpx")
 
 
 def default_state_dir() -> Path:
@@ -43,8 +43,12 @@ class Settings:
     max_attempts: int = 5
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 900.0
-    http_timeout_seconds: float = 30.0
-    http_transport: str = "aiohttp"
+    http_timeout_seconds: float = 30.0  # total deadline of one request, connect to last byte
+    # One whole publish attempt (media, uploads, container polls included); from_env's
+    # default is the media poll timeout plus six request deadlines.
+    attempt_timeout_seconds: float = 300.0
+    # Networks (SCHEDULER_ALLOW_NETWORKS) where any address and port may be called.
+    allow_networks: tuple[Network, ...] = ()
     shutdown_timeout_seconds: float = 30.0
     recovery_after_seconds: float = 120.0
     heartbeat_seconds: float = 10.0
@@ -79,6 +83,8 @@ class Settings:
         env = dict(os.environ if env is None else env)
         _load_credentials(env)
         read = _Reader(env)
+        platforms = PlatformSettings.from_env(env)
+        http_timeout = read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", float, 30.0, minimum=0.001)
         settings = cls(
             database_url=read.text("DATABASE_URL"),
             grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", float, 3600.0, minimum=0),
@@ -87,8 +93,12 @@ class Settings:
             max_attempts=read.number("SCHEDULER_MAX_ATTEMPTS", int, 5, minimum=1),
             retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", float, 10.0, minimum=0),
             retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", float, 900.0, minimum=0),
-            http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", float, 30.0, minimum=0.001),
-            http_transport=read.choice("SCHEDULER_HTTP_TRANSPORT", HTTP_TRANSPORTS, "aiohttp"),
+            http_timeout_seconds=http_timeout,
+            attempt_timeout_seconds=read.number(
+                "SCHEDULER_ATTEMPT_TIMEOUT_SECONDS", float,
+                platforms.media_poll_timeout_seconds + 6 * http_timeout, minimum=0.001,
+            ),
+            allow_networks=parse_networks(read.text("SCHEDULER_ALLOW_NETWORKS")),
             shutdown_timeout_seconds=read.number("SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", float, 30.0, minimum=0),
             recovery_after_seconds=read.number("SCHEDULER_RECOVERY_AFTER_SECONDS", float, 120.0, minimum=0),
             heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", float, 10.0, minimum=0.05),
@@ -98,7 +108,7 @@ class Settings:
             log_format=read.choice("SCHEDULER_LOG_FORMAT", LOG_FORMATS, "auto"),
             instance_id=read.text("SCHEDULER_INSTANCE_ID") or f"{socket.gethostname()}:{os.getpid()}",
             state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
-            platforms=PlatformSettings.from_env(env),
+            platforms=platforms,
             metrics_address=read.address("SCHEDULER_METRICS_ADDRESS"),
             notify_socket=read.text("NOTIFY_SOCKET"),
             watchdog_usec=read.text("WATCHDOG_USEC"),
