@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
-
 from .config import Settings
 from .db import embedded
 from .db.operations import DatabaseErrors, Operations, open_operations
@@ -741,9 +739,10 @@ async def _adapter_problems(settings: Settings, ops: Operations, args: argparse.
     """Problems reported by the adapters that define ``check_connection(connection)``
     (returning a list of problems, possibly awaitable; an exception is a problem too)."""
     from .platforms.registry import Registry
+    from .transport import outbound_client
 
     found: dict[uuid.UUID, list[str]] = {}
-    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.http_timeout_seconds), follow_redirects=False) as client:
+    async with outbound_client(settings) as client:  # the daemon's outbound rules apply here too
         registry = Registry.build(settings.platforms, client)
         checks: dict[str, Callable[[Connection], Any]] = {}
         for name in registry.names:

@@ -28,17 +28,9 @@ from .outcomes import OutcomeWriter
 from .platforms.registry import Registry
 from .systemd import Notifier
 from .timing import SystemClock, format_delay
-from .transport import AiohttpTransport
+from .transport import outbound_client
 
 logger = structlog.get_logger("scheduler_daemon.daemon")
-
-
-def _warm_httpcore() -> None:
-    """httpcore loads anyio's asyncio backend on its first request (about 15 ms here);
-    load it now, inside the loop, so the first post of the day is not the late one."""
-    import anyio
-
-    anyio.Event()
 
 
 class Daemon:
@@ -96,19 +88,7 @@ class Daemon:
             )
             stack.push_async_callback(pool.close)
             repository = Repository(pool, self.run_id)
-            transport = self.transport
-            if transport is None and s.http_transport == "aiohttp":
-                transport = AiohttpTransport(max_connections=s.concurrency)
-            elif transport is None:
-                _warm_httpcore()
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=transport,
-                    timeout=httpx.Timeout(s.http_timeout_seconds),
-                    limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
-                    follow_redirects=False,
-                )
-            )
+            client = await stack.enter_async_context(outbound_client(s, self.transport))
             writer = OutcomeWriter(repository)
             dispatcher = Dispatcher(
                 s, repository, Registry.build(s.platforms, client), writer, self.clock, client, self.metrics
