@@ -26,14 +26,16 @@ from .db.repository import Repository
 from .errors import AuthError, InvalidScheduleError, OutcomeUnknownError, TransientError
 from .media import MediaResolver
 from .metrics import Metrics
-from .models import Connection, MediaItem, Outcome, OutcomeKind, ScheduledRow
+from .models import Connection, MediaItem, Outcome, OutcomeKind, Post, ScheduledRow
 from .notifications import MalformedNotification, Op, parse
 from .outcomes import OutcomeWriter, classify, published
 from .platforms.base import Refresher
+from .platforms.http import within_deadline
 from .platforms.pacing import Pacer
 from .platforms.registry import Registry
 from .schedule import Armed, Schedule
 from .timing import Clock, due_instant, format_delay, utc_from_ts
+from .token_refresh import TokenRefresh
 
 logger = structlog.get_logger("scheduler_daemon.dispatcher")
 
@@ -42,24 +44,28 @@ SPIN_SECONDS = 0.0015
 
 
 class _Context:
-    """PublishContext for one attempt: the daemon's services, bound to one post."""
+    """PublishContext for one attempt: the daemon's services, bound to one post and its owner."""
 
-    def __init__(self, post_id: uuid.UUID, repository: Repository, media: MediaResolver) -> None:
-        self.post_id = post_id
+    def __init__(
+        self, post: Post, repository: Repository, media: MediaResolver, tokens: TokenRefresh
+    ) -> None:
+        self.post_id = post.id
+        self.owner = post.user_id  # storage paths must be this user's
         self.repository = repository
         self.media = media
+        self.tokens = tokens
 
     async def checkpoint(self, **values: Any) -> None:
         await self.repository.checkpoint(self.post_id, values)
 
     async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
-        return await self.repository.refresh_tokens(connection, refresher)
+        return await self.tokens.refresh(connection, refresher)
 
     async def media_url(self, item: MediaItem) -> str:
-        return await self.media.media_url(item)
+        return await self.media.media_url(item, self.owner)
 
     async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
-        return await self.media.media_bytes(item, max_bytes)
+        return await self.media.media_bytes(item, max_bytes, self.owner)
 
 
 class Dispatcher:
@@ -79,6 +85,7 @@ class Dispatcher:
         self.writer = writer
         self.clock = clock
         self.media = MediaResolver(settings.platforms, client)
+        self.tokens = TokenRefresh(repository, deadline=settings.http_timeout_seconds)
         self.pacer = Pacer(settings.platforms)
         self.metrics = metrics or Metrics()
         self.schedule = Schedule()
@@ -320,7 +327,10 @@ class Dispatcher:
             adapter.validate(post)
             connection = rows.pick_connection(record)
             async with self.pacer.slot(platform, str(connection.id)):
-                result = await adapter.publish(post, connection, _Context(post_id, self.repository, self.media))
+                context = _Context(post, self.repository, self.media, self.tokens)
+                result = await within_deadline(
+                    adapter.publish(post, connection, context), self.settings.attempt_timeout_seconds
+                )
         except Exception as exc:  # classified, never fatal: every other post goes on
             if isinstance(exc, AuthError) and connection is not None:
                 await self._mark_needs_reconnect(connection, log)
