@@ -1,7 +1,8 @@
 """Helpers shared by the platform adapters: tokens, JSON bodies, bounded polls, media rules.
 
 * ``TokenHolder`` keeps the connection of one publish attempt and refreshes its token
-  through ``PublishContext.refresh_tokens`` (row lock, stored atomically) at most once:
+  through ``PublishContext.refresh_tokens`` (once per connection, stored by
+  compare-and-swap: ``token_refresh``) at most once:
   before the call when it expires within a margin, or after the first auth failure the
   platform marks as curable by a refresh (``RefreshableAuthError``).
 * ``call`` sends one request through ``http.send`` and lets the adapter's error mapping
@@ -29,7 +30,7 @@ from ..errors import (
 )
 from ..models import Connection, MediaItem, Post
 from .base import PublishContext, Refresher, TokenSet
-from .http import retry_after, send
+from .http import publishes_nothing, retry_after, send
 from .settings import ClientCredentials
 
 DISPLAY = {
@@ -255,8 +256,10 @@ T = TypeVar("T")
 
 
 async def preparing(step: Awaitable[T]) -> T:
-    """Run a step that publishes nothing (an upload, a container): a lost answer is retryable."""
+    """Run a step that publishes nothing (an upload, a container): a lost answer is retryable,
+    and so is an attempt whose deadline passes before anything else was sent."""
     try:
-        return await step
+        with publishes_nothing():
+            return await step
     except OutcomeUnknownError as exc:
         raise TransientError(f"{exc} (while preparing; nothing was published)") from exc
