@@ -51,7 +51,7 @@ from .common import (
     seconds_until_epoch,
     text_field,
 )
-from .http import body_excerpt, retry_after, send
+from .http import body_excerpt, excerpt, retry_after, send
 from .settings import PlatformSettings
 from .text import find_urls, graphemes, utf8_offset
 
@@ -109,7 +109,8 @@ def classify(response: httpx.Response) -> PublishError | None:
     if response.is_success:
         return None
     data = json_object(response)
-    error, message = str(data.get("error") or ""), str(data.get("message") or body_excerpt(response))[:300]
+    error = excerpt(data.get("error") or "", 60)
+    message = excerpt(data.get("message") or "") or body_excerpt(response)
     status = response.status_code
     if error == "ExpiredToken":
         return RefreshableAuthError(f"Bluesky session expired ({message}): reconnect bluesky")

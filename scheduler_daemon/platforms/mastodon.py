@@ -42,7 +42,7 @@ from .common import (
     require_id,
     text_field,
 )
-from .http import body_excerpt, retry_after
+from .http import body_excerpt, excerpt, retry_after
 from .settings import PlatformSettings
 from .text import mastodon_length
 
@@ -67,7 +67,7 @@ def reset_wait(response: httpx.Response) -> float | None:
 def classify(response: httpx.Response) -> PublishError | None:
     if response.is_success:
         return None
-    message = str(json_object(response).get("error") or body_excerpt(response))[:300]
+    message = excerpt(json_object(response).get("error") or "") or body_excerpt(response)
     status = response.status_code
     if status in (401, 403):
         return reconnect("mastodon", message)
