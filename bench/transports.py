@@ -38,7 +38,10 @@ def make(name: str, concurrency: int) -> httpx.AsyncBaseTransport | None:
     if name == DAEMON_TRANSPORT:
         import scheduler_daemon.transport as own
 
-        made: httpx.AsyncBaseTransport = own.AiohttpTransport(max_connections=concurrency)
+        from scheduler_daemon.outbound import Guard, parse_networks
+
+        guard = Guard(parse_networks("127.0.0.1/32"))  # the receiver
+        made: httpx.AsyncBaseTransport = own.AiohttpTransport(max_connections=concurrency, guard=guard)
         return made
     raise ValueError(f"unknown transport {name!r}")
 
