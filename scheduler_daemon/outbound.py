@@ -158,7 +158,8 @@ class Guard:
         for url in configured_urls:
             if url:
                 parsed = httpx.URL(url)
-                origins.add((parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)))
+                host = parsed.raw_host.decode("ascii")  # IDNA-encoded, as the resolver sees it
+                origins.add((host, parsed.port or (443 if parsed.scheme == "https" else 80)))
         return cls(tuple(allow), frozenset(origins))
 
     def trusts(self, host: str, port: int) -> bool:
