@@ -1,23 +1,20 @@
 """Token refresh off the database pool: no connection or row lock is held across the
 platform's HTTP call, which a tenant's server (a Bluesky PDS) may make as slow as it likes.
 
-Per platform connection (``TokenRefresh.refresh``)::
+``TokenRefresh.refresh(connection, refresher)``, per platform connection::
 
-    idle ──a publish needs a refresh──▶ one caller holds the connection's in-process lock
-      ▲                                   (the others wait for it, then re-read)
-      │                                         │ read the row (no lock, no transaction)
-      │                 token already changed ◀─┤
-      └── return the stored row ◀───────────────┤ call the platform (deadline), no pool held
-                                                │ store by compare-and-swap on the old token
-                              swap lost ◀───────┤ swap won
-                 (another daemon refreshed,     └──▶ return the stored row
-                  or the user reconnected):
-                  return the winner's row
+    wait for the connection's in-process lock (one refresh at a time per connection)
+      → read the row (one statement: no transaction, no lock)
+          token differs from the caller's → someone refreshed: return the row
+      → call the platform within ``deadline``, holding nothing of the pool
+          refused (AuthError) and the row changed meanwhile → return the row
+      → store by compare-and-swap on the token the refresh started from
+          swapped → return the stored row
+          the row changed meanwhile (another daemon, a reconnect) → return the winner's row
 
-So concurrent publishes on one connection refresh once in this process, and across
-daemons the loser of a race takes the winner's tokens instead of overwriting them; a
-refresh the platform refuses because a winner already rotated the refresh token ends the
-same way.
+So concurrent publishes on one connection refresh once in this process (the others find
+the new token once they get the lock), and across daemons the loser of a race takes the
+winner's tokens instead of overwriting them.
 """
 
 from __future__ import annotations
