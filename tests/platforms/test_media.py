@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from hostile.servers import Server, endless
 from scheduler_daemon.errors import AddressNotAllowedError, ContentRejectedError, PlatformConfigError, TransientError
 from scheduler_daemon.media import MAX_REDIRECTS, MediaResolver, owned_object
 from scheduler_daemon.models import MediaItem
@@ -36,63 +37,27 @@ def item(url: str | None = None, path: str | None = None) -> MediaItem:
     return MediaItem(url=url, storage_path=path, alt=None, mime=None)
 
 
-class Site:
-    """A local web server: /img (the image), /big (no length, endless), /hop/<n> (a chain
-    of n redirects to /img), /to?url= (one redirect to anywhere), /status/<code>."""
+async def image(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=IMAGE, content_type="image/png")
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.hits: list[str] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def __aenter__(self) -> Site:
-        app = web.Application()
-        app.router.add_get("/img", self.image)
-        app.router.add_get("/big", self.big)
-        app.router.add_get("/hop/{n}", self.hop)
-        app.router.add_get("/to", self.to)
-        app.router.add_get("/status/{code}", self.status)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://{'[' + self.host + ']' if ':' in self.host else self.host}:{port}"
-        return self
+async def hop(request: web.Request) -> web.StreamResponse:
+    n = int(request.path.rsplit("/", 1)[1])
+    raise web.HTTPFound(f"/hop/{n - 1}" if n > 1 else "/img")
 
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
 
-    async def image(self, request: web.Request) -> web.StreamResponse:
-        self.hits.append(request.path_qs)
-        return web.Response(body=IMAGE, content_type="image/png")
+async def to(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently(request.query["url"])
 
-    async def big(self, request: web.Request) -> web.StreamResponse:
-        self.hits.append(request.path_qs)
-        response = web.StreamResponse(headers={"Content-Type": "image/png"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        try:
-            while True:
-                await response.write(b"b" * 65536)
-        except (ConnectionError, RuntimeError):
-            pass
-        return response
 
-    async def hop(self, request: web.Request) -> web.StreamResponse:
-        self.hits.append(request.path_qs)
-        n = int(request.match_info["n"])
-        raise web.HTTPFound(f"/hop/{n - 1}" if n > 1 else "/img")
+async def status(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=int(request.path.rsplit("/", 1)[1]))
 
-    async def to(self, request: web.Request) -> web.StreamResponse:
-        self.hits.append(request.path_qs)
-        raise web.HTTPMovedPermanently(request.query["url"])
 
-    async def status(self, request: web.Request) -> web.StreamResponse:
-        self.hits.append(request.path_qs)
-        return web.Response(status=int(request.match_info["code"]))
+def media_site(host: str = "127.0.0.1") -> Server:
+    """/img (the image), /big (no length, endless), /hop/<n> (a chain of n redirects to
+    /img), /to?url= (one redirect to anywhere), /status/<code>; ``hits`` lists requests."""
+    return Server(host, {"/img": image, "/big": endless("image/png"), "/hop/": hop, "/to": to, "/status/": status})
 
 
 @pytest.fixture
@@ -107,7 +72,7 @@ def resolver(client: httpx.AsyncClient, env: dict[str, str] | None = None, stora
 
 
 async def test_a_download_follows_up_to_five_redirects(client: httpx.AsyncClient) -> None:
-    async with Site() as site:
+    async with media_site() as site:
         media = resolver(client)
         assert await media.media_bytes(item(url=f"{site.url}/hop/{MAX_REDIRECTS}"), 10**6, OWNER) == (IMAGE, "image/png")
         site.hits.clear()
@@ -118,7 +83,7 @@ async def test_a_download_follows_up_to_five_redirects(client: httpx.AsyncClient
 
 @pytest.mark.parametrize("target_host", ["127.0.0.2", "::1"])
 async def test_every_hop_is_guarded(client: httpx.AsyncClient, target_host: str) -> None:
-    async with Site() as site, Site(target_host) as internal:
+    async with media_site() as site, media_site(target_host) as internal:
         media = resolver(client)
         url = f"{site.url}/to?url={internal.url}/img"
         with pytest.raises(AddressNotAllowedError, match=r"media .*/to: .* is not an allowed address \(loopback\)"):
@@ -127,13 +92,13 @@ async def test_every_hop_is_guarded(client: httpx.AsyncClient, target_host: str)
 
 
 async def test_a_redirect_to_another_scheme_is_refused(client: httpx.AsyncClient) -> None:
-    async with Site() as site:
+    async with media_site() as site:
         with pytest.raises(ContentRejectedError, match="redirects to a 'file' URL"):
             await resolver(client).media_bytes(item(url=f"{site.url}/to?url=file:///etc/passwd"), 10**6, OWNER)
 
 
 async def test_a_download_is_capped_while_streaming(client: httpx.AsyncClient) -> None:
-    async with Site() as site:
+    async with media_site() as site:
         media = resolver(client)
         with pytest.raises(ContentRejectedError, match="larger than 100000 bytes") as caught:
             await media.media_bytes(item(url=f"{site.url}/big?sig=secret"), 100_000, OWNER)
@@ -146,7 +111,7 @@ async def test_a_download_is_capped_while_streaming(client: httpx.AsyncClient) -
 
 
 async def test_download_failures_are_classified(client: httpx.AsyncClient) -> None:
-    async with Site() as site:
+    async with media_site() as site:
         media = resolver(client)
         with pytest.raises(TransientError, match="HTTP 503"):
             await media.media_bytes(item(url=f"{site.url}/status/503"), 100, OWNER)
