@@ -183,7 +183,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         finally:
             _PHASE.reset(token)
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isdigit() and int(declared) > limit and request.method != "HEAD":
             response.close()
             raise ResponseTooLarge(limit, request)
         raw_headers = list(response.raw_headers)
