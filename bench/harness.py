@@ -40,7 +40,7 @@ def quiet_logs() -> None:
 
 def bench_settings(**overrides: Any) -> Settings:
     base = replace(
-        Settings.from_env({}),
+        Settings.from_env({"SCHEDULER_ALLOW_NETWORKS": "127.0.0.1/32"}),  # the receiver
         instance_id=f"bench-{uuid.uuid4().hex[:6]}",
         state_dir=Path(tempfile.gettempdir()) / "scheduler-bench-state",
     )

@@ -36,9 +36,13 @@ def make(name: str, concurrency: int) -> httpx.AsyncBaseTransport | None:
 
         return AiohttpTransport(limits=limits)
     if name == DAEMON_TRANSPORT:
-        import scheduler_daemon.transport as own
+        import ipaddress
 
-        made: httpx.AsyncBaseTransport = own.AiohttpTransport(max_connections=concurrency)
+        import scheduler_daemon.transport as own
+        from scheduler_daemon.outbound import Guard
+
+        guard = Guard((ipaddress.ip_network("127.0.0.1/32"),))  # the receiver
+        made: httpx.AsyncBaseTransport = own.AiohttpTransport(max_connections=concurrency, guard=guard)
         return made
     raise ValueError(f"unknown transport {name!r}")
 

@@ -13,6 +13,7 @@
         │   │   └── RefreshableAuthError     expired: a token refresh may cure it (adapters refresh once)
         │   ├── ContentRejectedError     the platform (or our validation) rejected the content
         │   └── PlatformConfigError      a setting or the target is wrong (names the setting)
+        │       └── AddressNotAllowedError   the outbound guard refused the target's address
         ├── RetryablePublishError    the post waits and goes out later
         │   ├── RateLimitedError         honour ``retry_after``
         │   └── TransientError           5xx, connection refused before sending: backoff
@@ -71,6 +72,10 @@ class ContentRejectedError(PermanentPublishError):
 
 class PlatformConfigError(PermanentPublishError):
     """A setting or the target (channel, page, API version) is wrong."""
+
+
+class AddressNotAllowedError(PlatformConfigError):
+    """A request would go to an address the outbound guard refuses (see ``outbound``)."""
 
 
 class RetryablePublishError(PublishError):

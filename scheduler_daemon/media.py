@@ -1,28 +1,41 @@
 """Media resolution: what a platform needs for a media item (a URL or the bytes).
 
 Plain ``url`` items work as they are. ``storage_path`` items live in Supabase Storage:
-with the ``supabase`` extra installed and ``SUPABASE_URL`` plus ``SUPABASE_SERVICE_KEY``
-set, they become signed URLs (valid ``SUPABASE_SIGNED_URL_SECONDS``) made by the
-``supabase`` package's async client, created once on first use. A ``storage_path`` is
-``<bucket>/<object path>``, or just the object path when ``SUPABASE_STORAGE_BUCKET`` is
-set.
+with the ``supabase`` extra installed and ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` and
+``SUPABASE_STORAGE_BUCKET`` set, they become signed URLs (valid
+``SUPABASE_SIGNED_URL_SECONDS``) made by the ``supabase`` package's async client, created
+once on first use.
 
-``media_bytes`` streams the download and stops at the cap (the smaller of the platform's
-limit and ``SCHEDULER_MAX_MEDIA_BYTES``). Messages name the item by its storage path or
-its URL without the query string: a signed URL's token never reaches a message.
+The service key can sign any object, so a ``storage_path`` is scoped to the post's owner
+(the campaign's user) before anything is signed: it is ``<owner's user id>/<path>`` inside
+``SUPABASE_STORAGE_BUCKET`` (a leading ``<bucket>/`` is accepted), printable ASCII, with no
+empty, ``.`` or ``..`` segment and none of ``%``, ``\\``, ``?``, ``#`` (nothing an HTTP
+client or Storage could normalise into another object). Anything else is refused with the
+reason.
+
+``media_bytes`` streams the download through the daemon's transport, capped at the
+smaller of the platform's limit and ``SCHEDULER_MAX_MEDIA_BYTES`` (``transport.MAX_BYTES``:
+past it nothing more is read), and follows at most ``MAX_REDIRECTS`` redirects, each hop a
+new request that the outbound guard checks again. Messages name the item by its storage
+path or its URL without the query string: a signed URL's token never reaches a message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import uuid
 from typing import Any, Protocol
 
 import httpx
 
 from .config.platforms import PlatformSettings
-from .errors import ContentRejectedError, PlatformConfigError, TransientError
+from .errors import AddressNotAllowedError, ContentRejectedError, PlatformConfigError, TransientError
 from .models import MediaItem
+from .transport import MAX_BYTES, ResponseTooLarge
+
+MAX_REDIRECTS = 5
+_UNSAFE = frozenset("%\\?#")
 
 
 class SignedUrls(Protocol):
@@ -78,6 +91,34 @@ def label(item: MediaItem) -> str:
     return (item.storage_path or (item.url or "").split("?", 1)[0])[:200]
 
 
+def owned_object(storage_path: str, owner: uuid.UUID | None, bucket: str) -> str:
+    """The object path inside ``bucket`` that ``storage_path`` names, if it is ``owner``'s;
+    ``ContentRejectedError`` with the reason otherwise."""
+    shown = repr(storage_path[:200])
+
+    def refuse(why: str) -> ContentRejectedError:
+        return ContentRejectedError(
+            f"storage_path {shown} is refused: {why}; it must be '<your user id>/<file>' in the {bucket} bucket"
+        )
+
+    if owner is None:
+        raise refuse("the post has no campaign, so no owner")
+    if not storage_path.isascii() or not storage_path.isprintable():
+        raise refuse("only printable ASCII characters are allowed")
+    if bad := sorted(_UNSAFE.intersection(storage_path)):
+        raise refuse(f"{' '.join(bad)} may not appear in it")
+    segments = storage_path.split("/")
+    if any(s in ("", ".", "..") for s in segments):
+        raise refuse("empty, '.' and '..' segments are not allowed")
+    if len(segments) > 2 and segments[0] == bucket and segments[1] == str(owner):
+        segments = segments[1:]  # '<bucket>/<user id>/…' names the same object
+    if segments[0] != str(owner):
+        raise refuse(f"it does not start with the post owner's user id ({owner}/)")
+    if len(segments) < 2:
+        raise refuse("it names no file")
+    return "/".join(segments)
+
+
 class MediaResolver:
     def __init__(
         self, settings: PlatformSettings, client: httpx.AsyncClient, storage: SignedUrls | None = None
@@ -88,49 +129,49 @@ class MediaResolver:
         if storage is None and settings.supabase_url and settings.supabase_service_key:
             self._storage = SupabaseStorage(settings.supabase_url, settings.supabase_service_key)
 
-    async def media_url(self, item: MediaItem) -> str:
+    async def media_url(self, item: MediaItem, owner: uuid.UUID | None) -> str:
+        """A URL for the item; a ``storage_path`` must be ``owner``'s (``owned_object``)."""
         if item.url:
             return item.url
         if not item.storage_path:
             raise ContentRejectedError("a media item has neither url nor storage_path")
-        if self._storage is None:
+        bucket = self.settings.supabase_bucket
+        if self._storage is None or not bucket:
             raise PlatformConfigError(
                 f"media {item.storage_path[:200]!r} is a Supabase storage path: install the 'supabase' extra "
-                "and set SUPABASE_URL and SUPABASE_SERVICE_KEY"
+                "and set SUPABASE_URL, SUPABASE_SERVICE_KEY and SUPABASE_STORAGE_BUCKET"
             )
-        bucket, path = self._locate(item.storage_path)
+        path = owned_object(item.storage_path, owner, bucket)
         return await self._storage.signed_url(bucket, path, self.settings.signed_url_seconds)
 
-    def _locate(self, storage_path: str) -> tuple[str, str]:
-        path = storage_path.lstrip("/")
-        if self.settings.supabase_bucket:
-            return self.settings.supabase_bucket, path
-        bucket, _, rest = path.partition("/")
-        if not bucket or not rest:
-            raise PlatformConfigError(
-                f"storage_path {storage_path[:200]!r} must be '<bucket>/<path>' (or set SUPABASE_STORAGE_BUCKET)"
-            )
-        return bucket, rest
-
-    async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
-        url = await self.media_url(item)
+    async def media_bytes(self, item: MediaItem, max_bytes: int, owner: uuid.UUID | None) -> tuple[bytes, str]:
         cap = min(max_bytes, self.settings.max_media_bytes)
         name = label(item)
-        request = self.client.build_request("GET", url)
+        request = self.client.build_request("GET", await self.media_url(item, owner), extensions={MAX_BYTES: cap})
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._get(request, name)
+            try:
+                if response.next_request is None:
+                    _check_status(response, name)
+                    content = await _read(response, cap, name)
+                    mime = item.mime or response.headers.get("content-type", "application/octet-stream")
+                    return content, mime.split(";")[0].strip()
+                request = response.next_request
+            finally:
+                await response.aclose()
+            if request.url.scheme not in ("http", "https"):
+                raise ContentRejectedError(f"media {name} redirects to a {request.url.scheme[:20]!r} URL")
+        raise ContentRejectedError(f"media {name} redirects more than {MAX_REDIRECTS} times")
+
+    async def _get(self, request: httpx.Request, name: str) -> httpx.Response:
         try:  # a GET publishes nothing: every transport failure is retryable
-            response = await self.client.send(request, stream=True)
+            return await self.client.send(request, stream=True)
+        except AddressNotAllowedError as exc:
+            raise AddressNotAllowedError(f"media {name}: {exc}") from None
+        except ResponseTooLarge as exc:  # its declared length
+            raise ContentRejectedError(f"media {name} is larger than {exc.limit} bytes") from None
         except httpx.TransportError as exc:
             raise TransientError(f"media {name} could not be downloaded ({type(exc).__name__})") from exc
-        try:
-            _check_status(response, name)
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > cap:
-                raise ContentRejectedError(f"media {name} is larger than {cap} bytes ({declared})")
-            content = await _read_capped(response, cap, name)
-        finally:
-            await response.aclose()
-        mime = item.mime or response.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
-        return content, mime
 
 
 def _check_status(response: httpx.Response, name: str) -> None:
@@ -142,15 +183,13 @@ def _check_status(response: httpx.Response, name: str) -> None:
     raise ContentRejectedError(f"media {name} could not be downloaded (HTTP {status})")
 
 
-async def _read_capped(response: httpx.Response, cap: int, name: str) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
+async def _read(response: httpx.Response, cap: int, name: str) -> bytes:
     try:
-        async for chunk in response.aiter_bytes():
-            total += len(chunk)
-            if total > cap:
-                raise ContentRejectedError(f"media {name} is larger than {cap} bytes")
-            chunks.append(chunk)
+        content = await response.aread()
+    except ResponseTooLarge as exc:
+        raise ContentRejectedError(f"media {name} is larger than {exc.limit} bytes") from None
     except httpx.TransportError as exc:
         raise TransientError(f"media {name}: the download broke off ({type(exc).__name__})") from exc
-    return b"".join(chunks)
+    if len(content) > cap:  # a transport without the MAX_BYTES extension (a test's)
+        raise ContentRejectedError(f"media {name} is larger than {cap} bytes")
+    return content

@@ -21,7 +21,7 @@ import httpx
 from ..errors import OutcomeUnknownError, PublishError, RateLimitedError, RefreshableAuthError, TransientError
 from ..models import MediaItem
 from .base import DISPLAY
-from .http import retry_after, send
+from .http import publishes_nothing, retry_after, send
 
 if TYPE_CHECKING:
     from ._tokens import TokenHolder
@@ -125,8 +125,10 @@ T = TypeVar("T")
 
 
 async def preparing(step: Awaitable[T]) -> T:
-    """Run a step that publishes nothing (an upload, a container): a lost answer is retryable."""
+    """Run a step that publishes nothing (an upload, a container): a lost answer is retryable,
+    and so is an attempt whose deadline passes before anything else was sent."""
     try:
-        return await step
+        with publishes_nothing():
+            return await step
     except OutcomeUnknownError as exc:
         raise TransientError(f"{exc} (while preparing; nothing was published)") from exc

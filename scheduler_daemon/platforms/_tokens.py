@@ -1,9 +1,10 @@
 """The token of one publish attempt: refreshed through the daemon at most once.
 
 ``TokenHolder`` keeps the connection of one attempt and refreshes its token through
-``PublishContext.refresh_tokens`` (row lock, stored atomically) at most once: before the
-call when it expires within a margin, or after the first auth failure the platform marks
-as curable by a refresh (``RefreshableAuthError``). ``oauth_token_set`` and
+``PublishContext.refresh_tokens`` (once per connection, stored by compare-and-swap:
+``token_refresh``) at most once: before the call when it expires within a margin, or
+after the first auth failure the platform marks as curable by a refresh
+(``RefreshableAuthError``). ``oauth_token_set`` and
 ``refresh_grant`` are the OAuth 2.0 halves the refreshers share.
 """
 

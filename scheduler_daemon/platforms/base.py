@@ -18,7 +18,7 @@ and benchmarks replace), holds no per-post state, and:
   boundary with ``raise ... from``.
 
 ``PublishContext`` is the daemon's side: checkpoints that survive a crash or retry, token
-refresh under a row lock, and media resolution.
+refresh once per connection, and media resolution.
 """
 
 from __future__ import annotations
@@ -84,9 +84,10 @@ class PublishContext(Protocol):
     async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
         """Refresh the connection's tokens once, even with concurrent publishes.
 
-        Locks the connection row; if another publish already replaced the token that
-        ``connection`` holds, returns the stored one without calling ``refresher``;
-        otherwise calls it and stores its result in the same transaction.
+        If another publish already replaced the token that ``connection`` holds, returns
+        the stored one without calling ``refresher``; otherwise calls it (holding no
+        database connection) and stores its result if the row still holds the old token,
+        else returns the row that won.
         """
         ...
 

@@ -71,7 +71,7 @@ from ._calls import call, json_object, preparing, rate_limited, require_id, seco
 from ._tokens import TokenHolder, reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .bluesky_card import page_card
-from .http import body_excerpt, retry_after, send
+from .http import body_excerpt, excerpt, retry_after, send
 from .text import graphemes
 
 IMAGE_BYTES = 2_000_000  # app.bsky.embed.images lexicon
@@ -120,11 +120,10 @@ def jwt_expiry(token: str | None) -> dt.datetime | None:
 
 
 def _reason(response: httpx.Response) -> tuple[str, str]:
-    """The XRPC error name and the server's message (printable, capped)."""
+    """The XRPC error name and the server's message, as excerpts (the PDS may be a tenant's)."""
     data = json_object(response)
-    error = str(data.get("error") or "")[:50]
-    message = str(data.get("message") or "") or body_excerpt(response)
-    message = "".join(c for c in message if c.isprintable())[:200]
+    error = excerpt(data.get("error") or "", 60)
+    message = excerpt(data.get("message") or "") or body_excerpt(response)
     return error, message or error or f"HTTP {response.status_code}"
 
 

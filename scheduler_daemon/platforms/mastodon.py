@@ -31,7 +31,7 @@ from ..models import Connection, MediaItem, Post, PublishResult
 from ._calls import call, filename, json_object, poll, preparing, rate_limited, require_id, text_field
 from ._tokens import TokenHolder, reconnect
 from .base import Adapter, PlatformFacts, PublishContext, check_length, check_media
-from .http import body_excerpt, retry_after
+from .http import body_excerpt, excerpt, retry_after
 from .text import URL_LENGTH, graphemes
 from .twitter_text import extract_urls
 
@@ -69,7 +69,7 @@ def reset_wait(response: httpx.Response) -> float | None:
 def classify(response: httpx.Response) -> PublishError | None:
     if response.is_success:
         return None
-    message = str(json_object(response).get("error") or body_excerpt(response))[:300]
+    message = excerpt(json_object(response).get("error") or "") or body_excerpt(response)
     status = response.status_code
     if status in (401, 403):
         return reconnect("mastodon", message)

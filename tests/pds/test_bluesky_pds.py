@@ -12,9 +12,11 @@ getBlob) — never on what the daemon says it did.
 * SIGKILL while the PDS's answer to ``putRecord`` is held: exactly one record, untouched;
 * a late post's ``createdAt`` is its send time.
 
-The in-process daemon's network is ``Web``: the PDS on 127.0.0.1 for real, and every
-other host answered locally, so link cards and media are served here and nothing leaves
-the machine. The crash test runs daemon processes on their own transport.
+The in-process daemon's network is ``Web``: the PDS on 127.0.0.1 for real, through the
+daemon's own guarded transport, which reaches it because the tests' settings allow
+127.0.0.1/32 (``SCHEDULER_ALLOW_NETWORKS``); every other host is answered locally, so link
+cards and media are served here and nothing leaves the machine. The crash test runs daemon
+processes, which build their transport themselves (with the same setting).
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ import httpx
 import pytest
 from aiohttp import ClientSession, web
 
+from scheduler_daemon.config import Settings
 from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.due import due_instant
 from scheduler_daemon.models import ScheduleKey
+from scheduler_daemon.outbound import Guard
 from scheduler_daemon.platforms.bluesky import record_key
 from scheduler_daemon.platforms.text import graphemes
+from scheduler_daemon.transport import AiohttpTransport
 from support.helpers import Watcher, insert_post, row, soon
 from support.procs import DaemonProcess
 
@@ -58,11 +63,15 @@ def png(seed: int, size: int = 4) -> bytes:
 
 
 class Web(httpx.AsyncBaseTransport):
-    """The PDS for real (over loopback); any other host answers from ``pages`` (404
-    otherwise). The outbound guard has its own suite: this one is about Bluesky."""
+    """The PDS for real (over loopback, through the daemon's ``AiohttpTransport``); any
+    other host answers from ``pages`` (404 otherwise).
 
-    def __init__(self) -> None:
-        self.real = httpx.AsyncHTTPTransport()
+    The transport's guard is the one the daemon builds from ``settings``, without trusting
+    the configured API base: the PDS passes because ``SCHEDULER_ALLOW_NETWORKS`` allows
+    its address, as a tenant's private PDS would have to."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.real = AiohttpTransport(max_connections=settings.concurrency, guard=Guard(settings.allow_networks))
         self.pages: dict[str, tuple[bytes, str]] = {}
         self.xrpc: list[str] = []
 
@@ -84,9 +93,9 @@ def pds(reference_pds: ReferencePds) -> ReferencePds:
 
 
 @pytest.fixture
-async def daemon(start_daemon: Any, pds: ReferencePds) -> AsyncIterator[Web]:
+async def daemon(start_daemon: Any, pds: ReferencePds, settings: Settings) -> AsyncIterator[Web]:
     """An in-process daemon whose Bluesky API base is the PDS; yields its network."""
-    network = Web()
+    network = Web(settings)
     await start_daemon(transport=network, platforms=PlatformSettings.from_env({"SCHEDULER_BLUESKY_API_BASE": pds.url}))
     yield network
 
@@ -258,7 +267,7 @@ async def test_graphemes_through_the_daemon(
 
 
 async def test_expired_access_token_refreshes_once_and_the_rotated_pair_is_stored(
-    db: asyncpg.Connection, watcher: Watcher, start_daemon: Any, pds: ReferencePds
+    db: asyncpg.Connection, watcher: Watcher, start_daemon: Any, pds: ReferencePds, settings: Settings
 ) -> None:
     """The row says the token is good for a day; the PDS says it expired: one refresh,
     the same write again, the new pair in platform_connections. The PDS comes from the
@@ -269,7 +278,7 @@ async def test_expired_access_token_refreshes_once_and_the_rotated_pair_is_store
     assert answer.status_code == 400 and answer.json()["error"] == "ExpiredToken"
     campaign = await connect(db, alice, access_token=expired, expires_at=dt.datetime.now(UTC) + dt.timedelta(days=1),
                              pds_url=pds.url)
-    network = Web()
+    network = Web(settings)
     await start_daemon(transport=network)
     [r] = await published(db, watcher, campaign, "after a refresh")
 

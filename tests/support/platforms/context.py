@@ -1,7 +1,7 @@
 """An in-memory ``PublishContext``: the daemon's side, faked for adapter contract tests.
 
-* ``refresh_tokens`` locks per connection (an ``asyncio.Lock`` standing for the row
-  lock); if the stored token already differs from the one the caller holds, another
+* ``refresh_tokens`` locks per connection (an ``asyncio.Lock``, as ``TokenRefresh``
+  does); if the stored token already differs from the one the caller holds, another
   publish refreshed it: the stored row is returned and the refresher is not called.
 * ``checkpoint`` merges into ``state``; ``next_attempt`` builds the post the next attempt
   sees (``publish_state`` = the merged checkpoints).
