@@ -29,11 +29,11 @@ from .engine.publisher import Publisher
 from .engine.recovery import Recovery
 from .engine.status import StatusReporter, status_line
 from .engine.writer import OutcomeWriter
+from .net.transport import outbound_client
 from .observability.metrics import Metrics
 from .platforms.registry import Registry, unknown_platforms
 from .redact import SECRETS
 from .systemd import Notifier
-from .transport import outbound_client
 
 logger = structlog.get_logger("scheduler_daemon.daemon")
 

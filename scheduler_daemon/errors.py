@@ -75,7 +75,7 @@ class PlatformConfigError(PermanentPublishError):
 
 
 class AddressNotAllowedError(PlatformConfigError):
-    """A request would go to an address the outbound guard refuses (see ``outbound``)."""
+    """A request would go to an address the outbound guard refuses (see ``net.guard``)."""
 
 
 class RetryablePublishError(PublishError):

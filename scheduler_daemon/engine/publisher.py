@@ -22,15 +22,15 @@ from ..config import Settings
 from ..db.errors import DB_ERRORS
 from ..db.repository import Repository
 from ..errors import AuthError, OutcomeUnknownError, TransientError
-from ..media import MediaResolver
 from ..models import ClaimedPost, Connection, MediaItem, Outcome, OutcomeKind, Post, Refresher
+from ..net.deadline import within_deadline
 from ..observability.metrics import Metrics
-from ..platforms.http import within_deadline
 from ..platforms.pacing import Pacer
 from ..platforms.registry import Registry
-from ..token_refresh import TokenRefresh
 from .classify import classify, published
+from .media import MediaResolver
 from .timers import Armed
+from .token_refresh import TokenRefresh
 from .writer import OutcomeWriter
 
 logger = structlog.get_logger("scheduler_daemon.dispatcher")

@@ -2,7 +2,7 @@
 
 ``TokenHolder`` keeps the connection of one attempt and refreshes its token through
 ``PublishContext.refresh_tokens`` (once per connection, stored by compare-and-swap:
-``token_refresh``) at most once: before the call when it expires within a margin, or
+``engine.token_refresh``) at most once: before the call when it expires within a margin, or
 after the first auth failure the platform marks as curable by a refresh
 (``RefreshableAuthError``). ``oauth_token_set`` and
 ``refresh_grant`` are the OAuth 2.0 halves the refreshers share.

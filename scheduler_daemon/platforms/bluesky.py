@@ -67,11 +67,11 @@ from ..errors import (
 )
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
 from . import bluesky_richtext as richtext
-from ._calls import call, json_object, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from ._calls import json_object, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from ._http import body_excerpt, call, excerpt, retry_after, send
 from ._tokens import TokenHolder, reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .bluesky_card import page_card
-from .http import body_excerpt, excerpt, retry_after, send
 from .text import graphemes
 
 IMAGE_BYTES = 2_000_000  # app.bsky.embed.images lexicon

@@ -27,10 +27,10 @@ import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, Post, PublishResult
-from ._calls import best_effort, call, filename, json_object, rate_limited, require_id, text_field
+from ._calls import best_effort, filename, json_object, rate_limited, require_id, text_field
+from ._http import body_excerpt, call, retry_after
 from ._tokens import reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .http import body_excerpt, retry_after
 
 FILE_BYTES = 10 * 1024 * 1024
 _WEBHOOK_URL = re.compile(r"/webhooks/(\d+)/([^/?#]+)")

@@ -24,7 +24,8 @@ import httpx
 from ..config.platforms import PlatformSettings
 from ..errors import PlatformConfigError, PublishError
 from ..models import Connection, Post, PublishResult
-from ._calls import call, json_object, require_id, text_field
+from ._calls import json_object, require_id, text_field
+from ._http import call
 from ._tokens import TokenHolder
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .graph import classify

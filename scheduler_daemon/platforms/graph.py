@@ -24,10 +24,10 @@ import httpx
 from ..config.platforms import PlatformSettings
 from ..errors import AuthError, ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, Post, PublishResult, TokenSet
-from ._calls import best_effort, call, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._calls import best_effort, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._http import call, send
 from ._tokens import TokenHolder, oauth_token_set, reconnect
 from .base import DISPLAY, PublishContext
-from .http import send
 
 AUTH_CODES = frozenset({102, 10, *range(200, 300)})
 AUTH_SUBCODES = frozenset({458, 459, 460, 463, 464, 467, 492, 1404078})

@@ -33,10 +33,10 @@ import regex
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import call, json_object, poll, preparing, rate_limited, text_field
+from ._calls import json_object, poll, preparing, rate_limited, text_field
+from ._http import body_excerpt, call, retry_after, send
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .http import body_excerpt, retry_after, send
 from .text import find_urls
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")

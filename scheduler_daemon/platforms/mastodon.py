@@ -28,10 +28,10 @@ import regex
 
 from ..errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult
-from ._calls import call, filename, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._calls import filename, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._http import body_excerpt, call, excerpt, retry_after
 from ._tokens import TokenHolder, reconnect
 from .base import Adapter, PlatformFacts, PublishContext, check_length, check_media
-from .http import body_excerpt, excerpt, retry_after
 from .text import URL_LENGTH, graphemes
 from .twitter_text import extract_urls
 

@@ -36,10 +36,10 @@ from ..errors import (
     TransientError,
 )
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import best_effort, call, filename, json_object, preparing, text_field
+from ._calls import best_effort, filename, json_object, preparing, text_field
+from ._http import call, retry_after, send
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .http import retry_after, send
 
 MAX_ALT_TEXT = 1_000
 AUTH_ERRORS = frozenset(

@@ -31,10 +31,10 @@ import regex
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult
-from ._calls import call, filename, json_object, rate_limited, text_field
+from ._calls import filename, json_object, rate_limited, text_field
+from ._http import body_excerpt, call, retry_after
 from ._tokens import reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit, check_length, check_media
-from .http import body_excerpt, retry_after
 from .text import utf16_length
 
 MAX_CAPTION = 1_024

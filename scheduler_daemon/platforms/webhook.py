@@ -19,9 +19,9 @@ import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
+from ._http import body_excerpt, raise_for_generic_status, send
 from ._tokens import reconnect
 from .base import UNLIMITED, Adapter, PlatformFacts, PublishContext
-from .http import body_excerpt, raise_for_generic_status, send
 
 
 def signature(body: bytes, secret: str) -> str:

@@ -31,20 +31,10 @@ import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import (
-    call,
-    filename,
-    json_object,
-    poll,
-    preparing,
-    rate_limited,
-    require_id,
-    seconds_until_epoch,
-    text_field,
-)
+from ._calls import filename, json_object, poll, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from ._http import body_excerpt, call, retry_after, send
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit, check_length
-from .http import body_excerpt, retry_after, send
 from .twitter_text import weighted_length
 
 LONG_POST_MAX = 25_000  # X Premium's long posts

@@ -9,7 +9,7 @@ import pytest
 
 from scheduler_daemon.config import Settings
 from scheduler_daemon.errors import AddressNotAllowedError, ConfigError, PlatformConfigError
-from scheduler_daemon.outbound import Guard, refusal
+from scheduler_daemon.net.guard import Guard, refusal
 
 REFUSED = [
     # IPv4

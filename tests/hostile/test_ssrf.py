@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from scheduler_daemon.outbound import Guard
+from scheduler_daemon.net.guard import Guard
+from scheduler_daemon.net.transport import AiohttpTransport
 from scheduler_daemon.testing.receiver import Receiver
-from scheduler_daemon.transport import AiohttpTransport
 from support.helpers import Watcher, insert_post, make_user, row
 from support.servers import Bystander, Mastodon, Server, redirector
 

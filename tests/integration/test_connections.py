@@ -9,9 +9,9 @@ import json
 
 from scheduler_daemon.db import rows
 from scheduler_daemon.db.repository import Repository, create_pool
+from scheduler_daemon.engine.token_refresh import TokenRefresh
 from scheduler_daemon.models import Connection, TokenSet
 from scheduler_daemon.testing.receiver import Receiver, Reply
-from scheduler_daemon.token_refresh import TokenRefresh
 from support.helpers import insert_post, make_user, row, soon
 
 

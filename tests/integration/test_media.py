@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 
 from scheduler_daemon.config.platforms import PlatformSettings
+from scheduler_daemon.engine.media import MAX_REDIRECTS, MediaResolver, owned_object
 from scheduler_daemon.errors import AddressNotAllowedError, ContentRejectedError, PlatformConfigError, TransientError
-from scheduler_daemon.media import MAX_REDIRECTS, MediaResolver, owned_object
 from scheduler_daemon.models import MediaItem
-from scheduler_daemon.outbound import Guard
-from scheduler_daemon.transport import AiohttpTransport
+from scheduler_daemon.net.guard import Guard
+from scheduler_daemon.net.transport import AiohttpTransport
 from support.servers import Server, endless
 
 OWNER = uuid.UUID("6f1d2a3b-0000-4000-8000-000000000001")

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from scheduler_daemon.config.platforms import PlatformSettings
+from scheduler_daemon.engine.media import MediaResolver
 from scheduler_daemon.errors import ContentRejectedError
-from scheduler_daemon.media import MediaResolver
 from scheduler_daemon.models import MediaItem
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
 

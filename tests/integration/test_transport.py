@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from scheduler_daemon.errors import AddressNotAllowedError, OutcomeUnknownError, TransientError
-from scheduler_daemon.outbound import Guard
-from scheduler_daemon.platforms.http import body_excerpt, excerpt, send
+from scheduler_daemon.net.guard import Guard
+from scheduler_daemon.net.transport import MAX_BYTES, AiohttpTransport, ResponseTooLarge
+from scheduler_daemon.platforms._http import body_excerpt, excerpt, send
 from scheduler_daemon.testing.receiver import Receiver, Reply
-from scheduler_daemon.transport import MAX_BYTES, AiohttpTransport, ResponseTooLarge
 
 LOCAL = Guard((ipaddress.ip_network("127.0.0.1/32"),))  # the test servers' host, and no other
 

@@ -40,10 +40,10 @@ from scheduler_daemon.config import Settings
 from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.due import due_instant
 from scheduler_daemon.models import ScheduleKey
-from scheduler_daemon.outbound import Guard
+from scheduler_daemon.net.guard import Guard
+from scheduler_daemon.net.transport import AiohttpTransport
 from scheduler_daemon.platforms.bluesky import record_key
 from scheduler_daemon.platforms.text import graphemes
-from scheduler_daemon.transport import AiohttpTransport
 from support.helpers import Watcher, insert_post, row, soon
 from support.procs import DaemonProcess
 

@@ -19,14 +19,14 @@ Every request through ``AiohttpTransport``:
   read. The count is of decoded bytes: gzip and deflate are undone here by aiohttp's
   bounded decompressor, never by httpx afterwards;
 * never follows a redirect (media downloads follow theirs through this transport, hop by
-  hop: ``media.py``).
+  hop: ``engine/media.py``).
 
 (httpx's own transport cannot give these guarantees without replacing private parts of
 it: httpx 0.28 has no public way to set httpcore's network backend, and it decodes
 Content-Encoding after the transport, unbounded. So it is not offered.)
 
 Exceptions are mapped by whether the request can have reached the platform, because the
-daemon retries only what certainly did not (``platforms/http.py``):
+daemon retries only what certainly did not (``platforms/_http.py``):
 
 * refused by the guard → ``AddressNotAllowedError``: nothing was sent;
 * could not connect (refused, DNS, TLS handshake), no pooled connection in time, or the
@@ -52,9 +52,9 @@ import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from .config import Settings
-from .errors import AddressNotAllowedError
-from .outbound import Guard
+from ..config import Settings
+from ..errors import AddressNotAllowedError
+from .guard import Guard
 
 __all__ = [
     "API_ANSWER_BYTES", "MAX_BYTES", "AiohttpTransport", "GuardedResolver", "ResponseTooLarge", "outbound_client",

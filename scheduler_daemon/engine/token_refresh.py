@@ -23,9 +23,9 @@ import asyncio
 import uuid
 from typing import Protocol
 
-from .errors import AuthError, OutcomeUnknownError, TransientError
-from .models import Connection, Refresher, TokenSet
-from .platforms.http import publishes_nothing
+from ..errors import AuthError, OutcomeUnknownError, TransientError
+from ..models import Connection, Refresher, TokenSet
+from ..net.deadline import publishes_nothing
 
 __all__ = ["TokenRefresh", "TokenStore"]
 

@@ -29,10 +29,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from .config.platforms import PlatformSettings
-from .errors import AddressNotAllowedError, ContentRejectedError, PlatformConfigError, TransientError
-from .models import MediaItem
-from .transport import MAX_BYTES, ResponseTooLarge
+from ..config.platforms import PlatformSettings
+from ..errors import AddressNotAllowedError, ContentRejectedError, PlatformConfigError, TransientError
+from ..models import MediaItem
+from ..net.transport import MAX_BYTES, ResponseTooLarge
 
 MAX_REDIRECTS = 5
 _UNSAFE = frozenset("%\\?#")
@@ -60,7 +60,7 @@ class SupabaseStorage:
                     raise PlatformConfigError(
                         "media with a storage_path needs the 'supabase' extra: pip install 'scheduler-daemon[supabase]'"
                     ) from None
-                create = getattr(module, "acreate_client", None) or getattr(module, "create_async_client")
+                create = getattr(module, "acreate_client", None) or module.create_async_client
                 self._client = await create(self.url, self._key)
             return self._client.storage
 

@@ -30,8 +30,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .config.env import Network
-from .errors import AddressNotAllowedError
+from ..config.env import Network
+from ..errors import AddressNotAllowedError
 
 __all__ = ["Address", "Guard", "Network", "refusal"]
 

@@ -1,19 +1,20 @@
-"""The HTTP boundary shared by adapters: httpx errors mapped into our tree.
+"""One request, as every adapter sends it: httpx errors mapped into our tree.
 
-Whether a failed request may be retried depends on whether it left the machine:
+* ``send`` sends one request (and tells the attempt's deadline, ``net.deadline``, that it
+  went out). Whether a failed request may be retried depends on whether it left the
+  machine:
 
-* the outbound guard refused the address → ``AddressNotAllowedError`` (a draft: retrying
-  cannot help, and nothing was sent);
-* connect errors, connect and pool timeouts: the platform never saw the request →
-  ``TransientError`` (safe to retry);
-* anything after the request was written (the deadline, a reset, a protocol error, an
-  answer over its size cap) → ``OutcomeUnknownError``: the post may exist, so it is never
-  retried blindly.
-
-``within_deadline`` bounds a whole publish attempt. Past the deadline the attempt is
-retried if nothing that may publish has been sent yet, and reported as an unknown outcome
-otherwise. A request "may publish" unless it is a GET (or HEAD, OPTIONS) or is sent
-inside ``publishes_nothing()`` (media uploads, containers and token refreshes run there).
+  - the outbound guard refused the address → ``AddressNotAllowedError`` (a draft:
+    retrying cannot help, and nothing was sent);
+  - connect errors, connect and pool timeouts: the platform never saw the request →
+    ``TransientError`` (safe to retry);
+  - anything after the request was written (the deadline, a reset, a protocol error, an
+    answer over its size cap) → ``OutcomeUnknownError``: the post may exist, so it is
+    never retried blindly.
+* ``call`` sends the request an adapter builds and lets the adapter's error mapping (its
+  ``classify``) decide; a refreshable auth failure refreshes the token once
+  (``_tokens.TokenHolder``) and re-sends the same request.
+* ``retry_after`` and ``raise_for_generic_status`` read what every API signals alike.
 
 Text from the other end (answers, their error fields) reaches a message only through
 ``excerpt``: printable characters, whitespace collapsed, a few hundred characters at
@@ -22,72 +23,37 @@ most; never a header.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email.utils
 import time
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
-from ..errors import AddressNotAllowedError, OutcomeUnknownError, RateLimitedError, TransientError
-from ..transport import ResponseTooLarge
+from ..errors import (
+    AddressNotAllowedError,
+    OutcomeUnknownError,
+    PublishError,
+    RateLimitedError,
+    RefreshableAuthError,
+    TransientError,
+)
+from ..net.deadline import sending
+from ..net.transport import ResponseTooLarge
+
+if TYPE_CHECKING:
+    from ._tokens import TokenHolder
+
+Classifier = Callable[[httpx.Response], PublishError | None]
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXCERPT_CHARS = 200
-
-T = TypeVar("T")
-
-
-class _Attempt:
-    __slots__ = ("may_have_published",)
-
-    def __init__(self) -> None:
-        self.may_have_published = False
-
-
-_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("scheduler_daemon_attempt", default=None)
-_PREPARING: ContextVar[bool] = ContextVar("scheduler_daemon_preparing", default=False)
-
-
-@contextmanager
-def publishes_nothing() -> Iterator[None]:
-    """Requests sent inside cannot publish the post (an upload, a container, a refresh)."""
-    token = _PREPARING.set(True)
-    try:
-        yield
-    finally:
-        _PREPARING.reset(token)
-
-
-async def within_deadline(step: Awaitable[T], seconds: float) -> T:
-    """Run one publish attempt for at most ``seconds`` (``SCHEDULER_ATTEMPT_TIMEOUT_SECONDS``)."""
-    attempt = _Attempt()
-    token = _ATTEMPT.set(attempt)
-    scope = asyncio.timeout(seconds)
-    try:
-        async with scope:
-            return await step
-    except TimeoutError as exc:
-        if not scope.expired():
-            raise
-        spent = f"the attempt took longer than SCHEDULER_ATTEMPT_TIMEOUT_SECONDS ({seconds:g} s)"
-        if attempt.may_have_published:
-            raise OutcomeUnknownError(f"{spent} after a request that may have published the post") from exc
-        raise TransientError(f"{spent} before anything was published; will try again") from exc
-    finally:
-        _ATTEMPT.reset(token)
 
 
 async def send(client: httpx.AsyncClient, request: httpx.Request, *, what: str) -> httpx.Response:
     """Send ``request``; map transport failures by whether the request was sent."""
-    attempt = _ATTEMPT.get()
-    if attempt is not None and request.method not in _SAFE_METHODS and not _PREPARING.get():
-        attempt.may_have_published = True
+    sending(request)
     try:
         return await client.send(request)
     except AddressNotAllowedError as exc:
@@ -100,6 +66,25 @@ async def send(client: httpx.AsyncClient, request: httpx.Request, *, what: str) 
         raise OutcomeUnknownError(f"{what}: no answer before the timeout") from exc
     except httpx.TransportError as exc:
         raise OutcomeUnknownError(f"{what}: connection lost after sending ({type(exc).__name__})") from exc
+
+
+async def call(
+    client: httpx.AsyncClient,
+    holder: TokenHolder | None,
+    build: Callable[[], httpx.Request],
+    classify: Classifier,
+    *,
+    what: str,
+) -> httpx.Response:
+    """Send the request ``build`` makes; on a refreshable auth failure refresh once and resend."""
+    while True:
+        response = await send(client, build(), what=what)
+        error = classify(response)
+        if error is None:
+            return response
+        if isinstance(error, RefreshableAuthError) and holder is not None and await holder.refresh():
+            continue
+        raise error
 
 
 def retry_after(response: httpx.Response, default: float | None = None) -> float | None:
