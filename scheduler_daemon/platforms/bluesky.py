@@ -69,10 +69,10 @@ from ..models import Connection, MediaItem, Post, PublishResult, Refresher, Toke
 from . import bluesky_richtext as richtext
 from ._calls import json_object, preparing, rate_limited, require_id, seconds_until_epoch, text_field
 from ._http import body_excerpt, call, excerpt, retry_after, send
+from ._rules import graphemes
 from ._tokens import TokenHolder, reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .bluesky_card import page_card
-from .text import graphemes
 
 IMAGE_BYTES = 2_000_000  # app.bsky.embed.images lexicon
 THUMB_BYTES = 1_000_000  # app.bsky.embed.external lexicon

@@ -7,7 +7,7 @@ compares both on the same texts):
   ASCII letters, digits, ``.`` and ``-`` up to a word boundary. Its DID comes from
   ``com.atproto.identity.resolveHandle``; a handle that does not resolve stays plain text
   (where the official client would send an empty DID);
-* **links**: ``text.find_urls`` (shared with the other platforms' counts): balanced
+* **links**: ``_rules.find_urls`` (shared with the other platforms' counts): balanced
   parentheses stay in the URL, trailing punctuation does not, bare domains get
   ``https://``;
 * **tags**: ``#`` or ``＃`` at the start or after a space, then everything up to the next
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .text import find_urls, graphemes, utf8_offset
+from ._rules import find_urls, graphemes, utf8_offset
 
 MENTION = "app.bsky.richtext.facet#mention"
 LINK = "app.bsky.richtext.facet#link"

@@ -11,7 +11,7 @@ Flow: images → ``POST /rest/images?action=initializeUpload``, one ``PUT`` of t
 bounded poll until ``AVAILABLE``; then ``POST /rest/posts`` (201, id in ``x-restli-id``).
 Commentary is "little text": LinkedIn reads ``\ | { } @ [ ] ( ) < > # * _ ~`` as markup
 and may cut the text at one left bare, so ``commentary`` escapes them, except in URLs
-(``text.find_urls``: an escaped URL no longer links) and in hashtags, which are sent as
+(``_rules.find_urls``: an escaped URL no longer links) and in hashtags, which are sent as
 LinkedIn's hashtag template ``{hashtag|\#|tag}`` (a bare or escaped ``#tag`` is no
 hashtag).
 
@@ -35,9 +35,9 @@ from ..errors import ContentRejectedError, PlatformConfigError, PublishError, Tr
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
 from ._calls import json_object, poll, preparing, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after, send
+from ._rules import find_urls
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .text import find_urls
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 _HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")

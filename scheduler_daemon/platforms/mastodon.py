@@ -30,9 +30,9 @@ from ..errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigEr
 from ..models import Connection, MediaItem, Post, PublishResult
 from ._calls import filename, json_object, poll, preparing, rate_limited, require_id, text_field
 from ._http import body_excerpt, call, excerpt, retry_after
+from ._rules import URL_LENGTH, check_length, check_media, graphemes
 from ._tokens import TokenHolder, reconnect
-from .base import Adapter, PlatformFacts, PublishContext, check_length, check_media
-from .text import URL_LENGTH, graphemes
+from .base import Adapter, PlatformFacts, PublishContext
 from .twitter_text import extract_urls
 
 DEFAULT_MAX_MEDIA = 4
@@ -94,8 +94,8 @@ class MastodonAdapter(Adapter):
         self._validate(post, self.settings.mastodon_max_characters, DEFAULT_MAX_MEDIA)
 
     def _validate(self, post: Post, max_characters: int, max_media: int) -> None:
-        check_length(self.name, mastodon_length(post.content), max_characters)
-        check_media(self.name, post, max_items=max_media)
+        check_length(self.facts.display, mastodon_length(post.content), max_characters)
+        check_media(self.facts.display, post, max_items=max_media)
         if not post.content.strip() and not post.media:
             raise ContentRejectedError("Mastodon needs text or an image; this post is empty")
 

@@ -33,9 +33,9 @@ from ..errors import ContentRejectedError, PlatformConfigError, PublishError, Tr
 from ..models import Connection, MediaItem, Post, PublishResult
 from ._calls import filename, json_object, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after
+from ._rules import check_length, check_media, utf16_length
 from ._tokens import reconnect
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit, check_length, check_media
-from .text import utf16_length
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 
 MAX_CAPTION = 1_024
 URL_PHOTO_BYTES = 5 * 1024 * 1024  # the most Telegram fetches from a URL
@@ -99,12 +99,12 @@ class TelegramAdapter(Adapter):
 
     def validate(self, post: Post) -> None:
         assert self.facts.media is not None
-        check_media(self.name, post, max_items=self.facts.media.max_items)
+        check_media(self.facts.display, post, max_items=self.facts.media.max_items)
         if post.media:
-            check_length(self.name, utf16_length(post.content), MAX_CAPTION, "characters in an image caption")
+            check_length(self.facts.display, utf16_length(post.content), MAX_CAPTION, "characters in an image caption")
         else:
             [text] = self.facts.text
-            check_length(self.name, utf16_length(post.content), text.limit)
+            check_length(self.facts.display, utf16_length(post.content), text.limit)
             if not post.content.strip():
                 raise ContentRejectedError("Telegram cannot send an empty message")
 

@@ -8,7 +8,7 @@ first code-190 failure); ``refresh_token`` unused; no metadata keys.
 Flow: a container (``media_type`` ``TEXT``, ``IMAGE`` with ``image_url``, or
 ``CAROUSEL`` of 2–20 image children), wait for ``FINISHED`` (bounded poll),
 ``threads_publish``, then read the ``permalink``. Text: 500 characters, an emoji counting
-its UTF-8 bytes; at most 5 links (``text.find_urls``): since 2025-12-22 Threads refuses
+its UTF-8 bytes; at most 5 links (``_rules.find_urls``): since 2025-12-22 Threads refuses
 more at container creation (``THREADS_API__LINK_LIMIT_EXCEEDED``), so such a post is
 refused before any call.
 
@@ -27,10 +27,10 @@ import httpx
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
+from ._rules import find_urls, threads_length
 from ._tokens import TokenHolder
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
-from .text import find_urls, threads_length
 
 MAX_LINKS = 5
 

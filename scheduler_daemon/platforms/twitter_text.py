@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import regex
 
-from .text import EMOJI_CHAR, URL_LENGTH, UrlSpan, grapheme_clusters, is_emoji
+from ._rules import EMOJI_CHAR, URL_LENGTH, UrlSpan, grapheme_clusters, is_emoji
 from .tlds import ALL as TLDS
 
 __all__ = ["extract_urls", "weighted_length"]

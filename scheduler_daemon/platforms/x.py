@@ -33,8 +33,9 @@ from ..errors import ContentRejectedError, PlatformConfigError, PublishError, Tr
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
 from ._calls import filename, json_object, poll, preparing, rate_limited, require_id, seconds_until_epoch, text_field
 from ._http import body_excerpt, call, retry_after, send
+from ._rules import check_length
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit, check_length
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .twitter_text import weighted_length
 
 LONG_POST_MAX = 25_000  # X Premium's long posts
@@ -107,7 +108,7 @@ class XAdapter(Adapter):
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)
-        check_length(self.name, weighted_length(post.content), _post_limit(connection), _UNIT)
+        check_length(self.facts.display, weighted_length(post.content), _post_limit(connection), _UNIT)
         refresher = self._refresher() if connection.refresh_token else None
         holder = TokenHolder(self.name, connection, ctx, refresher)
         await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)

@@ -42,8 +42,8 @@ from scheduler_daemon.due import due_instant
 from scheduler_daemon.models import ScheduleKey
 from scheduler_daemon.net.guard import Guard
 from scheduler_daemon.net.transport import AiohttpTransport
+from scheduler_daemon.platforms._rules import graphemes
 from scheduler_daemon.platforms.bluesky import record_key
-from scheduler_daemon.platforms.text import graphemes
 from support.helpers import Watcher, insert_post, row, soon
 from support.procs import DaemonProcess
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from scheduler_daemon.platforms.text import find_urls
+from scheduler_daemon.platforms._rules import find_urls
 from scheduler_daemon.platforms.twitter_text import weighted_length
 
 from .context import IMAGE, IMAGE_URL

@@ -5,8 +5,8 @@ from collections.abc import Callable
 
 import pytest
 
+from scheduler_daemon.platforms._rules import find_urls, graphemes, threads_length, utf8_offset, utf16_length
 from scheduler_daemon.platforms.mastodon import mastodon_length
-from scheduler_daemon.platforms.text import find_urls, graphemes, threads_length, utf8_offset, utf16_length
 from scheduler_daemon.platforms.twitter_text import weighted_length as x_weighted_length
 
 

@@ -1,4 +1,8 @@
-"""Text rules the platforms count and link by; every function is linear in the text.
+"""The rules a post is checked by before any call, and the text counting they use; every
+function is linear in the text.
+
+* ``check_length`` / ``check_media``: what ``Adapter.validate`` applies from the declared
+  limits (``PlatformFacts``), and what adapters with rules of their own call.
 
 * ``graphemes`` / ``grapheme_clusters``: Unicode extended grapheme clusters (UAX #29,
   the ``regex`` module's ``\\X``), which is what Bluesky's server (``Intl.Segmenter``)
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 
 import regex
 
+from ..errors import ContentRejectedError
+from ..models import Post
 from .tlds import ALL as TLDS
 
 URL_LENGTH = 23  # X and Mastodon count every URL as 23 characters
@@ -149,3 +155,28 @@ def utf16_length(text: str) -> int:
 def utf8_offset(text: str, index: int) -> int:
     """The UTF-8 byte offset of character ``index`` (Bluesky facets count bytes)."""
     return len(text[:index].encode())
+
+
+# -- the checks every adapter's validate() runs, before any call --------------------------
+
+
+def check_length(display: str, count: int, limit: int, unit: str = "characters") -> None:
+    """At most ``limit`` ``unit`` (``count`` as the platform counts them) for ``display``."""
+    if count > limit:
+        raise ContentRejectedError(f"{display} allows {limit} {unit}; this post has {count}")
+
+
+def check_media(display: str, post: Post, *, max_items: int, min_items: int = 0, images_only: bool = True) -> None:
+    """The post's media items for ``display``: how many, each with a source, images only."""
+    count = len(post.media)
+    if count > max_items:
+        plural = "s" if max_items != 1 else ""
+        raise ContentRejectedError(f"{display} takes at most {max_items} image{plural} per post; this one has {count}")
+    if count < min_items:
+        plural = "s" if min_items != 1 else ""
+        raise ContentRejectedError(f"{display} needs at least {min_items} image{plural} per post")
+    for item in post.media:
+        if not item.url and not item.storage_path:
+            raise ContentRejectedError(f"{display}: a media item has neither url nor storage_path")
+        if images_only and item.mime and not item.mime.startswith("image/"):
+            raise ContentRejectedError(f"{display}: only images are supported here, not {item.mime[:50]}")
