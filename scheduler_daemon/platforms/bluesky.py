@@ -139,7 +139,8 @@ def classify(response: httpx.Response) -> PublishError | None:
     if status == 429:
         return rate_limited("bluesky", response, seconds_until_epoch(response.headers.get("ratelimit-reset")), message)
     if status >= 500:
-        return TransientError(f"Bluesky server error (HTTP {status}{', ' + error if error else ''})", retry_after(response))
+        named = f", {error}" if error else ""
+        return TransientError(f"Bluesky server error (HTTP {status}{named})", retry_after(response))
     return ContentRejectedError(f"Bluesky rejected the post: {message}")
 
 
@@ -257,14 +258,14 @@ class BlueskyAdapter(Adapter):
         """``app.bsky.embed.external#external`` for ``uri``, or None (never an error)."""
         try:
             async with asyncio.timeout(CARD_SECONDS):
-                html, mime = await ctx.media_bytes(MediaItem(url=uri, storage_path=None, alt=None, mime=None), PAGE_BYTES)
+                html, mime = await ctx.media_bytes(_linked(uri), PAGE_BYTES)
                 card = page_card(html, uri) if mime in ("text/html", "application/xhtml+xml") else None
                 if card is None:
                     return None
                 external: dict[str, Any] = {"uri": uri, "title": card.title, "description": card.description}
                 if card.image:
                     try:
-                        image, image_mime = await ctx.media_bytes(MediaItem(url=card.image, storage_path=None, alt=None, mime=None), THUMB_BYTES)
+                        image, image_mime = await ctx.media_bytes(_linked(card.image), THUMB_BYTES)
                         if image_mime.startswith("image/"):
                             external["thumb"] = await self._blob(holder, pds, image, image_mime, "Bluesky card image")
                     except PublishError:
@@ -303,6 +304,11 @@ class BlueskyAdapter(Adapter):
             return TokenSet(access_token=access, refresh_token=refresh_jwt, expires_at=jwt_expiry(access))
 
         return refresh
+
+
+def _linked(url: str) -> MediaItem:
+    """A page or picture a post links to, fetched through the media path like any media."""
+    return MediaItem(url=url, storage_path=None, alt=None, mime=None)
 
 
 def _did(connection: Connection) -> str:

@@ -51,7 +51,9 @@ def classify(response: httpx.Response) -> PublishError | None:
         seconds = float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None
         return rate_limited("discord", response, seconds if seconds is not None else retry_after(response), message)
     if status == 403:
-        return PlatformConfigError(f"Discord refused the webhook post ({message}): check the webhook's channel permissions")
+        return PlatformConfigError(
+            f"Discord refused the webhook post ({message}): check the webhook's channel permissions"
+        )
     if status >= 500:
         return TransientError(f"Discord server error (HTTP {status})", retry_after(response))
     errors = data.get("errors")

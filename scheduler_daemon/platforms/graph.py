@@ -101,7 +101,9 @@ def classify(platform: str, response: httpx.Response) -> PublishError | None:
     if response.status_code >= 500 and code not in CONTENT_CODES and subcode not in CONTENT_SUBCODES:
         return TransientError(f"{name} server error (HTTP {response.status_code}): {label}")
     if code in CONFIG_CODES or response.status_code == 404 or (code == 100 and subcode == 33):
-        return PlatformConfigError(f"{name} does not know the target account: {label}; check the connection's account_id")
+        return PlatformConfigError(
+            f"{name} does not know the target account: {label}; check the connection's account_id"
+        )
     return ContentRejectedError(f"{name} rejected the post: {label}")
 
 

@@ -95,7 +95,9 @@ def classify(response: httpx.Response) -> PublishError | None:
     if status >= 500:
         return TransientError(f"LinkedIn server error (HTTP {status})", retry_after(response))
     if status == 404:
-        return PlatformConfigError(f"LinkedIn does not know the target ({message}): check account_id / metadata.author_urn")
+        return PlatformConfigError(
+            f"LinkedIn does not know the target ({message}): check account_id / metadata.author_urn"
+        )
     return ContentRejectedError(f"LinkedIn rejected the post: {message}")
 
 
@@ -121,7 +123,9 @@ class LinkedInAdapter(Adapter):
             "author": author,
             "commentary": commentary(post.content),
             "visibility": "PUBLIC",
-            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "distribution": {
+                "feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []
+            },
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
@@ -147,7 +151,9 @@ class LinkedInAdapter(Adapter):
         init = {"initializeUploadRequest": {"owner": author}}
         response = await call(
             self.client, holder,
-            lambda: self._request(holder, "POST", f"{self.base}/images", params={"action": "initializeUpload"}, json=init),
+            lambda: self._request(
+                holder, "POST", f"{self.base}/images", params={"action": "initializeUpload"}, json=init
+            ),
             classify, what="LinkedIn image upload",
         )
         data = json_object(response)

@@ -11,8 +11,8 @@ Flow: text → ``chat.postMessage``; images → ``files.getUploadURLExternal`` (
 image's alt text as ``alt_txt``, Slack's screen-reader text, at most 1,000 characters),
 POST of the bytes to the ``upload_url``, ``files.completeUploadExternal`` with the text
 as ``initial_comment``. Slack reads ``& < >`` in message text as its own markup, so they
-are sent as ``&amp; &lt; &gt;`` and show as written. The public URL comes from ``chat.getPermalink``. Slack answers
-errors as HTTP 200 ``ok:false`` + ``error``.
+are sent as ``&amp; &lt; &gt;`` and show as written. The public URL comes from
+``chat.getPermalink``. Slack answers errors as HTTP 200 ``ok:false`` + ``error``.
 
 Settings: ``SCHEDULER_SLACK_API_BASE`` (default ``https://slack.com/api``), client id and
 secret, token refresh margin. Exactly-once: none offered; an unknown outcome — including
@@ -71,7 +71,9 @@ def classify(response: httpx.Response) -> PublishError | None:
     if error in AUTH_ERRORS:
         return reconnect("slack", error)
     if error in CONFIG_ERRORS or error.startswith("restricted_action"):
-        return PlatformConfigError(f"Slack cannot post to the channel ({error}): check metadata.channel and invite the app")
+        return PlatformConfigError(
+            f"Slack cannot post to the channel ({error}): check metadata.channel and invite the app"
+        )
     if error in ("rate_limited", "ratelimited"):
         return RateLimitedError("Slack rate limit reached", retry_after(response))
     if error in TRANSIENT_ERRORS:
@@ -97,7 +99,8 @@ class SlackAdapter(Adapter):
         await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
         if post.media:
             return await self._files(holder, ctx, post, channel)
-        data = await self._api(holder, "chat.postMessage", "Slack post", json={"channel": channel, "text": escape(post.content)})
+        message = {"channel": channel, "text": escape(post.content)}
+        data = await self._api(holder, "chat.postMessage", "Slack post", json=message)
         ts = text_field(data, "ts")
         if not ts:
             raise OutcomeUnknownError("Slack post: the answer had no ts; check the channel")
@@ -114,7 +117,8 @@ class SlackAdapter(Adapter):
         return json_object(await call(self.client, holder, build, classify, what=what))
 
     async def _permalink(self, holder: TokenHolder, channel: str, ts: str) -> str | None:
-        data = await self._api(holder, "chat.getPermalink", "Slack permalink", data={"channel": channel, "message_ts": ts})
+        where = {"channel": channel, "message_ts": ts}
+        data = await self._api(holder, "chat.getPermalink", "Slack permalink", data=where)
         return text_field(data, "permalink")
 
     async def _upload(self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int) -> dict[str, str]:
@@ -174,7 +178,8 @@ def _shared_ts(data: dict[str, Any], channel: str) -> str | None:
         return None
     shares = files[0].get("shares")
     for scope in ("public", "private"):
-        entries = shares.get(scope, {}).get(channel) if isinstance(shares, dict) and isinstance(shares.get(scope), dict) else None
+        scoped = shares.get(scope) if isinstance(shares, dict) else None
+        entries = scoped.get(channel) if isinstance(scoped, dict) else None
         if isinstance(entries, list) and entries and isinstance(entries[0], dict):
             return text_field(entries[0], "ts")
     return None
