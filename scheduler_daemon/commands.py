@@ -364,6 +364,33 @@ def pooler_behaviour(pids: Sequence[int]) -> Check:
                  {"backend_pid": distinct[0] if distinct else None})
 
 
+INPUT_RULES_MIGRATION = "004_tenant_input.sql"
+
+
+def input_rules_check(problems: Sequence[dict[str, Any]] | None, unlisted_zones: Sequence[str]) -> Check:
+    """migrations/004's write-time rules: the rows that break them (``Operations.input_problems``;
+    None: the scan outlasted the statement timeout) and the zone names PostgreSQL knows but
+    the check does not list yet. A warning: nothing is changed, the daemon handles such rows
+    as before (a draft with a reason), and a write that changes the bad value is checked."""
+    lines = [f"{p['rule']}: {p['posts']} post(s), e.g. {', '.join(str(i) for i in p['ids'])}" for p in problems or ()]
+    if problems is None:
+        lines.append("the scan of the posts outlasted the statement timeout (3 × --timeout): rerun with a larger --timeout")
+    if unlisted_zones:
+        lines.append(f"{len(unlisted_zones)} zone name(s) PostgreSQL knows are refused until the tables' owner runs "
+                     f"SELECT scheduler_timezones_refresh(); (e.g. {', '.join(unlisted_zones[:3])})")
+    data = {"rules": {p["rule"]: {"posts": int(p["posts"]), "ids": [str(i) for i in p["ids"]]} for p in problems or ()},
+            "unlisted_zones": list(unlisted_zones)}
+    if not lines:
+        return Check("input rules", "ok", "every post passes the write-time rules of migrations/004", data)
+    return Check(
+        "input rules", "warn",
+        "rows written before migrations/004 are left as they are (the daemon moves the scheduled ones it cannot "
+        "publish to draft with a reason; a write that changes a bad value is checked):\n        "
+        + "\n        ".join(lines),
+        data,
+    )
+
+
 def _register_doctor(sub: Any) -> None:
     p = _parser(
         sub, "doctor", "check the database, triggers, migrations, LISTEN/NOTIFY, clock and tokens",
@@ -374,6 +401,7 @@ def _register_doctor(sub: Any) -> None:
         "  session            no transaction-mode pooler in between (same server process throughout)\n"
         "  tables, triggers   the schema and the NOTIFY triggers of migrations/002 are in place\n"
         "  migrations         none pending\n"
+        "  input rules        no post breaks the write-time rules of migrations/004 (rows written before it)\n"
         "  listen/notify      a NOTIFY on a private channel reaches a LISTEN connection\n"
         "  notify queue       not filling up\n"
         "  clock              database clock vs this host\n"
@@ -455,6 +483,9 @@ async def _doctor_checks(
     add(Check("migrations", "fail" if pending else "ok",
               f"pending: {', '.join(pending)} (run `scheduler-daemon migrate`)" if pending else "up to date",
               {"pending": pending}))
+
+    if INPUT_RULES_MIGRATION not in pending and "content_posts" not in missing_tables:
+        add(input_rules_check(await ops.input_problems(), await ops.unlisted_zones()))
 
     took = await ops.notify_round_trip(args.timeout)
     if took is None:

@@ -124,6 +124,19 @@ class Operations:
         assert best is not None
         return best
 
+    async def input_problems(self, first: int = 5) -> list[dict[str, Any]] | None:
+        """Existing rows that break migrations/004's write-time rules: one dict per rule
+        (``rule``, ``posts``, the ``first`` smallest ``ids``); None if the scan (about
+        20 µs a post) did not finish within the statement timeout."""
+        try:
+            return _dicts(await self.conn.fetch(q("ops_input_problems"), first))
+        except (asyncio.TimeoutError, asyncpg.QueryCanceledError):
+            return None
+
+    async def unlisted_zones(self) -> list[str]:
+        """Zone names PostgreSQL knows that migrations/004's check does not list yet."""
+        return list(await self.conn.fetchval(q("ops_unlisted_zones")))
+
     async def notification_queue_usage(self) -> float:
         return float(await self.conn.fetchval(q("ops_notification_queue")))
 

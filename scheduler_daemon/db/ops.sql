@@ -138,3 +138,23 @@ SELECT id, user_id, platform, account_id, token_expires_at, needs_reconnect,
  WHERE needs_reconnect
     OR token_expires_at < now() + make_interval(secs => $1::float8)
  ORDER BY token_expires_at NULLS LAST, platform;
+
+-- name: ops_input_problems
+-- Rows that break the write-time rules of migrations/004 (written before it, or with its
+-- trigger disabled): per rule, how many posts and the first $1 ids. Read-only, about 20 µs
+-- a post. Published posts are left out: the daemon never reads them again, and moving one
+-- back to 'scheduled' gets it checked whole.
+SELECT x.rule, count(*)::bigint AS posts, (array_agg(p.id ORDER BY p.id))[1:$1] AS ids
+  FROM content_posts p
+ CROSS JOIN LATERAL scheduler_post_problems(p) x
+ WHERE p.status IS DISTINCT FROM 'published'
+ GROUP BY x.rule
+ ORDER BY x.rule;
+
+-- name: ops_unlisted_zones
+-- Zone names PostgreSQL knows that the write-time check does not list yet (a tzdata update
+-- since the last scheduler_timezones_refresh(); the same names left out as there).
+SELECT coalesce(array_agg(name ORDER BY name), '{}') AS names
+  FROM pg_timezone_names
+ WHERE name NOT IN ('localtime', 'posixrules', 'Factory')
+   AND NOT scheduler_timezone_known(name);
