@@ -526,6 +526,26 @@ async def test_a_tenant_cannot_write_the_daemons_columns_nor_insert_a_published_
         assert await app.fetchval("SELECT attempt_count FROM content_posts WHERE id = $1", post) == 0
 
 
+async def test_the_frontends_own_columns_stay_writable(supabase: MakeDatabase) -> None:
+    """Columns a frontend added are granted with the rest; one added after 004 waits for a
+    GRANT of its own or for 004 to be applied again."""
+    url = await supabase(through=BEFORE_004)
+    alice = uuid.uuid4()
+    async with connected(url) as admin, connected(url) as app:
+        await admin.execute("ALTER TABLE content_posts ADD COLUMN title text")
+        await migrate(admin)
+        await admin.execute("ALTER TABLE content_posts ADD COLUMN hashtags text[]")
+        await as_tenant(app, alice)
+        campaign = await app.fetchval("INSERT INTO content_campaigns (user_id) VALUES ($1) RETURNING id", alice)
+        post = await app.fetchval("INSERT INTO content_posts (campaign_id, platform, title) VALUES ($1, 'x', 'mine')"
+                                  " RETURNING id", campaign)
+        assert await app.execute("UPDATE content_posts SET title = 'renamed' WHERE id = $1", post) == "UPDATE 1"
+        hashtags = "UPDATE content_posts SET hashtags = '{a}' WHERE id = $1"
+        assert isinstance(await refused(app, hashtags, post), asyncpg.InsufficientPrivilegeError)
+        await admin.execute(MIGRATION_004)
+        assert await app.execute(hashtags, post) == "UPDATE 1"
+
+
 async def test_a_tenant_insert_gets_the_daemons_columns_reset_even_where_grants_are_table_wide(
     supabase: MakeDatabase,
 ) -> None:
