@@ -1,7 +1,7 @@
 -- 004: bad input is refused where the frontend sees it, and the daemon's columns stay the daemon's.
 --
--- Idempotent (re-running it is a no-op), nothing is dropped, no existing row is touched or
--- rechecked. PostgreSQL 13 or newer. Anything the migrating role may not do (grants on a
+-- Idempotent (re-running it changes nothing, but for zone names a tzdata update brought), no
+-- table, column or row is dropped, no existing row is touched or rechecked. PostgreSQL 13 or newer. Anything the migrating role may not do (grants on a
 -- Supabase project whose tables someone else owns) is skipped with a NOTICE.
 --
 -- 1. Write-time rules on content_posts. Each refusal is SQLSTATE 23514 (check_violation,
@@ -67,7 +67,8 @@ CREATE OR REPLACE FUNCTION scheduler_timezones_refresh() RETURNS integer
 LANGUAGE plpgsql AS $refresh$
 DECLARE
     names text[];
-    home constant name := (SELECT relnamespace::regnamespace::name FROM pg_class WHERE oid = 'content_posts'::regclass);
+    home constant name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                            WHERE c.oid = 'content_posts'::regclass);
 BEGIN
     SELECT array_agg(name ORDER BY name) INTO names
       FROM pg_timezone_names
@@ -323,22 +324,12 @@ $migration$;
 
 -- Whoever writes a post runs the helpers (a trigger's callees need EXECUTE): PUBLIC has it by
 -- PostgreSQL's default, granted here in case a project revoked that default. They are cheap
--- and read nothing private. The refresh is the owner's alone: it replaces a function, and it
--- scans every zone file, which anon and authenticated could otherwise call through the API.
-DO $migration$
-DECLARE
-    tenant text;
-BEGIN
-    GRANT EXECUTE ON FUNCTION scheduler_timezone_known(text), scheduler_media_problem(jsonb),
-        scheduler_post_problems(content_posts, content_posts), scheduler_writer_is_tenant(regclass) TO PUBLIC;
-    REVOKE EXECUTE ON FUNCTION scheduler_timezones_refresh() FROM PUBLIC;
-    FOREACH tenant IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = tenant) THEN
-            EXECUTE format('REVOKE EXECUTE ON FUNCTION scheduler_timezones_refresh() FROM %I', tenant);
-        END IF;
-    END LOOP;
-END
-$migration$;
+-- and read nothing private. The refresh is the owner's alone: it replaces a function and
+-- scans every zone file, which anon and authenticated could otherwise call through the API
+-- (their own grants, from Supabase's defaults, are revoked below).
+GRANT EXECUTE ON FUNCTION scheduler_timezone_known(text), scheduler_media_problem(jsonb),
+    scheduler_post_problems(content_posts, content_posts), scheduler_writer_is_tenant(regclass) TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION scheduler_timezones_refresh() FROM PUBLIC;
 
 -- The status CHECK: NOT VALID, so existing rows are not rechecked; every new write is.
 DO $migration$
@@ -353,6 +344,28 @@ $migration$;
 
 -- == privileges =============================================================================
 
+-- Row-level security on scheduler_migrations, read by the daemon's role only.
+DO $migration$
+BEGIN
+    IF to_regclass('scheduler_migrations') IS NULL THEN
+        RAISE NOTICE 'no scheduler_migrations table (applied without `scheduler-daemon migrate`): nothing to protect';
+        RETURN;
+    END IF;
+    BEGIN
+        ALTER TABLE scheduler_migrations ENABLE ROW LEVEL SECURITY;
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scheduler_daemon') THEN
+            RAISE NOTICE 'no scheduler_daemon role: after creating it (003), re-run this file so it can read scheduler_migrations';
+        ELSIF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema()
+                          AND tablename = 'scheduler_migrations' AND policyname = 'scheduler_daemon_reads') THEN
+            CREATE POLICY scheduler_daemon_reads ON scheduler_migrations FOR SELECT TO scheduler_daemon USING (true);
+        END IF;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE NOTICE 'scheduler_migrations not protected (insufficient privilege): run this file as its owner';
+    END;
+END
+$migration$;
+
+-- What anon and authenticated may write, where they exist.
 DO $migration$
 DECLARE
     daemon_columns constant jsonb := '{
@@ -367,6 +380,7 @@ BEGIN
     FOREACH tenant IN ARRAY ARRAY['anon', 'authenticated'] LOOP
         CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = tenant);
         BEGIN
+            -- Every column but the daemon's, where it may write the table.
             FOR tbl IN SELECT jsonb_object_keys(daemon_columns) LOOP
                 FOREACH privilege IN ARRAY ARRAY['INSERT', 'UPDATE'] LOOP
                     CONTINUE WHEN NOT has_any_column_privilege(tenant, tbl, privilege);
@@ -386,38 +400,13 @@ BEGIN
             FOREACH tbl IN ARRAY ARRAY['content_campaigns', 'content_posts', 'platform_connections', 'publish_attempts'] LOOP
                 EXECUTE format('REVOKE TRUNCATE, TRIGGER ON %I FROM %I', tbl, tenant);
             END LOOP;
+            IF to_regclass('scheduler_migrations') IS NOT NULL THEN
+                EXECUTE format('REVOKE ALL ON scheduler_migrations FROM %I', tenant);
+            END IF;
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION scheduler_timezones_refresh() FROM %I', tenant);
         EXCEPTION WHEN insufficient_privilege THEN
             RAISE NOTICE 'privileges of % not narrowed (insufficient privilege): run this file as the tables'' owner', tenant;
         END;
     END LOOP;
-END
-$migration$;
-
-DO $migration$
-DECLARE
-    tenant text;
-BEGIN
-    IF to_regclass('scheduler_migrations') IS NULL THEN
-        RAISE NOTICE 'no scheduler_migrations table (applied without `scheduler-daemon migrate`): nothing to protect';
-        RETURN;
-    END IF;
-    BEGIN
-        ALTER TABLE scheduler_migrations ENABLE ROW LEVEL SECURITY;
-        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scheduler_daemon') THEN
-            IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema()
-                           AND tablename = 'scheduler_migrations' AND policyname = 'scheduler_daemon_reads') THEN
-                CREATE POLICY scheduler_daemon_reads ON scheduler_migrations FOR SELECT TO scheduler_daemon USING (true);
-            END IF;
-        ELSE
-            RAISE NOTICE 'no scheduler_daemon role: after creating it (003), re-run this file so it can read scheduler_migrations';
-        END IF;
-        FOREACH tenant IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = tenant) THEN
-                EXECUTE format('REVOKE ALL ON scheduler_migrations FROM %I', tenant);
-            END IF;
-        END LOOP;
-    EXCEPTION WHEN insufficient_privilege THEN
-        RAISE NOTICE 'scheduler_migrations not protected (insufficient privilege): run this file as its owner';
-    END;
 END
 $migration$;
