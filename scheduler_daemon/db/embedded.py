@@ -13,6 +13,8 @@ from pathlib import Path
 
 import asyncpg
 
+from .sql import q
+
 DATABASE = "scheduler_daemon"
 
 
@@ -35,9 +37,8 @@ async def ensure_database(uri: str, database: str) -> str:
     """Create ``database`` on the server at ``uri`` if needed; returns its URI."""
     conn = await asyncpg.connect(uri)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{database}"')
+        if not await conn.fetchval(q("database_exists"), database):
+            await conn.execute(f'CREATE DATABASE "{database}"')  # an identifier: not a parameter
     except asyncpg.DuplicateDatabaseError:
         pass
     finally:

@@ -40,16 +40,16 @@ import structlog
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from helpers import Watcher, insert_post, make_user, migrate_through, soon
 from scheduler_daemon.cli import main
 from scheduler_daemon.db import rows
 from scheduler_daemon.db.migrate import available, migrate, pending
-from scheduler_daemon.db.queries import q
 from scheduler_daemon.db.repository import init_connection
+from scheduler_daemon.db.sql import q
+from scheduler_daemon.due import due_instant
 from scheduler_daemon.errors import InvalidScheduleError
 from scheduler_daemon.testing.postgres import WATCH_SQL
 from scheduler_daemon.testing.receiver import Receiver
-from scheduler_daemon.timing import due_instant
+from support.helpers import Watcher, insert_post, make_user, migrate_through, soon
 
 UTC = dt.timezone.utc
 BEFORE_004 = "003_roles_rls.sql"
@@ -404,7 +404,7 @@ async def test_doctor_lists_the_rows_that_break_a_rule_and_changes_nothing(
 
         code, out = await run_doctor(url, monkeypatch, capsys)
         zone_ids = ", ".join(sorted(str(i) for i in bad["scheduler_posts_timezone_check"])[:5])
-        assert f"warn  input rules: rows written before migrations/004 are left as they are" in out
+        assert "warn  input rules: rows written before migrations/004 are left as they are" in out
         assert f"scheduler_posts_timezone_check: 7 post(s), e.g. {zone_ids}\n" in out
         assert await admin.fetch(SNAPSHOT) == snapshot, "doctor changed a row"
 
@@ -432,7 +432,8 @@ async def test_the_daemon_ends_old_bad_rows_as_drafts_with_a_reason_while_a_byst
         due = soon(0.5)
         old = {
             "unknown timezone 'Mars/Olympus'": await insert_post(admin, campaign, due, content="zone"),
-            "media[0] needs a url or a storage_path": await insert_post(admin, campaign, due, media=media({"alt": "a"})),
+            "media[0] needs a url or a storage_path": await insert_post(
+                admin, campaign, due, media=media({"alt": "a"})),
             "content is 100001 characters; the most this daemon accepts is 100000": await insert_post(
                 admin, campaign, due, content="x" * 100_001),
         }
@@ -667,7 +668,8 @@ async def test_tenants_poison_is_refused_and_every_bystander_post_goes_out_once_
                        " VALUES ($1, 'webhook', 'scheduled', '0001-01-01 BC', '10:00')",
             "24:00": "INSERT INTO content_posts (campaign_id, platform, status, scheduled_date, scheduled_time)"
                      " VALUES ($1, 'webhook', 'scheduled', current_date, '24:00')",
-            "Scheduled": "INSERT INTO content_posts (campaign_id, platform, status) VALUES ($1, 'webhook', 'Scheduled')",
+            "Scheduled": "INSERT INTO content_posts (campaign_id, platform, status) VALUES ($1, 'webhook',"
+                         " 'Scheduled')",
             "huge content": "INSERT INTO content_posts (campaign_id, platform, status, content) VALUES ($1, 'webhook',"
                             " 'scheduled', repeat('x', 100001))",
             "media file url": "INSERT INTO content_posts (campaign_id, platform, media) VALUES ($1, 'webhook',"

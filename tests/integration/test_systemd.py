@@ -1,0 +1,458 @@
+"""systemd integration: sd_notify over a real socket, the unit file, journald prefixes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from scheduler_daemon import logs
+from scheduler_daemon.config import Settings
+from scheduler_daemon.systemd import Notifier, monotonic_usec
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "systemd" / "scheduler-daemon.service"
+ENV_EXAMPLE = ROOT / "systemd" / "scheduler-daemon.env.example"
+INSTALLED_EXEC = "/opt/scheduler-daemon/.venv/bin/scheduler-daemon"
+RECV_TIMEOUT = 5.0
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(
+    SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed (apt-get install systemd)"
+)
+
+
+# --- sd_notify against real sockets ---------------------------------------------------
+
+
+class Receiver:
+    """The systemd side: a bound AF_UNIX datagram socket that sees the sender's pid."""
+
+    def __init__(self, address: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # as systemd does
+        self.sock.bind(address)
+        self.sock.settimeout(RECV_TIMEOUT)
+
+    def recv(self) -> tuple[bytes, int]:
+        """One datagram and the pid the kernel attached to it."""
+        data, ancdata, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
+        pid = -1
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid, _uid, _gid = struct.unpack("3i", payload[:12])
+        return data, pid
+
+    def message(self) -> bytes:
+        return self.recv()[0]
+
+    def assert_empty(self) -> None:
+        self.sock.setblocking(False)
+        try:
+            with pytest.raises(BlockingIOError):
+                self.sock.recv(4096)
+        finally:
+            self.sock.settimeout(RECV_TIMEOUT)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    # AF_UNIX paths are limited to 108 bytes: pytest's tmp_path can be longer.
+    with tempfile.TemporaryDirectory(prefix="sdn-") as name:
+        yield Path(name)
+
+
+@pytest.fixture(params=["path", "abstract"])
+def bound(request: pytest.FixtureRequest, short_dir: Path) -> Iterator[tuple[Receiver, str]]:
+    """(receiver, the NOTIFY_SOCKET value systemd would pass) for both address kinds."""
+    if request.param == "path":
+        address = str(short_dir / "notify")
+        env_value = address
+    else:
+        name = f"scheduler-daemon-test/{uuid.uuid4().hex}"
+        address = "\0" + name
+        env_value = "@" + name
+    receiver = Receiver(address)
+    yield receiver, env_value
+    receiver.close()
+
+
+def test_each_message_is_one_exact_datagram(bound: tuple[Receiver, str]) -> None:
+    receiver, env_value = bound
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": env_value})
+    assert notifier.enabled
+
+    assert notifier.ready("armed 3 posts; next due 2030-01-01T00:00:00+00:00")
+    assert notifier.status("armed 4 posts")
+    assert notifier.watchdog()
+    assert notifier.stopping()
+    assert notifier.ready()
+    assert notifier.stopping("shutting down: 2 publishes in flight")
+
+    assert receiver.message() == b"READY=1\nSTATUS=armed 3 posts; next due 2030-01-01T00:00:00+00:00"
+    assert receiver.message() == b"STATUS=armed 4 posts"
+    assert receiver.message() == b"WATCHDOG=1"
+    assert receiver.message() == b"STOPPING=1"
+    assert receiver.message() == b"READY=1"
+    assert receiver.message() == b"STOPPING=1\nSTATUS=shutting down: 2 publishes in flight"
+    receiver.assert_empty()
+    notifier.close()
+
+
+def test_messages_come_from_our_pid(bound: tuple[Receiver, str]) -> None:
+    """NotifyAccess=main: systemd accepts only datagrams whose credentials carry the main pid."""
+    receiver, env_value = bound
+    Notifier(env_value).watchdog()
+    data, pid = receiver.recv()
+    assert data == b"WATCHDOG=1"
+    assert pid == os.getpid()
+
+
+def test_reloading_carries_the_monotonic_timestamp(bound: tuple[Receiver, str]) -> None:
+    receiver, env_value = bound
+    notifier = Notifier(env_value)
+    before = monotonic_usec()
+    assert notifier.reloading()
+    after = monotonic_usec()
+    assert notifier.ready("resynced")
+
+    match = re.fullmatch(rb"RELOADING=1\nMONOTONIC_USEC=(\d+)", receiver.message())
+    assert match, "expected RELOADING=1 then MONOTONIC_USEC=<µs>"
+    assert before <= int(match[1]) <= after
+    assert receiver.message() == b"READY=1\nSTATUS=resynced"
+
+
+def test_monotonic_usec_is_clock_monotonic() -> None:
+    a = monotonic_usec()
+    b = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    c = monotonic_usec()
+    assert a <= b <= c
+
+
+def test_status_cannot_inject_assignments(bound: tuple[Receiver, str]) -> None:
+    receiver, env_value = bound
+    Notifier(env_value).status("line one\nREADY=1\r\nline three")
+    assert receiver.message() == b"STATUS=line one READY=1 line three"
+
+
+def test_unset_socket_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_socket(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a socket was created although NOTIFY_SOCKET is unset")
+
+    monkeypatch.setattr(socket, "socket", no_socket)
+    for notifier in (Notifier.from_env({}), Notifier.from_env({"NOTIFY_SOCKET": ""}), Notifier(None)):
+        assert not notifier.enabled
+        with capture_logs() as captured:
+            assert notifier.ready("x") is False
+            assert notifier.status("x") is False
+            assert notifier.reloading() is False
+            assert notifier.stopping() is False
+            assert notifier.watchdog() is False
+        assert captured == []
+
+
+def test_from_env_defaults_to_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch, short_dir: Path
+) -> None:
+    address = str(short_dir / "notify")
+    receiver = Receiver(address)
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", address)
+        monkeypatch.setenv("WATCHDOG_USEC", "4000000")
+        monkeypatch.delenv("WATCHDOG_PID", raising=False)
+        notifier = Notifier.from_env()
+        assert notifier.watchdog_interval() == 2.0
+        assert notifier.ready()
+        assert receiver.message() == b"READY=1"
+    finally:
+        receiver.close()
+
+
+def test_send_failures_never_raise_and_are_logged_once_per_outage(short_dir: Path) -> None:
+    address = str(short_dir / "notify")  # nobody is bound there yet
+    notifier = Notifier(address)
+    with capture_logs() as captured:
+        assert notifier.watchdog() is False
+        assert notifier.status("still down") is False
+        assert notifier.ready() is False
+    assert [e["event"] for e in captured] == ["sd_notify_failed"]
+    assert captured[0]["log_level"] == "warning"
+    assert captured[0]["socket"] == address
+
+    receiver = Receiver(address)  # systemd is back
+    try:
+        with capture_logs() as captured:
+            assert notifier.watchdog() is True
+            assert notifier.watchdog() is True
+        assert [e["event"] for e in captured] == ["sd_notify_recovered"]
+        assert receiver.message() == b"WATCHDOG=1"
+        assert receiver.message() == b"WATCHDOG=1"
+    finally:
+        receiver.close()
+        os.unlink(address)
+
+    with capture_logs() as captured:  # gone again: logged again, once
+        assert notifier.watchdog() is False
+        assert notifier.watchdog() is False
+    assert [e["event"] for e in captured] == ["sd_notify_failed"]
+
+
+def test_unsupported_address_is_logged_once_and_ignored() -> None:
+    notifier = Notifier("vsock:2:1234")
+    assert notifier.enabled
+    with capture_logs() as captured:
+        assert notifier.ready() is False
+        assert notifier.watchdog() is False
+    assert [e["event"] for e in captured] == ["sd_notify_failed"]
+
+
+@pytest.mark.parametrize(
+    ("env", "pid", "expected"),
+    [
+        ({}, 100, None),
+        ({"WATCHDOG_USEC": "30000000"}, 100, 15.0),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "100"}, 100, 15.0),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "101"}, 100, None),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "nonsense"}, 100, None),
+        ({"WATCHDOG_USEC": "1500000"}, 100, 0.75),
+        ({"WATCHDOG_USEC": "0"}, 100, None),
+        ({"WATCHDOG_USEC": "-5"}, 100, None),
+        ({"WATCHDOG_USEC": "soon"}, 100, None),
+        ({"WATCHDOG_USEC": ""}, 100, None),
+        ({"WATCHDOG_PID": "100"}, 100, None),
+    ],
+)
+def test_watchdog_interval(env: dict[str, str], pid: int, expected: float | None) -> None:
+    assert Notifier.from_env(env).watchdog_interval(pid=pid) == expected
+
+
+def test_watchdog_interval_defaults_to_our_pid() -> None:
+    ours = Notifier.from_env({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())})
+    theirs = Notifier.from_env({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid() + 1)})
+    assert ours.watchdog_interval() == 1.0
+    assert theirs.watchdog_interval() is None
+
+
+# --- the unit file ----------------------------------------------------------------------
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """KEY -> values of the [Service] section (enough of the format for these checks)."""
+    values: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line
+            continue
+        key, _, value = line.partition("=")
+        values.setdefault(f"{section}{key.strip()}", []).append(value.strip())
+    return values
+
+
+def seconds(value: str) -> float:
+    total = 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(min|ms|s|h)?", value):
+        total += float(number) * {"": 1, "s": 1, "ms": 0.001, "min": 60, "h": 3600}[unit]
+    return total
+
+
+def test_unit_declares_what_the_daemon_relies_on() -> None:
+    unit = unit_settings(UNIT.read_text())
+
+    def s(key: str) -> list[str]:
+        return unit[f"[Service]{key}"]
+
+    assert s("Type") == ["notify"]  # notify-reload does not exist on systemd 252
+    assert s("NotifyAccess") == ["main"]
+    assert s("ExecStart") == [f"{INSTALLED_EXEC} run"]
+    assert s("ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    assert s("Restart") == ["on-failure"]
+    assert seconds(s("WatchdogSec")[0]) == 30
+    assert seconds(s("TimeoutStopSec")[0]) > Settings().shutdown_timeout_seconds + 5
+    assert s("LoadCredential") == ["database_url:/etc/scheduler-daemon/database_url"]
+    assert s("EnvironmentFile") == ["-/etc/scheduler-daemon/env"]
+    assert s("DynamicUser") == ["yes"]
+    assert s("CapabilityBoundingSet") == [""]
+    assert s("MemoryDenyWriteExecute") == ["yes"]
+    assert "[Service]MemoryMax" in unit and "[Service]MemoryHigh" in unit
+    assert not any(k.endswith("IPAddressDeny") for k in unit), "the daemon needs the network"
+
+
+@needs_analyze
+def test_unit_verifies_cleanly(tmp_path: Path) -> None:
+    # verify insists that ExecStart= exists; the unit names the installed path, so
+    # verify a copy that differs only in pointing at this checkout's entry point.
+    entry = Path(sys.executable).with_name("scheduler-daemon")
+    assert os.access(entry, os.X_OK), f"{entry} missing: pip install -e . first"
+    text = UNIT.read_text()
+    assert text.count(f"ExecStart={INSTALLED_EXEC} ") == 1
+    copy = tmp_path / UNIT.name
+    copy.write_text(text.replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={entry} "))
+
+    result = subprocess.run(
+        [str(SYSTEMD_ANALYZE), "verify", "--man=no", str(copy)],
+        capture_output=True, text=True, timeout=60,
+    )
+    # verify exits 0 on unknown keys and unparsable values, only warning: any output fails.
+    assert result.returncode == 0, result.stderr
+    assert result.stdout + result.stderr == "", result.stdout + result.stderr
+
+
+@needs_analyze
+def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
+    """The clean-verify check above would notice a typo (guards against a vacuous test)."""
+    entry = Path(sys.executable).with_name("scheduler-daemon")
+    text = UNIT.read_text().replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={entry} ")
+    broken = tmp_path / UNIT.name
+    broken.write_text(text.replace("ProtectSystem=strict", "ProtectSytem=strict"))
+    result = subprocess.run(
+        [str(SYSTEMD_ANALYZE), "verify", "--man=no", str(broken)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert "ProtectSytem" in result.stdout + result.stderr
+
+
+@needs_analyze
+def test_unit_security_exposure_is_at_most_2() -> None:
+    result = subprocess.run(
+        [str(SYSTEMD_ANALYZE), "security", "--offline=yes", "--no-pager", str(UNIT)],
+        capture_output=True, text=True, timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    match = re.search(r"Overall exposure level for scheduler-daemon\.service: (\d+(?:\.\d+)?)", output)
+    assert match, f"no overall exposure level in:\n{output}"
+    assert float(match[1]) <= 2.0, output
+
+
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+
+MDWE_PROBE = textwrap.dedent(
+    """
+    import asyncio, ctypes, importlib, mmap, pkgutil, ssl, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(%d, %d, 0, 0, 0) != 0:
+        sys.exit(77)
+    try:  # the restriction is really on
+        mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        sys.exit("W+X mapping was allowed: MDWE not in force")
+    except PermissionError:
+        pass
+    import scheduler_daemon
+    for module in pkgutil.walk_packages(scheduler_daemon.__path__, "scheduler_daemon."):
+        importlib.import_module(module.name)
+    import asyncpg, httpx, structlog
+    try:
+        import uvloop, orjson, aiohttp, httpx_aiohttp  # the 'speed' extra, when installed
+        orjson.dumps({"x": 1})
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    async def main():
+        await asyncio.get_running_loop().getaddrinfo("localhost", 5432)
+        ssl.create_default_context()
+        async with httpx.AsyncClient():
+            pass
+    run(main())
+    print("ok")
+    """
+    .replace("%d, %d", f"{PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}")
+)
+
+
+def test_runtime_works_without_writable_executable_memory() -> None:
+    """MemoryDenyWriteExecute=yes: import everything and run a loop under the kernel's
+    equivalent restriction (PR_SET_MDWE, Linux 6.3+)."""
+    # in a child: the restriction cannot be lifted once set
+    probe = subprocess.run(
+        [sys.executable, "-c", MDWE_PROBE], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    if probe.returncode == 77:
+        pytest.skip("kernel lacks prctl(PR_SET_MDWE) (Linux < 6.3): cannot emulate MemoryDenyWriteExecute")
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert probe.stdout.strip().endswith("ok")
+
+
+def test_env_example_lists_every_setting() -> None:
+    text = ENV_EXAMPLE.read_text()
+    variables: set[str] = set()
+    for source in ("config/settings.py", "config/platforms.py"):  # every literal read.<kind>("NAME", ...)
+        code = (ROOT / "scheduler_daemon" / source).read_text()
+        variables |= set(re.findall(r'read\.\w+\(\s*"([A-Z_]+)"', code))
+    assert {"DATABASE_URL", "SCHEDULER_LOG_FORMAT", "SUPABASE_URL"} <= variables and len(variables) >= 20
+    listed = set(re.findall(r"^#?([A-Z_]+)=", text, re.M))
+    variables -= {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}  # set by systemd itself
+    assert variables <= listed, f"missing from the env example: {sorted(variables - listed)}"
+    urls = re.findall(r"^#?DATABASE_URL=(\S+)", text, re.M)
+    assert urls and all(":5432/" in url for url in urls), "use port 5432, not the 6543 transaction pooler"
+
+
+# --- journald priority prefixes ---------------------------------------------------------
+
+
+@pytest.fixture
+def restore_structlog() -> Iterator[None]:
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+def test_json_lines_carry_journal_priority_prefixes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_structlog: None
+) -> None:
+    path = tmp_path / "journal-stream"
+    with path.open("w") as stream:
+        st = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        logs.configure(level="info", fmt="json", stream=stream)
+        log = structlog.get_logger("test")
+        log.warning("disk nearly full", free_mb=12)
+        log.error("publish failed", post_id="p1")
+        log.info("published", post_id="p2")
+        log.debug("below the level")
+    lines = path.read_text().splitlines()
+
+    assert len(lines) == 3
+    assert lines[0].startswith("<4>{")
+    assert lines[1].startswith("<3>{")
+    assert lines[2].startswith("{")
+    events = [json.loads(line[3:] if line.startswith("<") else line) for line in lines]
+    assert [e["event"] for e in events] == ["disk nearly full", "publish failed", "published"]
+    assert [e["level"] for e in events] == ["warning", "error", "info"]
+
+
+def test_no_prefix_when_stdout_is_not_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_structlog: None
+) -> None:
+    other = tmp_path / "other"
+    other.write_text("")
+    st = other.stat()
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")  # some other file
+    path = tmp_path / "stdout"
+    with path.open("w") as stream:
+        logs.configure(level="info", fmt="json", stream=stream)
+        structlog.get_logger("test").error("boom")
+    line = path.read_text()
+    assert line.startswith("{"), line
+    assert json.loads(line)["event"] == "boom"
