@@ -270,6 +270,11 @@ def unit_settings(text: str) -> dict[str, list[str]]:
     return values
 
 
+def c_unescape(value: str) -> str:
+    """systemd's C-style escapes in a setting's value (SetCredential= data)."""
+    return value.encode("latin-1").decode("unicode_escape")
+
+
 def seconds(value: str) -> float:
     total = 0.0
     for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(min|ms|s|h)?", value):
@@ -286,17 +291,52 @@ def test_unit_declares_what_the_daemon_relies_on() -> None:
     assert s("Type") == ["notify"]  # notify-reload does not exist on systemd 252
     assert s("NotifyAccess") == ["main"]
     assert s("ExecStart") == [f"{INSTALLED_EXEC} run"]
-    assert s("ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    # the shell's builtin kill: /bin/kill (procps) is missing from minimal images
+    assert s("ExecReload") == ["/bin/sh -c 'kill -HUP $MAINPID'"]
     assert s("Restart") == ["on-failure"]
+    # a bad setting (2) or an unreadable credential (243/CREDENTIALS) fails the unit once
+    assert set(s("RestartPreventExitStatus")[0].split()) == {"2", "243"}
     assert seconds(s("WatchdogSec")[0]) == 30
     assert seconds(s("TimeoutStopSec")[0]) > Settings().shutdown_timeout_seconds + 5
     assert s("LoadCredential") == ["database_url:/etc/scheduler-daemon/database_url"]
+    # the fallback when that file is missing: blank, which the daemon reads as unset
+    assert [c_unescape(v) for v in s("SetCredential")] == ["database_url:\n"]
     assert s("EnvironmentFile") == ["-/etc/scheduler-daemon/env"]
     assert s("DynamicUser") == ["yes"]
     assert s("CapabilityBoundingSet") == [""]
     assert s("MemoryDenyWriteExecute") == ["yes"]
     assert "[Service]MemoryMax" in unit and "[Service]MemoryHigh" in unit
     assert not any(k.endswith("IPAddressDeny") for k in unit), "the daemon needs the network"
+
+
+def unit_credential_fallback() -> str:
+    """The value the unit's SetCredential= gives database_url when its file is missing."""
+    [value] = unit_settings(UNIT.read_text())["[Service]SetCredential"]
+    name, _, data = c_unescape(value).partition(":")
+    assert name == "database_url"
+    return data
+
+
+@pytest.mark.parametrize(
+    ("env_url", "credential", "expected"),
+    [
+        (None, None, None),  # no file: the unit's blank fallback -> embedded PostgreSQL
+        (None, "postgresql://u:pw@db:5432/app\n", "postgresql://u:pw@db:5432/app"),  # the file
+        ("postgresql://u:pw@env:5432/app", None, "postgresql://u:pw@env:5432/app"),  # env file
+        ("postgresql://u:pw@env:5432/app", "postgresql://u:pw@db:5432/app", "postgresql://u:pw@env:5432/app"),
+    ],
+)
+def test_database_url_from_the_credential_the_env_file_or_neither(
+    tmp_path: Path, env_url: str | None, credential: str | None, expected: str | None
+) -> None:
+    """What the three database modes look like to the daemon under the unit: systemd writes
+    the credential file's contents, or the SetCredential= fallback, to
+    $CREDENTIALS_DIRECTORY/database_url; DATABASE_URL may also come from the env file."""
+    (tmp_path / "database_url").write_text(unit_credential_fallback() if credential is None else credential)
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "SCHEDULER_STATE_DIR": str(tmp_path)}
+    if env_url is not None:
+        env["DATABASE_URL"] = env_url
+    assert Settings.from_env(env).database_url == expected
 
 
 @needs_analyze
