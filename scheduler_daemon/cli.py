@@ -23,7 +23,7 @@ from .daemon import Daemon
 from .db import DB_ERRORS, demo, embedded
 from .db import migrate as migrations
 from .errors import ConfigError
-from .logs import SECRETS, configure
+from .logs import SECRETS, configure, fatal, install_excepthook
 from .metrics import Metrics
 from .metrics_http import PrometheusMetrics, serve_daemon
 from .systemd import Notifier
@@ -31,6 +31,9 @@ from .systemd import Notifier
 logger = structlog.get_logger("scheduler_daemon.cli")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+# Commands whose log is their output (the journal under systemd). The others print a
+# result on stdout (--json for scripts), so their log goes to stderr.
+SERVING = ("run", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,13 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_excepthook()
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(f"scheduler-daemon: configuration error: {exc}", file=sys.stderr)
+        fatal(f"configuration error: {exc}")
         return EXIT_CONFIG
-    configure(settings.log_level, settings.log_format)
+    configure(settings.log_level, settings.log_format, None if args.command in SERVING else sys.stderr)
     SECRETS.add(*settings.secret_values())
     embedded.quiet_platformdirs()
     command: Handler = args.handler
@@ -75,11 +79,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     except DB_ERRORS as exc:
-        logger.error("database unavailable", error=str(exc))
+        fatal(database_failure(settings, exc))
         return EXIT_FAILURE
     except ConfigError as exc:
-        logger.error("configuration error", error=str(exc))
+        fatal(f"configuration error: {exc}")
         return EXIT_CONFIG
+
+
+def database_failure(settings: Settings, exc: BaseException) -> str:
+    """Why the database is out of reach, naming where its address came from."""
+    if settings.database_url:
+        host, ports = commands.dsn_endpoint(settings.database_url)
+        where = f"DATABASE_URL ({host}:{','.join(map(str, ports))})"
+    else:
+        where = f"the embedded PostgreSQL (SCHEDULER_STATE_DIR={settings.state_dir})"
+    return f"database unavailable through {where}: {type(exc).__name__}: {exc}"
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:

@@ -570,3 +570,32 @@ def test_pgserver_info_lines_are_debug(restore_structlog: None) -> None:
     finally:
         chatty.filters[:] = filters
         chatty.setLevel(level)
+
+
+SCHEDULER_DAEMON = [str(Path(sys.executable).with_name("scheduler-daemon"))]  # the console script
+
+
+@pytest.mark.parametrize(
+    ("env", "status", "names"),
+    [
+        ({"SCHEDULER_CONCURRENCY": "zero"}, 2, "SCHEDULER_CONCURRENCY='zero'"),
+        ({"SCHEDULER_LOG_FORMAT": "xml"}, 2, "SCHEDULER_LOG_FORMAT"),
+        ({"DATABASE_URL": "postgresql://app:startup-pw@127.0.0.1:1/app"}, 1, "DATABASE_URL (127.0.0.1:1)"),
+    ],
+)
+def test_a_startup_failure_is_one_err_line_naming_the_setting(
+    tmp_path: Path, env: dict[str, str], status: int, names: str
+) -> None:
+    """What `journalctl -p err -u scheduler-daemon` shows when the unit cannot start."""
+    handle, journal = journal_file(tmp_path / "stderr")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "DATABASE_URL"))}
+    environment |= {"SCHEDULER_STATE_DIR": str(tmp_path), "SCHEDULER_LOG_FORMAT": "json", **journal, **env}
+    with handle:
+        result = subprocess.run(
+            [*SCHEDULER_DAEMON, "run"], env=environment, stderr=handle, stdout=subprocess.PIPE,
+            text=True, timeout=60, cwd=ROOT,
+        )
+    assert result.returncode == status
+    [line] = (tmp_path / "stderr").read_text().splitlines()
+    assert line.startswith("<3>scheduler-daemon: ") and names in line, line
+    assert "startup-pw" not in line + result.stdout
