@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -25,7 +26,8 @@ from structlog.testing import capture_logs
 
 from scheduler_daemon import logs
 from scheduler_daemon.config import Settings
-from scheduler_daemon.systemd import Notifier, monotonic_usec
+from scheduler_daemon.systemd import Notifier, StatusUpdates, monotonic_usec, status_text
+from scheduler_daemon.timing import ManualClock
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "scheduler-daemon.service"
@@ -250,6 +252,67 @@ def test_watchdog_interval_defaults_to_our_pid() -> None:
     theirs = Notifier.from_env({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid() + 1)})
     assert ours.watchdog_interval() == 1.0
     assert theirs.watchdog_interval() is None
+
+
+# --- STATUS= freshness -------------------------------------------------------------------
+
+T0 = dt.datetime(2030, 1, 1, 9, 0, tzinfo=dt.timezone.utc).timestamp()
+STATUS_PERIOD = 5.0  # the daemon's period: min(WatchdogSec/2, 5 s)
+
+
+def test_status_text_has_the_counts_and_the_next_due_instant() -> None:
+    assert status_text(0, 0, None, T0) == "0 armed, 0 publishing; nothing due"
+    assert status_text(2, 1, T0 + 36, T0) == "2 armed, 1 publishing; next due 2030-01-01T09:00:36+00:00 (in 36 s)"
+    assert status_text(3, 0, T0 + 2 * 3600 + 61, T0).endswith("(in 2 h 1 min)")
+    assert status_text(1, 1, T0, T0 + 0.2).endswith("(due now)")  # being claimed
+
+
+def test_status_stays_fresh_and_sends_only_what_changed(bound: tuple[Receiver, str]) -> None:
+    """One call per status period, as the daemon makes: the relative time moves on, the
+    counts show within a period, and an unchanged line costs nothing."""
+    receiver, env_value = bound
+    clock = ManualClock(T0)
+    updates = StatusUpdates(Notifier(env_value))
+
+    def period(armed: int, due: float | None) -> bool:
+        sent = updates.send(status_text(armed, 0, due, clock.now()))
+        clock.advance(STATUS_PERIOD)
+        return sent
+
+    assert period(1, T0 + 36)
+    assert receiver.message().endswith(b"(in 36 s)")
+    assert period(1, T0 + 36)  # five seconds on: no longer "in 36 s"
+    assert receiver.message().endswith(b"(in 31 s)")
+    assert period(2, T0 + 36)  # a new post armed: the count shows at the next period
+    assert receiver.message().startswith(b"STATUS=2 armed")
+    assert not updates.send(status_text(2, 0, T0 + 36, clock.now() - STATUS_PERIOD))  # same text: nothing sent
+    receiver.assert_empty()
+
+    # A deadline hours away changes its text once a minute: 12 periods, at most 2 datagrams.
+    clock.set(T0)
+    sent = sum(period(1, T0 + 3 * 3600 + 30) for _ in range(12))
+    assert 1 <= sent <= 2
+    for _ in range(sent):
+        receiver.message()
+    # An idle daemon says so once.
+    assert [period(0, None) for _ in range(12)] == [True] + [False] * 11
+    assert receiver.message() == b"STATUS=0 armed, 0 publishing; nothing due"
+    receiver.assert_empty()
+
+
+def test_a_failed_status_is_sent_again(short_dir: Path) -> None:
+    address = str(short_dir / "notify")  # systemd's socket is gone for a moment
+    updates = StatusUpdates(Notifier(address))
+    text = status_text(1, 0, T0 + 60, T0)
+    with capture_logs():
+        assert not updates.send(text)
+    receiver = Receiver(address)
+    try:
+        assert updates.send(text)
+        assert receiver.message() == f"STATUS={text}".encode()
+        assert not updates.send(text)
+    finally:
+        receiver.close()
 
 
 # --- the unit file ----------------------------------------------------------------------
