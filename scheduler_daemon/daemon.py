@@ -26,8 +26,8 @@ from .logs import SECRETS
 from .metrics import Metrics
 from .outcomes import OutcomeWriter
 from .platforms.registry import Registry
-from .systemd import Notifier
-from .timing import SystemClock, format_delay
+from .systemd import Notifier, StatusUpdates, status_text
+from .timing import SystemClock
 from .transport import AiohttpTransport
 
 logger = structlog.get_logger("scheduler_daemon.daemon")
@@ -82,9 +82,7 @@ class Daemon:
         d = self.dispatcher
         if d is None:
             return "starting"
-        nxt = d.schedule.next_due()
-        when = "nothing due" if nxt is None else f"next due {d.next_due_iso()} (in {format_delay(nxt - self.clock.now())})"
-        return f"{len(d.schedule)} armed, {len(d.inflight)} publishing; {when}"
+        return status_text(len(d.schedule), len(d.inflight), d.schedule.next_due(), self.clock.now())
 
     async def run(self) -> None:
         s = self.settings
@@ -177,18 +175,14 @@ class Daemon:
         """WATCHDOG=1 from the event loop itself (a stuck loop stops it), STATUS= on change."""
         watchdog = self.notifier.watchdog_interval()
         period = min(watchdog or 5.0, 5.0)
-        last = ""
+        status = StatusUpdates(self.notifier)
         while not self._stop.is_set():
             if watchdog is not None:
                 self.notifier.watchdog()
             assert self.dispatcher is not None
             if self.dispatcher.orphans_pending:
                 await self._recover(self.dispatcher)
-            line = self.status_line()
-            if line.split(";")[0] != last.split(";")[0]:
-                self.notifier.status(line)
-            last = line
-            assert self.dispatcher is not None
+            status.send(self.status_line())
             nxt = self.dispatcher.schedule.next_due()
             self.metrics.armed(len(self.dispatcher.schedule), None if nxt is None else nxt - self.clock.now())
             try:
