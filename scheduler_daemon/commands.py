@@ -1,5 +1,5 @@
 """Operator subcommands: status, doctor, schedule, cancel, retry, connections,
-install-service.
+install-service, embedded.
 
 ``register`` adds them to the CLI's subparsers, each with ``set_defaults(handler=...)``:
 an ``async (settings, args) -> exit code`` function. Exit codes: 0 all is well, 1 a
@@ -11,6 +11,7 @@ stdout (``--json`` for scripts), diagnostics to stderr. Every statement lives in
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import inspect
 import json
@@ -69,6 +70,7 @@ def register(sub: Any) -> None:
     _register_retry(sub)
     _register_connections(sub)
     _register_install_service(sub)
+    _register_embedded(sub)
 
 
 def _parser(sub: Any, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
@@ -954,3 +956,25 @@ Next steps:
   5. sudo systemctl enable --now scheduler-daemon
   6. journalctl -u scheduler-daemon -f""")
     return EXIT_PROBLEM if unit_outcome == "kept" else EXIT_OK
+
+
+# -- embedded -----------------------------------------------------------------------------
+
+
+def _register_embedded(sub: Any) -> None:
+    p = _parser(
+        sub, "embedded", "the embedded PostgreSQL (used without DATABASE_URL): stop it",
+        "The embedded PostgreSQL keeps running after the daemon or the demo stops, so that the\n"
+        "next start reuses it. `embedded stop` stops the one in SCHEDULER_STATE_DIR (fast\n"
+        "shutdown; the data stays in SCHEDULER_STATE_DIR/pgdata).",
+    )
+    p.add_argument("action", choices=["stop"], help="what to do")
+    p.set_defaults(handler=_guarded(embedded_command))
+
+
+async def embedded_command(settings: Settings, args: argparse.Namespace) -> int:
+    pgdata = settings.state_dir / "pgdata"
+    pid = await asyncio.to_thread(embedded.stop_server, settings.state_dir)
+    print(f"stopped the embedded PostgreSQL in {pgdata} (pid {pid})" if pid is not None
+          else f"no embedded PostgreSQL is running in {pgdata}")
+    return EXIT_OK
