@@ -199,7 +199,8 @@ def _register_status(sub: Any) -> None:
         sub, "status", "posts by status, next due, overdue, recent failures, stuck publishes",
         "Summarise the posts table as the daemon sees it: counts by status, the next posts due,\n"
         "scheduled posts already past their due time (overdue: no daemon is arming them),\n"
-        "failed attempts in the last 24 hours (publish_attempts) and posts held in\n"
+        "failed attempts in the last 24 hours (publish_attempts), every post the daemon sent\n"
+        "back to draft in that time with its reason (rejected ones included), and posts held in\n"
         "'publishing' for too long (a daemon that died mid-publish).\n\n"
         "Exit status 1 when a post is overdue or stuck, or a scheduled row has no valid due time.",
     )
@@ -215,6 +216,10 @@ def _register_status(sub: Any) -> None:
     p.add_argument(
         "--failures", type=_count, default=20, metavar="N", help="how many recent failed attempts to list (default 20)"
     )
+    p.add_argument(
+        "--drafts", type=_count, default=100, metavar="N",
+        help="how many of the drafts the daemon produced in the last 24 h to list (default 100)",
+    )
     _json_flag(p)
     p.set_defaults(handler=_guarded(status))
 
@@ -229,6 +234,7 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
         stuck = await ops.stuck(args.stuck_after)
         failure_counts = await ops.failure_counts(window)
         failures = await ops.recent_failures(window, args.failures)
+        drafts_total, drafts = await ops.recent_drafts(window, args.drafts)
 
     upcoming: list[dict[str, Any]] = []
     overdue: list[dict[str, Any]] = []
@@ -261,6 +267,7 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             "stuck": stuck,
             "stuck_after_seconds": args.stuck_after,
             "failures": {"window_seconds": window, "counts": failure_counts, "recent": failures},
+            "drafts": {"window_seconds": window, "total": drafts_total, "recent": drafts},
             "problems": problems,
         })
         return EXIT_PROBLEM if problems else EXIT_OK
@@ -300,7 +307,17 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
         error = (f["error_message"] or "").replace("\n", " ")
         print(f"  {_iso(f['finished_at'])}  {f['platform']:<10} {f['outcome']:<8} {f['post_id']} "
               f"attempt {f['attempt']}: {error[:160]}")
+    _print_drafts(drafts_total, drafts)
     return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def _print_drafts(total: int, drafts: list[dict[str, Any]]) -> None:
+    shown = "" if total == len(drafts) else f" (the newest {len(drafts)}; --drafts N lists more)"
+    print(f"\nSent back to draft in the last 24 h: {total}{shown}")
+    for d in drafts:
+        reason = (d["error_message"] or "").replace("\n", " ")
+        print(f"  {_iso(d['updated_at'])}  {d['platform']:<10} {d['id']}  after {d['attempt_count']} attempt(s): "
+              f"{reason[:200]}")
 
 
 # -- doctor -------------------------------------------------------------------------------

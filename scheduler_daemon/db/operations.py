@@ -150,6 +150,14 @@ class Operations:
     async def failure_counts(self, within_seconds: float) -> list[dict[str, Any]]:
         return _dicts(await self.conn.fetch(q("ops_failure_counts"), within_seconds))
 
+    async def recent_drafts(self, within_seconds: float, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """(how many, the newest ``limit``) of the drafts the daemon produced in the window."""
+        rows = _dicts(await self.conn.fetch(q("ops_recent_drafts"), within_seconds, limit))
+        total = int(rows[0].pop("total")) if rows else 0
+        for r in rows[1:]:
+            r.pop("total")
+        return total, rows
+
     # -- one post -----------------------------------------------------------------------
 
     async def post(self, post_id: uuid.UUID) -> dict[str, Any] | None:
