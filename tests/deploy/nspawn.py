@@ -144,9 +144,11 @@ def _paths_in(value: str) -> Iterator[Path]:
             yield Path(token)
 
 
-def pip_binds(env: Mapping[str, str] = os.environ) -> list[Path]:
+def pip_binds(env: Mapping[str, str] = os.environ) -> list[tuple[Path, Path]]:
     """Every host path pip's configuration needs (config files, certificates, constraint
-    files, find-links folders, file:// indexes), to bind-mount read-only at the same place."""
+    files, find-links folders, file:// indexes), as (host path, path inside) to bind-mount
+    read-only: the same place, but the user's own files in root's home inside."""
+    home = Path(env.get("HOME", "/root"))
     paths: list[Path] = []
     values = list(pip_environment(env).values())
     for config in pip_config_files(env):
@@ -158,7 +160,8 @@ def pip_binds(env: Mapping[str, str] = os.environ) -> list[Path]:
     for value in values:
         paths += [p for p in _paths_in(value) if p.exists()]
     unique = sorted(dict.fromkeys(paths))
-    return [p for p in unique if not any(p != q and p.is_relative_to(q) for q in unique)]
+    outermost = [p for p in unique if not any(p != q and p.is_relative_to(q) for q in unique)]
+    return [(p, Path("/root") / p.relative_to(home) if p.is_relative_to(home) else p) for p in outermost]
 
 
 # -- the cached root -----------------------------------------------------------------------
@@ -241,7 +244,7 @@ class Machine:
     @classmethod
     @contextlib.contextmanager
     def booted(cls, tarball: Path, *, prepare: Callable[[Path], None] = lambda root: None,
-               binds: Sequence[Path] = (), env: Mapping[str, str] | None = None) -> Iterator[Machine]:
+               binds: Sequence[tuple[Path, Path]] = (), env: Mapping[str, str] | None = None) -> Iterator[Machine]:
         remove_stale_runs()
         workdir = Path(tempfile_dir())
         (workdir / "owner").write_text(str(os.getpid()))
@@ -259,8 +262,8 @@ class Machine:
             shutil.rmtree(workdir, ignore_errors=True)
 
     @classmethod
-    def _boot(cls, workdir: Path, binds: Sequence[Path], env: dict[str, str]) -> Machine:
-        name = f"{RUN_PREFIX}{secrets.token_hex(3)}"
+    def _boot(cls, workdir: Path, binds: Sequence[tuple[Path, Path]], env: dict[str, str]) -> Machine:
+        name = f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"  # the owner's pid: see remove_stale_runs
         cgroups = [base / name for base in CGROUP_ROOTS if (base / "cgroup.procs").exists()]
         for cgroup in cgroups:
             cgroup.mkdir()
@@ -268,7 +271,7 @@ class Machine:
             "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot", f"--machine={name}",
             f"--hostname={HOSTNAME}", f"--directory={workdir / 'root'}", "--console=pipe",
             "--resolv-conf=copy-host", "--link-journal=no", "--timezone=off",
-            *[f"--bind-ro={path}" for path in binds],
+            *[f"--bind-ro={source}:{target}" for source, target in binds],
         ]
         # Into cgroups of its own (nspawn --keep-unit makes payload/ and supervisor/ beside
         # itself), and SIGTERM to nspawn (a clean poweroff) if this process dies.
@@ -511,6 +514,6 @@ def remove_stale_runs() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     for base in CGROUP_ROOTS:
         for cgroup in base.glob(f"{RUN_PREFIX}*"):
-            if not any((p / "cgroup.procs").read_text().strip() for p in [cgroup, *cgroup.rglob("*")]
-                       if (p / "cgroup.procs").exists()):
+            owner = cgroup.name.removeprefix(RUN_PREFIX).split("-")[0]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
                 _remove_cgroup(cgroup)
