@@ -430,6 +430,23 @@ def test_embedded_default_under_dynamic_user(deployment: Deployment) -> None:
     assert dep.wait_row(post, "published", EMBEDDED_URL)["platform_post_id"]
 
 
+def test_embedded_mode_without_libnss_systemd_says_what_is_missing(deployment: Deployment) -> None:
+    """The README's apt line installs libnss-systemd; without it the dynamic user has no
+    name and initdb refuses to run. The unit's err line says which package is missing."""
+    dep, m = deployment, deployment.machine
+    m.run(["systemctl", "stop", UNIT], timeout=60)
+    m.run(["rm", "-rf", "/var/lib/private/scheduler-daemon/pgdata"])
+    m.run(["apt-get", "remove", "-y", "-q", "libnss-systemd"], timeout=300)
+    try:
+        cursor, before, result = start_failing(dep, "")
+        assert result.returncode != 0
+        lines = err_lines(m, cursor)
+        assert any("embedded PostgreSQL" in line and "install libnss-systemd" in line for line in lines), lines
+    finally:
+        m.run(["apt-get", "install", "-y", "-q", "libnss-systemd"], timeout=300)  # from apt's cache
+    assert dep.use("embedded")["ActiveState"] == "active"
+
+
 def test_the_embedded_default_as_root_outside_systemd(deployment: Deployment) -> None:
     """The demo's path: root, no DATABASE_URL. pgserver creates its 'pgserver' user, the
     JSON stays valid, and `embedded stop` leaves nothing running."""
