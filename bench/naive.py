@@ -2,7 +2,7 @@
 
 ``python -m bench.naive tasks``: the naive design, one asyncio task per post sleeping
 until its instant. ``python -m bench.naive heap``: the same minimal process holding the
-daemon's ``Schedule`` instead. Both load the rows with the daemon's own query and
+daemon's ``Timers`` instead. Both load the rows with the daemon's own query and
 conversion (the repository's streamed batches, ``due_instant``), send READY=1 to
 ``$NOTIFY_SOCKET`` once every post is armed, and wait for SIGTERM. ``DATABASE_URL`` names
 the database.
@@ -18,10 +18,10 @@ import time
 from collections.abc import AsyncIterator
 
 from scheduler_daemon.db.repository import Repository, create_pool
+from scheduler_daemon.due import due_instant
+from scheduler_daemon.engine.timers import Timers
 from scheduler_daemon.models import ScheduledRow
-from scheduler_daemon.schedule import Schedule
 from scheduler_daemon.systemd import Notifier
-from scheduler_daemon.timing import due_instant
 
 
 async def _sleep_until(due: float) -> None:
@@ -41,7 +41,7 @@ async def _scheduled(repository: Repository) -> AsyncIterator[list[tuple[Schedul
 async def main(mode: str) -> None:
     pool = await create_pool(os.environ["DATABASE_URL"], instance_id="naive", max_size=2)
     tasks: list[asyncio.Task[None]] = []
-    schedule = Schedule()
+    schedule = Timers()
     async for batch in _scheduled(Repository(pool, "naive")):
         for row, version in batch:
             due = due_instant(row.key).timestamp()

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from scheduler_daemon.db.queries import QUERIES
+from scheduler_daemon.db.sql import QUERIES
 
 SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
 _SPACE = re.compile(r"\s+")
@@ -42,7 +42,7 @@ _ASYNCPG = {
 
 
 def query_name(sql: str) -> str:
-    """The queries.sql name of ``sql``, asyncpg's own by name, else its first 60 characters."""
+    """The db/sql/*.sql name of ``sql``, asyncpg's own by name, else its first 60 characters."""
     text = _normal(sql)
     if text in _NAMES:
         return _NAMES[text]

@@ -63,25 +63,61 @@ def _lateness(r: dict[str, Any]) -> str:
 
 
 def _burst(r: dict[str, Any]) -> str:
-    daemon_rows = [[f"daemon, {d['transport']} ({d['resolved_transport']})", d["posts_per_s"], d["first_arrival_s"], d["last_arrival_s"],
-                    d["outcomes_written_s"], d["duplicates"], d["arrived"], d["cpu_ms_per_post"]] for d in r["daemon"]]
-    bare_rows = [[f"bare client, {b['client']} ({b.get('transport_class', '')})", b["posts_per_s"], b["first_arrival_s"], b["last_arrival_s"], None,
-                  b["duplicates"], b["arrived"], b["cpu_ms_per_request"]] for b in r["bare_clients"]]
+    daemon_rows = [
+        [
+            f"daemon, {d['transport']} ({d['resolved_transport']})",
+            d["posts_per_s"],
+            d["first_arrival_s"],
+            d["last_arrival_s"],
+            d["outcomes_written_s"],
+            d["duplicates"],
+            d["arrived"],
+            d["cpu_ms_per_post"],
+        ]
+        for d in r["daemon"]
+    ]
+    bare_rows = [
+        [
+            f"bare client, {b['client']} ({b.get('transport_class', '')})",
+            b["posts_per_s"],
+            b["first_arrival_s"],
+            b["last_arrival_s"],
+            None,
+            b["duplicates"],
+            b["arrived"],
+            b["cpu_ms_per_request"],
+        ]
+        for b in r["bare_clients"]
+    ]
     check = r["bare_aiohttp_vs_aiohttp_receiver"]
     check_row = [["bare client, aiohttp → the aiohttp (test-suite) receiver", check["posts_per_s"],
                   check["first_arrival_s"], check["last_arrival_s"], None, check["duplicates"], check["arrived"],
                   check["cpu_ms_per_request"]]]
     claims = "; ".join(f"{d['transport']}: " + ", ".join(f"{a}→{w} in {ms} ms" for a, w, ms in d["claims_asked_won_ms"])
                        for d in r["daemon"])
-    return "\n\n".join([
-        f"{r['posts']:,} posts due at one instant ({r['loop']} loop, concurrency {r['concurrency']}). "
-        "Times are seconds from the due instant (bare clients: from their start) at the receiver; "
-        "CPU is the bench process's (daemon + probes, or the bare client).",
-        table(("run", "posts/s", "first arrival (s)", "last arrival (s)", "all outcomes written (s)", "duplicates",
-               "arrived", "CPU ms/post"), daemon_rows + bare_rows + check_row),
-        f"Best: daemon with {r['best_daemon_transport']} at {_cell(r['daemon_vs_best_bare'] * 100 if r['daemon_vs_best_bare'] else None)}% "
-        f"of the best bare client ({_cell(r['best_bare_posts_per_s'])} requests/s). Claims (asked→won): {claims}.",
-    ])
+    return "\n\n".join(
+        [
+            f"{r['posts']:,} posts due at one instant ({r['loop']} loop, concurrency {r['concurrency']}). "
+            "Times are seconds from the due instant (bare clients: from their start) at the receiver; "
+            "CPU is the bench process's (daemon + probes, or the bare client).",
+            table(
+                (
+                    "run",
+                    "posts/s",
+                    "first arrival (s)",
+                    "last arrival (s)",
+                    "all outcomes written (s)",
+                    "duplicates",
+                    "arrived",
+                    "CPU ms/post",
+                ),
+                daemon_rows + bare_rows + check_row,
+            ),
+            f"Best: daemon with {r['best_daemon_transport']} at "
+            f"{_cell(r['daemon_vs_best_bare'] * 100 if r['daemon_vs_best_bare'] else None)}% "
+            f"of the best bare client ({_cell(r['best_bare_posts_per_s'])} requests/s). Claims (asked→won): {claims}.",
+        ]
+    )
 
 
 def _schedule(r: dict[str, Any]) -> str:
@@ -90,14 +126,17 @@ def _schedule(r: dict[str, Any]) -> str:
         for who, f in figures.items():
             rows.append([f"{int(count):,}", who, f["ready_s"], f["rss_mb"], f["peak_rss_mb"]])
     above = r["small_above_idle"]
-    return "\n\n".join([
-        "Separate processes, spawn → READY=1 on our NOTIFY_SOCKET; memory from /proc at READY. `daemon` is "
-        "`python -m scheduler_daemon.cli run --migrate` (nothing to apply); `naive_tasks` is one asyncio task per post, `naive_heap` the daemon's "
-        "Schedule, both in the same minimal process (bench/naive.py) loading rows the daemon's way.",
-        table(("rows", "process", "start → READY (s)", "RSS at READY (MiB)", "peak RSS (MiB)"), rows),
-        f"Smaller schedule above the idle daemon: +{above['ready_s']} s, +{above['rss_mb']} MiB at READY, "
-        f"+{above['peak_rss_mb']} MiB peak.",
-    ])
+    return "\n\n".join(
+        [
+            "Separate processes, spawn → READY=1 on our NOTIFY_SOCKET; memory from /proc at READY. `daemon` is "
+            "`python -m scheduler_daemon.cli run --migrate` (nothing to apply); `naive_tasks` is one asyncio task "
+            "per post, `naive_heap` the daemon's "
+            "Timers, both in the same minimal process (bench/naive.py) loading rows the daemon's way.",
+            table(("rows", "process", "start → READY (s)", "RSS at READY (MiB)", "peak RSS (MiB)"), rows),
+            f"Smaller schedule above the idle daemon: +{above['ready_s']} s, +{above['rss_mb']} MiB at READY, "
+            f"+{above['peak_rss_mb']} MiB peak.",
+        ]
+    )
 
 
 def _registration(r: dict[str, Any]) -> str:
@@ -184,15 +223,26 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## Machine",
         "",
-        table(("", ""), [
-            ("revision", f"{m.get('revision', 'unknown')} at the start, {m.get('revision_at_end', 'unknown')} at the end"),
-            ("CPU", f"{m['cpu']}, {m['cores']} cores (load average when the bench started: "
-                    f"{m.get('load_average_at_start')})"), ("memory", f"{m['memory_gib']} GiB"), ("OS", m["os"]),
-            ("Python", m["python"]), ("PostgreSQL", f"{m['postgresql']} ({m['postgresql_source']}), "
-                                                   f"{m['postgresql_settings']}"),
-            ("packages", ", ".join(f"{k} {v}" for k, v in m["packages"].items())),
-            ("sharing", m["sharing"]),
-        ]),
+        table(
+            ("", ""),
+            [
+                (
+                    "revision",
+                    f"{m.get('revision', 'unknown')} at the start, {m.get('revision_at_end', 'unknown')} at the end",
+                ),
+                (
+                    "CPU",
+                    f"{m['cpu']}, {m['cores']} cores (load average when the bench started: "
+                    f"{m.get('load_average_at_start')})",
+                ),
+                ("memory", f"{m['memory_gib']} GiB"),
+                ("OS", m["os"]),
+                ("Python", m["python"]),
+                ("PostgreSQL", f"{m['postgresql']} ({m['postgresql_source']}), {m['postgresql_settings']}"),
+                ("packages", ", ".join(f"{k} {v}" for k, v in m["packages"].items())),
+                ("sharing", m["sharing"]),
+            ],
+        ),
         "",
         "## Targets",
         "",

@@ -25,11 +25,11 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from bench import machine, report  # noqa: E402
-from bench.context import FULL, SMOKE, Context  # noqa: E402
-from bench.harness import quiet_logs  # noqa: E402
-from bench.pg import BenchDatabases  # noqa: E402
-from bench.scenarios import (  # noqa: E402
+from bench import machine, report
+from bench.context import FULL, SMOKE, Context
+from bench.harness import quiet_logs
+from bench.pg import BenchDatabases
+from bench.scenarios import (
     burst,
     idle,
     lateness,
@@ -38,7 +38,7 @@ from bench.scenarios import (  # noqa: E402
     schedule,
     speedups,
 )
-from scheduler_daemon.testing.postgres import server  # noqa: E402
+from scheduler_daemon.testing.postgres import server
 
 HERE = Path(__file__).resolve().parent
 # The bench's helper processes (`python -m bench.receiver`, …) find this package from anywhere.

@@ -1,9 +1,12 @@
-"""Wiring and lifecycle: one TaskGroup owns the listener, the sleeper and the writer.
+"""Wiring and lifecycle: one exit stack and one TaskGroup own every service.
 
 ``Daemon.run()`` serves until ``stop()``; ``started`` is set once LISTEN is active and the
-boot load is armed. Shutdown order: stop arming (listener), stop claiming and let
-in-flight publishes end (dispatcher, bounded by the shutdown timeout), write every
-outcome (writer), close HTTP and the pool (the exit stack).
+boot load is armed. The services (``service.Service``) start in the order data flows
+backwards: the writer, the dispatcher, the listener; once ready, recovery and the status
+reporter. Each registers its ``stop`` on the exit stack, so shutdown runs in reverse:
+stop reporting, stop arming (listener), stop claiming and let in-flight publishes end
+(dispatcher, bounded by the shutdown timeout), write every outcome (writer), then close
+HTTP and the pool.
 """
 
 from __future__ import annotations
@@ -17,20 +20,26 @@ from contextlib import AsyncExitStack
 import httpx
 import structlog
 
+from .clock import SystemClock
 from .config import Settings
-from .db import DB_ERRORS
 from .db.listener import Listener
 from .db.repository import Repository, create_pool
-from .dispatcher import Dispatcher
-from .logs import SECRETS
-from .metrics import Metrics
-from .outcomes import OutcomeWriter
-from .platforms.registry import Registry
-from .systemd import Notifier, StatusUpdates, status_text
-from .timing import SystemClock
+from .engine.dispatcher import Dispatcher
+from .engine.publisher import Publisher
+from .engine.recovery import Recovery
+from .engine.status import StatusReporter, status_line
+from .engine.writer import OutcomeWriter
+from .observability.metrics import Metrics
+from .platforms.registry import Registry, unknown_platforms
+from .redact import SECRETS
+from .systemd import Notifier
 from .transport import AiohttpTransport
 
 logger = structlog.get_logger("scheduler_daemon.daemon")
+
+# In-flight publishes had the shutdown timeout; their outcomes get a little more to land
+# (the unit's TimeoutStopSec covers both).
+OUTCOME_STOP_SECONDS = 5.0
 
 
 def _warm_httpcore() -> None:
@@ -61,6 +70,7 @@ class Daemon:
         self.started = asyncio.Event()
         self.dispatcher: Dispatcher | None = None
         self.listener: Listener | None = None
+        self.recovery: Recovery | None = None
         self._stop = asyncio.Event()
         # claimed_by and application_name name this run, not just the instance: a restarted
         # daemon with the same SCHEDULER_INSTANCE_ID must treat its predecessor's claims as
@@ -79,10 +89,7 @@ class Daemon:
             self.listener.request_resync()
 
     def status_line(self) -> str:
-        d = self.dispatcher
-        if d is None:
-            return "starting"
-        return status_text(len(d.schedule), len(d.inflight), d.schedule.next_due(), self.clock.now())
+        return status_line(self.dispatcher, self.clock)
 
     async def run(self) -> None:
         s = self.settings
@@ -93,58 +100,78 @@ class Daemon:
                 command_timeout=max(5.0, 2 * s.heartbeat_timeout_seconds),
             )
             stack.push_async_callback(pool.close)
-            repository = Repository(pool, self.run_id)
-            transport = self.transport
-            if transport is None and s.http_transport == "aiohttp":
-                transport = AiohttpTransport(max_connections=s.concurrency)
-            elif transport is None:
-                _warm_httpcore()
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=transport,
-                    timeout=httpx.Timeout(s.http_timeout_seconds),
-                    limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
-                    follow_redirects=False,
-                )
-            )
-            writer = OutcomeWriter(repository)
-            dispatcher = Dispatcher(
-                s, repository, Registry.build(s.platforms, client), writer, self.clock, client, self.metrics
-            )
-
-            async def sync() -> None:
-                await dispatcher.sync(repository.scheduled_batches())
-                await dispatcher.recover()
-                if self.started.is_set():
-                    self.notifier.ready(self.status_line())  # ends a SIGHUP's RELOADING=1
-
-            listener = Listener(
-                self.dsn, repository, on_payload=dispatcher.on_payload, on_sync=sync, clock=self.clock,
-                heartbeat_seconds=s.heartbeat_seconds, heartbeat_timeout_seconds=s.heartbeat_timeout_seconds,
-                metrics=self.metrics,
-            )
-            dispatcher.on_resync_requested = listener.request_resync
-            self.dispatcher, self.listener = dispatcher, listener
+            repository = Repository(pool, self.run_id, max_content_chars=s.max_content_chars)
+            client = await stack.enter_async_context(self._http_client())
+            writer, dispatcher, listener, recovery = self._build(repository, client)
             logger.info("starting", run=self.run_id, grace_s=s.grace_seconds, concurrency=s.concurrency)
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(listener.run(), name="listener")
-                tasks.create_task(writer.run(), name="writer")
-                sleeper = tasks.create_task(dispatcher.run(), name="dispatcher")
-                await self._until_ready_or_stop(listener)
-                tasks.create_task(self._report(), name="systemd")
-                await self._stop.wait()
-                logger.info("stopping")
-                self.notifier.stopping("finishing in-flight publishes")
-                listener.stop()
-                dispatcher.stop()
-                await sleeper
-                # In-flight publishes had the shutdown timeout; their outcomes get a little
-                # more to land (the unit's TimeoutStopSec covers both).
-                writer.stop(timeout=5.0)
-            logger.info("stopped", outcomes_written=writer.written)
+            # On the stack after the pool and the client, before the services' stops: leaving
+            # it stops the services (last started first), then waits for their tasks, then
+            # closes HTTP and the pool.
+            tasks = await stack.enter_async_context(asyncio.TaskGroup())
+            for service in (writer, dispatcher, listener):
+                service.start(tasks, stack)
+            if await self._until_ready_or_stop(listener):
+                recovery.start(tasks, stack)
+                StatusReporter(self.notifier, self.metrics, dispatcher, self.clock).start(tasks, stack)
+            await self._stop.wait()
+            logger.info("stopping")
+            self.notifier.stopping("finishing in-flight publishes")
+        logger.info("stopped", outcomes_written=writer.written)
 
-    async def _until_ready_or_stop(self, listener: Listener) -> None:
-        ready = asyncio.ensure_future(listener.ready.wait())
+    def _http_client(self) -> httpx.AsyncClient:
+        s = self.settings
+        transport = self.transport
+        if transport is None and s.http_transport == "aiohttp":
+            transport = AiohttpTransport(max_connections=s.concurrency)
+        elif transport is None:
+            _warm_httpcore()
+        return httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(s.http_timeout_seconds),
+            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
+            follow_redirects=False,
+        )
+
+    def _build(
+        self, repository: Repository, client: httpx.AsyncClient
+    ) -> tuple[OutcomeWriter, Dispatcher, Listener, Recovery]:
+        s = self.settings
+        if unknown := unknown_platforms(s.platforms):
+            logger.warning("settings name platforms that do not exist (a typo?)", platforms=unknown)
+        registry = Registry.build(s.platforms, client)
+        writer = OutcomeWriter(repository, stop_timeout=OUTCOME_STOP_SECONDS)
+        publisher = Publisher(s, repository, registry, writer, self.clock, client, self.metrics)
+        dispatcher = Dispatcher(
+            s, repository, publisher, self.clock, reject=writer.reject, request_resync=self._request_resync
+        )
+        recovery = Recovery(
+            repository, after_seconds=s.recovery_after_seconds, repeatable=registry.idempotent,
+            in_flight=dispatcher.in_flight,
+        )
+        listener = Listener(
+            self.dsn, repository, on_payload=dispatcher.on_payload, on_sync=self._sync,
+            clock=self.clock,
+            heartbeat_seconds=s.heartbeat_seconds, heartbeat_timeout_seconds=s.heartbeat_timeout_seconds,
+            metrics=self.metrics,
+        )
+        self.dispatcher, self.listener, self.recovery = dispatcher, listener, recovery
+        return writer, dispatcher, listener, recovery
+
+    def _request_resync(self) -> None:
+        """A resync the daemon asks for itself (TRUNCATE, a failed claim): no RELOADING=1."""
+        if self.listener is not None:
+            self.listener.request_resync()
+
+    async def _sync(self) -> None:
+        """The listener's ``on_sync``: reload the timers, then resolve orphaned claims."""
+        assert self.dispatcher is not None and self.recovery is not None
+        await self.dispatcher.sync(self.dispatcher.repository.scheduled_batches())
+        await self.recovery.recover()
+        if self.started.is_set():
+            self.notifier.ready(self.status_line())  # ends a SIGHUP's RELOADING=1
+
+    async def _until_ready_or_stop(self, listener: Listener) -> bool:
+        ready = asyncio.ensure_future(listener.started.wait())
         stop = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({ready, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -153,39 +180,16 @@ class Daemon:
                 waiter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiter
-        if listener.ready.is_set():
-            assert self.dispatcher is not None
-            # The boot objects (modules, the schedule) live as long as the process: keep them
-            # out of the collector's scans, and collect the young generation less often, as
-            # a burst keeps thousands of short-lived tasks alive at once (bench/analysis.md).
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(10_000, 20, 20)
-            self.started.set()
-            self.notifier.ready(self.status_line())
-            logger.info("ready", armed=len(self.dispatcher.schedule), next_due=self.dispatcher.next_due_iso())
-
-    async def _recover(self, dispatcher: Dispatcher) -> None:
-        try:
-            await dispatcher.recover()
-        except DB_ERRORS as exc:
-            logger.warning("recovery check failed; will retry", error=str(exc))
-
-    async def _report(self) -> None:
-        """WATCHDOG=1 from the event loop itself (a stuck loop stops it), STATUS= on change."""
-        watchdog = self.notifier.watchdog_interval()
-        period = min(watchdog or 5.0, 5.0)
-        status = StatusUpdates(self.notifier)
-        while not self._stop.is_set():
-            if watchdog is not None:
-                self.notifier.watchdog()
-            assert self.dispatcher is not None
-            if self.dispatcher.orphans_pending:
-                await self._recover(self.dispatcher)
-            status.send(self.status_line())
-            nxt = self.dispatcher.schedule.next_due()
-            self.metrics.armed(len(self.dispatcher.schedule), None if nxt is None else nxt - self.clock.now())
-            try:
-                await asyncio.wait_for(self._stop.wait(), period)
-            except TimeoutError:
-                pass
+        if not listener.started.is_set():
+            return False
+        assert self.dispatcher is not None
+        # The boot objects (modules, the timers) live as long as the process: keep them
+        # out of the collector's scans, and collect the young generation less often, as
+        # a burst keeps thousands of short-lived tasks alive at once (bench/analysis.md).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 20)
+        self.started.set()
+        self.notifier.ready(self.status_line())
+        logger.info("ready", armed=len(self.dispatcher.timers), next_due=self.dispatcher.next_due_iso())
+        return True

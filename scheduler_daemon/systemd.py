@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 import structlog
 
-from .timing import format_delay, utc_from_ts
+from .clock import format_delay, utc_from_ts
 
 __all__ = ["Notifier", "StatusUpdates", "monotonic_usec", "status_text"]
 
@@ -194,7 +194,8 @@ def status_text(armed: int, publishing: int, next_due: float | None, now: float)
         when = "nothing due"
     else:
         delay = next_due - now
-        when = f"next due {utc_from_ts(next_due).isoformat()} ({f'in {format_delay(delay)}' if delay > 0 else 'due now'})"
+        relative = f"in {format_delay(delay)}" if delay > 0 else "due now"
+        when = f"next due {utc_from_ts(next_due).isoformat()} ({relative})"
     return f"{armed} armed, {publishing} publishing; {when}"
 
 

@@ -1,5 +1,12 @@
-"""Shared fixtures: a real PostgreSQL per session, a fresh migrated database per test,
-a watcher that waits on row changes through LISTEN, and a running daemon."""
+"""Shared fixtures, for every folder: a real PostgreSQL per session, a fresh migrated
+database per test (``dsn``, ``db``), a watcher that waits on row changes through LISTEN
+(``watcher``), test settings (``settings``) and running daemons (``daemon_on``,
+``start_daemon``).
+
+Each test is marked by its folder (``FOLDER_MARKS``): ``unit`` (pure: no database, no
+network, no subprocess), ``integration`` (everything else), and ``slow`` for the fault and
+chaos suites. A folder not listed is ``integration``.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +27,13 @@ import pytest
 from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon import Daemon
 from scheduler_daemon.testing.postgres import Databases, server
+from support.helpers import Watcher
 
-from helpers import Watcher
+FOLDER_MARKS: dict[str, tuple[str, ...]] = {
+    "unit": ("unit",),
+    "faults": ("integration", "slow"),
+    "chaos": ("integration", "slow"),
+}
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +134,14 @@ def start_daemon(dsn: str, daemon_on: Any) -> Any:
 def settings_(settings: Settings) -> Settings:
     """The daemon settings under a name that does not clash with a module's own ``settings``."""
     return settings
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        for mark in FOLDER_MARKS.get(folder, ("integration",)):
+            item.add_marker(mark)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

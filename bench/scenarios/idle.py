@@ -32,7 +32,7 @@ async def measure(ctx: Context) -> dict[str, Any]:
         finally:
             await db.close()
         async with RunningDaemon(proxy.dsn, settings) as d:
-            armed = len(d.dispatcher.schedule)
+            armed = len(d.dispatcher.timers)
             boot = proxy.reset()
             await asyncio.sleep(sizes.idle_seconds)  # the measurement window itself
             idle = proxy.reset()

@@ -39,7 +39,7 @@ async def measure(ctx: Context, transport: str = transports.DAEMON_DEFAULT, loop
                 started = list(d.metrics.lateness)
         finally:
             await db.close()
-    due_of = {str(i): due for i, due in zip(ids, dues)}
+    due_of = {str(i): due for i, due in zip(ids, dues, strict=True)}
     keys = [a.key for a in arrivals]
     late = [a.wall - due_of[a.key] for a in arrivals if a.key in due_of]
     return {

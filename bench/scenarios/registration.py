@@ -53,7 +53,9 @@ async def _arming(d: RunningDaemon, db: asyncpg.Connection, campaign: Any, count
             "ack_to_armed_ms": distribution(ack_to_armed)}
 
 
-async def _reschedules(ctx: Context, d: RunningDaemon, dsn: str, db: asyncpg.Connection, campaign: Any) -> dict[str, Any]:
+async def _reschedules(
+    ctx: Context, d: RunningDaemon, dsn: str, db: asyncpg.Connection, campaign: Any
+) -> dict[str, Any]:
     sizes = ctx.sizes
     d.probes.reset()
     await insert_posts(db, campaign, [time.time() + 3600 + n for n in range(sizes.reschedule_rows)])
@@ -84,7 +86,7 @@ async def _reschedules(ctx: Context, d: RunningDaemon, dsn: str, db: asyncpg.Con
     version_of = {r["id"]: r["schedule_version"] for r in await db.fetch(
         "SELECT id, schedule_version FROM content_posts WHERE status = 'scheduled'")}
     stale = sum(1 for pid, version in version_of.items()
-                if (armed := d.dispatcher.schedule.get(pid)) is None or armed.version != version)
+                if (armed := d.dispatcher.timers.get(pid)) is None or armed.version != version)
     elapsed = float(report["elapsed_s"])
     return {
         "target_rate": sizes.reschedule_rate,

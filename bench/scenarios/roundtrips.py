@@ -34,7 +34,9 @@ async def _shape(ctx: Context, rx: ReceiverProcess, shape: str) -> dict[str, Any
         db = await asyncpg.connect(dsn)
         try:
             campaign = await webhook_campaign(db, rx.url)
-            async with RunningDaemon(proxy.dsn, settings, transport=transports.make(transports.DAEMON_DEFAULT, 100)) as d:
+            async with RunningDaemon(
+                proxy.dsn, settings, transport=transports.make(transports.DAEMON_DEFAULT, 100)
+            ) as d:
                 proxy.reset()
                 first = time.time() + sizes.lead_s + count / 2500
                 if shape == "spread":

@@ -4,7 +4,7 @@ Each size gets its own database, seeded with triggers off (the boot load is meas
 a million notifications). Measured as separate processes: ``scheduler-daemon run`` (the
 real command, ``DATABASE_URL`` and ``NOTIFY_SOCKET`` set; ``--migrate`` only checks, the
 database is migrated already), and ``bench.naive`` in its
-``tasks`` (one asyncio task per post) and ``heap`` (the daemon's ``Schedule``) modes. The
+``tasks`` (one asyncio task per post) and ``heap`` (the daemon's ``Timers``) modes. The
 idle figures (an empty table) are the baseline for "above the idle process".
 """
 
@@ -36,7 +36,9 @@ async def _seeded(ctx: Context, rows: int) -> dict[str, dict[str, Any]]:
                 await db.close()
         env = {**DAEMON_ENV, "DATABASE_URL": dsn}
         timeout = 120 + rows / 5000
-        figures["daemon"] = (await run_until_ready(python_module("scheduler_daemon.cli", "run", "--migrate"), env, timeout)).as_dict()
+        figures["daemon"] = (
+            await run_until_ready(python_module("scheduler_daemon.cli", "run", "--migrate"), env, timeout)
+        ).as_dict()
         for mode in ("heap", "tasks"):
             ready = await run_until_ready(python_module("bench.naive", mode), env, timeout)
             figures[f"naive_{mode}"] = ready.as_dict()

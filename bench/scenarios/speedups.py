@@ -98,12 +98,12 @@ def _compare(base: dict[str, Any], speed: dict[str, Any]) -> list[dict[str, Any]
             rows.append({"figure": f"lateness {q} (ms)", "asyncio": base["lateness"]["arrival_minus_due_ms"].get(q),
                          "uvloop": speed["uvloop_lateness"]["arrival_minus_due_ms"].get(q)})
     if "uvloop_burst" in speed and "burst" in base:
-        for a, b in zip(base["burst"]["daemon"], speed["uvloop_burst"]["daemon"]):
+        for a, b in zip(base["burst"]["daemon"], speed["uvloop_burst"]["daemon"], strict=False):
             rows.append({"figure": f"burst posts/s, daemon {a['transport']}", "asyncio": a["posts_per_s"],
                          "uvloop": b["posts_per_s"]})
             rows.append({"figure": f"burst CPU ms/post, daemon {a['transport']}", "asyncio": a["cpu_ms_per_post"],
                          "uvloop": b["cpu_ms_per_post"]})
-        for a, b in zip(base["burst"]["bare_clients"], speed["uvloop_burst"]["bare_clients"]):
+        for a, b in zip(base["burst"]["bare_clients"], speed["uvloop_burst"]["bare_clients"], strict=False):
             rows.append({"figure": f"burst requests/s, bare {a['client']}", "asyncio": a["posts_per_s"],
                          "uvloop": b["posts_per_s"]})
     return rows

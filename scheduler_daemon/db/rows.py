@@ -1,6 +1,8 @@
 """Database rows → models. Pure: tested without a database.
 
-Conversion errors are ``InvalidPostError`` with a message for the row's error_message.
+Conversion errors are ``InvalidPostError`` with a message for the row's error_message;
+``claimed`` keeps a claimed row's error on its ``ClaimedPost``, so that one bad row ends
+as its own draft and never fails the claim of a batch.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ import datetime as dt
 import uuid
 from typing import Any, Protocol
 
-from ..errors import InvalidPostError, NoConnectionError
-from ..logs import SECRETS
-from ..models import Connection, MediaItem, Post, ScheduledRow, ScheduleKey
-from ..timing import due_instant
+from ..due import due_instant
+from ..errors import InvalidPostError
+from ..models import ClaimedPost, Connection, MediaItem, Post, ResolvedOrphan, ScheduledRow, ScheduleKey
+from ..redact import SECRETS
 
 
 class Row(Protocol):
@@ -97,35 +99,27 @@ def connection(data: Row) -> Connection:
     )
 
 
-def pick_connection(record: Row) -> Connection:
-    """The one connection to publish with, or NoConnectionError saying why."""
-    platform = record["platform"]
-    found = [connection(c) for c in record["connections"] or []]
-    if record["connection_id"] is not None:
-        if not found:
-            raise NoConnectionError(f"connection {record['connection_id']} named by the post does not exist")
-        chosen = found[0]
-        if record["user_id"] is None or chosen.user_id != record["user_id"]:
-            raise NoConnectionError(
-                f"connection {chosen.id} belongs to another user than the post's campaign"
-                + (" (the post has no campaign)" if record["user_id"] is None else "")
-            )
-        if chosen.platform != platform:
-            raise NoConnectionError(
-                f"connection {chosen.id} is for {chosen.platform!r}, but the post is for {platform!r}"
-            )
-    elif record["user_id"] is None:
-        raise NoConnectionError(
-            f"no {platform} connection: the post has no campaign (and so no user) and no connection_id"
-        )
-    elif not found:
-        raise NoConnectionError(f"no {platform} connection for user {record['user_id']}")
-    elif len(found) > 1:
-        raise NoConnectionError(
-            f"user {record['user_id']} has several {platform} connections: set connection_id on the post"
-        )
-    else:
-        chosen = found[0]
-    if chosen.needs_reconnect:
-        raise NoConnectionError(f"reconnect {platform}: the platform rejected this connection's token")
-    return chosen
+def claimed(record: Row, max_content_chars: int) -> ClaimedPost:
+    """A row the claim won, with its candidate connections (the claim's ``connections``)."""
+    connections: tuple[Connection, ...] = ()
+    converted: Post | None = None
+    invalid: Exception | None = None
+    try:
+        connections = tuple(connection(c) for c in record["connections"] or [])
+        converted = post(record, max_content_chars)
+    except Exception as exc:  # this row's own outcome (InvalidPostError: a draft saying why), never the batch's
+        invalid = exc
+    return ClaimedPost(
+        id=record["id"],
+        platform=record["platform"],
+        attempt=record["attempt_count"],
+        user_id=record["user_id"],
+        connection_id=record["connection_id"],
+        connections=connections,
+        post=converted,
+        invalid=invalid,
+    )
+
+
+def orphan(record: Row) -> ResolvedOrphan:
+    return ResolvedOrphan(record["id"], record["platform"], record["status"], record["instance"])

@@ -1,12 +1,18 @@
-"""The adapter Protocol every platform implements, and what the daemon offers it.
+"""The adapter Protocol every platform implements, the facts each one declares, and what
+the daemon offers it.
 
 An adapter turns one claimed ``Post`` into one platform post. It is built once with the
 platform settings and an injected ``httpx.AsyncClient`` (the transport is the seam tests
 and benchmarks replace), holds no per-post state, and:
 
+* declares its ``facts`` (``PlatformFacts``): name, display name, whether a repeat is
+  harmless, whether a connection needs a token, default pacing, API base, text and media
+  limits. ``registry`` derives every list of platforms from these declarations;
 * ``validate(post)`` checks the platform's rules locally and raises
   ``ContentRejectedError`` with a precise message: no API call is made for a post that
-  would be rejected;
+  would be rejected. ``Adapter.validate`` applies the declared limits; an adapter with
+  rules of its own (Instagram's hashtags, Telegram's captions) writes it from the same
+  ``check_length`` / ``check_media``;
 * ``publish(post, connection, ctx)`` makes the calls and returns a ``PublishResult``, or
   raises from the tree in ``scheduler_daemon.errors``, mapping foreign errors at the
   boundary with ``raise ... from``.
@@ -17,28 +23,50 @@ refresh under a row lock, and media resolution.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import httpx
 
-from ..models import Connection, MediaItem, Post, PublishResult
-from .settings import PlatformSettings
+from ..config.platforms import PlatformSettings
+from ..errors import ContentRejectedError
+from ..models import Connection, MediaItem, Post, PublishResult, Refresher
+
+UNLIMITED = 10_000  # a concurrency this high means none: the pacer skips its semaphores
 
 
 @dataclass(frozen=True)
-class TokenSet:
-    """New tokens from a refresh; None keeps the stored value."""
+class TextLimit:
+    """At most ``limit`` of ``unit``, as ``count`` counts them in a post's text."""
 
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(default=None, repr=False)
-    expires_at: dt.datetime | None = None
-    metadata: Mapping[str, Any] | None = None
+    limit: int
+    count: Callable[[str], int] = len
+    unit: str = "characters"
 
 
-Refresher = Callable[[Connection], Awaitable[TokenSet]]
+@dataclass(frozen=True)
+class MediaLimit:
+    max_items: int
+    images_only: bool = True  # else any file (Discord, Slack)
+
+
+@dataclass(frozen=True)
+class PlatformFacts:
+    """What the rest of the daemon knows about a platform: its adapter declares it."""
+
+    name: str  # content_posts.platform, platform_connections.platform
+    display: str  # in messages: "LinkedIn refused the credentials ..."
+    # True when repeating a publish of the same post cannot create a second post (an
+    # idempotency key, a fixed record key, a container status check): an unknown outcome
+    # is then retried, and a crashed daemon's unfinished post is published again.
+    idempotent: bool = False
+    tokenless: bool = False  # a connection needs no access token (log; webhook, whose token only signs)
+    token_in_metadata: str | None = None  # a metadata key that can stand for the token (Discord's webhook_url)
+    concurrency: tuple[int, int] = (50, 5)  # publishes in flight (per platform, per account)
+    api_base: str | None = None  # default of SCHEDULER_<P>_API_BASE
+    text: tuple[TextLimit, ...] = ()
+    media: MediaLimit | None = None  # None: no media rule (and an empty post is fine)
 
 
 class PublishContext(Protocol):
@@ -72,11 +100,10 @@ class PublishContext(Protocol):
 
 
 class PlatformAdapter(Protocol):
-    name: ClassVar[str]
-    # True when repeating a publish of the same post cannot create a second post (an
-    # idempotency key, a fixed record key, a container status check): an unknown outcome
-    # is then retried, and a crashed daemon's unfinished post is published again.
-    idempotent: ClassVar[bool]
+    facts: ClassVar[PlatformFacts]
+
+    @property
+    def name(self) -> str: ...
 
     def validate(self, post: Post) -> None: ...
 
@@ -84,6 +111,79 @@ class PlatformAdapter(Protocol):
 
 
 class AdapterFactory(Protocol):
-    name: str  # not ClassVar: mypy matches class objects only against plain members
+    facts: PlatformFacts  # not ClassVar: mypy matches class objects only against plain members
 
     def __call__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> PlatformAdapter: ...
+
+
+class Adapter:
+    """The part every adapter shares: settings, the injected client, the API base
+    (``SCHEDULER_<P>_API_BASE`` or the declared default) and ``validate`` from the facts."""
+
+    facts: ClassVar[PlatformFacts]
+
+    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.base = settings.api_base(self.facts.name, self.facts.api_base or "")
+
+    @property
+    def name(self) -> str:
+        return self.facts.name
+
+    def validate(self, post: Post) -> None:
+        facts = self.facts
+        for rule in facts.text:
+            check_length(facts.name, rule.count(post.content), rule.limit, rule.unit)
+        if facts.media is None:
+            return
+        check_media(facts.name, post, max_items=facts.media.max_items, images_only=facts.media.images_only)
+        if not post.content.strip() and not post.media:
+            thing = "an image" if facts.media.images_only else "a file"
+            raise ContentRejectedError(f"{facts.display} needs text or {thing}; this post is empty")
+
+
+def check_length(platform: str, count: int, limit: int, unit: str = "characters") -> None:
+    if count > limit:
+        raise ContentRejectedError(f"{DISPLAY.get(platform, platform)} allows {limit} {unit}; this post has {count}")
+
+
+def check_media(platform: str, post: Post, *, max_items: int, min_items: int = 0, images_only: bool = True) -> None:
+    name = DISPLAY.get(platform, platform)
+    count = len(post.media)
+    if count > max_items:
+        plural = "s" if max_items != 1 else ""
+        raise ContentRejectedError(f"{name} takes at most {max_items} image{plural} per post; this one has {count}")
+    if count < min_items:
+        raise ContentRejectedError(f"{name} needs at least {min_items} image{'s' if min_items != 1 else ''} per post")
+    for item in post.media:
+        if not item.url and not item.storage_path:
+            raise ContentRejectedError(f"{name}: a media item has neither url nor storage_path")
+        if images_only and item.mime and not item.mime.startswith("image/"):
+            raise ContentRejectedError(f"{name}: only images are supported here, not {item.mime[:50]}")
+
+
+class _Display(Mapping[str, str]):
+    """Platform name → display name, read from the declared facts (``registry.FACTS``).
+
+    A view, not a list: the registry imports every adapter, and adapters use this, so the
+    registry is looked up when a message is made, not when this module is imported.
+    """
+
+    def __getitem__(self, platform: str) -> str:
+        from .registry import FACTS
+
+        return FACTS[platform].display
+
+    def __iter__(self) -> Iterator[str]:
+        from .registry import FACTS
+
+        return iter(FACTS)
+
+    def __len__(self) -> int:
+        from .registry import FACTS
+
+        return len(FACTS)
+
+
+DISPLAY: Mapping[str, str] = _Display()

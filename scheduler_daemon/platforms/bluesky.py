@@ -30,37 +30,34 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
-from ..errors import AuthError, ContentRejectedError, OutcomeUnknownError, PlatformConfigError, PublishError, TransientError
-from ..models import Connection, MediaItem, Post, PublishResult
-from .base import PublishContext, Refresher, TokenSet
-from .common import (
+from ..config.platforms import PlatformSettings
+from ..errors import (
+    AuthError,
+    ContentRejectedError,
+    OutcomeUnknownError,
+    PlatformConfigError,
+    PublishError,
     RefreshableAuthError,
-    TokenHolder,
-    call,
-    check_length,
-    check_media,
-    json_object,
-    preparing,
-    rate_limited,
-    reconnect,
-    require_id,
-    seconds_until_epoch,
-    text_field,
+    TransientError,
 )
+from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
+from ._calls import call, json_object, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from ._tokens import TokenHolder, reconnect
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .http import body_excerpt, retry_after, send
-from .settings import PlatformSettings
 from .text import find_urls, graphemes, utf8_offset
 
-MAX_GRAPHEMES = 300
-MAX_BYTES = 3_000
-MAX_IMAGES = 4
 IMAGE_BYTES = 2_000_000  # app.bsky.embed.images lexicon
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 _AUTH_ERRORS = frozenset({"InvalidToken", "AuthMissing", "AuthRequired", "AccountTakedown", "AccountDeactivated"})
+
+
+def _utf8_bytes(text: str) -> int:
+    return len(text.encode())
 
 
 def _s32(value: int, width: int) -> str:
@@ -124,23 +121,17 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"Bluesky rejected the post: {message}")
 
 
-class BlueskyAdapter:
-    name: ClassVar[str] = "bluesky"
-    idempotent: ClassVar[bool] = True
+class BlueskyAdapter(Adapter):
+    facts = PlatformFacts(
+        "bluesky", "Bluesky", idempotent=True, api_base="https://bsky.social", concurrency=(10, 2),
+        text=(TextLimit(300, graphemes), TextLimit(3_000, _utf8_bytes, "bytes of text")), media=MediaLimit(4),
+    )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.default_pds = settings.api_base("bluesky", "https://bsky.social")
+        super().__init__(settings, client)
+        self.default_pds = self.base
         # connection id → (the row's access token it came from, the newest session)
         self._sessions: dict[uuid.UUID, tuple[str | None, Connection]] = {}
-
-    def validate(self, post: Post) -> None:
-        check_length(self.name, graphemes(post.content), MAX_GRAPHEMES)
-        check_length(self.name, len(post.content.encode()), MAX_BYTES, "bytes of text")
-        check_media(self.name, post, max_items=MAX_IMAGES)
-        if not post.content.strip() and not post.media:
-            raise ContentRejectedError("Bluesky needs text or an image; this post is empty")
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)

@@ -18,30 +18,17 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, Post, PublishResult
-from .base import PublishContext
-from .common import (
-    best_effort,
-    call,
-    check_length,
-    check_media,
-    filename,
-    json_object,
-    rate_limited,
-    reconnect,
-    require_id,
-    text_field,
-)
+from ._calls import best_effort, call, filename, json_object, rate_limited, require_id, text_field
+from ._tokens import reconnect
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .http import body_excerpt, retry_after
-from .settings import PlatformSettings
 
-MAX_TEXT = 2_000
-MAX_FILES = 10
 FILE_BYTES = 10 * 1024 * 1024
 _WEBHOOK_URL = re.compile(r"/webhooks/(\d+)/([^/?#]+)")
 
@@ -69,19 +56,11 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"Discord rejected the post: {message}{detail}")
 
 
-class DiscordAdapter:
-    name: ClassVar[str] = "discord"
-    idempotent: ClassVar[bool] = False
-
-    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.client = client
-        self.base = settings.api_base("discord", "https://discord.com/api/v10")
-
-    def validate(self, post: Post) -> None:
-        check_length(self.name, len(post.content), MAX_TEXT)
-        check_media(self.name, post, max_items=MAX_FILES, images_only=False)
-        if not post.content.strip() and not post.media:
-            raise ContentRejectedError("Discord needs text or a file; this post is empty")
+class DiscordAdapter(Adapter):
+    facts = PlatformFacts(
+        "discord", "Discord", token_in_metadata="webhook_url", api_base="https://discord.com/api/v10",
+        concurrency=(10, 1), text=(TextLimit(2_000),), media=MediaLimit(10, images_only=False),
+    )
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)

@@ -18,34 +18,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import ClassVar
 
 import httpx
 
-from ..errors import ContentRejectedError, PlatformConfigError, PublishError
+from ..config.platforms import PlatformSettings
+from ..errors import PlatformConfigError, PublishError
 from ..models import Connection, Post, PublishResult
-from .base import PublishContext
-from .common import TokenHolder, call, check_length, check_media, json_object, require_id, text_field
+from ._calls import call, json_object, require_id, text_field
+from ._tokens import TokenHolder
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .graph import classify
-from .settings import PlatformSettings
-
-MAX_TEXT = 63_206
-MAX_IMAGES = 10
 
 
-class FacebookAdapter:
-    name: ClassVar[str] = "facebook"
-    idempotent: ClassVar[bool] = False
+class FacebookAdapter(Adapter):
+    facts = PlatformFacts(
+        "facebook", "Facebook", api_base="https://graph.facebook.com", concurrency=(10, 2),
+        text=(TextLimit(63_206),), media=MediaLimit(10),
+    )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.client = client
-        self.base = f"{settings.api_base('facebook', 'https://graph.facebook.com')}/{settings.graph_api_version}"
-
-    def validate(self, post: Post) -> None:
-        check_length(self.name, len(post.content), MAX_TEXT)
-        check_media(self.name, post, max_items=MAX_IMAGES)
-        if not post.content.strip() and not post.media:
-            raise ContentRejectedError("Facebook needs text or an image; this post is empty")
+        super().__init__(settings, client)
+        self.base = f"{self.base}/{settings.graph_api_version}"
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)

@@ -21,26 +21,20 @@ from typing import Any
 
 import httpx
 
-from ..errors import AuthError, ContentRejectedError, PlatformConfigError, PublishError, TransientError
-from ..models import Connection, Post, PublishResult
-from .base import PublishContext, TokenSet
-from .common import (
-    DISPLAY,
+from ..config.platforms import PlatformSettings
+from ..errors import (
+    AuthError,
+    ContentRejectedError,
+    PlatformConfigError,
+    PublishError,
     RefreshableAuthError,
-    TokenHolder,
-    best_effort,
-    call,
-    json_object,
-    oauth_token_set,
-    poll,
-    preparing,
-    rate_limited,
-    reconnect,
-    require_id,
-    text_field,
+    TransientError,
 )
+from ..models import Connection, Post, PublishResult, TokenSet
+from ._calls import best_effort, call, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._tokens import TokenHolder, oauth_token_set, reconnect
+from .base import DISPLAY, PublishContext
 from .http import send
-from .settings import PlatformSettings
 
 AUTH_CODES = frozenset({102, 10, *range(200, 300)})
 AUTH_SUBCODES = frozenset({458, 459, 460, 463, 464, 467, 492, 1404078})

@@ -22,39 +22,39 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import ClassVar
 
 import httpx
 
+from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
-from .base import PublishContext
-from .common import TokenHolder, check_length, check_media
+from ._tokens import TokenHolder
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit, check_length, check_media
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
-from .settings import PlatformSettings
 
-MAX_CAPTION = 2_200
 MAX_HASHTAGS = 30
-MAX_IMAGES = 10
 _HASHTAG = re.compile(r"(?<!\w)#\w+")
 
 
-class InstagramAdapter:
-    name: ClassVar[str] = "instagram"
-    idempotent: ClassVar[bool] = True
+class InstagramAdapter(Adapter):
+    facts = PlatformFacts(
+        "instagram", "Instagram", idempotent=True, api_base="https://graph.facebook.com", concurrency=(5, 1),
+        text=(TextLimit(2_200),), media=MediaLimit(10),
+    )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.facebook_root = settings.api_base("instagram", "https://graph.facebook.com")
+        super().__init__(settings, client)
+        self.facebook_root = self.base
         self.instagram_root = settings.api_base("instagram_login", "https://graph.instagram.com")
 
     def validate(self, post: Post) -> None:
-        check_length(self.name, len(post.content), MAX_CAPTION)
+        [caption] = self.facts.text
+        check_length(self.name, len(post.content), caption.limit)
         hashtags = len(_HASHTAG.findall(post.content))
         if hashtags > MAX_HASHTAGS:
             raise ContentRejectedError(f"Instagram allows {MAX_HASHTAGS} hashtags; this caption has {hashtags}")
-        check_media(self.name, post, max_items=MAX_IMAGES)
+        assert self.facts.media is not None
+        check_media(self.name, post, max_items=self.facts.media.max_items)
         if not post.media:
             raise ContentRejectedError("Instagram needs at least one image: it has no text-only posts")
 

@@ -21,38 +21,18 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
-from ..errors import (
-    ContentRejectedError,
-    PlatformConfigError,
-    PublishError,
-    TransientError,
-)
-from ..models import Connection, MediaItem, Post, PublishResult
-from .base import PublishContext, Refresher, TokenSet
-from .common import (
-    RefreshableAuthError,
-    TokenHolder,
-    call,
-    check_length,
-    check_media,
-    json_object,
-    oauth_token_set,
-    poll,
-    preparing,
-    rate_limited,
-    reconnect,
-    refresh_grant,
-    text_field,
-)
+from ..config.platforms import PlatformSettings
+from ..errors import ContentRejectedError, PlatformConfigError, PublishError, RefreshableAuthError, TransientError
+from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
+from ._calls import call, json_object, poll, preparing, rate_limited, text_field
+from ._tokens import TokenHolder, oauth_token_set, reconnect, refresh_grant
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .http import body_excerpt, retry_after, send
-from .settings import PlatformSettings
 
-MAX_TEXT = 3_000
-MAX_IMAGES = 20
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
 
@@ -89,21 +69,16 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"LinkedIn rejected the post: {message}")
 
 
-class LinkedInAdapter:
-    name: ClassVar[str] = "linkedin"
-    idempotent: ClassVar[bool] = False
+class LinkedInAdapter(Adapter):
+    # LinkedIn's limits are small and unpublished.
+    facts = PlatformFacts(
+        "linkedin", "LinkedIn", api_base="https://api.linkedin.com/rest", concurrency=(2, 1),
+        text=(TextLimit(3_000),), media=MediaLimit(20),
+    )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.base = settings.api_base("linkedin", "https://api.linkedin.com/rest")
+        super().__init__(settings, client)
         self.oauth_base = settings.api_base("linkedin_oauth", "https://www.linkedin.com/oauth/v2")
-
-    def validate(self, post: Post) -> None:
-        check_length(self.name, len(post.content), MAX_TEXT)
-        check_media(self.name, post, max_items=MAX_IMAGES)
-        if not post.content.strip() and not post.media:
-            raise ContentRejectedError("LinkedIn needs text or an image; this post is empty")
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)

@@ -21,29 +21,16 @@ re-sent once at once with the same key; if that is lost too the outcome is repor
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from ..errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult
-from .base import PublishContext
-from .common import (
-    TokenHolder,
-    call,
-    check_length,
-    check_media,
-    filename,
-    json_object,
-    poll,
-    preparing,
-    rate_limited,
-    reconnect,
-    require_id,
-    text_field,
-)
+from ._calls import call, filename, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._tokens import TokenHolder, reconnect
+from .base import Adapter, PlatformFacts, PublishContext, check_length, check_media
 from .http import body_excerpt, retry_after
-from .settings import PlatformSettings
 from .text import mastodon_length
 
 DEFAULT_MAX_MEDIA = 4
@@ -84,13 +71,9 @@ def _positive(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
 
-class MastodonAdapter:
-    name: ClassVar[str] = "mastodon"
-    idempotent: ClassVar[bool] = True
-
-    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
+class MastodonAdapter(Adapter):
+    # Text and media limits are the instance's (metadata.max_characters, max_media_attachments).
+    facts = PlatformFacts("mastodon", "Mastodon", idempotent=True, concurrency=(10, 2))
 
     def validate(self, post: Post) -> None:
         self._validate(post, self.settings.mastodon_max_characters, DEFAULT_MAX_MEDIA)

@@ -3,8 +3,8 @@
 The daemon wraps each publish in ``async with pacer.slot(platform, account_key):``. A
 slot takes the account's semaphore first, then the platform's, so a post waiting for a
 busy account never holds a platform-wide slot. Semaphores are created lazily on first
-use; limits come from ``PlatformSettings.limits`` (``SCHEDULER_<P>_CONCURRENCY`` and
-``SCHEDULER_<P>_ACCOUNT_CONCURRENCY``).
+use; limits are each adapter's declared ``concurrency``, or the
+``SCHEDULER_<P>_CONCURRENCY`` and ``SCHEDULER_<P>_ACCOUNT_CONCURRENCY`` overrides.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from .settings import UNLIMITED, PlatformSettings
+from ..config.platforms import PlatformSettings
+from .base import UNLIMITED
+from .registry import concurrency
 
 
 class Pacer:
@@ -23,15 +25,21 @@ class Pacer:
         self._accounts: dict[tuple[str, str], asyncio.Semaphore] = {}
         self._users: dict[tuple[str, str], int] = {}
 
+    @property
+    def accounts_tracked(self) -> int:
+        """Accounts with a semaphore right now: those with a publish waiting or in flight."""
+        return len(self._accounts)
+
     @asynccontextmanager
     async def slot(self, platform: str, account_key: str) -> AsyncIterator[None]:
-        if min(self.settings.limits(platform)) >= UNLIMITED:
+        limits = concurrency(self.settings, platform)
+        if min(limits) >= UNLIMITED:
             yield  # only SCHEDULER_CONCURRENCY applies: no semaphores to take
             return
         key = (platform, account_key)
         self._users[key] = self._users.get(key, 0) + 1
         try:
-            async with self._account(platform, account_key), self._platform(platform):
+            async with self._account(key, limits[1]), self._platform(platform, limits[0]):
                 yield
         finally:
             self._users[key] -= 1
@@ -39,15 +47,14 @@ class Pacer:
                 del self._users[key]
                 self._accounts.pop(key, None)
 
-    def _platform(self, platform: str) -> asyncio.Semaphore:
+    def _platform(self, platform: str, limit: int) -> asyncio.Semaphore:
         semaphore = self._platforms.get(platform)
         if semaphore is None:
-            semaphore = self._platforms[platform] = asyncio.Semaphore(self.settings.limits(platform)[0])
+            semaphore = self._platforms[platform] = asyncio.Semaphore(limit)
         return semaphore
 
-    def _account(self, platform: str, account_key: str) -> asyncio.Semaphore:
-        key = (platform, account_key)
+    def _account(self, key: tuple[str, str], limit: int) -> asyncio.Semaphore:
         semaphore = self._accounts.get(key)
         if semaphore is None:
-            semaphore = self._accounts[key] = asyncio.Semaphore(self.settings.limits(platform)[1])
+            semaphore = self._accounts[key] = asyncio.Semaphore(limit)
         return semaphore

@@ -1,13 +1,19 @@
-"""Platform name → adapter. Adding a platform is one module and one line here."""
+"""Platform name → adapter. Adding a platform is one module and one line in ``FACTORIES``.
+
+Every other list of platforms is derived from the facts the adapters declare
+(``base.PlatformFacts``): the names, the display names, which ones deduplicate a repeat,
+which ones need no token, the default pacing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import httpx
 
+from ..config.platforms import PlatformSettings
 from ..errors import InvalidPostError
-from .base import AdapterFactory, PlatformAdapter
+from .base import AdapterFactory, PlatformAdapter, PlatformFacts
 from .bluesky import BlueskyAdapter
 from .discord import DiscordAdapter
 from .facebook import FacebookAdapter
@@ -15,7 +21,6 @@ from .instagram import InstagramAdapter
 from .linkedin import LinkedInAdapter
 from .log import LogAdapter
 from .mastodon import MastodonAdapter
-from .settings import PlatformSettings
 from .slack import SlackAdapter
 from .telegram import TelegramAdapter
 from .threads import ThreadsAdapter
@@ -37,6 +42,32 @@ FACTORIES: tuple[AdapterFactory, ...] = (
     SlackAdapter,
 )
 
+FACTS: Mapping[str, PlatformFacts] = {factory.facts.name: factory.facts for factory in FACTORIES}
+NAMES: tuple[str, ...] = tuple(sorted(FACTS))
+IDEMPOTENT: frozenset[str] = frozenset(n for n, f in FACTS.items() if f.idempotent)
+FALLBACK_CONCURRENCY = PlatformFacts("", "").concurrency  # an unknown platform's (never published)
+
+# Variables of these names are settings of no platform: SCHEDULER_INSTAGRAM_LOGIN_API_BASE, ...
+_AUXILIARY = frozenset({"instagram_login", "linkedin_oauth"})
+
+
+def concurrency(settings: PlatformSettings, platform: str) -> tuple[int, int]:
+    """(per platform, per account) publishes in flight: the settings' override, else the declared default."""
+    facts = FACTS.get(platform)
+    return settings.limits(platform, facts.concurrency if facts else FALLBACK_CONCURRENCY)
+
+
+def unknown_platforms(settings: PlatformSettings) -> list[str]:
+    """Platform names the per-platform settings mention that no adapter declares (a typo
+    in ``SCHEDULER_<P>_*`` would otherwise be ignored without a word)."""
+    named: Iterable[str] = (
+        *settings.api_bases,
+        *settings.clients,
+        *settings.concurrency,
+        *settings.account_concurrency,
+    )
+    return sorted({n for n in named if n not in FACTS and n not in _AUXILIARY})
+
 
 class Registry:
     def __init__(self, adapters: Mapping[str, PlatformAdapter]) -> None:
@@ -44,12 +75,12 @@ class Registry:
 
     @classmethod
     def build(cls, settings: PlatformSettings, client: httpx.AsyncClient) -> Registry:
-        return cls({factory.name: factory(settings, client) for factory in FACTORIES})
+        return cls({factory.facts.name: factory(settings, client) for factory in FACTORIES})
 
     @property
     def idempotent(self) -> frozenset[str]:
         """Platforms whose adapter makes a repeated publish of one post harmless."""
-        return frozenset(n for n, a in self._adapters.items() if a.idempotent)
+        return frozenset(n for n, a in self._adapters.items() if a.facts.idempotent)
 
     @property
     def names(self) -> list[str]:

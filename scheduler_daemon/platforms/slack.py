@@ -21,7 +21,7 @@ reported, never retried.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
@@ -31,30 +31,15 @@ from ..errors import (
     PlatformConfigError,
     PublishError,
     RateLimitedError,
+    RefreshableAuthError,
     TransientError,
 )
-from ..models import Connection, MediaItem, Post, PublishResult
-from .base import PublishContext, Refresher, TokenSet
-from .common import (
-    RefreshableAuthError,
-    TokenHolder,
-    best_effort,
-    call,
-    check_length,
-    check_media,
-    filename,
-    json_object,
-    oauth_token_set,
-    preparing,
-    reconnect,
-    refresh_grant,
-    text_field,
-)
+from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
+from ._calls import best_effort, call, filename, json_object, preparing, text_field
+from ._tokens import TokenHolder, oauth_token_set, reconnect, refresh_grant
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .http import retry_after, send
-from .settings import PlatformSettings
 
-MAX_TEXT = 40_000
-MAX_FILES = 10
 AUTH_ERRORS = frozenset(
     {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "missing_scope", "no_permission",
      "not_allowed_token_type", "ekm_access_denied"}
@@ -89,20 +74,11 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"Slack rejected the post: {error}")
 
 
-class SlackAdapter:
-    name: ClassVar[str] = "slack"
-    idempotent: ClassVar[bool] = False
-
-    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.base = settings.api_base("slack", "https://slack.com/api")
-
-    def validate(self, post: Post) -> None:
-        check_length(self.name, len(post.content), MAX_TEXT)
-        check_media(self.name, post, max_items=MAX_FILES, images_only=False)
-        if not post.content.strip() and not post.media:
-            raise ContentRejectedError("Slack needs text or a file; this post is empty")
+class SlackAdapter(Adapter):
+    facts = PlatformFacts(
+        "slack", "Slack", api_base="https://slack.com/api", concurrency=(10, 1),
+        text=(TextLimit(40_000),), media=MediaLimit(10, images_only=False),
+    )
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)

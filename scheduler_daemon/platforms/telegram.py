@@ -16,21 +16,19 @@ Exactly-once: none offered; an unknown outcome is reported, never retried.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, Post, PublishResult
-from .base import PublishContext
-from .common import call, check_length, check_media, json_object, rate_limited, reconnect, text_field
+from ._calls import call, json_object, rate_limited, text_field
+from ._tokens import reconnect
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit, check_length, check_media
 from .http import body_excerpt, retry_after
-from .settings import PlatformSettings
 from .text import utf16_length
 
-MAX_TEXT = 4_096
 MAX_CAPTION = 1_024
-MAX_IMAGES = 10
 _CONFIG_HINTS = ("chat not found", "administrator rights", "not enough rights", "chat_admin_required",
                  "have no rights", "bot is not a member", "chat_write_forbidden")
 
@@ -68,20 +66,21 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"Telegram rejected the post: {description}")
 
 
-class TelegramAdapter:
-    name: ClassVar[str] = "telegram"
-    idempotent: ClassVar[bool] = False
-
-    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.client = client
-        self.base = settings.api_base("telegram", "https://api.telegram.org")
+class TelegramAdapter(Adapter):
+    # Chats and channels take about one message per second.
+    facts = PlatformFacts(
+        "telegram", "Telegram", api_base="https://api.telegram.org", concurrency=(20, 1),
+        text=(TextLimit(4_096, utf16_length),), media=MediaLimit(10),
+    )
 
     def validate(self, post: Post) -> None:
-        check_media(self.name, post, max_items=MAX_IMAGES)
+        assert self.facts.media is not None
+        check_media(self.name, post, max_items=self.facts.media.max_items)
         if post.media:
             check_length(self.name, utf16_length(post.content), MAX_CAPTION, "characters in an image caption")
         else:
-            check_length(self.name, utf16_length(post.content), MAX_TEXT)
+            [text] = self.facts.text
+            check_length(self.name, utf16_length(post.content), text.limit)
             if not post.content.strip():
                 raise ContentRejectedError("Telegram cannot send an empty message")
 

@@ -19,36 +19,27 @@ refresh margin. Exactly-once: the container id is checkpointed before
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
 
 import httpx
 
-from ..errors import ContentRejectedError, PlatformConfigError
+from ..config.platforms import PlatformSettings
+from ..errors import PlatformConfigError
 from ..models import Connection, Post, PublishResult
-from .base import PublishContext
-from .common import TokenHolder, check_length, check_media
+from ._tokens import TokenHolder
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
-from .settings import PlatformSettings
 from .text import threads_length
 
-MAX_TEXT = 500
-MAX_IMAGES = 20
 
-
-class ThreadsAdapter:
-    name: ClassVar[str] = "threads"
-    idempotent: ClassVar[bool] = True
+class ThreadsAdapter(Adapter):
+    facts = PlatformFacts(
+        "threads", "Threads", idempotent=True, api_base="https://graph.threads.net", concurrency=(5, 1),
+        text=(TextLimit(500, threads_length),), media=MediaLimit(20),
+    )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.root = settings.api_base("threads", "https://graph.threads.net")
-
-    def validate(self, post: Post) -> None:
-        check_length(self.name, threads_length(post.content), MAX_TEXT)
-        check_media(self.name, post, max_items=MAX_IMAGES)
-        if not post.content.strip() and not post.media:
-            raise ContentRejectedError("Threads needs text or an image; this post is empty")
+        super().__init__(settings, client)
+        self.root = self.base
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)

@@ -13,15 +13,14 @@ import functools
 import hashlib
 import hmac
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from ..errors import AuthError, ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
-from .base import PublishContext
+from .base import UNLIMITED, Adapter, PlatformFacts, PublishContext
 from .http import body_excerpt, raise_for_generic_status, send
-from .settings import PlatformSettings
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -43,15 +42,9 @@ def payload(post: Post) -> dict[str, Any]:
     }
 
 
-class WebhookAdapter:
-    name: ClassVar[str] = "webhook"
-    idempotent: ClassVar[bool] = False
-
-    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    def validate(self, post: Post) -> None:
-        return None
+class WebhookAdapter(Adapter):
+    # Your own endpoint: bounded only by SCHEDULER_CONCURRENCY; its token only signs.
+    facts = PlatformFacts("webhook", "webhook", tokenless=True, concurrency=(UNLIMITED, UNLIMITED))
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         url = connection.metadata.get("url")

@@ -20,36 +20,28 @@ rejects exact duplicates with 403); an unknown outcome is reported, never retrie
 from __future__ import annotations
 
 import base64
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
-from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
-from ..models import Connection, MediaItem, Post, PublishResult
-from .base import PublishContext, Refresher, TokenSet
-from .common import (
-    RefreshableAuthError,
-    TokenHolder,
+from ..errors import ContentRejectedError, PlatformConfigError, PublishError, RefreshableAuthError, TransientError
+from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
+from ._calls import (
     call,
-    check_length,
-    check_media,
     filename,
     json_object,
-    oauth_token_set,
     poll,
     preparing,
     rate_limited,
-    reconnect,
     require_id,
     seconds_until_epoch,
     text_field,
 )
+from ._tokens import TokenHolder, oauth_token_set, reconnect
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .http import body_excerpt, retry_after, send
-from .settings import PlatformSettings
 from .text import x_weighted_length
 
-MAX_WEIGHTED = 280
-MAX_IMAGES = 4
 IMAGE_BYTES = 5 * 1024 * 1024
 GIF_BYTES = 15 * 1024 * 1024
 _AUTH_TYPES = ("client-forbidden", "oauth1-permissions", "not-authorized-for-resource", "unsupported-authentication")
@@ -96,20 +88,11 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"X rejected the post: {detail}")
 
 
-class XAdapter:
-    name: ClassVar[str] = "x"
-    idempotent: ClassVar[bool] = False
-
-    def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.base = settings.api_base("x", "https://api.x.com/2")
-
-    def validate(self, post: Post) -> None:
-        check_length(self.name, x_weighted_length(post.content), MAX_WEIGHTED, "weighted characters (a URL counts 23)")
-        check_media(self.name, post, max_items=MAX_IMAGES)
-        if not post.content.strip() and not post.media:
-            raise ContentRejectedError("X needs text or an image; this post is empty")
+class XAdapter(Adapter):
+    facts = PlatformFacts(
+        "x", "X", api_base="https://api.x.com/2", concurrency=(10, 2),
+        text=(TextLimit(280, x_weighted_length, "weighted characters (a URL counts 23)"),), media=MediaLimit(4),
+    )
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)

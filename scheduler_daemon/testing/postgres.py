@@ -122,4 +122,4 @@ class Databases:
                 await self.drop(with_database(self.server_url, name))
 
 
-__all__ = ["Databases", "server", "server_uri", "TEMPLATE"]
+__all__ = ["TEMPLATE", "Databases", "server", "server_uri"]

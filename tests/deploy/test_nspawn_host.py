@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-import nspawn
+from deploy import nspawn
 
 
 def test_apt_sources_in_both_formats(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from helpers import Watcher, insert_post, make_user, soon
+from support.helpers import Watcher, insert_post, make_user, soon
 
 SCRIPT = str(Path(sys.executable).with_name("scheduler-daemon"))
 

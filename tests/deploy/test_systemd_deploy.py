@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from hook import running_hook
-from nspawn import Machine, event, message, missing_prerequisites, pip_binds, pip_environment, pristine_root
+from deploy.hook import running_hook
+from deploy.nspawn import Machine, event, message, missing_prerequisites, pip_binds, pip_environment, pristine_root
 
 REASON = missing_prerequisites()
 pytestmark = [pytest.mark.slow, pytest.mark.deploy, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
@@ -138,7 +137,8 @@ class Deployment:
 
     def dump(self, after: str) -> str:
         """The unit's journal since the cursor, with priorities (for failure messages)."""
-        return "\n".join(f"<{e.get('PRIORITY')}> {message(e)[:200]}" for e in self.machine.journal("-u", UNIT, after=after))
+        entries = self.machine.journal("-u", UNIT, after=after)
+        return "\n".join(f"<{e.get('PRIORITY')}> {message(e)[:200]}" for e in entries)
 
     # -- the unit ---------------------------------------------------------------------
 
@@ -204,8 +204,8 @@ def deployment(wheel: Path) -> Iterator[Deployment]:
 
     with Machine.booted(tarball, prepare=prepare, binds=pip_binds(), env=pip_environment()) as machine:
         dep = Deployment(machine, f"postgresql://scheduler:{password}@127.0.0.1:{port}/scheduler", password, port)
-        dep.superuser_sql(f"CREATE ROLE scheduler LOGIN PASSWORD '{password}'; CREATE DATABASE scheduler OWNER scheduler;",
-                          database="postgres")
+        dep.superuser_sql(f"CREATE ROLE scheduler LOGIN PASSWORD '{password}';"
+                          " CREATE DATABASE scheduler OWNER scheduler;", database="postgres")
         install, credential, service, migrate, start = (f"cd /root\n{block}" for block in blocks)
         machine.run(install, timeout=900)
         machine.run(credential, input=dep.url + "\n")
@@ -243,7 +243,8 @@ def test_posts_go_out_and_failures_are_the_only_lines_at_warning(deployment: Dep
     cursor = m.cursor()
     token = f"hook-secret-{secrets.token_hex(6)}"
     with running_hook() as hook:
-        ok, reject = dep.campaign("webhook", f"{hook.url}/ok", token), dep.campaign("webhook", f"{hook.url}/reject", token)
+        ok = dep.campaign("webhook", f"{hook.url}/ok", token)
+        reject = dep.campaign("webhook", f"{hook.url}/reject", token)
         published, failed = dep.post(ok, "webhook", 2), dep.post(reject, "webhook", 2)
         bad_zone = dep.post(ok, "webhook", 60, zone="Mars/Olympus")
 
@@ -438,7 +439,7 @@ def test_embedded_mode_without_libnss_systemd_says_what_is_missing(deployment: D
     m.run(["rm", "-rf", "/var/lib/private/scheduler-daemon/pgdata"])
     m.run(["apt-get", "remove", "-y", "-q", "libnss-systemd"], timeout=300)
     try:
-        cursor, before, result = start_failing(dep, "")
+        cursor, _, result = start_failing(dep, "")
         assert result.returncode != 0
         lines = err_lines(m, cursor)
         assert any("embedded PostgreSQL" in line and "install libnss-systemd" in line for line in lines), lines

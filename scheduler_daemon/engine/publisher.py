@@ -1,0 +1,198 @@
+"""One publish attempt, end to end.
+
+For a post the dispatcher claimed: wait for its instant (it was claimed a little ahead;
+a user edit meanwhile abandons the claim), take a global slot and the platform's pacing
+slot, validate and publish through the adapter, classify the result into an
+``Outcome``, hand it to the writer and log one summary line. Every exception an attempt
+raises ends as that post's outcome: nothing one post does stops another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+import httpx
+import structlog
+
+from ..clock import Clock, utc_from_ts
+from ..config import Settings
+from ..db.errors import DB_ERRORS
+from ..db.repository import Repository
+from ..errors import AuthError, OutcomeUnknownError, TransientError
+from ..media import MediaResolver
+from ..models import ClaimedPost, Connection, MediaItem, Outcome, OutcomeKind, Refresher
+from ..observability.metrics import Metrics
+from ..platforms.pacing import Pacer
+from ..platforms.registry import Registry
+from .classify import classify, published
+from .timers import Armed
+from .writer import OutcomeWriter
+
+logger = structlog.get_logger("scheduler_daemon.dispatcher")
+
+SPIN_SECONDS = 0.0015
+
+
+class _Context:
+    """PublishContext for one attempt: the daemon's services, bound to one post."""
+
+    def __init__(self, post_id: uuid.UUID, repository: Repository, media: MediaResolver) -> None:
+        self.post_id = post_id
+        self.repository = repository
+        self.media = media
+
+    async def checkpoint(self, **values: Any) -> None:
+        await self.repository.checkpoint(self.post_id, values)
+
+    async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
+        return await self.repository.refresh_tokens(connection, refresher)
+
+    async def media_url(self, item: MediaItem) -> str:
+        return await self.media.media_url(item)
+
+    async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
+        return await self.media.media_bytes(item, max_bytes)
+
+
+class Publisher:
+    def __init__(
+        self,
+        settings: Settings,
+        repository: Repository,
+        registry: Registry,
+        writer: OutcomeWriter,
+        clock: Clock,
+        client: httpx.AsyncClient,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.repository = repository
+        self.registry = registry
+        self.writer = writer
+        self.clock = clock
+        self.media = MediaResolver(settings.platforms, client)
+        self.pacer = Pacer(settings.platforms)
+        self.metrics = metrics or Metrics()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._waiting: dict[uuid.UUID, asyncio.Event] = {}  # claimed ahead, not yet sent
+
+    def edited(self, post_id: uuid.UUID) -> None:
+        """The user edited (or deleted) a post that was claimed ahead of its instant."""
+        if post_id in self._waiting:
+            self._waiting[post_id].set()
+
+    async def publish(self, claimed: ClaimedPost, armed: Armed) -> None:
+        log = logger.bind(post_id=str(claimed.id), platform=claimed.platform, attempt=claimed.attempt)
+        started = self.clock.now()
+        outcome: Outcome | None = None
+        begun = False
+        try:
+            if not await self._until_due(claimed.id, armed.due):
+                await self._abandon(claimed.id, log)
+                return
+            async with self._slots:
+                started, begun = self.clock.now(), True
+                outcome = await self._attempt(claimed, log)
+            written = self.writer.submit(outcome)
+            self._log_summary(log, outcome, armed, started)
+            await written
+        except asyncio.CancelledError:
+            # Stopped past the shutdown timeout. Still waiting for a slot: nothing was sent,
+            # the post is simply due again. Mid-attempt: the outcome is unknown.
+            if outcome is None:
+                exc: Exception = (
+                    OutcomeUnknownError("the daemon stopped while publishing")
+                    if begun
+                    else TransientError("the daemon stopped before publishing")
+                )
+                outcome = self._failed(exc, claimed, utc_from_ts(started))
+                self.writer.submit(outcome)
+                self._log_summary(log, outcome, armed, started)
+            raise
+
+    async def _until_due(self, post_id: uuid.UUID, due: float) -> bool:
+        """Wait for the instant of a post claimed ahead of it; False if the user edited it meanwhile.
+
+        The event loop's timers wake up to a millisecond late (epoll rounds its timeout up),
+        so the timer aims SPIN_SECONDS early and the last stretch yields to the loop until
+        the clock reaches the instant.
+        """
+        delay = due - self.clock.now() - SPIN_SECONDS
+        if delay > 0:
+            edited = self._waiting[post_id] = asyncio.Event()
+            try:
+                async with asyncio.timeout(delay):
+                    await edited.wait()
+                return False
+            except TimeoutError:
+                pass
+            finally:
+                del self._waiting[post_id]
+        while self.clock.now() < due:  # noqa: ASYNC110 - the last SPIN_SECONDS: yield, do not sleep
+            await asyncio.sleep(0)
+        return True
+
+    async def _abandon(self, post_id: uuid.UUID, log: Any) -> None:
+        log.info("claim abandoned: the post was edited just before its instant; re-arming it")
+        try:
+            await self.repository.release(post_id)
+        except DB_ERRORS as exc:
+            # Still ours and unsent: the next sync's release_own puts it back.
+            log.warning("could not release the claim", error=str(exc))
+
+    async def _attempt(self, claimed: ClaimedPost, log: Any) -> Outcome:
+        started_at = utc_from_ts(self.clock.now())
+        connection: Connection | None = None
+        try:
+            adapter = self.registry.get(claimed.platform)
+            post = claimed.publishable()
+            adapter.validate(post)
+            connection = claimed.connection()
+            async with self.pacer.slot(claimed.platform, str(connection.id)):
+                result = await adapter.publish(post, connection, _Context(claimed.id, self.repository, self.media))
+        except Exception as exc:  # classified, never fatal: every other post goes on
+            if isinstance(exc, AuthError) and connection is not None:
+                await self._mark_needs_reconnect(connection, log)
+            outcome = self._failed(exc, claimed, started_at)
+            if outcome.reason == "internal":
+                log.error("adapter raised an unexpected error", exc_info=exc)
+            return outcome
+        return published(
+            result, post_id=claimed.id, platform=claimed.platform, attempt=claimed.attempt,
+            started_at=started_at, finished_at=utc_from_ts(self.clock.now()),
+        )
+
+    def _failed(self, exc: BaseException, claimed: ClaimedPost, started_at: dt.datetime) -> Outcome:
+        s = self.settings
+        return classify(
+            exc, post_id=claimed.id, platform=claimed.platform, attempt=claimed.attempt, started_at=started_at,
+            finished_at=utc_from_ts(self.clock.now()), max_attempts=s.max_attempts,
+            retry_base=s.retry_base_seconds, retry_max=s.retry_max_seconds,
+            idempotent=claimed.platform in self.registry.idempotent,
+        )
+
+    async def _mark_needs_reconnect(self, connection: Connection, log: Any) -> None:
+        try:
+            await self.repository.mark_needs_reconnect(connection)
+        except DB_ERRORS as exc:
+            log.warning("could not mark the connection as needing reconnection", error=str(exc))
+
+    def _log_summary(self, log: Any, outcome: Outcome, armed: Armed, started: float) -> None:
+        fields = dict(
+            outcome=str(outcome.kind),
+            lateness_ms=round((started - armed.due) * 1000, 2),
+            duration_ms=round((outcome.finished_at - outcome.started_at).total_seconds() * 1000, 2),
+        )
+        if outcome.kind is OutcomeKind.PUBLISHED:
+            assert outcome.result is not None
+            self.metrics.published(outcome.platform, started - armed.due)
+            log.info("published", platform_post_id=outcome.result.platform_post_id, **fields)
+        elif outcome.kind is OutcomeKind.RETRY:
+            self.metrics.failed(outcome.platform, outcome.reason or "failed")
+            log.warning("publish postponed", reason=outcome.reason, error=outcome.error_message, **fields)
+        else:
+            self.metrics.failed(outcome.platform, outcome.reason or "failed")
+            log.error("publish failed", reason=outcome.reason, error=outcome.error_message, **fields)

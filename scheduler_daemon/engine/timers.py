@@ -1,0 +1,110 @@
+"""The armed posts (the timers): a heap keyed by due instant with lazy cancellation.
+No I/O, no asyncio.
+
+A post is armed at a ``version`` (``content_posts.schedule_version``), which the
+triggers bump whenever anything that decides the due instant changes; so ``(id,
+version)`` determines the due instant, and the only per-post state besides the heap item
+is ``id -> version``. Ids are kept as 128-bit ints (44 bytes, against 72 for asyncpg's
+UUID objects): at a million posts that is the difference that keeps the daemon small.
+Re-arming or cancelling does not touch the heap: heap items whose
+version no longer matches are dropped when they reach the top (and the heap is compacted
+when stale items outnumber live ones). Arm, cancel and pop are O(log n), and a million
+armed posts cost one small tuple and one dict slot each, not one task each.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Iterator
+from typing import NamedTuple
+
+
+class Armed(NamedTuple):
+    id: uuid.UUID
+    due: float  # epoch seconds on the daemon's clock
+    version: int  # content_posts.schedule_version the timer was armed with
+
+
+class Timers:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, int]] = []  # (due, version, id as int)
+        self._live: dict[int, int] = {}  # id as int -> armed version
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, post_id: object) -> bool:
+        return isinstance(post_id, uuid.UUID) and post_id.int in self._live
+
+    def __iter__(self) -> Iterator[Armed]:
+        """The armed posts (a scan of the heap: for inspection, not the hot path)."""
+        seen: set[int] = set()
+        for due, version, key in self._heap:
+            if self._live.get(key) == version and key not in seen:
+                seen.add(key)
+                yield Armed(uuid.UUID(int=key), due, version)
+
+    def get(self, post_id: uuid.UUID) -> Armed | None:
+        """The armed entry of ``post_id`` (a scan: for inspection, not the hot path)."""
+        if post_id.int not in self._live:
+            return None
+        return next(a for a in self if a.id == post_id)
+
+    def arm(self, post_id: uuid.UUID, due: float, version: int) -> bool:
+        """Arm or re-arm ``post_id``. True when it became the earliest deadline.
+
+        A version not newer than the armed one changes nothing: notifications are hints
+        that may arrive after a fresher load, and one version means one due instant.
+        """
+        key = post_id.int
+        current = self._live.get(key)
+        if current is not None and current >= version:
+            return False
+        self._live[key] = version
+        earliest = self.next_due()  # of the others: this post's older items are stale now
+        heapq.heappush(self._heap, (due, version, key))
+        self._maybe_compact()
+        return earliest is None or due < earliest
+
+    def cancel(self, post_id: uuid.UUID) -> bool:
+        """Forget ``post_id``; True if it was armed."""
+        return self._live.pop(post_id.int, None) is not None
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._live.clear()
+
+    def next_due(self) -> float | None:
+        """The earliest live deadline, or None when nothing is armed."""
+        heap, live = self._heap, self._live
+        while heap:
+            due, version, key = heap[0]
+            if live.get(key) == version:
+                return due
+            heapq.heappop(heap)
+        return None
+
+    def pop_due(self, now: float, limit: int | None = None) -> list[Armed]:
+        """Remove and return the posts due at or before ``now``, earliest first."""
+        out: list[Armed] = []
+        heap, live = self._heap, self._live
+        while heap and (limit is None or len(out) < limit):
+            due, version, key = heap[0]
+            if due > now:
+                break
+            heapq.heappop(heap)
+            if live.get(key) == version:
+                del live[key]
+                out.append(Armed(uuid.UUID(int=key), due, version))
+        return out
+
+    @property
+    def heap_size(self) -> int:
+        """Heap items, stale ones included (compaction keeps them under twice the live ones)."""
+        return len(self._heap)
+
+    def _maybe_compact(self) -> None:
+        if len(self._heap) > 1024 and len(self._heap) > 2 * len(self._live):
+            self._heap = [(a.due, a.version, a.id.int) for a in list(self)]
+            heapq.heapify(self._heap)

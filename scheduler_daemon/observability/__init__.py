@@ -1,0 +1,1 @@
+"""What operators watch: the metric hooks, ``/healthz``, and the HTTP server for both."""

@@ -1,1 +1,0 @@
-"""Helpers for the chaos suite (tests/test_chaos.py) and the fault tests."""

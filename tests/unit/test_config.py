@@ -1,0 +1,76 @@
+"""Settings from the environment: defaults, every variable, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scheduler_daemon.config import Settings
+from scheduler_daemon.errors import ConfigError
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert s.database_url is None and s.grace_seconds == 3600 and s.concurrency == 100
+    assert s.log_level == "info" and s.log_format == "auto" and s.metrics_address is None
+
+
+def test_every_variable_is_read() -> None:
+    s = Settings.from_env({
+        "DATABASE_URL": "postgresql://u:p@db:5432/app", "SCHEDULER_GRACE_SECONDS": "60",
+        "SCHEDULER_CONCURRENCY": "7", "SCHEDULER_MAX_ATTEMPTS": "3", "SCHEDULER_LOG_LEVEL": "DEBUG",
+        "SCHEDULER_LOG_FORMAT": "json", "SCHEDULER_INSTANCE_ID": "vm-a", "SCHEDULER_STATE_DIR": "/srv/x",
+        "SCHEDULER_METRICS_ADDRESS": "127.0.0.1:9464", "SCHEDULER_RECOVERY_AFTER_SECONDS": "5",
+        "SCHEDULER_HEARTBEAT_SECONDS": "2.5", "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS": "9",
+    })
+    assert (s.database_url, s.grace_seconds, s.concurrency, s.max_attempts) == (
+        "postgresql://u:p@db:5432/app",
+        60,
+        7,
+        3,
+    )
+    assert (s.log_level, s.log_format, s.instance_id, s.state_dir) == ("debug", "json", "vm-a", Path("/srv/x"))
+    assert (s.metrics_address, s.recovery_after_seconds, s.heartbeat_seconds) == ("127.0.0.1:9464", 5, 2.5)
+    assert s.shutdown_timeout_seconds == 9
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SCHEDULER_CONCURRENCY": "many"}, "SCHEDULER_CONCURRENCY='many' is not a whole number"),
+        ({"SCHEDULER_CONCURRENCY": "0"}, "SCHEDULER_CONCURRENCY='0' must be a finite number of at least 1"),
+        ({"SCHEDULER_GRACE_SECONDS": "-1"}, "SCHEDULER_GRACE_SECONDS"),
+        ({"SCHEDULER_GRACE_SECONDS": "nan"}, "SCHEDULER_GRACE_SECONDS"),
+        ({"SCHEDULER_GRACE_SECONDS": "inf"}, "SCHEDULER_GRACE_SECONDS"),
+        ({"SCHEDULER_LOG_LEVEL": "loud"}, "SCHEDULER_LOG_LEVEL='loud' must be one of: debug, info, warning, error"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with postgresql://"),
+        ({"SCHEDULER_METRICS_ADDRESS": "9464"}, "SCHEDULER_METRICS_ADDRESS='9464' must be host:port"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        Settings.from_env(env)
+
+
+def test_bad_database_url_error_does_not_echo_it() -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"DATABASE_URL": "mysql://user:hunter2secret@db/app"})
+    assert "hunter2secret" not in str(err.value)
+
+
+def test_secrets_from_systemd_credentials(tmp_path: Path) -> None:
+    (tmp_path / "database_url").write_text("postgresql://app:from-credential@db/app\n")
+    s = Settings.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert s.database_url == "postgresql://app:from-credential@db/app"
+    # The environment wins over a credential file.
+    s = Settings.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path), "DATABASE_URL": "postgresql://env@db/app"})
+    assert s.database_url == "postgresql://env@db/app"
+
+
+def test_the_cli_exits_2_on_bad_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from scheduler_daemon.cli import main
+
+    monkeypatch.setenv("SCHEDULER_CONCURRENCY", "lots")
+    assert main(["migrate"]) == 2
+    assert "configuration error: SCHEDULER_CONCURRENCY='lots' is not a whole number" in capsys.readouterr().err

@@ -1,0 +1,62 @@
+"""The pure schedule: arm, re-arm, cancel, pop in due order, versions, compaction."""
+
+from __future__ import annotations
+
+import uuid
+
+from scheduler_daemon.engine.timers import Armed, Timers
+
+A, B, C = (uuid.UUID(int=n) for n in (1, 2, 3))
+
+
+def test_pops_due_posts_in_order_and_keeps_the_rest() -> None:
+    s = Timers()
+    s.arm(A, 30.0, 1)
+    s.arm(B, 10.0, 1)
+    s.arm(C, 20.0, 1)
+    assert s.next_due() == 10.0
+    assert s.pop_due(25.0) == [Armed(B, 10.0, 1), Armed(C, 20.0, 1)]
+    assert len(s) == 1 and A in s and s.next_due() == 30.0
+    assert s.pop_due(29.9) == []
+
+
+def test_rearm_replaces_and_cancel_removes() -> None:
+    s = Timers()
+    s.arm(A, 10.0, 1)
+    s.arm(A, 50.0, 2)
+    assert s.get(A) == Armed(A, 50.0, 2)
+    assert s.pop_due(20.0) == []
+    assert s.cancel(A) is True and s.cancel(A) is False
+    assert s.next_due() is None and s.pop_due(100.0) == []
+
+
+def test_an_older_version_never_replaces_a_newer_one() -> None:
+    s = Timers()
+    s.arm(A, 50.0, 5)
+    assert s.arm(A, 10.0, 4) is False
+    assert s.get(A) == Armed(A, 50.0, 5)
+
+
+def test_arm_says_when_the_earliest_deadline_moved() -> None:
+    s = Timers()
+    assert s.arm(A, 50.0, 1) is True
+    assert s.arm(B, 60.0, 1) is False
+    assert s.arm(C, 40.0, 1) is True
+    assert s.arm(C, 40.0, 1) is False  # same entry: nothing changed
+
+
+def test_pop_limit_and_iteration() -> None:
+    s = Timers()
+    for n in range(10):
+        s.arm(uuid.UUID(int=n), float(n), 0)
+    assert [a.due for a in s.pop_due(100.0, limit=3)] == [0.0, 1.0, 2.0]
+    assert sorted(a.due for a in s) == [float(n) for n in range(3, 10)]
+
+
+def test_heap_is_compacted_when_stale_entries_pile_up() -> None:
+    s = Timers()
+    for n in range(3000):
+        s.arm(A, float(n), n)  # 3000 re-arms of one post
+    assert len(s) == 1
+    assert s.heap_size < 2100
+    assert s.pop_due(1e9) == [Armed(A, 2999.0, 2999)]
