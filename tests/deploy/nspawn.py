@@ -235,10 +235,6 @@ class Machine:
     cgroups: list[Path]
     env: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def root(self) -> Path:
-        return self.workdir / "root"
-
     # -- boot and teardown -------------------------------------------------------------
 
     @classmethod
@@ -246,7 +242,7 @@ class Machine:
     def booted(cls, tarball: Path, *, prepare: Callable[[Path], None] = lambda root: None,
                binds: Sequence[tuple[Path, Path]] = (), env: Mapping[str, str] | None = None) -> Iterator[Machine]:
         remove_stale_runs()
-        workdir = Path(tempfile_dir())
+        workdir = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=RUN_DIR))
         (workdir / "owner").write_text(str(os.getpid()))
         machine: Machine | None = None
         try:
@@ -497,10 +493,6 @@ def _remove_cgroup(path: Path) -> None:
             directory.rmdir()
     with contextlib.suppress(OSError):
         path.rmdir()
-
-
-def tempfile_dir() -> str:
-    return tempfile.mkdtemp(prefix=RUN_PREFIX, dir=RUN_DIR)
 
 
 def remove_stale_runs() -> None:
