@@ -116,6 +116,17 @@ class FailureCount:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """A post the daemon sent back to draft, with its reason."""
+
+    id: uuid.UUID
+    platform: str
+    attempt_count: int
+    error_message: str
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class ChangedPost:
     """A row as ``schedule``/``retry``/``cancel`` left it."""
 
@@ -279,6 +290,12 @@ class Admin:
 
     async def failure_counts(self, within_seconds: float) -> list[FailureCount]:
         return _typed(FailureCount, await self.conn.fetch(q("admin_failure_counts"), within_seconds))
+
+    async def recent_drafts(self, within_seconds: float, limit: int) -> tuple[int, list[Draft]]:
+        """(how many, the newest ``limit``) of the drafts the daemon produced in the window."""
+        rows = [dict(r) for r in await self.conn.fetch(q("admin_recent_drafts"), within_seconds, limit)]
+        total = int(rows[0]["total"]) if rows else 0
+        return total, [Draft(**{k: v for k, v in r.items() if k != "total"}) for r in rows]
 
     # -- one post -----------------------------------------------------------------------
 

@@ -76,6 +76,18 @@ SELECT platform, outcome, count(*)::bigint AS attempts
  GROUP BY platform, outcome
  ORDER BY platform, outcome;
 
+-- name: admin_recent_drafts
+-- Posts the daemon sent back to draft with a reason (failed, missed, outcome unknown, or
+-- rejected before any attempt, e.g. a bad zone) whose row changed in the last $1 seconds,
+-- newest first; `total` counts them all. A user's reschedule clears the reason.
+SELECT id, platform, attempt_count, error_message, updated_at, count(*) OVER ()::bigint AS total
+  FROM content_posts
+ WHERE status = 'draft'
+   AND error_message IS NOT NULL
+   AND updated_at > now() - make_interval(secs => $1::float8)
+ ORDER BY updated_at DESC
+ LIMIT $2;
+
 -- name: admin_post
 SELECT id, platform, status, scheduled_date, scheduled_time, timezone, retry_at,
        error_message, attempt_count, claimed_by, claimed_at, published_at
