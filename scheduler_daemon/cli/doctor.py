@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..clock import format_delay
 from ..config import Settings
-from ..db.admin import Admin, ConnectionState, ServerInfo, open_admin
+from ..db.admin import Admin, ConnectionState, RuleBreach, ServerInfo, open_admin
 from ..db.errors import DB_ERRORS
 from ..platforms import versions
 from ..redact import SECRETS
@@ -42,6 +42,7 @@ TRANSACTION_POOLER_PORT = 6543
 MIN_SERVER_VERSION = 130000
 CLOCK_SKEW_WARN_SECONDS = 0.5  # the daemon logs a warning past this too
 NOTIFY_QUEUE_WARN = 0.5
+INPUT_RULES_MIGRATION = "004_tenant_input.sql"
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Probe:
     args: argparse.Namespace
     server: ServerInfo
     missing_tables: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
 
 
 # -- the connection string, before connecting -------------------------------------------------
@@ -162,10 +164,41 @@ async def triggers(p: Probe) -> Check:
 
 
 async def migrations(p: Probe) -> Check:
-    pending = await p.ops.pending_migrations()
+    p.pending = pending = await p.ops.pending_migrations()
     return Check("migrations", "fail" if pending else "ok",
                  f"pending: {', '.join(pending)} (run `scheduler-daemon migrate`)" if pending else "up to date",
                  {"pending": pending})
+
+
+async def input_rules(p: Probe) -> Check | None:
+    if INPUT_RULES_MIGRATION in p.pending or "content_posts" in p.missing_tables:
+        return None
+    return input_rules_check(await p.ops.input_problems(), await p.ops.unlisted_zones())
+
+
+def input_rules_check(problems: Sequence[RuleBreach] | None, unlisted_zones: Sequence[str]) -> Check:
+    """migrations/004's write-time rules: the rows that break them (None: the scan outlasted
+    the statement timeout) and the zone names PostgreSQL knows but the check does not list
+    yet. A warning: nothing is changed, the daemon handles such rows as before (a draft with
+    a reason), and a write that changes the bad value is checked."""
+    lines = [f"{b.rule}: {b.posts} post(s), e.g. {', '.join(str(i) for i in b.ids)}" for b in problems or ()]
+    if problems is None:
+        lines.append("the scan of the posts outlasted the statement timeout (3 × --timeout): "
+                     "rerun with a larger --timeout")
+    if unlisted_zones:
+        lines.append(f"{len(unlisted_zones)} zone name(s) PostgreSQL knows are refused until the tables' owner runs "
+                     f"SELECT scheduler_timezones_refresh(); (e.g. {', '.join(unlisted_zones[:3])})")
+    data = {"rules": {b.rule: {"posts": b.posts, "ids": [str(i) for i in b.ids]} for b in problems or ()},
+            "unlisted_zones": list(unlisted_zones)}
+    if not lines:
+        return Check("input rules", "ok", "every post passes the write-time rules of migrations/004", data)
+    return Check(
+        "input rules", "warn",
+        "rows written before migrations/004 are left as they are (the daemon moves the scheduled ones it cannot "
+        "publish to draft with a reason; a write that changes a bad value is checked):\n        "
+        + "\n        ".join(lines),
+        data,
+    )
 
 
 async def listen_notify(p: Probe) -> Check:
@@ -228,7 +261,7 @@ def _token_state(c: ConnectionState, now: dt.datetime) -> str:
 
 
 CHECKS: tuple[Callable[[Probe], Awaitable[Check | None]], ...] = (
-    server_version, session, tables, triggers, migrations, listen_notify, notify_queue, clock, tokens,
+    server_version, session, tables, triggers, migrations, input_rules, listen_notify, notify_queue, clock, tokens,
 )
 
 
@@ -288,6 +321,7 @@ DOCTOR = Command(
     "  session            no transaction-mode pooler in between (same server process throughout)\n"
     "  tables, triggers   the schema and the NOTIFY triggers of migrations/002 are in place\n"
     "  migrations         none pending\n"
+    "  input rules        no post breaks the write-time rules of migrations/004 (rows written before it)\n"
     "  listen/notify      a NOTIFY on a private channel reaches a LISTEN connection\n"
     "  notify queue       not filling up\n"
     "  clock              database clock vs this host\n"

@@ -108,7 +108,14 @@ Schedule more from another terminal:
   SELECT id, 'log', 'hello from psql', 'scheduled', (now() AT TIME ZONE 'UTC')::date,
          ((now() + interval '5 seconds') AT TIME ZONE 'UTC')::time
     FROM content_campaigns WHERE name = 'demo' LIMIT 1;
-"""
+{_embedded_note(is_embedded)}"""
+
+
+def _embedded_note(is_embedded: bool) -> str:
+    if not is_embedded:
+        return ""
+    return ("\nThe embedded PostgreSQL keeps running after Ctrl-C (the next start reuses it);\n"
+            "`scheduler-daemon embedded stop` stops it.\n")
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..clock import format_delay
 from ..config import Settings
-from ..db.admin import Admin, FailedAttempt, FailureCount, ScheduledSummary, StuckPost
+from ..db.admin import Admin, Draft, FailedAttempt, FailureCount, ScheduledSummary, StuckPost
 from ..due import due_instant
 from ..errors import InvalidScheduleError
 from ._common import EXIT_OK, EXIT_PROBLEM, Command, admin, ago, count, iso, json_flag, positive, print_json
@@ -28,6 +28,8 @@ class Report:
     stuck: list[StuckPost] = field(default_factory=list)
     failure_counts: list[FailureCount] = field(default_factory=list)
     failures: list[FailedAttempt] = field(default_factory=list)
+    drafts_total: int = 0  # posts the daemon sent back to draft in the window, with a reason
+    drafts: list[Draft] = field(default_factory=list)  # the newest of them
 
     @property
     def problems(self) -> int:
@@ -39,11 +41,13 @@ async def compute(ops: Admin, args: argparse.Namespace) -> Report:
     counts = await ops.status_counts()
     scheduled = await ops.scheduled()
     stuck = await ops.stuck(args.stuck_after)
+    drafts_total, drafts = await ops.recent_drafts(FAILURE_WINDOW, args.drafts)
     report = Report(
         now, counts, len(scheduled),
         stuck=[StuckPost(**{**asdict(s), "held_seconds": _rounded(s.held_seconds)}) for s in stuck],
         failure_counts=await ops.failure_counts(FAILURE_WINDOW),
         failures=await ops.recent_failures(FAILURE_WINDOW, args.failures),
+        drafts_total=drafts_total, drafts=drafts,
     )
     for row in scheduled:
         _place(report, row, args.overdue_after)
@@ -84,6 +88,11 @@ def render_json(report: Report, args: argparse.Namespace) -> None:
             "counts": [asdict(c) for c in report.failure_counts],
             "recent": [asdict(f) for f in report.failures],
         },
+        "drafts": {
+            "window_seconds": FAILURE_WINDOW,
+            "total": report.drafts_total,
+            "recent": [asdict(d) for d in report.drafts],
+        },
         "problems": report.problems,
     })
 
@@ -101,6 +110,7 @@ def render_text(report: Report, args: argparse.Namespace) -> None:
         print("  (nothing)")
     _render_problems(report, args)
     _render_failures(report)
+    _render_drafts(report)
 
 
 def _render_problems(report: Report, args: argparse.Namespace) -> None:
@@ -133,6 +143,15 @@ def _render_failures(report: Report) -> None:
               f"attempt {f.attempt}: {error[:160]}")
 
 
+def _render_drafts(report: Report) -> None:
+    listed = len(report.drafts)
+    shown = "" if report.drafts_total == listed else f" (the newest {listed}; --drafts N lists more)"
+    print(f"\nSent back to draft in the last 24 h: {report.drafts_total}{shown}")
+    for d in report.drafts:
+        reason = d.error_message.replace("\n", " ")
+        print(f"  {iso(d.updated_at)}  {d.platform:<10} {d.id}  after {d.attempt_count} attempt(s): {reason[:200]}")
+
+
 async def status(settings: Settings, args: argparse.Namespace) -> int:
     """Counts by status, upcoming, overdue, unschedulable, stuck and failed posts."""
     async with admin(settings, quiet=args.json) as ops:
@@ -154,6 +173,10 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--failures", type=count, default=20, metavar="N", help="how many recent failed attempts to list (default 20)"
     )
+    p.add_argument(
+        "--drafts", type=count, default=100, metavar="N",
+        help="how many of the drafts the daemon produced in the last 24 h to list (default 100)",
+    )
     json_flag(p)
 
 
@@ -161,7 +184,8 @@ STATUS = Command(
     "status", "posts by status, next due, overdue, recent failures, stuck publishes", status, _arguments,
     "Summarise the posts table as the daemon sees it: counts by status, the next posts due,\n"
     "scheduled posts already past their due time (overdue: no daemon is arming them),\n"
-    "failed attempts in the last 24 hours (publish_attempts) and posts held in\n"
+    "failed attempts in the last 24 hours (publish_attempts), every post the daemon sent\n"
+    "back to draft in that time with its reason (rejected ones included), and posts held in\n"
     "'publishing' for too long (a daemon that died mid-publish).\n\n"
     "Exit status 1 when a post is overdue or stuck, or a scheduled row has no valid due time.",
 )

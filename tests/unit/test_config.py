@@ -66,6 +66,9 @@ def test_secrets_from_systemd_credentials(tmp_path: Path) -> None:
     # The environment wins over a credential file.
     s = Settings.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path), "DATABASE_URL": "postgresql://env@db/app"})
     assert s.database_url == "postgresql://env@db/app"
+    # A blank line in the env file is unset, not "no database URL".
+    s = Settings.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path), "DATABASE_URL": "  "})
+    assert s.database_url == "postgresql://app:from-credential@db/app"
 
 
 def test_the_cli_exits_2_on_bad_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -76,6 +76,18 @@ SELECT platform, outcome, count(*)::bigint AS attempts
  GROUP BY platform, outcome
  ORDER BY platform, outcome;
 
+-- name: admin_recent_drafts
+-- Posts the daemon sent back to draft with a reason (failed, missed, outcome unknown, or
+-- rejected before any attempt, e.g. a bad zone) whose row changed in the last $1 seconds,
+-- newest first; `total` counts them all. A user's reschedule clears the reason.
+SELECT id, platform, attempt_count, error_message, updated_at, count(*) OVER ()::bigint AS total
+  FROM content_posts
+ WHERE status = 'draft'
+   AND error_message IS NOT NULL
+   AND updated_at > now() - make_interval(secs => $1::float8)
+ ORDER BY updated_at DESC
+ LIMIT $2;
+
 -- name: admin_post
 SELECT id, platform, status, scheduled_date, scheduled_time, timezone, retry_at,
        error_message, attempt_count, claimed_by, claimed_at, published_at
@@ -128,3 +140,23 @@ SELECT id, user_id, platform, account_id, token_expires_at, needs_reconnect,
  WHERE needs_reconnect
     OR token_expires_at < now() + make_interval(secs => $1::float8)
  ORDER BY token_expires_at NULLS LAST, platform;
+
+-- name: admin_input_problems
+-- Rows that break the write-time rules of migrations/004 (written before it, or with its
+-- trigger disabled): per rule, how many posts and the first $1 ids. Read-only, about 20 µs
+-- a post. Published posts are left out: the daemon never reads them again, and moving one
+-- back to 'scheduled' gets it checked whole.
+SELECT x.rule, count(*)::bigint AS posts, (array_agg(p.id ORDER BY p.id))[1:$1] AS ids
+  FROM content_posts p
+ CROSS JOIN LATERAL scheduler_post_problems(p) x
+ WHERE p.status IS DISTINCT FROM 'published'
+ GROUP BY x.rule
+ ORDER BY x.rule;
+
+-- name: admin_unlisted_zones
+-- Zone names PostgreSQL knows that the write-time check does not list yet (a tzdata update
+-- since the last scheduler_timezones_refresh(); the same names left out as there).
+SELECT coalesce(array_agg(name ORDER BY name), '{}') AS names
+  FROM pg_timezone_names
+ WHERE name NOT IN ('localtime', 'posixrules', 'Factory')
+   AND NOT scheduler_timezone_known(name);
