@@ -14,10 +14,11 @@ client or Storage could normalise into another object). Anything else is refused
 reason.
 
 ``media_bytes`` streams the download through the daemon's transport, capped at the
-smaller of the platform's limit and ``SCHEDULER_MAX_MEDIA_BYTES`` (``transport.MAX_BYTES``:
-past it nothing more is read), and follows at most ``MAX_REDIRECTS`` redirects, each hop a
-new request that the outbound guard checks again. Messages name the item by its storage
-path or its URL without the query string: a signed URL's token never reaches a message.
+smaller of the platform's limit and ``SCHEDULER_MAX_MEDIA_BYTES``
+(``net.transport.MAX_BYTES``: past it nothing more is read), and follows at most
+``MAX_REDIRECTS`` redirects, each hop a new request that the outbound guard checks again.
+Messages name the item by its storage path or its URL without the query string: a signed
+URL's token never reaches a message.
 """
 
 from __future__ import annotations

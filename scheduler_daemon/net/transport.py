@@ -7,7 +7,7 @@ client every adapter shares.
 
 Every request through ``AiohttpTransport``:
 
-* connects only where ``outbound.Guard`` allows. An IP literal is checked as it is; a name
+* connects only where ``guard.Guard`` allows. An IP literal is checked as it is; a name
   is resolved once per new connection by ``GuardedResolver``, which hands aiohttp only the
   addresses that passed, so the socket goes to exactly an address that was checked (no
   DNS rebinding);
