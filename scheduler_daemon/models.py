@@ -61,6 +61,15 @@ class MediaItem:
 
 
 @dataclass(frozen=True, slots=True)
+class PostItem:
+    """One post of a thread: its text and its media. A post's first item is the row's
+    ``content`` and ``media``; the replies that follow are its ``thread``."""
+
+    content: str
+    media: tuple[MediaItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Connection:
     id: uuid.UUID
     user_id: uuid.UUID
@@ -90,7 +99,13 @@ Refresher = Callable[[Connection], Awaitable[TokenSet]]
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """A claimed post, ready for an adapter."""
+    """A claimed post, ready for an adapter.
+
+    ``content`` and ``media`` are the post itself; ``thread`` the replies that follow it
+    (``items`` is all of them, the post first); ``first_comment`` a comment posted under it
+    (None: none); ``options`` the row's ``platform_options``. ``publish_state`` holds what
+    earlier attempts checkpointed (``platforms.delivery`` documents its keys).
+    """
 
     id: uuid.UUID
     platform: str
@@ -101,6 +116,14 @@ class Post:
     scheduled_at: dt.datetime
     attempt: int
     publish_state: Mapping[str, Any]
+    thread: tuple[PostItem, ...] = ()
+    first_comment: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def items(self) -> tuple[PostItem, ...]:
+        """The post and its replies, in the order they are published."""
+        return (PostItem(self.content, self.media), *self.thread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +196,35 @@ class ResolvedOrphan:
 
 @dataclass(frozen=True, slots=True)
 class PublishResult:
+    """One published item (or comment). ``ref``: what a reply to it or a comment on it needs
+    besides its id (Bluesky: ``uri`` and ``cid``), JSON-able: it is checkpointed."""
+
     platform_post_id: str | None
     platform_post_url: str | None = None
+    ref: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What publishing a whole post achieved: every item (the first is the post: its id and
+    URL are the row's), the first comment, and a ``notice`` for a published row's
+    ``error_message`` (a first comment that failed)."""
+
+    items: tuple[PublishResult, ...]
+    comment: PublishResult | None = None
+    notice: str | None = None
+
+    @property
+    def post(self) -> PublishResult:
+        return self.items[0]
+
+    @property
+    def platform_post_id(self) -> str | None:
+        return self.items[0].platform_post_id
+
+    @property
+    def platform_post_url(self) -> str | None:
+        return self.items[0].platform_post_url
 
 
 class OutcomeKind(enum.StrEnum):

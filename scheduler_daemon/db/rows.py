@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..due import due_instant
 from ..errors import InvalidPostError
-from ..models import ClaimedPost, Connection, MediaItem, Post, ResolvedOrphan, ScheduledRow, ScheduleKey
+from ..models import ClaimedPost, Connection, MediaItem, Post, PostItem, ResolvedOrphan, ScheduledRow, ScheduleKey
 from ..redact import SECRETS
 
 
@@ -33,20 +33,21 @@ def schedule_key(record: Row) -> ScheduleKey:
     )
 
 
-def media_items(raw: Any) -> tuple[MediaItem, ...]:
+def media_items(raw: Any, where: str = "media") -> tuple[MediaItem, ...]:
+    """``where``: how messages name the value (``media``, ``thread[2].media``)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise InvalidPostError("media must be a JSON array of {url | storage_path, alt, mime}")
+        raise InvalidPostError(f"{where} must be a JSON array of {{url | storage_path, alt, mime}}")
     items = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
-            raise InvalidPostError(f"media[{index}] must be an object with url or storage_path")
+            raise InvalidPostError(f"{where}[{index}] must be an object with url or storage_path")
         url, path = item.get("url"), item.get("storage_path")
         if not (isinstance(url, str) and url) and not (isinstance(path, str) and path):
-            raise InvalidPostError(f"media[{index}] needs a url or a storage_path")
+            raise InvalidPostError(f"{where}[{index}] needs a url or a storage_path")
         if isinstance(url, str) and url and not url.startswith(("http://", "https://")):
-            raise InvalidPostError(f"media[{index}].url must be an http:// or https:// URL")
+            raise InvalidPostError(f"{where}[{index}].url must be an http:// or https:// URL")
         alt, mime = item.get("alt"), item.get("mime")
         items.append(
             MediaItem(
@@ -59,23 +60,65 @@ def media_items(raw: Any) -> tuple[MediaItem, ...]:
     return tuple(items)
 
 
-def post(record: Row, max_content_chars: int) -> Post:
-    content = record["content"] or ""
+def _content(raw: Any, where: str, max_content_chars: int) -> str:
+    if raw is not None and not isinstance(raw, str):
+        raise InvalidPostError(f"{where} must be a string")
+    content = raw or ""
     if len(content) > max_content_chars:
         raise InvalidPostError(
-            f"content is {len(content)} characters; the most this daemon accepts is {max_content_chars}"
+            f"{where} is {len(content)} characters; the most this daemon accepts is {max_content_chars}"
         )
+    return content
+
+
+def thread_items(raw: Any, max_content_chars: int) -> tuple[PostItem, ...]:
+    """The replies that follow a post (``content_posts.thread``), as migrations/006 has them."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidPostError("thread must be a JSON array of {content, media} items")
+    items = []
+    for index, item in enumerate(raw):
+        where = f"thread[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidPostError(f"{where} must be an object with content and/or media")
+        content = _content(item.get("content"), f"{where}.content", max_content_chars)
+        media = media_items(item.get("media"), f"{where}.media")
+        if not content and not media:
+            raise InvalidPostError(f"{where} is empty: an item needs content or media")
+        items.append(PostItem(content, media))
+    return tuple(items)
+
+
+def first_comment(raw: Any) -> str | None:
+    if raw is not None and not isinstance(raw, str):
+        raise InvalidPostError("first_comment must be text")
+    return raw if raw and raw.strip() else None
+
+
+def platform_options(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidPostError("platform_options must be a JSON object, such as {\"disable_notification\": true}")
+    return raw
+
+
+def post(record: Row, max_content_chars: int) -> Post:
     state = record["publish_state"]
     return Post(
         id=record["id"],
         platform=record["platform"],
-        content=content,
+        content=_content(record["content"], "content", max_content_chars),
         media=media_items(record["media"]),
         campaign_id=record["campaign_id"],
         user_id=record["user_id"],
         scheduled_at=due_instant(schedule_key(record)),
         attempt=record["attempt_count"],
         publish_state=state if isinstance(state, dict) else {},
+        thread=thread_items(record["thread"], max_content_chars),
+        first_comment=first_comment(record["first_comment"]),
+        options=platform_options(record["platform_options"]),
     )
 
 

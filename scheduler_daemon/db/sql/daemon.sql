@@ -23,6 +23,7 @@ WITH claimed AS (
        AND p.status = 'scheduled'
        AND p.schedule_version = want.version
  RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
+           p.thread, p.first_comment, p.platform_options,
            p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
            p.attempt_count, p.publish_state
 )
@@ -55,8 +56,11 @@ WITH o AS (
     UPDATE content_posts p
        SET status = o.status,
            error_message = o.error_message,
-           platform_post_id = CASE WHEN o.status = 'published' THEN o.platform_post_id ELSE p.platform_post_id END,
-           platform_post_url = CASE WHEN o.status = 'published' THEN o.platform_post_url ELSE p.platform_post_url END,
+           -- a thread that failed after its first items went out names its first item too
+           platform_post_id = CASE WHEN o.status = 'published' OR o.platform_post_id IS NOT NULL
+                                   THEN o.platform_post_id ELSE p.platform_post_id END,
+           platform_post_url = CASE WHEN o.status = 'published' OR o.platform_post_id IS NOT NULL
+                                    THEN o.platform_post_url ELSE p.platform_post_url END,
            published_at = CASE WHEN o.status = 'published' THEN o.finished_at ELSE p.published_at END,
            retry_at = o.retry_at,
            claimed_by = NULL,
