@@ -17,6 +17,8 @@
         ├── RetryablePublishError    the post waits and goes out later
         │   ├── RateLimitedError         honour ``retry_after``
         │   └── TransientError           5xx, connection refused before sending: backoff
+        │       └── PreparedStaleError       a prepared artifact is gone (an expired container):
+        │                                    the driver prepares anew once, then it is transient
         └── OutcomeUnknownError      the request was sent and no answer came back:
                                      never retried blindly (may already be published)
 
@@ -92,6 +94,11 @@ class RateLimitedError(RetryablePublishError):
 
 class TransientError(RetryablePublishError):
     """A passing failure (5xx, refused connection) before the post was accepted."""
+
+
+class PreparedStaleError(TransientError):
+    """What ``prepare`` made is no longer usable (a container expired, a media id lapsed);
+    raised by ``publish`` before it sent anything for the item."""
 
 
 class OutcomeUnknownError(PublishError):

@@ -26,7 +26,9 @@ THREADS, BLUESKY, MASTODON, TELEGRAM, DISCORD, SLACK, WEBHOOK, LOG):
   Threads, LinkedIn): refresh when the token expires within the margin.
 * ``SCHEDULER_MASTODON_MAX_CHARACTERS``: the limit when a connection does not carry its
   instance's ``max_characters``.
-* ``SCHEDULER_MAX_MEDIA_BYTES``: upper bound of one media download.
+* ``SCHEDULER_MAX_MEDIA_BYTES``: upper bound of one media download held in memory (images).
+* ``SCHEDULER_MAX_MEDIA_FILE_BYTES``: upper bound of one media download spooled to disk
+  (video; ``mediafile``).
 * ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` (or ``SUPABASE_SERVICE_ROLE_KEY``),
   ``SUPABASE_STORAGE_BUCKET`` (optional), ``SUPABASE_SIGNED_URL_SECONDS``: Supabase
   Storage for ``storage_path`` media.
@@ -55,6 +57,8 @@ class ClientCredentials:
 class PlatformSettings:
     # Upper bound for one media download (bytes), whatever the platform's own limit.
     max_media_bytes: int = 50 * 1024 * 1024
+    # Upper bound for one media download spooled to a temporary file (video), on disk.
+    max_media_file_bytes: int = 1024 * 1024 * 1024
     api_bases: Mapping[str, str] = field(default_factory=dict)
     # Current versions (platforms/versions.py holds their sunset dates and the warning before them).
     graph_api_version: str = "v26.0"  # newest Graph version, released 2026-07-29, kept about two years
@@ -80,6 +84,7 @@ class PlatformSettings:
         concurrency = {p: read.integer(name, 0) for p, name in read.per_platform("SCHEDULER_*_CONCURRENCY").items()}
         return cls(
             max_media_bytes=read.integer("SCHEDULER_MAX_MEDIA_BYTES", cls.max_media_bytes),
+            max_media_file_bytes=read.integer("SCHEDULER_MAX_MEDIA_FILE_BYTES", cls.max_media_file_bytes),
             api_bases={
                 p: url for p, name in read.per_platform("SCHEDULER_*_API_BASE").items() if (url := read.url(name))
             },

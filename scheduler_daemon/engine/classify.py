@@ -106,6 +106,7 @@ def classify(
 
 def published(
     result: PublishResult, *, post_id: uuid.UUID, platform: str, attempt: int,
-    started_at: dt.datetime, finished_at: dt.datetime,
+    started_at: dt.datetime, finished_at: dt.datetime, notice: str | None = None,
 ) -> Outcome:
-    return Outcome(post_id, platform, attempt, OutcomeKind.PUBLISHED, started_at, finished_at, result)
+    """``notice``: the published row's error_message (a first comment that failed)."""
+    return Outcome(post_id, platform, attempt, OutcomeKind.PUBLISHED, started_at, finished_at, result, notice)

@@ -17,6 +17,12 @@ reason.
 smaller of the platform's limit and ``SCHEDULER_MAX_MEDIA_BYTES``
 (``net.transport.MAX_BYTES``: past it nothing more is read), and follows at most
 ``MAX_REDIRECTS`` redirects, each hop a new request that the outbound guard checks again.
+``media_file`` is the same download spooled to an unlinked temporary file in the spool
+directory (``mediafile.Spool``), capped at the smaller of the platform's limit and
+``SCHEDULER_MAX_MEDIA_FILE_BYTES``, and probed: video, never held whole in memory. Its
+request may last the attempt's deadline, not one request's (a large video takes longer than
+``SCHEDULER_HTTP_TIMEOUT_SECONDS`` to arrive; the attempt's deadline still bounds it).
+
 Messages name the item by its storage path or its URL without the query string: a signed
 URL's token never reaches a message.
 """
@@ -24,16 +30,22 @@ URL's token never reaches a message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
 from ..config.platforms import PlatformSettings
 from ..errors import AddressNotAllowedError, ContentRejectedError, PlatformConfigError, TransientError
+from ..mediafile import MediaFile, MediaTooLarge, Spool
 from ..models import MediaItem
 from ..net.transport import MAX_BYTES, ResponseTooLarge
+from ..platforms._calls import filename
 
 MAX_REDIRECTS = 5
 _UNSAFE = frozenset("%\\?#")
@@ -122,10 +134,13 @@ def owned_object(storage_path: str, owner: uuid.UUID | None, bucket: str) -> str
 
 class MediaResolver:
     def __init__(
-        self, settings: PlatformSettings, client: httpx.AsyncClient, storage: SignedUrls | None = None
+        self, settings: PlatformSettings, client: httpx.AsyncClient, storage: SignedUrls | None = None, *,
+        spool_dir: Path | None = None, download_seconds: float | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
+        self.spool_dir = spool_dir or Path(tempfile.gettempdir()) / "scheduler-daemon-spool"
+        self.download_seconds = download_seconds  # a spooled download's deadline (None: the client's)
         self._storage = storage
         if storage is None and settings.supabase_url and settings.supabase_service_key:
             self._storage = SupabaseStorage(settings.supabase_url, settings.supabase_service_key)
@@ -147,16 +162,53 @@ class MediaResolver:
 
     async def media_bytes(self, item: MediaItem, max_bytes: int, owner: uuid.UUID | None) -> tuple[bytes, str]:
         cap = min(max_bytes, self.settings.max_media_bytes)
+        async with self._download(item, cap, owner, None) as response:
+            return await _read(response, cap, label(item)), _mime(item, response)
+
+    @contextlib.asynccontextmanager
+    async def media_file(self, item: MediaItem, max_bytes: int, owner: uuid.UUID | None) -> AsyncIterator[MediaFile]:
+        """The item spooled to a private temporary file and probed; freed on exit."""
+        cap = min(max_bytes, self.settings.max_media_file_bytes)
         name = label(item)
-        request = self.client.build_request("GET", await self.media_url(item, owner), extensions={MAX_BYTES: cap})
+        async with self._download(item, cap, owner, self.download_seconds) as response:
+            spool = Spool(self.spool_dir, cap)
+            try:
+                async for chunk in response.aiter_bytes():
+                    await spool.write(chunk)
+            except (ResponseTooLarge, MediaTooLarge):
+                spool.discard()
+                raise ContentRejectedError(f"media {name} is larger than {cap} bytes") from None
+            except httpx.TransportError as exc:
+                spool.discard()
+                raise TransientError(f"media {name}: the download broke off ({type(exc).__name__})") from exc
+            except BaseException:
+                spool.discard()
+                raise
+            mime = _mime(item, response)
+            file = await spool.finish(mime, filename(item, mime, 0))
+        try:
+            yield file
+        finally:
+            file.close()
+
+    @contextlib.asynccontextmanager
+    async def _download(
+        self, item: MediaItem, cap: int, owner: uuid.UUID | None, seconds: float | None
+    ) -> AsyncIterator[httpx.Response]:
+        """The answer of the item's URL (redirects followed, each hop a new request under the
+        guard), status checked, its body still to read."""
+        name = label(item)
+        timeout = httpx.Timeout(seconds) if seconds is not None else httpx.USE_CLIENT_DEFAULT
+        request = self.client.build_request(
+            "GET", await self.media_url(item, owner), extensions={MAX_BYTES: cap}, timeout=timeout
+        )
         for _ in range(MAX_REDIRECTS + 1):
             response = await self._get(request, name)
             try:
                 if response.next_request is None:
                     _check_status(response, name)
-                    content = await _read(response, cap, name)
-                    mime = item.mime or response.headers.get("content-type", "application/octet-stream")
-                    return content, mime.split(";")[0].strip()
+                    yield response
+                    return
                 request = response.next_request
             finally:
                 await response.aclose()
@@ -173,6 +225,11 @@ class MediaResolver:
             raise ContentRejectedError(f"media {name} is larger than {exc.limit} bytes") from None
         except httpx.TransportError as exc:
             raise TransientError(f"media {name} could not be downloaded ({type(exc).__name__})") from exc
+
+
+def _mime(item: MediaItem, response: httpx.Response) -> str:
+    mime = item.mime or response.headers.get("content-type", "application/octet-stream")
+    return mime.split(";")[0].strip()
 
 
 def _check_status(response: httpx.Response, name: str) -> None:

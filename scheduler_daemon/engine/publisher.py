@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -22,9 +24,11 @@ from ..config import Settings
 from ..db.errors import DB_ERRORS
 from ..db.repository import Repository
 from ..errors import AuthError, OutcomeUnknownError, TransientError
+from ..mediafile import MediaFile
 from ..models import ClaimedPost, Connection, MediaItem, Outcome, OutcomeKind, Post, Refresher
 from ..net.deadline import within_deadline
 from ..observability.metrics import Metrics
+from ..platforms.delivery import deliver, incomplete
 from ..platforms.pacing import Pacer
 from ..platforms.registry import Registry
 from .classify import classify, published
@@ -39,7 +43,8 @@ SPIN_SECONDS = 0.0015
 
 
 class _Context:
-    """PublishContext for one attempt: the daemon's services, bound to one post and its owner."""
+    """PublishContext for one attempt: the daemon's services, bound to one post and its owner.
+    ``state`` follows the row's publish_state through the attempt's checkpoints."""
 
     def __init__(self, post: Post, repository: Repository, media: MediaResolver, tokens: TokenRefresh) -> None:
         self.post_id = post.id
@@ -47,9 +52,15 @@ class _Context:
         self.repository = repository
         self.media = media
         self.tokens = tokens
+        self._state = dict(post.publish_state)
+
+    @property
+    def state(self) -> Mapping[str, Any]:
+        return self._state
 
     async def checkpoint(self, **values: Any) -> None:
         await self.repository.checkpoint(self.post_id, values)
+        self._state.update(values)
 
     async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
         return await self.tokens.refresh(connection, refresher)
@@ -59,6 +70,9 @@ class _Context:
 
     async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
         return await self.media.media_bytes(item, max_bytes, self.owner)
+
+    def media_file(self, item: MediaItem, max_bytes: int) -> AbstractAsyncContextManager[MediaFile]:
+        return self.media.media_file(item, max_bytes, self.owner)
 
 
 class Publisher:
@@ -77,7 +91,10 @@ class Publisher:
         self.registry = registry
         self.writer = writer
         self.clock = clock
-        self.media = MediaResolver(settings.platforms, client)
+        self.media = MediaResolver(
+            settings.platforms, client, spool_dir=settings.state_dir / "spool",
+            download_seconds=settings.attempt_timeout_seconds,
+        )
         self.tokens = TokenRefresh(repository, deadline=settings.http_timeout_seconds)
         self.pacer = Pacer(settings.platforms)
         self.metrics = metrics or Metrics()
@@ -151,6 +168,7 @@ class Publisher:
     async def _attempt(self, claimed: ClaimedPost, log: Any) -> Outcome:
         started_at = utc_from_ts(self.clock.now())
         connection: Connection | None = None
+        context: _Context | None = None
         try:
             adapter = self.registry.get(claimed.platform)
             post = claimed.publishable()
@@ -158,8 +176,8 @@ class Publisher:
             connection = claimed.connection()
             async with self.pacer.slot(claimed.platform, str(connection.id)):
                 context = _Context(post, self.repository, self.media, self.tokens)
-                result = await within_deadline(
-                    adapter.publish(post, connection, context), self.settings.attempt_timeout_seconds
+                delivery = await within_deadline(
+                    deliver(adapter, post, connection, context), self.settings.attempt_timeout_seconds
                 )
         except Exception as exc:  # classified, never fatal: every other post goes on
             if isinstance(exc, AuthError) and connection is not None:
@@ -167,10 +185,12 @@ class Publisher:
             outcome = self._failed(exc, claimed, started_at)
             if outcome.reason == "internal":
                 log.error("adapter raised an unexpected error", exc_info=exc)
+            if context is not None and claimed.post is not None:  # a thread whose first items are out
+                outcome = incomplete(outcome, claimed.post, context.state)
             return outcome
         return published(
-            result, post_id=claimed.id, platform=claimed.platform, attempt=claimed.attempt,
-            started_at=started_at, finished_at=utc_from_ts(self.clock.now()),
+            delivery.post, post_id=claimed.id, platform=claimed.platform, attempt=claimed.attempt,
+            started_at=started_at, finished_at=utc_from_ts(self.clock.now()), notice=delivery.notice,
         )
 
     def _failed(self, exc: BaseException, claimed: ClaimedPost, started_at: dt.datetime) -> Outcome:

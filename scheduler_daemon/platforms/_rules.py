@@ -1,8 +1,9 @@
 """The rules a post is checked by before any call, and the text counting they use; every
 function is linear in the text.
 
-* ``check_length`` / ``check_media``: what ``Adapter.validate`` applies from the declared
-  limits (``PlatformFacts``), and what adapters with rules of their own call.
+* ``check_length`` / ``check_media`` / ``check_alt_text`` / ``option_problem``: what
+  ``Adapter.validate`` applies from the declared limits (``PlatformFacts``), and what
+  adapters with rules of their own call.
 
 * ``graphemes`` / ``grapheme_clusters``: Unicode extended grapheme clusters (UAX #29,
   the ``regex`` module's ``\\X``), which is what Bluesky's server (``Intl.Segmenter``)
@@ -26,12 +27,15 @@ a few passes over the text.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import regex
 
 from ..errors import ContentRejectedError
-from ..models import Post
+from ..models import MediaItem
 from .tlds import ALL as TLDS
 
 URL_LENGTH = 23  # X and Mastodon count every URL as 23 characters
@@ -160,23 +164,69 @@ def utf8_offset(text: str, index: int) -> int:
 # -- the checks every adapter's validate() runs, before any call --------------------------
 
 
-def check_length(display: str, count: int, limit: int, unit: str = "characters") -> None:
-    """At most ``limit`` ``unit`` (``count`` as the platform counts them) for ``display``."""
+def check_length(display: str, count: int, limit: int, unit: str = "characters", what: str = "this post") -> None:
+    """At most ``limit`` ``unit`` (``count`` as the platform counts them) for ``display``;
+    ``what`` names the text in the message ("item 3 of 4", "the first comment")."""
     if count > limit:
-        raise ContentRejectedError(f"{display} allows {limit} {unit}; this post has {count}")
+        raise ContentRejectedError(f"{display} allows {limit} {unit}; {what} has {count}")
 
 
-def check_media(display: str, post: Post, *, max_items: int, min_items: int = 0, images_only: bool = True) -> None:
-    """The post's media items for ``display``: how many, each with a source, images only."""
-    count = len(post.media)
+def check_media(
+    display: str, media: Sequence[MediaItem], *, max_items: int, min_items: int = 0, images_only: bool = True,
+    video: bool = False, mixed: bool = True, what: str = "this one",
+) -> None:
+    """An item's media for ``display``: how many, each with a source; images only (and
+    videos where ``video``) unless any file goes; images and videos together only where
+    ``mixed``."""
+    count = len(media)
     if count > max_items:
         plural = "s" if max_items != 1 else ""
-        raise ContentRejectedError(f"{display} takes at most {max_items} image{plural} per post; this one has {count}")
+        raise ContentRejectedError(f"{display} takes at most {max_items} image{plural} per post; {what} has {count}")
     if count < min_items:
         plural = "s" if min_items != 1 else ""
         raise ContentRejectedError(f"{display} needs at least {min_items} image{plural} per post")
-    for item in post.media:
+    kinds = set()
+    for item in media:
         if not item.url and not item.storage_path:
             raise ContentRejectedError(f"{display}: a media item has neither url nor storage_path")
-        if images_only and item.mime and not item.mime.startswith("image/"):
-            raise ContentRejectedError(f"{display}: only images are supported here, not {item.mime[:50]}")
+        mime = item.mime or ""
+        if images_only and mime and not mime.startswith("image/") and not (video and mime.startswith("video/")):
+            raise ContentRejectedError(f"{display}: only images are supported here, not {mime[:50]}")
+        kinds.add(mime.split("/", 1)[0] if mime else "")
+    if not mixed and {"image", "video"} <= kinds:
+        raise ContentRejectedError(f"{display} does not mix images and videos in one post; {what} has both")
+
+
+def check_alt_text(display: str, media: Sequence[MediaItem], limit: int | None, what: str = "this post") -> None:
+    """Alt text within the platform's limit (``None``: the platform takes none, and it is
+    left out: accessibility text never blocks a post that cannot carry it)."""
+    if limit is None:
+        return
+    for number, item in enumerate(media, 1):
+        if item.alt and len(item.alt) > limit:
+            raise ContentRejectedError(
+                f"{display} takes alt text of at most {limit} characters; image {number} of {what} has {len(item.alt)}"
+            )
+
+
+_JSON_TYPES = {"boolean": "true or false", "integer": "a whole number", "string": "a string",
+               "strings": "a list of strings"}
+
+
+def option_problem(kind: str, value: Any, choices: Sequence[str]) -> str | None:
+    """Why ``value`` is not an option of ``kind`` (``boolean``, ``integer``, ``string``,
+    ``strings``) among ``choices`` (empty: any), or None."""
+    if kind == "boolean":
+        ok = isinstance(value, bool)
+    elif kind == "integer":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "string":
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        return f"must be {_JSON_TYPES[kind]}, not {json.dumps(value)[:60]}"
+    chosen = value if isinstance(value, list) else [value]
+    if choices and (bad := [v for v in chosen if v not in choices]):
+        return f"must be one of {', '.join(choices)}; not {json.dumps(bad[0])[:60]}"
+    return None

@@ -59,6 +59,15 @@ class TokenHolder:
         self.refresher = refresher
         self.refreshed = False
 
+    @classmethod
+    async def fresh(
+        cls, platform: str, connection: Connection, ctx: PublishContext, refresher: Refresher | None, margin: float
+    ) -> TokenHolder:
+        """A holder whose token does not expire within ``margin`` seconds (refreshed if it did)."""
+        holder = cls(platform, connection, ctx, refresher)
+        await holder.ensure_fresh(margin)
+        return holder
+
     async def ensure_fresh(self, margin: float) -> None:
         if self.refresher is not None and expires_within(self.connection, margin):
             await self.refresh()

@@ -12,7 +12,7 @@ refreshed with ``com.atproto.server.refreshSession`` through the daemon (row loc
 pair stored atomically: the refresh JWT rotates) when it expires within the margin or
 after a first ``ExpiredToken``.
 
-Flow:
+Flow (1 and 2 are ``prepare``: the record, kept for ``publish``; 3 is ``publish``):
 
 1. mentions are resolved with ``com.atproto.identity.resolveHandle`` on the account's
    PDS (all at once; a handle that does not resolve stays plain text), and the text's
@@ -48,10 +48,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -67,11 +69,11 @@ from ..errors import (
 )
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
 from . import bluesky_richtext as richtext
-from ._calls import json_object, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from ._calls import json_object, rate_limited, require_id, seconds_until_epoch, text_field
 from ._http import body_excerpt, call, excerpt, retry_after, send
 from ._rules import graphemes
 from ._tokens import TokenHolder, reconnect
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 from .bluesky_card import page_card
 
 IMAGE_BYTES = 2_000_000  # app.bsky.embed.images lexicon
@@ -157,27 +159,40 @@ class BlueskyAdapter(Adapter):
         # connection id → (the row's access token it came from, the newest session)
         self._sessions: dict[uuid.UUID, tuple[str | None, Connection]] = {}
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
-        self.validate(post)
+    async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+        async with self._session(connection, ctx) as (_, pds, holder):
+            return {"record": await self._record(post, pds, holder, ctx)}
+
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        async with self._session(connection, ctx) as (did, pds, holder):
+            return await self._put(post, item, did, pds, holder, ctx, dict(prepared["record"]))
+
+    @contextlib.asynccontextmanager
+    async def _session(
+        self, connection: Connection, ctx: PublishContext
+    ) -> AsyncIterator[tuple[str, str, TokenHolder]]:
+        """(DID, PDS, a fresh session) for the connection; the newest session is kept after."""
         did = _did(connection)
         pds = str(connection.metadata.get("pds_url") or self.default_pds).rstrip("/")
         holder = TokenHolder(self.name, self._cached(connection), ctx, self._refresher(pds))
         try:
-            return await self._publish(post, did, pds, holder, ctx)
+            await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
+            yield did, pds, holder
         finally:
             self._sessions[connection.id] = (connection.access_token, holder.connection)
 
-    async def _publish(
-        self, post: Post, did: str, pds: str, holder: TokenHolder, ctx: PublishContext
+    async def _put(
+        self, post: Post, item: Item, did: str, pds: str, holder: TokenHolder, ctx: PublishContext,
+        record: dict[str, Any],
     ) -> PublishResult:
-        await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
-        rkey = post.publish_state.get("rkey")
+        rkey = item.state.get("rkey")
         if isinstance(rkey, str) and rkey:  # an earlier attempt may have written it
             if uri := await self._existing(pds, did, rkey):
                 return self._result(uri, did, holder)
         else:
             rkey = record_key(post.id, post.scheduled_at)
-        record = await self._record(post, pds, holder, ctx)
         record["createdAt"] = created_at(dt.datetime.now(dt.timezone.utc))
         await ctx.checkpoint(rkey=rkey, created_at=record["createdAt"])
         body = {"repo": did, "collection": POST, "rkey": rkey, "record": record}
@@ -198,7 +213,7 @@ class BlueskyAdapter(Adapter):
         if facets := richtext.facets(post.content, spans, dids):
             record["facets"] = facets
         if post.media:
-            images = [await preparing(self._image(holder, ctx, pds, item)) for item in post.media]
+            images = [await self._image(holder, ctx, pds, item) for item in post.media]
             record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
         elif (link := richtext.first_link(spans)) and (card := await self._card(link, pds, holder, ctx)):
             record["embed"] = {"$type": "app.bsky.embed.external", "external": card}

@@ -30,7 +30,7 @@ from ..models import Connection, Post, PublishResult
 from ._calls import best_effort, filename, json_object, rate_limited, require_id, text_field
 from ._http import body_excerpt, call, retry_after
 from ._tokens import reconnect
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 
 FILE_BYTES = 10 * 1024 * 1024
 _WEBHOOK_URL = re.compile(r"/webhooks/(\d+)/([^/?#]+)")
@@ -67,25 +67,26 @@ class DiscordAdapter(Adapter):
         concurrency=(10, 1), text=(TextLimit(2_000),), media=MediaLimit(10, images_only=False),
     )
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
-        self.validate(post)
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
         webhook_id, token = _webhook(connection)
         meta = connection.metadata
         url = f"{self.base}/webhooks/{webhook_id}/{token}"
         params = {"wait": "true"}
         if meta.get("thread_id"):
             params["thread_id"] = str(meta["thread_id"])
-        payload: dict[str, Any] = {"content": post.content, "allowed_mentions": _allowed_mentions(meta)}
+        payload: dict[str, Any] = {"content": item.content, "allowed_mentions": _allowed_mentions(meta)}
         for key in ("username", "avatar_url", "thread_name"):
             if isinstance(meta.get(key), str) and meta[key]:
                 payload[key] = meta[key]
         files: dict[str, tuple[str, bytes, str]] = {}
         attachments = []
-        for index, item in enumerate(post.media):
-            content, mime = await ctx.media_bytes(item, FILE_BYTES)
-            name = filename(item, mime, index)
+        for index, media in enumerate(item.media):
+            content, mime = await ctx.media_bytes(media, FILE_BYTES)
+            name = filename(media, mime, index)
             files[f"files[{index}]"] = (name, content, mime)
-            attachments.append({"id": index, "filename": name, **({"description": item.alt} if item.alt else {})})
+            attachments.append({"id": index, "filename": name, **({"description": media.alt} if media.alt else {})})
 
         def build() -> httpx.Request:
             if not files:

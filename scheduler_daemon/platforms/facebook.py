@@ -6,8 +6,8 @@ means "reconnect facebook"); ``refresh_token`` unused; no metadata keys.
 
 * text: ``POST /{page}/feed`` (``message``) with ``fields=id,permalink_url``;
 * one image: ``POST /{page}/photos`` (``url``, ``caption``, ``published=true``);
-* several images: each uploaded with ``published=false``, then ``/{page}/feed`` with
-  ``attached_media``.
+* several images: each uploaded with ``published=false`` (``prepare``: nothing is visible
+  yet), then ``/{page}/feed`` with ``attached_media``.
 
 Settings: ``SCHEDULER_FACEBOOK_API_BASE`` (host, default ``https://graph.facebook.com``),
 ``SCHEDULER_GRAPH_API_VERSION``. Exactly-once: none offered; Graph's 506 duplicate-post
@@ -27,7 +27,7 @@ from ..models import Connection, Post, PublishResult
 from ._calls import json_object, require_id, text_field
 from ._http import call
 from ._tokens import TokenHolder
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 from .graph import classify
 
 
@@ -41,20 +41,25 @@ class FacebookAdapter(Adapter):
         super().__init__(settings, client)
         self.base = f"{self.base}/{settings.graph_api_version}"
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
-        self.validate(post)
-        page = connection.account_id
-        if not page:
-            raise PlatformConfigError("the facebook connection has no account_id (the Page id)")
+    async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+        page = _page(connection)
+        if len(post.media) < 2:
+            return {}
         holder = TokenHolder(self.name, connection, ctx, None)
-        if not post.media:
-            return await self._feed(holder, page, {"message": post.content})
-        urls = [await ctx.media_url(item) for item in post.media]
-        if len(urls) == 1:
-            return await self._photo(holder, page, urls[0], post.content)
-        ids = [await self._unpublished_photo(holder, page, url) for url in urls]
-        attached = json.dumps([{"media_fbid": media_id} for media_id in ids])
-        return await self._feed(holder, page, {"message": post.content, "attached_media": attached})
+        photos = [await self._unpublished_photo(holder, page, await ctx.media_url(m)) for m in post.media]
+        return {"photo_ids": photos}
+
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        page = _page(connection)
+        holder = TokenHolder(self.name, connection, ctx, None)
+        if not item.media:
+            return await self._feed(holder, page, {"message": item.content})
+        if len(item.media) == 1:
+            return await self._photo(holder, page, await ctx.media_url(item.media[0]), item.content)
+        attached = json.dumps([{"media_fbid": media_id} for media_id in prepared["photo_ids"]])
+        return await self._feed(holder, page, {"message": item.content, "attached_media": attached})
 
     def _classify(self, response: httpx.Response) -> PublishError | None:
         return classify(self.name, response)
@@ -85,3 +90,9 @@ class FacebookAdapter(Adapter):
         fields = {"url": url, "published": "false"}
         data = await self._post(holder, f"{page}/photos", fields, "Facebook photo upload", {})
         return require_id(data, "id", what="Facebook photo upload")
+
+
+def _page(connection: Connection) -> str:
+    if not connection.account_id:
+        raise PlatformConfigError("the facebook connection has no account_id (the Page id)")
+    return connection.account_id

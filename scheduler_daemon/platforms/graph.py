@@ -5,11 +5,12 @@ error_user_msg}}`` and are sorted by ``code``/``error_subcode``, not by HTTP sta
 Rate-limit errors carry no ``Retry-After``; the wait is estimated from
 ``X-Business-Use-Case-Usage`` (``estimated_time_to_regain_access``, minutes).
 
-Instagram and Threads publish through a container: create it, wait (bounded poll) until
-its status is ``FINISHED``, then ``*_publish`` it. The container id is checkpointed before
-publishing; a retry that finds it in ``post.publish_state`` reads its status first and
-never publishes a ``PUBLISHED`` container again (it recovers the media id from the
-account's recent posts when it can).
+Instagram and Threads publish through a container. ``prepare``: create it (its id is
+checkpointed at once, as the item's ``container_id``) and wait (bounded poll) until its
+status is ``FINISHED``. ``publish``: ``*_publish`` it. An attempt that may follow an earlier
+one (``item.resumed``) reads the container's status first and never publishes a
+``PUBLISHED`` container again (it recovers the media id from the account's recent posts
+when it can); an ``ERROR`` or ``EXPIRED`` one is dropped and prepared anew.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ from typing import Any
 import httpx
 
 from ..config.platforms import PlatformSettings
-from ..errors import AuthError, ContentRejectedError, PlatformConfigError, PublishError, TransientError
-from ..models import Connection, Post, PublishResult, TokenSet
-from ._calls import best_effort, json_object, poll, preparing, rate_limited, require_id, text_field
+from ..errors import (
+    AuthError,
+    ContentRejectedError,
+    PlatformConfigError,
+    PreparedStaleError,
+    PublishError,
+    TransientError,
+)
+from ..models import Connection, PublishResult, TokenSet
+from ._calls import best_effort, json_object, poll, rate_limited, require_id, text_field
 from ._http import call, send
 from ._tokens import TokenHolder, oauth_token_set, reconnect
-from .base import DISPLAY, PublishContext
+from .base import DISPLAY, Item, PublishContext
 
 AUTH_CODES = frozenset({102, 10, *range(200, 300)})
 AUTH_SUBCODES = frozenset({458, 459, 460, 463, 464, 467, 492, 1404078})
@@ -213,33 +221,41 @@ class ContainerFlow:
                 return PublishResult(text_field(entry, "id"), text_field(entry, "permalink"))
         return PublishResult(None, None)
 
-    async def run(
-        self, post: Post, ctx: PublishContext, build: Callable[[], Awaitable[Mapping[str, str]]]
-    ) -> PublishResult:
-        """Create (or resume) the container, wait until it is ready, publish it once."""
-        container = await self._resume(post)
-        if isinstance(container, PublishResult):
-            return container
-        if container is None:
-            container = await preparing(self.create(await build()))
-            await ctx.checkpoint(container_id=container)
+    async def prepare(
+        self, state: Mapping[str, Any], ctx: PublishContext, build: Callable[[], Awaitable[Mapping[str, str]]]
+    ) -> None:
+        """Create the container (its id checkpointed at once) and wait until it is ready. One
+        an earlier attempt made is kept: ``publish`` checks it before using it."""
+        if _container(state):
+            return
+        container = await self.create(await build())
+        await ctx.checkpoint(container_id=container)
         await self.wait_finished(container)
+
+    async def publish(self, item: Item, ctx: PublishContext) -> PublishResult:
+        """Publish the item's container once."""
+        name = DISPLAY[self.api.platform]
+        container = _container(item.state)
+        if container is None:
+            raise PreparedStaleError(f"{name}: no container was prepared for this post")
+        if item.resumed:  # an earlier attempt may have published it
+            status, _ = await self.status(container)
+            if status == "PUBLISHED":
+                try:
+                    return await self.recover(item.content)
+                except PublishError:
+                    return PublishResult(None, None)
+            if status not in ("FINISHED", "IN_PROGRESS"):  # ERROR / EXPIRED: never published
+                await ctx.checkpoint(container_id=None)
+                raise PreparedStaleError(f"{name} container {status.lower() or 'lost'}: making a new one")
+            await self.wait_finished(container)
         media_id = await self.publish_container(container)
         return PublishResult(media_id, await best_effort(self.permalink(media_id)))
 
-    async def _resume(self, post: Post) -> str | PublishResult | None:
-        container = post.publish_state.get("container_id")
-        if not isinstance(container, str) or not container:
-            return None
-        status, _ = await self.status(container)
-        if status == "PUBLISHED":
-            try:
-                return await self.recover(post.content)
-            except PublishError:
-                return PublishResult(None, None)
-        if status in ("FINISHED", "IN_PROGRESS"):
-            return container
-        return None  # ERROR / EXPIRED: never published, make a new one
+
+def _container(state: Mapping[str, Any]) -> str | None:
+    container = state.get("container_id")
+    return container if isinstance(container, str) and container else None
 
 
 def long_lived_refresher(

@@ -7,9 +7,10 @@ Connection row: ``account_id`` = the Instagram professional account id (IG user 
 code-190 failure) or ``"facebook"`` (default: graph.facebook.com, no refresh; reconnect
 when it expires). ``token_expires_at`` drives the refresh.
 
-Flow: one image → a container with ``image_url`` + ``caption``; 2–10 images → child
-containers (``is_carousel_item``) and a ``CAROUSEL`` parent; wait for ``FINISHED``
-(bounded poll), ``media_publish``, then read the ``permalink``. No text-only posts.
+Flow: ``prepare``: one image → a container with ``image_url`` + ``caption``; 2–10 images →
+child containers (``is_carousel_item``) and a ``CAROUSEL`` parent; wait for ``FINISHED``
+(bounded poll). ``publish``: ``media_publish``, then read the ``permalink``. No text-only
+posts.
 
 Settings: ``SCHEDULER_INSTAGRAM_API_BASE`` (default ``https://graph.facebook.com``),
 ``SCHEDULER_INSTAGRAM_LOGIN_API_BASE`` (default ``https://graph.instagram.com``),
@@ -27,10 +28,10 @@ import httpx
 
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, PlatformConfigError
-from ..models import Connection, Post, PublishResult
+from ..models import Connection, Post, PostItem, PublishResult
 from ._rules import check_length, check_media
 from ._tokens import TokenHolder
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
 
 MAX_HASHTAGS = 30
@@ -48,19 +49,41 @@ class InstagramAdapter(Adapter):
         self.facebook_root = self.base
         self.instagram_root = settings.api_base("instagram_login", "https://graph.instagram.com")
 
-    def validate(self, post: Post) -> None:
+    def validate_item(self, item: PostItem, what: str) -> None:
         [caption] = self.facts.text
-        check_length(self.facts.display, len(post.content), caption.limit)
-        hashtags = len(_HASHTAG.findall(post.content))
+        check_length(self.facts.display, len(item.content), caption.limit, what=what)
+        hashtags = len(_HASHTAG.findall(item.content))
         if hashtags > MAX_HASHTAGS:
             raise ContentRejectedError(f"Instagram allows {MAX_HASHTAGS} hashtags; this caption has {hashtags}")
         assert self.facts.media is not None
-        check_media(self.facts.display, post, max_items=self.facts.media.max_items)
-        if not post.media:
+        check_media(self.facts.display, item.media, max_items=self.facts.media.max_items)
+        if not item.media:
             raise ContentRejectedError("Instagram needs at least one image: it has no text-only posts")
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
-        self.validate(post)
+    async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+        flow = await self._flow(connection, ctx)
+
+        async def build() -> Mapping[str, str]:
+            urls = [await ctx.media_url(item) for item in post.media]
+            if len(urls) == 1:
+                return {"image_url": urls[0], "caption": post.content}
+            children = []
+            for url in urls:
+                child = await flow.create({"image_url": url, "is_carousel_item": "true"})
+                await flow.wait_finished(child)
+                children.append(child)
+            return {"media_type": "CAROUSEL", "children": ",".join(children), "caption": post.content}
+
+        await flow.prepare(ctx.state, ctx, build)
+        return {}  # the container is the item's own checkpoint
+
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        flow = await self._flow(connection, ctx)
+        return await flow.publish(item, ctx)
+
+    async def _flow(self, connection: Connection, ctx: PublishContext) -> ContainerFlow:
         if not connection.account_id:
             raise PlatformConfigError("the instagram connection has no account_id (the Instagram user id)")
         instagram_login = connection.metadata.get("login") == "instagram"
@@ -76,17 +99,4 @@ class InstagramAdapter(Adapter):
             self.name, f"{root}/{self.settings.graph_api_version}", connection.account_id,
             "media", "media_publish", "status_code", "caption",
         )
-        flow = ContainerFlow(api, self.client, holder, self.settings)
-
-        async def build() -> Mapping[str, str]:
-            urls = [await ctx.media_url(item) for item in post.media]
-            if len(urls) == 1:
-                return {"image_url": urls[0], "caption": post.content}
-            children = []
-            for url in urls:
-                child = await flow.create({"image_url": url, "is_carousel_item": "true"})
-                await flow.wait_finished(child)
-                children.append(child)
-            return {"media_type": "CAROUSEL", "children": ",".join(children), "caption": post.content}
-
-        return await flow.run(post, ctx, build)
+        return ContainerFlow(api, self.client, holder, self.settings)

@@ -7,8 +7,9 @@ overrides both; ``access_token`` = a 60-day token with ``w_member_social`` (or
 is refreshed when it expires within the long-lived margin or after a first 401
 ``EXPIRED_ACCESS_TOKEN`` (needs ``SCHEDULER_LINKEDIN_CLIENT_ID`` and ``_CLIENT_SECRET``).
 
-Flow: images → ``POST /rest/images?action=initializeUpload``, one ``PUT`` of the bytes,
-bounded poll until ``AVAILABLE``; then ``POST /rest/posts`` (201, id in ``x-restli-id``).
+Flow: ``prepare``: images → ``POST /rest/images?action=initializeUpload``, one ``PUT`` of
+the bytes, bounded poll until ``AVAILABLE`` (the image URNs are what it keeps);
+``publish``: ``POST /rest/posts`` (201, id in ``x-restli-id``).
 Commentary is "little text": LinkedIn reads ``\ | { } @ [ ] ( ) < > # * _ ~`` as markup
 and may cut the text at one left bare, so ``commentary`` escapes them, except in URLs
 (``_rules.find_urls``: an escaped URL no longer links) and in hashtags, which are sent as
@@ -33,11 +34,11 @@ import regex
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import json_object, poll, preparing, rate_limited, text_field
+from ._calls import json_object, poll, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after, send
 from ._rules import find_urls
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 _HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")
@@ -112,16 +113,26 @@ class LinkedInAdapter(Adapter):
         super().__init__(settings, client)
         self.oauth_base = settings.api_base("linkedin_oauth", "https://www.linkedin.com/oauth/v2")
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
-        self.validate(post)
+    async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
         author = _author(connection)
+        holder = await self._holder(connection, ctx)
+        if not post.media:
+            return {}
+        return {"images": [await self._upload(holder, ctx, author, item) for item in post.media]}
+
+    async def _holder(self, connection: Connection, ctx: PublishContext) -> TokenHolder:
         refresher = self._refresher() if connection.refresh_token else None
-        holder = TokenHolder(self.name, connection, ctx, refresher)
-        await holder.ensure_fresh(self.settings.long_lived_refresh_margin_seconds)
-        images = [await preparing(self._upload(holder, ctx, author, item)) for item in post.media]
+        return await TokenHolder.fresh(self.name, connection, ctx, refresher, self.settings.long_lived_refresh_margin_seconds)
+
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        author = _author(connection)
+        holder = await self._holder(connection, ctx)
+        images: list[dict[str, str]] = prepared.get("images", [])
         body: dict[str, Any] = {
             "author": author,
-            "commentary": commentary(post.content),
+            "commentary": commentary(item.content),
             "visibility": "PUBLIC",
             "distribution": {
                 "feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []

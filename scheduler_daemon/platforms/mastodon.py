@@ -7,10 +7,10 @@ Connection row: ``metadata.instance_url`` = ``https://{instance}`` (else
 ``configuration.statuses`` values, default 500 and 4) and ``metadata.visibility``
 (``public`` by default); ``account_id`` informational.
 
-Flow: images → ``POST /api/v2/media`` (multipart ``file`` + ``description``); a 202 is
-polled on ``GET /api/v1/media/{id}`` until 200 (bounded); then ``POST /api/v1/statuses``
-with ``Idempotency-Key``. Text is counted in graphemes with a URL as 23 characters and
-``@user@domain`` as ``@user``.
+Flow: ``prepare``: images → ``POST /api/v2/media`` (multipart ``file`` + ``description``);
+a 202 is polled on ``GET /api/v1/media/{id}`` until 200 (bounded), keeping the media ids;
+``publish``: ``POST /api/v1/statuses`` with ``Idempotency-Key``. Text is counted in
+graphemes with a URL as 23 characters and ``@user@domain`` as ``@user``.
 
 Settings: ``SCHEDULER_MASTODON_API_BASE``, ``SCHEDULER_MASTODON_MAX_CHARACTERS``, media
 poll interval/timeout. Exactly-once: ``Idempotency-Key: scheduler-<post id>`` — the
@@ -27,12 +27,12 @@ import httpx
 import regex
 
 from ..errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigError, PublishError, TransientError
-from ..models import Connection, MediaItem, Post, PublishResult
-from ._calls import filename, json_object, poll, preparing, rate_limited, require_id, text_field
+from ..models import Connection, MediaItem, Post, PostItem, PublishResult
+from ._calls import filename, json_object, poll, rate_limited, require_id, text_field
 from ._http import body_excerpt, call, excerpt, retry_after
 from ._rules import URL_LENGTH, check_length, check_media, graphemes
 from ._tokens import TokenHolder, reconnect
-from .base import Adapter, PlatformFacts, PublishContext
+from .base import Adapter, Item, PlatformFacts, Prepared, PublishContext, describe
 from .twitter_text import extract_urls
 
 DEFAULT_MAX_MEDIA = 4
@@ -90,28 +90,43 @@ class MastodonAdapter(Adapter):
     # Text and media limits are the instance's (metadata.max_characters, max_media_attachments).
     facts = PlatformFacts("mastodon", "Mastodon", idempotent=True, concurrency=(10, 2))
 
-    def validate(self, post: Post) -> None:
-        self._validate(post, self.settings.mastodon_max_characters, DEFAULT_MAX_MEDIA)
+    def validate_item(self, item: PostItem, what: str) -> None:
+        self._validate(item, what, self.settings.mastodon_max_characters, DEFAULT_MAX_MEDIA)
 
-    def _validate(self, post: Post, max_characters: int, max_media: int) -> None:
-        check_length(self.facts.display, mastodon_length(post.content), max_characters)
-        check_media(self.facts.display, post, max_items=max_media)
-        if not post.content.strip() and not post.media:
+    def _validate(self, item: PostItem, what: str, max_characters: int, max_media: int) -> None:
+        check_length(self.facts.display, mastodon_length(item.content), max_characters, what=what)
+        check_media(self.facts.display, item.media, max_items=max_media)
+        if not item.content.strip() and not item.media:
             raise ContentRejectedError("Mastodon needs text or an image; this post is empty")
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+    async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
         meta = connection.metadata
-        self._validate(
-            post,
-            _positive(meta.get("max_characters"), self.settings.mastodon_max_characters),
-            _positive(meta.get("max_media_attachments"), DEFAULT_MAX_MEDIA),
-        )
-        base = str(meta.get("instance_url") or self.settings.api_bases.get("mastodon") or "").rstrip("/")
+        for index, item in enumerate(post.items):  # the instance's own limits
+            self._validate(
+                item, describe(index, len(post.items)),
+                _positive(meta.get("max_characters"), self.settings.mastodon_max_characters),
+                _positive(meta.get("max_media_attachments"), DEFAULT_MAX_MEDIA),
+            )
+        base = self._instance(connection)
+        if not post.media:
+            return {}
+        holder = TokenHolder(self.name, connection, ctx, None)
+        return {"media_ids": [await self._upload(holder, ctx, base, item) for item in post.media]}
+
+    def _instance(self, connection: Connection) -> str:
+        base = str(connection.metadata.get("instance_url") or self.settings.api_bases.get("mastodon") or "").rstrip("/")
         if not base.startswith(("http://", "https://")):
             raise PlatformConfigError("the mastodon connection needs metadata.instance_url (https://your.instance)")
+        return base
+
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        meta = connection.metadata
+        base = self._instance(connection)
         holder = TokenHolder(self.name, connection, ctx, None)
-        media_ids = [await preparing(self._upload(holder, ctx, base, item)) for item in post.media]
-        body: dict[str, Any] = {"status": post.content, "visibility": str(meta.get("visibility") or "public")}
+        media_ids: list[str] = prepared.get("media_ids", [])
+        body: dict[str, Any] = {"status": item.content, "visibility": str(meta.get("visibility") or "public")}
         if media_ids:
             body["media_ids"] = media_ids
         headers = {"authorization": f"Bearer {holder.token}", "idempotency-key": f"scheduler-{post.id}"}

@@ -7,11 +7,12 @@ refreshed through ``oauth.v2.access`` before expiry or after a first ``token_exp
 needs ``SCHEDULER_SLACK_CLIENT_ID`` and ``SCHEDULER_SLACK_CLIENT_SECRET``; each refresh
 rotates the refresh token, stored atomically).
 
-Flow: text → ``chat.postMessage``; images → ``files.getUploadURLExternal`` (with the
-image's alt text as ``alt_txt``, Slack's screen-reader text, at most 1,000 characters),
-POST of the bytes to the ``upload_url``, ``files.completeUploadExternal`` with the text
-as ``initial_comment``. Slack reads ``& < >`` in message text as its own markup, so they
-are sent as ``&amp; &lt; &gt;`` and show as written. The public URL comes from
+Flow: text → ``chat.postMessage``; images → (``prepare``) ``files.getUploadURLExternal``
+(with the image's alt text as ``alt_txt``, Slack's screen-reader text, at most 1,000
+characters) and a POST of the bytes to the ``upload_url``, keeping the file ids;
+(``publish``) ``files.completeUploadExternal`` with the text as ``initial_comment``. Slack
+reads ``& < >`` in message text as its own markup, so they are sent as ``&amp; &lt; &gt;``
+and show as written. The public URL comes from
 ``chat.getPermalink``. Slack answers errors as HTTP 200 ``ok:false`` + ``error``.
 
 Settings: ``SCHEDULER_SLACK_API_BASE`` (default ``https://slack.com/api``), client id and
@@ -36,10 +37,10 @@ from ..errors import (
     TransientError,
 )
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import best_effort, filename, json_object, preparing, text_field
+from ._calls import best_effort, filename, json_object, text_field
 from ._http import call, retry_after, send
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 
 MAX_ALT_TEXT = 1_000
 AUTH_ERRORS = frozenset(
@@ -89,17 +90,25 @@ class SlackAdapter(Adapter):
         text=(TextLimit(40_000),), media=MediaLimit(10, images_only=False),
     )
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
-        self.validate(post)
-        channel = connection.metadata.get("channel") or connection.account_id
-        if not isinstance(channel, str) or not channel:
-            raise PlatformConfigError("the slack connection needs metadata.channel (the channel id)")
+    async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+        _channel(connection)
+        holder = await self._holder(connection, ctx)
+        if not post.media:
+            return {}
+        return {"files": [await self._upload(holder, ctx, item, i) for i, item in enumerate(post.media)]}
+
+    async def _holder(self, connection: Connection, ctx: PublishContext) -> TokenHolder:
         refresher = self._refresher() if connection.refresh_token else None
-        holder = TokenHolder(self.name, connection, ctx, refresher)
-        await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
-        if post.media:
-            return await self._files(holder, ctx, post, channel)
-        message = {"channel": channel, "text": escape(post.content)}
+        return await TokenHolder.fresh(self.name, connection, ctx, refresher, self.settings.token_refresh_margin_seconds)
+
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        channel = _channel(connection)
+        holder = await self._holder(connection, ctx)
+        if item.media:
+            return await self._files(holder, item, prepared["files"], channel)
+        message = {"channel": channel, "text": escape(item.content)}
         data = await self._api(holder, "chat.postMessage", "Slack post", json=message)
         ts = text_field(data, "ts")
         if not ts:
@@ -138,11 +147,12 @@ class SlackAdapter(Adapter):
             raise error
         return {"id": file_id, "title": name}
 
-    async def _files(self, holder: TokenHolder, ctx: PublishContext, post: Post, channel: str) -> PublishResult:
-        files = [await preparing(self._upload(holder, ctx, item, i)) for i, item in enumerate(post.media)]
+    async def _files(
+        self, holder: TokenHolder, item: Item, files: list[dict[str, str]], channel: str
+    ) -> PublishResult:
         form = {"files": json.dumps(files), "channel_id": channel}
-        if post.content:
-            form["initial_comment"] = escape(post.content)
+        if item.content:
+            form["initial_comment"] = escape(item.content)
         data = await self._api(holder, "files.completeUploadExternal", "Slack file post", data=form)
         ts = _shared_ts(data, channel)
         if ts:
@@ -169,6 +179,13 @@ class SlackAdapter(Adapter):
             return oauth_token_set(json_object(response), platform=self.name)
 
         return refresh
+
+
+def _channel(connection: Connection) -> str:
+    channel = connection.metadata.get("channel") or connection.account_id
+    if not isinstance(channel, str) or not channel:
+        raise PlatformConfigError("the slack connection needs metadata.channel (the channel id)")
+    return channel
 
 
 def _shared_ts(data: dict[str, Any], channel: str) -> str | None:

@@ -30,12 +30,12 @@ import httpx
 import regex
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
-from ..models import Connection, MediaItem, Post, PublishResult
+from ..models import Connection, MediaItem, Post, PostItem, PublishResult
 from ._calls import filename, json_object, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after
 from ._rules import check_length, check_media, utf16_length
 from ._tokens import reconnect
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 
 MAX_CAPTION = 1_024
 URL_PHOTO_BYTES = 5 * 1024 * 1024  # the most Telegram fetches from a URL
@@ -97,36 +97,39 @@ class TelegramAdapter(Adapter):
         text=(TextLimit(4_096, utf16_length),), media=MediaLimit(10),
     )
 
-    def validate(self, post: Post) -> None:
+    def validate_item(self, item: PostItem, what: str) -> None:
         assert self.facts.media is not None
-        check_media(self.facts.display, post, max_items=self.facts.media.max_items)
-        if post.media:
-            check_length(self.facts.display, utf16_length(post.content), MAX_CAPTION, "characters in an image caption")
+        check_media(self.facts.display, item.media, max_items=self.facts.media.max_items)
+        if item.media:
+            check_length(
+                self.facts.display, utf16_length(item.content), MAX_CAPTION, "characters in an image caption", what
+            )
         else:
             [text] = self.facts.text
-            check_length(self.facts.display, utf16_length(post.content), text.limit)
-            if not post.content.strip():
+            check_length(self.facts.display, utf16_length(item.content), text.limit, what=what)
+            if not item.content.strip():
                 raise ContentRejectedError("Telegram cannot send an empty message")
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
-        self.validate(post)
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
         if not connection.access_token:
             raise reconnect(self.name, "the connection has no bot token")
         if not connection.account_id:
             raise PlatformConfigError("the telegram connection has no account_id (the chat id or @channel)")
-        photos = [await _photo(ctx, item, index) for index, item in enumerate(post.media)]
+        photos = [await _photo(ctx, media, index) for index, media in enumerate(item.media)]
         try:
-            return await self._send(post, connection, connection.account_id, photos)
+            return await self._send(item, connection, connection.account_id, photos)
         except ChatMigrated as moved:
-            return await self._send(post, connection, moved.new_chat_id, photos)
+            return await self._send(item, connection, moved.new_chat_id, photos)
 
-    async def _send(self, post: Post, connection: Connection, chat: str, photos: list[_Photo]) -> PublishResult:
+    async def _send(self, item: Item, connection: Connection, chat: str, photos: list[_Photo]) -> PublishResult:
         fields: dict[str, Any] = {"chat_id": chat}
         raw_mode = connection.metadata.get("parse_mode")
         parse_mode = raw_mode if isinstance(raw_mode, str) and raw_mode else None
         if parse_mode:
             fields["parse_mode"] = parse_mode
-        text = escape(post.content, parse_mode)
+        text = escape(item.content, parse_mode)
         files = {photo.name: photo.upload for photo in photos if photo.upload is not None}
         if not photos:
             method, fields = "sendMessage", {**fields, "text": text}

@@ -21,7 +21,7 @@ from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
 from ._http import body_excerpt, raise_for_generic_status, send
 from ._tokens import reconnect
-from .base import UNLIMITED, Adapter, PlatformFacts, PublishContext
+from .base import UNLIMITED, Adapter, Item, PlatformFacts, Prepared, PublishContext
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -47,7 +47,9 @@ class WebhookAdapter(Adapter):
     # Your own endpoint: bounded only by SCHEDULER_CONCURRENCY; its token only signs.
     facts = PlatformFacts("webhook", "webhook", tokenless=True, concurrency=(UNLIMITED, UNLIMITED))
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
         url = connection.metadata.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise PlatformConfigError("webhook connection has no metadata.url (an http:// or https:// URL)")

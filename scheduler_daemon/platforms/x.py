@@ -9,8 +9,9 @@ gives the public URL ``https://x.com/{username}/status/{id}`` (else ``/i/web/sta
 ``metadata.max_chars`` = the account's post limit when it may post long (X Premium, up
 to 25,000 weighted characters; 280 otherwise).
 
-Flow: images → ``POST /2/media/upload`` (multipart ``media`` + ``media_category``; polls
-``processing_info`` when present), then ``POST /2/tweets`` ``{text, media.media_ids}``.
+Flow: ``prepare``: images → ``POST /2/media/upload`` (multipart ``media`` +
+``media_category``; polls ``processing_info`` when present), keeping the media ids;
+``publish``: ``POST /2/tweets`` ``{text, media.media_ids}``.
 Text: 280 weighted characters by twitter-text v3 (``twitter_text.weighted_length``: URL =
 23, emoji = 2, CJK = 2); at most 4 images. A 429 whose problem type is ``usage-capped``
 means the plan's monthly cap or the credits are used up: a config error (the post goes
@@ -31,11 +32,11 @@ import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import filename, json_object, poll, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from ._calls import filename, json_object, poll, rate_limited, require_id, seconds_until_epoch, text_field
 from ._http import body_excerpt, call, retry_after, send
 from ._rules import check_length
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 from .twitter_text import weighted_length
 
 LONG_POST_MAX = 25_000  # X Premium's long posts
@@ -100,20 +101,29 @@ def _post_limit(connection: Connection) -> int:
 
 class XAdapter(Adapter):
     # validate() runs before the connection is known: the longest any account may post.
-    # publish() checks the connection's own limit (_post_limit) before any call.
+    # prepare() checks the connection's own limit (_post_limit) before any call.
     facts = PlatformFacts(
         "x", "X", api_base="https://api.x.com/2", concurrency=(10, 2),
         text=(TextLimit(LONG_POST_MAX, weighted_length, _UNIT),), media=MediaLimit(4),
     )
 
-    async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
-        self.validate(post)
+    async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
         check_length(self.facts.display, weighted_length(post.content), _post_limit(connection), _UNIT)
+        holder = await self._holder(connection, ctx)
+        if not post.media:
+            return {}
+        return {"media_ids": [await self._upload(holder, ctx, item, i) for i, item in enumerate(post.media)]}
+
+    async def _holder(self, connection: Connection, ctx: PublishContext) -> TokenHolder:
         refresher = self._refresher() if connection.refresh_token else None
-        holder = TokenHolder(self.name, connection, ctx, refresher)
-        await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
-        media_ids = [await preparing(self._upload(holder, ctx, item, i)) for i, item in enumerate(post.media)]
-        body: dict[str, Any] = {"text": post.content}
+        return await TokenHolder.fresh(self.name, connection, ctx, refresher, self.settings.token_refresh_margin_seconds)
+
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        holder = await self._holder(connection, ctx)
+        media_ids: list[str] = prepared.get("media_ids", [])
+        body: dict[str, Any] = {"text": item.content}
         if media_ids:
             body["media"] = {"media_ids": media_ids}
         response = await call(

@@ -7,17 +7,23 @@
   sees (``publish_state`` = the merged checkpoints).
 * ``media_bytes`` serves ``payloads`` (URL → bytes; ``IMAGE`` for any other URL) with
   the item's MIME type, else the one in ``types`` (as a server's Content-Type), else
-  ``image/png``; ``fetched`` lists the URLs asked for.
+  ``image/png``; ``fetched`` lists the URLs asked for. ``media_file`` serves the same
+  bytes through the daemon's real spool (``mediafile.Spool``, in ``spool_dir``), probed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from scheduler_daemon.errors import ContentRejectedError
+from scheduler_daemon.mediafile import MediaFile, MediaTooLarge, Spool
 from scheduler_daemon.models import Connection, MediaItem, Post, Refresher
 
 IMAGE = b"\x89PNG\r\n\x1a\n fake image bytes for the tests"
@@ -45,6 +51,7 @@ class FakeContext:
         self.payloads: dict[str, bytes] = {}  # media URL → its bytes (IMAGE otherwise)
         self.types: dict[str, str] = {}  # media URL → the Content-Type it is served with
         self.fetched: list[str] = []
+        self.spool_dir = Path(tempfile.gettempdir()) / "scheduler-daemon-test-spool"
 
     async def checkpoint(self, **values: Any) -> None:
         self.checkpoints.append(values)
@@ -78,6 +85,23 @@ class FakeContext:
         if len(content) > max_bytes:
             raise ContentRejectedError(f"media is larger than {max_bytes} bytes")
         return content, item.mime or self.types.get(item.url or "", "image/png")
+
+    @contextlib.asynccontextmanager
+    async def media_file(self, item: MediaItem, max_bytes: int) -> AsyncIterator[MediaFile]:
+        self.fetched.append(item.url or "")
+        content = self.payloads.get(item.url or "", IMAGE)
+        spool = Spool(self.spool_dir, max_bytes)
+        try:
+            for start in range(0, len(content), 64 * 1024):
+                await spool.write(content[start : start + 64 * 1024])
+        except MediaTooLarge as exc:
+            raise ContentRejectedError(f"media is {exc}") from None
+        mime = item.mime or self.types.get(item.url or "", "application/octet-stream")
+        file = await spool.finish(mime, (item.url or "media").rsplit("/", 1)[-1])
+        try:
+            yield file
+        finally:
+            file.close()
 
 
 def next_attempt(post: Post, ctx: FakeContext) -> Post:

@@ -12,6 +12,7 @@ import pytest
 from scheduler_daemon.errors import AuthError, TransientError
 from scheduler_daemon.platforms import bluesky_richtext as richtext
 from scheduler_daemon.platforms.bluesky_card import page_card
+from scheduler_daemon.platforms.delivery import deliver
 from support.platforms.cases import CASES, adapter, connection, post
 from support.platforms.context import IMAGE, FakeContext, Store
 from support.platforms.fakes import BlueskyFake, body
@@ -54,7 +55,7 @@ def facet(text: str, part: str, feature: dict[str, str]) -> dict:  # type: ignor
 async def test_mentions_resolve_on_the_pds_and_unknown_handles_stay_plain_text() -> None:
     fake, platform, conn, ctx = setup()
     text = "ünï (@Bob.test) and @nobody.test, cc @alice.test."
-    await platform.publish(post(CASE, text), conn, ctx)
+    await deliver(platform, post(CASE, text), conn, ctx)
     assert record(fake)["facets"] == [
         facet(text, "@Bob.test", {"$type": richtext.MENTION, "did": "did:plc:bob"}),
         facet(text, "@alice.test", {"$type": richtext.MENTION, "did": "did:plc:alice"}),
@@ -102,7 +103,7 @@ async def test_first_link_gets_a_card_with_its_picture_uploaded() -> None:
     fake, platform, conn, ctx = setup()
     serve(ctx, PAGE, HTML, "text/html")
     serve(ctx, "https://news.example.com/img/cover.png", IMAGE, "image/png")
-    await platform.publish(post(CASE, f"Read {PAGE} and https://other.example.com"), conn, ctx)
+    await deliver(platform, post(CASE, f"Read {PAGE} and https://other.example.com"), conn, ctx)
     external = record(fake)["embed"]["external"]
     assert record(fake)["embed"]["$type"] == "app.bsky.embed.external"
     found = (external["uri"], external["title"], external["description"])
@@ -121,7 +122,7 @@ async def test_a_card_that_cannot_be_made_never_fails_the_post(page: tuple[bytes
         async def unreachable(item, max_bytes):  # type: ignore[no-untyped-def]
             raise TransientError("media could not be downloaded (ConnectError)")
         ctx.media_bytes = unreachable  # type: ignore[method-assign]
-    result = await platform.publish(post(CASE, f"Read {PAGE}"), conn, ctx)
+    result = await deliver(platform, post(CASE, f"Read {PAGE}"), conn, ctx)
     assert result.platform_post_id and "embed" not in record(fake)
     assert record(fake)["facets"][0]["features"][0]["uri"] == PAGE
 
@@ -130,7 +131,7 @@ async def test_card_without_its_picture_when_the_picture_fails() -> None:
     fake, platform, conn, ctx = setup()
     serve(ctx, PAGE, HTML, "text/html")
     serve(ctx, "https://news.example.com/img/cover.png", b"<html>", "text/html")
-    await platform.publish(post(CASE, f"Read {PAGE}"), conn, ctx)
+    await deliver(platform, post(CASE, f"Read {PAGE}"), conn, ctx)
     assert record(fake)["embed"]["external"]["title"] == "Rain & shine"
     assert "thumb" not in record(fake)["embed"]["external"]
 
@@ -138,7 +139,7 @@ async def test_card_without_its_picture_when_the_picture_fails() -> None:
 async def test_a_post_with_images_gets_no_card() -> None:
     fake, platform, conn, ctx = setup()
     serve(ctx, PAGE, HTML, "text/html")
-    await platform.publish(post(CASE, f"Read {PAGE}", with_image=True), conn, ctx)
+    await deliver(platform, post(CASE, f"Read {PAGE}", with_image=True), conn, ctx)
     assert record(fake)["embed"]["$type"] == "app.bsky.embed.images" and PAGE not in ctx.fetched
     assert record(fake)["embed"]["images"][0]["alt"] == "a cat"
 
@@ -147,7 +148,7 @@ async def test_created_at_of_a_late_post_is_its_send_time() -> None:
     fake, platform, conn, ctx = setup()
     late = dataclasses.replace(post(CASE), scheduled_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20))
     before = dt.datetime.now(dt.timezone.utc)
-    await platform.publish(late, conn, ctx)
+    await deliver(platform, late, conn, ctx)
     sent = dt.datetime.fromisoformat(record(fake)["createdAt"])
     assert before - dt.timedelta(milliseconds=1) <= sent <= dt.datetime.now(dt.timezone.utc)
 
@@ -156,7 +157,7 @@ async def test_revoked_session_gives_one_reconnect_message_with_the_servers_reas
     fake, platform, conn, ctx = setup()
     fake.revoked = True
     with pytest.raises(AuthError) as caught:
-        await platform.publish(post(CASE), conn, ctx)
+        await deliver(platform, post(CASE), conn, ctx)
     assert str(caught.value) == (
         "reconnect bluesky: Bluesky refused the credentials: the refresh token was refused (Token has been revoked)"
     )
@@ -166,5 +167,5 @@ async def test_refused_access_token_names_the_servers_reason() -> None:
     fake, platform, conn, ctx = setup()
     fake.token_error = lambda token: fake.error("auth")  # type: ignore[method-assign]
     with pytest.raises(AuthError) as caught:
-        await platform.publish(post(CASE), conn, ctx)
+        await deliver(platform, post(CASE), conn, ctx)
     assert str(caught.value) == "reconnect bluesky: Bluesky refused the credentials: Token could not be verified"

@@ -17,6 +17,7 @@ from scheduler_daemon.errors import (
     RateLimitedError,
     TransientError,
 )
+from scheduler_daemon.platforms.delivery import deliver
 from scheduler_daemon.platforms.registry import Registry
 from support.platforms.cases import (
     CASES,
@@ -45,7 +46,7 @@ def setup(case: Case, conn_overrides: dict[str, object] | None = None, env: dict
 async def test_text_post_is_published_with_id_and_url(case: Case) -> None:
     fake, platform, conn, _, ctx = setup(case)
     the_post = post(case)
-    result = await platform.publish(the_post, conn, ctx)
+    result = await deliver(platform, the_post, conn, ctx)
     assert (result.platform_post_id, result.platform_post_url) == expected(case, case.text, the_post)
     assert [p.text for p in fake.posts] == ["Hello from the scheduler"]
 
@@ -54,7 +55,7 @@ async def test_text_post_is_published_with_id_and_url(case: Case) -> None:
 async def test_image_post_uploads_then_publishes(case: Case) -> None:
     fake, platform, conn, _, ctx = setup(case)
     the_post = post(case, "A cat", with_image=True)
-    result = await platform.publish(the_post, conn, ctx)
+    result = await deliver(platform, the_post, conn, ctx)
     assert (result.platform_post_id, result.platform_post_url) == expected(case, case.image, the_post)
     assert fake.media_refs == [case.media_ref]
     assert len(fake.posts) == 1 and fake.posts[0].text == "A cat" and len(fake.posts[0].media) == 1
@@ -67,7 +68,7 @@ async def test_content_over_the_limit_is_rejected_before_any_call(case: Case) ->
     with pytest.raises(ContentRejectedError, match="allows"):
         platform.validate(too_long)
     with pytest.raises(ContentRejectedError):
-        await platform.publish(too_long, conn, ctx)
+        await deliver(platform, too_long, conn, ctx)
     assert fake.requests == []
 
 
@@ -84,7 +85,7 @@ async def test_auth_failure_asks_to_reconnect_once_with_the_platform_s_reason(ca
     fake, platform, conn, store, ctx = setup(case)
     fake.revoked = True
     with pytest.raises(AuthError) as caught:
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)
     now = dt.datetime.now(dt.timezone.utc)
     outcome = classify.classify(
         caught.value, post_id=uuid.uuid4(), platform=case.name, attempt=1, started_at=now, finished_at=now,
@@ -102,7 +103,7 @@ async def test_a_refused_refresh_says_why() -> None:
     fake, platform, conn, _store, ctx = setup(case, case.refresh_connection)
     fake.revoked = True
     with pytest.raises(AuthError, match="Value passed for the token was invalid") as caught:
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)
     assert str(caught.value).count("reconnect x") == 1
 
 
@@ -112,13 +113,13 @@ async def test_rate_limit_honours_the_wait_then_the_retry_succeeds(case: Case) -
     fake.fail = ["rate"]
     first = post(case)
     with pytest.raises(RateLimitedError) as caught:
-        await platform.publish(first, conn, ctx)
+        await deliver(platform, first, conn, ctx)
     if case.rate_wait is None:
         assert caught.value.retry_after is None
     else:
         assert caught.value.retry_after == pytest.approx(case.rate_wait, abs=5)
     assert fake.posts == []
-    result = await platform.publish(next_attempt(first, ctx), conn, ctx)
+    result = await deliver(platform, next_attempt(first, ctx), conn, ctx)
     assert result.platform_post_id and len(fake.posts) == 1
 
 
@@ -127,7 +128,7 @@ async def test_server_error_is_transient(case: Case) -> None:
     fake, platform, conn, _, ctx = setup(case)
     fake.fail = ["transient"]
     with pytest.raises(TransientError):
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)
     assert fake.posts == []
 
 
@@ -136,7 +137,7 @@ async def test_content_rejection_carries_the_platform_message(case: Case) -> Non
     fake, platform, conn, _, ctx = setup(case)
     fake.fail = ["content"]
     with pytest.raises(ContentRejectedError, match=case.content_message):
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)
 
 
 @every
@@ -145,7 +146,7 @@ async def test_configuration_error_names_the_setting(case: Case) -> None:
     if case.config_connection is None:
         fake.fail = ["config"]
     with pytest.raises(PlatformConfigError, match=case.config_names.replace(".", r"\.")):
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)
     assert fake.posts == []
 
 
@@ -154,7 +155,7 @@ async def test_lost_answer_is_never_retried_blindly(case: Case) -> None:
     fake, platform, conn, _, ctx = setup(case)
     fake.fail = ["unknown"] * case.unknown_fails
     with pytest.raises(case.unknown_error):
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)
     assert len(fake.posts) == 1  # the platform did publish: only the answer was lost
 
 
@@ -170,8 +171,8 @@ async def test_concurrent_publishes_refresh_an_expiring_token_once(case: Case) -
     fake, platform, conn, store, _ctx = setup(case, case.refresh_connection)
     old_token = conn.access_token
     results = await asyncio.gather(
-        platform.publish(post(case, "first", n=1), conn, FakeContext(store)),
-        platform.publish(post(case, "second", n=2), conn, FakeContext(store)),
+        deliver(platform, post(case, "first", n=1), conn, FakeContext(store)),
+        deliver(platform, post(case, "second", n=2), conn, FakeContext(store)),
     )
     assert all(r.platform_post_id for r in results)
     assert store.refresher_calls == 1 and fake.refresh_calls == 1
@@ -183,7 +184,7 @@ async def test_concurrent_publishes_refresh_an_expiring_token_once(case: Case) -
 async def test_first_auth_failure_refreshes_and_resends(case: Case) -> None:
     fake, platform, conn, store, ctx = setup(case, {**(case.refresh_connection or {}), "token_expires_at": None})
     fake.valid_token = "rotated-elsewhere"  # the stored access token has expired
-    result = await platform.publish(post(case), conn, ctx)
+    result = await deliver(platform, post(case), conn, ctx)
     assert result.platform_post_id
     assert store.refresher_calls == 1 and fake.refresh_calls == 1
     assert store.rows[conn.id].refresh_token != conn.refresh_token  # the rotated refresh token was stored

@@ -7,6 +7,7 @@ import pytest
 
 from scheduler_daemon.errors import AuthError, OutcomeUnknownError, TransientError
 from scheduler_daemon.platforms.bluesky import record_key
+from scheduler_daemon.platforms.delivery import deliver
 from scheduler_daemon.platforms.linkedin import commentary, escape
 from scheduler_daemon.platforms.telegram import TelegramAdapter
 from support.platforms.cases import CASES, adapter, connection, post, settings
@@ -28,7 +29,7 @@ async def test_mastodon_resends_a_lost_status_with_the_same_idempotency_key() ->
     case, fake, platform, conn, ctx = setup("mastodon")
     fake.fail = ["unknown"]
     the_post = post(case)
-    result = await platform.publish(the_post, conn, ctx)
+    result = await deliver(platform, the_post, conn, ctx)
     sent = [r for r in fake.requests if r.url.path == "/api/v1/statuses"]
     assert [r.headers["idempotency-key"] for r in sent] == [f"scheduler-{the_post.id}"] * 2
     assert result.platform_post_id == "103704874086360371" and len(fake.posts) == 1
@@ -39,10 +40,10 @@ async def test_bluesky_after_a_lost_answer_finds_the_record_by_its_key_and_write
     fake.fail = ["unknown"]
     first = post(case, "see https://example.com/ünï")
     with pytest.raises(TransientError):
-        await platform.publish(first, conn, ctx)
+        await deliver(platform, first, conn, ctx)
     rkey = record_key(first.id, first.scheduled_at)
     assert ctx.state["rkey"] == rkey and ctx.state["created_at"] == fake.records[rkey]["createdAt"]
-    result = await platform.publish(next_attempt(first, ctx), conn, ctx)
+    result = await deliver(platform, next_attempt(first, ctx), conn, ctx)
     puts = [body(r) for r in fake.requests if r.url.path.endswith("putRecord")]
     gets = [r for r in fake.requests if r.url.path.endswith("getRecord")]
     assert [p["rkey"] for p in puts] == [rkey] and len(gets) == 1
@@ -58,9 +59,9 @@ async def test_bluesky_retry_that_finds_no_record_writes_it_with_its_own_send_ti
     fake.fail = ["transient"]
     first = post(case, "hello")
     with pytest.raises(TransientError):
-        await platform.publish(first, conn, ctx)
+        await deliver(platform, first, conn, ctx)
     sent_first = ctx.state["created_at"]
-    await platform.publish(next_attempt(first, ctx), conn, ctx)
+    await deliver(platform, next_attempt(first, ctx), conn, ctx)
     puts = [body(r)["record"]["createdAt"] for r in fake.requests if r.url.path.endswith("putRecord")]
     assert len(puts) == 2 and puts[0] == sent_first and puts[1] >= sent_first and len(fake.posts) == 1
 
@@ -75,8 +76,8 @@ def test_bluesky_record_keys_are_tids_fixed_per_post() -> None:
 
 async def test_bluesky_session_is_cached_across_posts() -> None:
     case, fake, platform, conn, ctx = setup("bluesky", token_expires_at="soon")
-    await platform.publish(post(case, "one", n=1), conn, ctx)
-    await platform.publish(post(case, "two", n=2), conn, ctx)  # the stale row again
+    await deliver(platform, post(case, "one", n=1), conn, ctx)
+    await deliver(platform, post(case, "two", n=2), conn, ctx)  # the stale row again
     assert fake.refresh_calls == 1 and len(fake.posts) == 2
 
 
@@ -87,9 +88,9 @@ async def test_container_published_before_a_lost_answer_is_not_published_again(n
     fake.fail = ["unknown"]
     first = post(case, "Caption", with_image=True)
     with pytest.raises(OutcomeUnknownError):
-        await platform.publish(first, conn, ctx)
+        await deliver(platform, first, conn, ctx)
     assert ctx.state == {"container_id": "c1"}
-    result = await platform.publish(next_attempt(first, ctx), conn, ctx)
+    result = await deliver(platform, next_attempt(first, ctx), conn, ctx)
     assert (result.platform_post_id, result.platform_post_url) == ("m1", "https://posts.test/m1")
     assert fake.publish_calls == 1 and len(fake.posts) == 1 and len(fake.containers) == 1
 
@@ -101,15 +102,15 @@ async def test_ready_container_is_reused_after_a_failed_publish(name: str) -> No
     fake.fail = ["transient"]
     first = post(case, "Caption", with_image=True)
     with pytest.raises(TransientError):
-        await platform.publish(first, conn, ctx)
-    result = await platform.publish(next_attempt(first, ctx), conn, ctx)
+        await deliver(platform, first, conn, ctx)
+    result = await deliver(platform, next_attempt(first, ctx), conn, ctx)
     assert result.platform_post_id == "m1" and len(fake.containers) == 1 and len(fake.posts) == 1
 
 
 async def test_linkedin_duplicate_answer_is_the_existing_post() -> None:
     case, fake, platform, conn, ctx = setup("linkedin")
     fake.commentaries[commentary("Hello (again) #news")] = "urn:li:share:6999"
-    result = await platform.publish(post(case, "Hello (again) #news"), conn, ctx)
+    result = await deliver(platform, post(case, "Hello (again) #news"), conn, ctx)
     assert result.platform_post_id == "urn:li:share:6999"
     assert result.platform_post_url == "https://www.linkedin.com/feed/update/urn:li:share:6999"
     assert fake.posts == []
@@ -121,7 +122,7 @@ def test_linkedin_escapes_little_text() -> None:
 
 async def test_telegram_follows_a_group_migrated_to_a_supergroup() -> None:
     case, fake, platform, conn, ctx = setup("telegram", account_id="-100old")
-    result = await platform.publish(post(case), conn, ctx)
+    result = await deliver(platform, post(case), conn, ctx)
     assert [body(r)["chat_id"] for r in fake.requests] == ["-100old", "-100777"]
     assert result.platform_post_id == "42"
 
@@ -134,7 +135,7 @@ async def test_telegram_messages_never_contain_the_bot_token() -> None:
 
     platform = TelegramAdapter(settings(), httpx.AsyncClient(transport=httpx.MockTransport(refuse)))
     with pytest.raises(TransientError) as caught:
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)
     assert conn.access_token and conn.access_token not in str(caught.value)
     assert "tg.test" not in str(caught.value)
 
@@ -148,11 +149,11 @@ async def test_slack_internal_error_after_posting_is_an_unknown_outcome() -> Non
     )  # type: ignore[method-assign]
     fake.fail = ["content"]
     with pytest.raises(OutcomeUnknownError, match="check the channel"):
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)
 
 
 async def test_x_without_refresh_token_reports_an_expired_token_as_reconnect() -> None:
     case, fake, platform, conn, ctx = setup("x")
     fake.valid_token = "someone-else"
     with pytest.raises(AuthError, match="reconnect x"):
-        await platform.publish(post(case), conn, ctx)
+        await deliver(platform, post(case), conn, ctx)

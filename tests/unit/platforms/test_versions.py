@@ -8,6 +8,7 @@ import pytest
 
 from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.errors import ConfigError, PlatformConfigError
+from scheduler_daemon.platforms.delivery import deliver
 from scheduler_daemon.platforms.versions import (
     GRAPH,
     WARN_DAYS,
@@ -94,6 +95,6 @@ async def test_linkedin_426_on_a_sunset_version_names_the_setting() -> None:
     conn = store.add(connection(case, fake))
     platform = adapter(case, fake, {"SCHEDULER_LINKEDIN_VERSION": "202511"})
     with pytest.raises(PlatformConfigError, match="SCHEDULER_LINKEDIN_VERSION"):
-        await platform.publish(post(case), conn, FakeContext(store))
+        await deliver(platform, post(case), conn, FakeContext(store))
     assert fake.posts == []
     assert settings().linkedin_version == "202607"
