@@ -19,7 +19,10 @@ Every request through ``AiohttpTransport``:
   read. The count is of decoded bytes: gzip and deflate are undone here by aiohttp's
   bounded decompressor, never by httpx afterwards;
 * never follows a redirect (media downloads follow theirs through this transport, hop by
-  hop: ``engine/media.py``).
+  hop: ``engine/media.py``);
+* sends a request body that is a stream (a video upload: ``content=media_file.chunks()``,
+  or ``files=`` with a file object) as a stream, with its ``Content-Length`` when it has
+  one: an upload is never read into memory.
 
 (httpx's own transport cannot give these guarantees without replacing private parts of
 it: httpx 0.28 has no public way to set httpcore's network backend, and it decodes
@@ -161,8 +164,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         limit: int = request.extensions.get(MAX_BYTES, self.max_answer_bytes)
         total = max((t for t in timeout.values() if t is not None), default=None)
         deadline = None if total is None else asyncio.get_running_loop().time() + total
-        body = await request.aread()
-        headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _DROP]
+        body: bytes | AsyncIterator[bytes]
+        try:
+            body, drop = request.content, _DROP  # in memory: aiohttp frames it
+        except httpx.RequestNotRead:
+            body, drop = _streamed(request), _DROP - {"content-length"}  # its length, where it has one
+        headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in drop]
         headers.append(("Accept-Encoding", "gzip, deflate"))
         phase = _Phase()
         token = _PHASE.set(phase)
@@ -203,6 +210,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _streamed(request: httpx.Request) -> AsyncIterator[bytes]:
+    stream = request.stream
+    assert isinstance(stream, httpx.AsyncByteStream), "the daemon's client is async"
+    async for chunk in stream:
+        yield chunk
 
 
 class _Body(httpx.AsyncByteStream):

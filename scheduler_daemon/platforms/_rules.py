@@ -198,8 +198,8 @@ def check_media(
 
 
 def check_alt_text(display: str, media: Sequence[MediaItem], limit: int | None, what: str = "this post") -> None:
-    """Alt text within the platform's limit (``None``: the platform takes none, and it is
-    left out: accessibility text never blocks a post that cannot carry it)."""
+    """Alt text within the platform's limit (None: it states none). Where a platform takes no
+    alt text it is left out: accessibility text never blocks a post that cannot carry it."""
     if limit is None:
         return
     for number, item in enumerate(media, 1):

@@ -91,7 +91,8 @@ class MediaLimit:
     images_only: bool = True  # else any file (Discord, Slack)
     video: VideoLimit | None = None  # None: no video through this adapter
     mixed: bool = False  # images and videos in one post (Instagram carousels)
-    alt_text: int | None = None  # longest alt text it takes; None: it takes none (alt is left out)
+    alt_text: bool = False  # the platform gets each image's alt text (else it is left out)
+    alt_text_max: int | None = None  # its longest alt text, where the platform states one
 
 
 OptionKind = Literal["boolean", "integer", "string", "strings"]
@@ -281,7 +282,8 @@ class Adapter:
             facts.display, item.media, max_items=media.max_items, images_only=media.images_only,
             video=media.video is not None, mixed=media.mixed, what="this one" if what == "this post" else what,
         )
-        check_alt_text(facts.display, item.media, media.alt_text, what)
+        if media.alt_text:
+            check_alt_text(facts.display, item.media, media.alt_text_max, what)
         if not item.content.strip() and not item.media:
             thing = "an image" if media.images_only else "a file"
             raise ContentRejectedError(

@@ -150,7 +150,7 @@ class BlueskyAdapter(Adapter):
     facts = PlatformFacts(
         "bluesky", "Bluesky", idempotent=True, api_base="https://bsky.social", concurrency=(10, 2),
         text=(TextLimit(300, graphemes, "graphemes"), TextLimit(3_000, _utf8_bytes, "bytes of text")),
-        media=MediaLimit(4),
+        media=MediaLimit(4, alt_text=True),
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:

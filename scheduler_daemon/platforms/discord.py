@@ -33,6 +33,7 @@ from ._tokens import reconnect
 from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 
 FILE_BYTES = 10 * 1024 * 1024
+MAX_DESCRIPTION = 1_024  # an attachment's description (its alt text)
 _WEBHOOK_URL = re.compile(r"/webhooks/(\d+)/([^/?#]+)")
 
 
@@ -64,7 +65,7 @@ def classify(response: httpx.Response) -> PublishError | None:
 class DiscordAdapter(Adapter):
     facts = PlatformFacts(
         "discord", "Discord", token_in_metadata="webhook_url", api_base="https://discord.com/api/v10",
-        concurrency=(10, 1), text=(TextLimit(2_000),), media=MediaLimit(10, images_only=False),
+        concurrency=(10, 1), text=(TextLimit(2_000),), media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_DESCRIPTION),
     )
 
     async def publish(

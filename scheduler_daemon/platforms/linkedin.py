@@ -43,6 +43,7 @@ from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishCon
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 _HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
+MAX_ALT_TEXT = 4_086  # the Images API's altText
 
 
 def escape(text: str) -> str:
@@ -106,7 +107,7 @@ class LinkedInAdapter(Adapter):
     # LinkedIn's limits are small and unpublished.
     facts = PlatformFacts(
         "linkedin", "LinkedIn", api_base="https://api.linkedin.com/rest", concurrency=(2, 1),
-        text=(TextLimit(3_000),), media=MediaLimit(20),
+        text=(TextLimit(3_000),), media=MediaLimit(20, alt_text=True, alt_text_max=MAX_ALT_TEXT),
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
@@ -183,7 +184,7 @@ class LinkedInAdapter(Adapter):
         await self._wait_available(holder, urn)
         image = {"id": urn}
         if item.alt:
-            image["altText"] = item.alt[:4086]
+            image["altText"] = item.alt
         return image
 
     async def _wait_available(self, holder: TokenHolder, urn: str) -> None:

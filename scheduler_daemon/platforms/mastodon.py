@@ -32,7 +32,7 @@ from ._calls import filename, json_object, poll, rate_limited, require_id, text_
 from ._http import body_excerpt, call, excerpt, retry_after
 from ._rules import URL_LENGTH, check_length, check_media, graphemes
 from ._tokens import TokenHolder, reconnect
-from .base import Adapter, Item, PlatformFacts, Prepared, PublishContext, describe
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, describe
 from .twitter_text import extract_urls
 
 DEFAULT_MAX_MEDIA = 4
@@ -87,8 +87,11 @@ def _positive(value: Any, default: int) -> int:
 
 
 class MastodonAdapter(Adapter):
-    # Text and media limits are the instance's (metadata.max_characters, max_media_attachments).
-    facts = PlatformFacts("mastodon", "Mastodon", idempotent=True, concurrency=(10, 2))
+    # Text and media limits are the instance's (metadata.max_characters, max_media_attachments):
+    # validate_item applies them; the media fact gives the default and the alt text.
+    facts = PlatformFacts(
+        "mastodon", "Mastodon", idempotent=True, concurrency=(10, 2), media=MediaLimit(DEFAULT_MAX_MEDIA, alt_text=True)
+    )
 
     def validate_item(self, item: PostItem, what: str) -> None:
         self._validate(item, what, self.settings.mastodon_max_characters, DEFAULT_MAX_MEDIA)

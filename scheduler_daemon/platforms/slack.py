@@ -87,7 +87,7 @@ def classify(response: httpx.Response) -> PublishError | None:
 class SlackAdapter(Adapter):
     facts = PlatformFacts(
         "slack", "Slack", api_base="https://slack.com/api", concurrency=(10, 1),
-        text=(TextLimit(40_000),), media=MediaLimit(10, images_only=False),
+        text=(TextLimit(40_000),), media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_ALT_TEXT),
     )
 
     async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
@@ -135,7 +135,7 @@ class SlackAdapter(Adapter):
         name = filename(item, mime, index)
         fields = {"filename": name, "length": str(len(content))}
         if item.alt:
-            fields["alt_txt"] = item.alt[:MAX_ALT_TEXT]
+            fields["alt_txt"] = item.alt
         data = await self._api(holder, "files.getUploadURLExternal", "Slack file upload", data=fields)
         upload_url, file_id = text_field(data, "upload_url"), text_field(data, "file_id")
         if not upload_url or not file_id:
