@@ -5,6 +5,7 @@ the outbound guard."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,8 @@ from scheduler_daemon.errors import AddressNotAllowedError, ContentRejectedError
 from scheduler_daemon.models import MediaItem
 from scheduler_daemon.net.guard import Guard
 from scheduler_daemon.net.transport import AiohttpTransport
+from scheduler_daemon.testing.receiver import Receiver, Reply
+from support.media import mp4
 from support.servers import Server, endless
 
 OWNER = uuid.UUID("6f1d2a3b-0000-4000-8000-000000000001")
@@ -121,6 +124,57 @@ async def test_download_failures_are_classified(client: httpx.AsyncClient) -> No
             await media.media_bytes(item(url=f"{site.url}/status/503"), 100, OWNER)
         with pytest.raises(ContentRejectedError, match="HTTP 404"):
             await media.media_bytes(item(url=f"{site.url}/status/404"), 100, OWNER)
+
+
+# -- spooled media (video) ------------------------------------------------------------------
+
+VIDEO = mp4(seconds=3.0, mdat_bytes=900 * 1024)  # under the receiver's 1 MiB body limit
+
+
+async def video(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=VIDEO, content_type="video/mp4")
+
+
+async def test_a_video_is_spooled_to_a_private_file_probed_and_freed(client: httpx.AsyncClient, tmp_path) -> None:
+    spool = tmp_path / "spool"
+    async with Server("127.0.0.1", {"/v.mp4": video, "/big": endless("video/mp4"), "/hop/": hop}) as site:
+        media = MediaResolver(PlatformSettings.from_env({}), client, spool_dir=spool, download_seconds=5.0)
+        async with media.media_file(item(url=f"{site.url}/v.mp4?sig=secret"), 10**8, OWNER) as file:
+            assert os.listdir(spool) == []  # unlinked from the start: nothing to find, nothing to leave
+            assert (file.size, file.mime, file.name) == (len(VIDEO), "video/mp4", "v.mp4")
+            assert file.video is not None and file.video.duration == 3.0 and file.video.video_codec == "h264"
+            assert b"".join([c async for c in file.chunks()]) == VIDEO
+        assert file.closed
+        with pytest.raises(ContentRejectedError, match="larger than 1000000 bytes") as caught:
+            async with media.media_file(item(url=f"{site.url}/big?sig=secret"), 10**6, OWNER):
+                pass
+        assert "secret" not in str(caught.value) and os.listdir(spool) == []
+        capped = MediaResolver(PlatformSettings.from_env({"SCHEDULER_MAX_MEDIA_FILE_BYTES": "5000"}), client,
+                               spool_dir=spool)
+        with pytest.raises(ContentRejectedError, match="larger than 5000 bytes"):  # the smaller cap wins
+            async with capped.media_file(item(url=f"{site.url}/v.mp4"), 10**8, OWNER):
+                pass
+
+
+async def test_an_upload_from_a_spooled_file_is_streamed_with_its_length(client: httpx.AsyncClient, tmp_path) -> None:
+    """A streamed body goes out as it is read, with Content-Length (presigned upload URLs
+    refuse chunked encoding), never read into memory first."""
+    async with Server("127.0.0.1", {"/v.mp4": video}) as site, Receiver(lambda a: Reply(201, {})) as rx:
+        media = MediaResolver(PlatformSettings.from_env({}), client, spool_dir=tmp_path)
+        async with media.media_file(item(url=f"{site.url}/v.mp4"), 10**8, OWNER) as file:
+            reads = 0
+
+            async def counted() -> AsyncIterator[bytes]:
+                nonlocal reads
+                async for chunk in file.chunks(size=64 * 1024):
+                    reads += 1
+                    yield chunk
+
+            response = await client.put(rx.url + "/upload", content=counted(),
+                                        headers={"content-length": str(file.size), "content-type": file.mime})
+        [arrival] = rx.arrivals
+    assert response.status_code == 201 and arrival.body == VIDEO and reads == -(-len(VIDEO) // (64 * 1024))
+    assert arrival.headers["content-length"] == str(len(VIDEO)) and "transfer-encoding" not in arrival.headers
 
 
 # -- storage paths ------------------------------------------------------------------------
