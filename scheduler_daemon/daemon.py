@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import secrets
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 import httpx
@@ -31,7 +32,8 @@ from .engine.status import StatusReporter, status_line
 from .engine.writer import OutcomeWriter
 from .net.transport import outbound_client
 from .observability.metrics import Metrics
-from .platforms.registry import Registry, unknown_platforms
+from .platforms.base import AdapterFactory
+from .platforms.registry import FACTORIES, Registry, unknown_platforms
 from .redact import SECRETS
 from .systemd import Notifier
 
@@ -52,8 +54,10 @@ class Daemon:
         clock: SystemClock | None = None,
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
+        adapters: Sequence[AdapterFactory] = FACTORIES,
     ) -> None:
         self.settings = settings
+        self.adapters = adapters  # the platforms it publishes to (tests add one of their own)
         self.dsn = dsn
         self.transport = transport
         self.clock = clock or SystemClock()
@@ -116,7 +120,7 @@ class Daemon:
         s = self.settings
         if unknown := unknown_platforms(s.platforms):
             logger.warning("settings name platforms that do not exist (a typo?)", platforms=unknown)
-        registry = Registry.build(s.platforms, client)
+        registry = Registry.build(s.platforms, client, self.adapters)
         writer = OutcomeWriter(repository, stop_timeout=OUTCOME_STOP_SECONDS)
         publisher = Publisher(s, repository, registry, writer, self.clock, client, self.metrics)
         dispatcher = Dispatcher(

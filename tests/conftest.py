@@ -103,13 +103,14 @@ class RunningDaemon:
 @pytest.fixture
 async def daemon_on(settings: Settings) -> AsyncIterator[Any]:
     """Start in-process daemons on any database: ``await daemon_on(dsn, **setting_overrides)``
-    (``transport=`` and ``clock=`` go to the Daemon); all are stopped after the test."""
+    (``transport=``, ``clock=`` and ``adapters=`` go to the Daemon); all are stopped after the test."""
     running: list[RunningDaemon] = []
 
     async def start(dsn: str, **overrides: Any) -> RunningDaemon:
         transport = overrides.pop("transport", None)
         clock = overrides.pop("clock", None)
-        daemon = Daemon(replace(settings, **overrides), dsn, transport=transport, clock=clock)
+        extra = {"adapters": overrides.pop("adapters")} if "adapters" in overrides else {}
+        daemon = Daemon(replace(settings, **overrides), dsn, transport=transport, clock=clock, **extra)
         task = asyncio.create_task(daemon.run())
         started = asyncio.ensure_future(daemon.started.wait())
         async with asyncio.timeout(20):

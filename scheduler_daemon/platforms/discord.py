@@ -65,7 +65,8 @@ def classify(response: httpx.Response) -> PublishError | None:
 class DiscordAdapter(Adapter):
     facts = PlatformFacts(
         "discord", "Discord", token_in_metadata="webhook_url", api_base="https://discord.com/api/v10",
-        concurrency=(10, 1), text=(TextLimit(2_000),), media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_DESCRIPTION),
+        concurrency=(10, 1), text=(TextLimit(2_000),),
+        media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_DESCRIPTION),
     )
 
     async def publish(

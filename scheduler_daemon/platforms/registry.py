@@ -74,8 +74,10 @@ class Registry:
         self._adapters = dict(adapters)
 
     @classmethod
-    def build(cls, settings: PlatformSettings, client: httpx.AsyncClient) -> Registry:
-        return cls({factory.facts.name: factory(settings, client) for factory in FACTORIES})
+    def build(
+        cls, settings: PlatformSettings, client: httpx.AsyncClient, factories: Iterable[AdapterFactory] = FACTORIES
+    ) -> Registry:
+        return cls({factory.facts.name: factory(settings, client) for factory in factories})
 
     @property
     def idempotent(self) -> frozenset[str]:

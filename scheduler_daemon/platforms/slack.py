@@ -99,7 +99,8 @@ class SlackAdapter(Adapter):
 
     async def _holder(self, connection: Connection, ctx: PublishContext) -> TokenHolder:
         refresher = self._refresher() if connection.refresh_token else None
-        return await TokenHolder.fresh(self.name, connection, ctx, refresher, self.settings.token_refresh_margin_seconds)
+        margin = self.settings.token_refresh_margin_seconds
+        return await TokenHolder.fresh(self.name, connection, ctx, refresher, margin)
 
     async def publish(
         self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared

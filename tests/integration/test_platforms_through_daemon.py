@@ -16,7 +16,7 @@ from scheduler_daemon.platforms.bluesky import record_key
 from support.helpers import insert_post, row, soon
 from support.platforms.cases import CASES, Case, expected, post, settings
 from support.platforms.context import IMAGE, IMAGE_URL
-from support.platforms.fakes import Fake
+from support.platforms.fakes.base import Fake
 
 HOSTS = {
     "facebook": ("fb.test",),

@@ -198,7 +198,8 @@ def png(width: int = 4, height: int = 3) -> bytes:
 
 
 def gif(width: int = 5, height: int = 7) -> bytes:
-    return b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0) + b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    image = b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"  # one pixel
+    return b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0) + image
 
 
 def jpeg_header(width: int = 640, height: int = 480) -> bytes:

@@ -4,6 +4,7 @@ MediaInfo's own reading of the same bytes; hostile and broken files end in
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
@@ -97,7 +98,5 @@ def test_no_corruption_of_a_valid_file_ends_in_another_exception(data: st.DataOb
         position = data.draw(st.integers(0, len(original) - 1))
         original[position] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(8, len(original)))
-    try:
+    with contextlib.suppress(UnreadableMedia):
         probe(io.BytesIO(bytes(original[:cut])))
-    except UnreadableMedia:
-        pass

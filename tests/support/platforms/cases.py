@@ -26,19 +26,17 @@ from scheduler_daemon.platforms.threads import ThreadsAdapter
 from scheduler_daemon.platforms.x import XAdapter
 
 from .context import IMAGE, IMAGE_URL
-from .fakes import (
-    BlueskyFake,
-    DiscordFake,
-    FacebookFake,
-    Fake,
-    InstagramFake,
-    LinkedInFake,
-    MastodonFake,
-    SlackFake,
-    TelegramFake,
-    ThreadsFake,
-    XFake,
-)
+from .fakes.base import Fake
+from .fakes.bluesky import BlueskyFake
+from .fakes.discord import DiscordFake
+from .fakes.facebook import FacebookFake
+from .fakes.instagram import InstagramFake
+from .fakes.linkedin import LinkedInFake
+from .fakes.mastodon import MastodonFake
+from .fakes.slack import SlackFake
+from .fakes.telegram import TelegramFake
+from .fakes.threads import ThreadsFake
+from .fakes.x import XFake
 
 ENV = {
     "SCHEDULER_FACEBOOK_API_BASE": "https://fb.test",

@@ -15,7 +15,8 @@ from scheduler_daemon.platforms.bluesky_card import page_card
 from scheduler_daemon.platforms.delivery import deliver
 from support.platforms.cases import CASES, adapter, connection, post
 from support.platforms.context import IMAGE, FakeContext, Store
-from support.platforms.fakes import BlueskyFake, body
+from support.platforms.fakes.base import body
+from support.platforms.fakes.bluesky import BlueskyFake
 
 CASE = next(c for c in CASES if c.name == "bluesky")
 PAGE = "https://news.example.com/story"

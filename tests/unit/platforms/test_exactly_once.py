@@ -12,7 +12,9 @@ from scheduler_daemon.platforms.linkedin import commentary, escape
 from scheduler_daemon.platforms.telegram import TelegramAdapter
 from support.platforms.cases import CASES, adapter, connection, post, settings
 from support.platforms.context import FakeContext, Store, next_attempt
-from support.platforms.fakes import InstagramFake, ThreadsFake, body
+from support.platforms.fakes.base import body
+from support.platforms.fakes.instagram import InstagramFake
+from support.platforms.fakes.threads import ThreadsFake
 
 BY_NAME = {case.name: case for case in CASES}
 

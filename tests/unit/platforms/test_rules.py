@@ -14,7 +14,7 @@ from scheduler_daemon.models import Outcome, OutcomeKind
 from scheduler_daemon.platforms.delivery import deliver
 from support.platforms.cases import CASES, adapter, connection, post
 from support.platforms.context import FakeContext, Store
-from support.platforms.fakes import body
+from support.platforms.fakes.base import body
 
 BY_NAME = {case.name: case for case in CASES}
 
@@ -97,7 +97,7 @@ async def test_telegram_text_is_escaped_for_the_parse_mode_and_shown_as_written(
 
 
 def test_telegram_fake_refuses_unescaped_markdown_v2_like_telegram() -> None:
-    from support.platforms.fakes import parse_entities
+    from support.platforms.fakes.telegram import parse_entities
 
     assert parse_entities("Hello.", "MarkdownV2") is None  # "can't parse entities"
     assert parse_entities("Hello\\.", "MarkdownV2") == "Hello."
@@ -145,7 +145,7 @@ async def test_discord_pings_nobody_unless_the_connection_opts_in() -> None:
 
 
 def test_discord_fake_pings_everyone_without_allowed_mentions() -> None:
-    from support.platforms.fakes import discord_pings
+    from support.platforms.fakes.discord import discord_pings
 
     assert discord_pings("@everyone look", None) == ["@everyone"]
 
@@ -184,7 +184,7 @@ async def test_linkedin_keeps_urls_and_hashtags_and_escapes_the_rest() -> None:
 
 
 def test_linkedin_fake_cuts_at_a_bare_reserved_character_and_ignores_escaped_hashtags() -> None:
-    from support.platforms.fakes import little_text
+    from support.platforms.fakes.linkedin import little_text
 
     assert little_text("a (b) c") == ("a ", [], [])
     assert little_text("\\#news https://x.test/a\\_b") == ("#news https://x.test/a_b", [], [])

@@ -1,0 +1,119 @@
+"""The machinery every platform's fake shares (one module per platform beside this one).
+
+The fakes work at the httpx transport.
+
+Each fake checks method, path, headers and body of what the adapter sends (an
+``AssertionError`` inside the handler fails the test) and answers with the documented
+success and error bodies. Shared behaviour:
+
+* ``valid_token``: the token the platform accepts now. Another token gets the
+  platform's "expired" answer (or its auth failure where nothing can be refreshed);
+  ``revoked = True`` makes every call, refresh included, answer the auth failure.
+* ``fail``: failure kinds consumed by the publishing call: ``rate``, ``transient``,
+  ``content``, ``config`` answer the documented error; ``unknown`` performs the
+  publish and then raises ``httpx.ReadTimeout`` (the answer is lost).
+* ``posts``: what the platform really published; ``media_refs``: what it received as
+  media (bytes, or the URL it was told to fetch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ..context import IMAGE, IMAGE_URL
+
+__all__ = ["IMAGE", "IMAGE_URL", "Fake", "Published", "bearer", "body", "form", "jwt", "reply"]
+
+
+@dataclass
+class Published:
+    text: str
+    media: list[Any] = field(default_factory=list)
+
+
+def form(request: httpx.Request) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(request.content.decode()))
+
+
+def body(request: httpx.Request) -> Any:
+    return json.loads(request.content)
+
+
+def bearer(request: httpx.Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    return value[len("Bearer ") :] if value.startswith("Bearer ") else None
+
+
+def reply(status: int, data: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    if data is None:
+        return httpx.Response(status, headers=headers)
+    return httpx.Response(status, json=data, headers=headers)
+
+
+_jti = iter(range(1, 1_000_000))
+
+
+def jwt(exp: float) -> str:
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256'})}.{part({'exp': int(exp), 'jti': next(_jti), 'scope': 'com.atproto.access'})}.c2ln"
+
+
+class Fake:
+    name = ""
+    refreshable = False
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.fail: list[str] = []
+        self.valid_token = "good-token"
+        self.revoked = False
+        self.refresh_calls = 0
+        self.publish_calls = 0
+        self.posts: list[Published] = []
+        self.media_refs: list[Any] = []
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        self.requests.append(request)
+        return await self.route(request)
+
+    async def route(self, request: httpx.Request) -> httpx.Response:
+        raise NotImplementedError
+
+    def error(self, kind: str) -> httpx.Response:
+        raise NotImplementedError
+
+    def token_error(self, token: str | None) -> httpx.Response | None:
+        if self.revoked:
+            return self.error("auth")
+        if token != self.valid_token:
+            return self.error("expired" if self.refreshable else "auth")
+        return None
+
+    def gate(self) -> str | None:
+        """At the publishing call: the failure to play, if any ('unknown' is played after)."""
+        self.publish_calls += 1
+        return self.fail.pop(0) if self.fail else None
+
+    @staticmethod
+    def lost(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    async def new_tokens(self) -> str:
+        for _ in range(3):  # let a concurrent publish reach the row lock meanwhile
+            await asyncio.sleep(0)
+        self.refresh_calls += 1
+        self.valid_token = f"fresh-{self.refresh_calls}"
+        return self.valid_token

@@ -1,0 +1,123 @@
+"""A Bluesky PDS (XRPC)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import time
+from typing import Any
+
+import httpx
+
+from .base import Fake, Published, bearer, body, jwt, reply
+
+
+class BlueskyFake(Fake):
+    """A PDS as documented and as the reference PDS behaves: XRPC errors ``{"error",
+    "message"}``; an expired access JWT answers 400 ``ExpiredToken``; ``refreshSession``
+    rotates the pair and refuses a used or revoked refresh JWT with 400 ``ExpiredToken``
+    "Token has been revoked" (``revoked``: the session was revoked, its access JWT has
+    expired); ``putRecord`` of an identical record is a no-op answered without
+    ``commit``; ``getRecord`` answers 400 ``RecordNotFound``; ``resolveHandle`` knows
+    ``handles``."""
+
+    name = "bluesky"
+    refreshable = True
+    did = "did:plc:alice"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.valid_token = jwt(time.time() + 7200)
+        self.refresh_token = "refresh-jwt-1"
+        self.records: dict[str, dict[str, Any]] = {}
+        self.handles = {"alice.test": self.did, "bob.test": "did:plc:bob"}
+        self.blobs: dict[str, bytes] = {}
+
+    def error(self, kind: str) -> httpx.Response:
+        bodies = {
+            "auth": (400, {"error": "InvalidToken", "message": "Token could not be verified"}),
+            "expired": (400, {"error": "ExpiredToken", "message": "Token has expired"}),
+            "rate": (429, {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}),
+            "transient": (502, {"error": "UpstreamFailure", "message": "Upstream Failure"}),
+            "content": (
+                400,
+                {
+                    "error": "InvalidRequest",
+                    "message": "Invalid app.bsky.feed.post record: grapheme too big (maximum 300, got 301)"
+                    " at $.record.text",
+                },
+            ),
+        }
+        status, data = bodies[kind]
+        headers = {"ratelimit-limit": "5000", "ratelimit-remaining": "0",
+                   "ratelimit-reset": str(int(time.time()) + 300)} if kind == "rate" else None
+        return reply(status, data, headers)
+
+    def token_error(self, token: str | None) -> httpx.Response | None:
+        return self.error("expired") if self.revoked else super().token_error(token)
+
+    @staticmethod
+    def cid(value: Any) -> str:
+        return "bafyrei" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:40]
+
+    async def route(self, request: httpx.Request) -> httpx.Response:
+        method = request.url.path.removeprefix("/xrpc/")
+        if request.method == "GET":
+            return self.query(method, dict(request.url.params))
+        assert request.method == "POST"
+        if method == "com.atproto.server.refreshSession":
+            return await self.refresh(request)
+        if bad := self.token_error(bearer(request)):
+            return bad
+        if method == "com.atproto.repo.uploadBlob":
+            assert request.headers["content-type"].startswith("image/") and request.content
+            self.media_refs.append(request.content)
+            link = self.cid(base64.b64encode(request.content).decode())
+            self.blobs[link] = request.content
+            return reply(200, {"blob": {"$type": "blob", "ref": {"$link": link},
+                                        "mimeType": request.headers["content-type"], "size": len(request.content)}})
+        assert method == "com.atproto.repo.putRecord", method
+        data = body(request)
+        assert data["repo"] == self.did and data["collection"] == "app.bsky.feed.post" and len(data["rkey"]) == 13
+        record = data["record"]
+        assert record["$type"] == "app.bsky.feed.post" and record["createdAt"].endswith("Z")
+        dt.datetime.fromisoformat(record["createdAt"])
+        for facet in record.get("facets", []):
+            assert 0 <= facet["index"]["byteStart"] < facet["index"]["byteEnd"] <= len(record["text"].encode())
+        kind = self.gate()
+        if kind and kind != "unknown":
+            return self.error(kind)
+        uri = f"at://{self.did}/app.bsky.feed.post/{data['rkey']}"
+        answer: dict[str, Any] = {"uri": uri, "cid": self.cid(record), "validationStatus": "valid"}
+        if self.records.get(data["rkey"]) != record:  # an identical rewrite is a no-op
+            if data["rkey"] not in self.records:
+                embed = record.get("embed", {})
+                refs = [i["image"]["ref"]["$link"] for i in embed.get("images", [])]
+                self.posts.append(Published(record["text"], refs))
+            self.records[data["rkey"]] = record
+            answer["commit"] = {"cid": "bafyreicommit", "rev": f"3l{len(self.records):011d}"}
+        return self.lost(request) if kind == "unknown" else reply(200, answer)
+
+    def query(self, method: str, params: dict[str, str]) -> httpx.Response:
+        if method == "com.atproto.identity.resolveHandle":
+            if did := self.handles.get(params["handle"]):
+                return reply(200, {"did": did})
+            error = "HandleNotFound" if params["handle"].endswith(".test") else "InvalidRequest"
+            return reply(400, {"error": error, "message": "Unable to resolve handle"})
+        assert method == "com.atproto.repo.getRecord", method
+        assert params["repo"] == self.did and params["collection"] == "app.bsky.feed.post"
+        uri = f"at://{self.did}/app.bsky.feed.post/{params['rkey']}"
+        if (record := self.records.get(params["rkey"])) is None:
+            return reply(400, {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"})
+        return reply(200, {"uri": uri, "cid": self.cid(record), "value": record})
+
+    async def refresh(self, request: httpx.Request) -> httpx.Response:
+        if self.revoked or bearer(request) != self.refresh_token:
+            return reply(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
+        await self.new_tokens()
+        self.valid_token = jwt(time.time() + 7200)
+        self.refresh_token = f"refresh-jwt-{self.refresh_calls + 1}"
+        return reply(200, {"accessJwt": self.valid_token, "refreshJwt": self.refresh_token, "did": self.did,
+                           "handle": "alice.test"})
