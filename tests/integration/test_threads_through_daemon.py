@@ -96,8 +96,9 @@ async def test_a_failed_first_comment_leaves_the_post_published_with_a_notice(
     post_id = await schedule_thread(db, first_comment="first!", options='{"notify": true}')
     await watcher.wait(post_id, "published")
     r = await row(db, post_id)
-    assert r["error_message"] == "published, but the first comment failed: Chain rejected the post: this text is not allowed"
-    assert state(r)["first_comment"] == {"error": "Chain rejected the post: this text is not allowed"}
+    rejected = "Chain rejected the post: this text is not allowed"
+    assert r["error_message"] == f"published, but the first comment failed: {rejected}"
+    assert state(r)["first_comment"] == {"error": rejected}
     assert r["platform_post_id"] == "p1" and len(chain.posts) == 4 and chain.comments == []
     assert all(p["notify"] is True for p in chain.posts)
 
