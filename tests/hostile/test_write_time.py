@@ -476,7 +476,8 @@ DAEMON_POST_COLUMNS = {
     "published_at": "now()", "platform_post_id": "'forged'", "platform_post_url": "'https://evil.example/p'",
 }
 TENANT_POST_COLUMNS = {"id", "campaign_id", "platform", "connection_id", "content", "media", "status",
-                       "scheduled_date", "scheduled_time", "timezone", "error_message", "created_at", "updated_at"}
+                       "scheduled_date", "scheduled_time", "timezone", "error_message", "created_at", "updated_at",
+                       "thread", "first_comment", "platform_options"}  # the last three: migrations/006
 
 
 async def test_a_tenant_cannot_write_the_daemons_columns_nor_insert_a_published_post(supabase: MakeDatabase) -> None:
@@ -860,3 +861,108 @@ async def test_every_documented_good_row_is_accepted_and_armed(
     values = {c: data.draw(st.sampled_from(known) if c == "timezone" else strategy, label=c)
               for c, strategy in GOOD_VALUES.items()}
     assert await try_row(db, campaign, values) == "armed", values
+
+
+# -- migrations/006: thread, first_comment, platform_options ---------------------------------
+
+ITEM_HINTS = {
+    "thread": "thread is a JSON array of the replies that follow the post",
+    "first_comment": "Each platform's own limit for a comment",
+    "platform_options": "platform_options is one object of the post's platform's options",
+}
+ITEM_TYPES = {"thread": "jsonb", "first_comment": "text", "platform_options": "jsonb"}
+ITEM_REFUSALS = [
+    pytest.param("thread", '{"content": "2/2"}', "thread must be a JSON array of {content, media} items",
+                 id="thread-not-an-array"),
+    pytest.param("thread", '["2/2"]', "thread[0] must be an object with content and/or media", id="thread-item-text"),
+    pytest.param("thread", '[{"content": "ok"}, {"content": 7}]', "thread[1].content must be a string",
+                 id="thread-content-a-number"),
+    pytest.param("thread", '[{"content": "ok"}, {}]', "thread[1] is empty: an item needs content or media",
+                 id="thread-item-empty"),
+    pytest.param("thread", '[{"content": "", "media": []}]', "thread[0] is empty: an item needs content or media",
+                 id="thread-item-blank"),
+    pytest.param("thread", '[{"media": [{"url": "javascript:alert(1)"}]}]',
+                 "thread[0].media[0].url must be an http:// or https:// URL", id="thread-media-url"),
+    pytest.param("thread", '[{"content": "a", "media": {"url": "https://example.com/a.png"}}]',
+                 "thread[0].media must be a JSON array of {url | storage_path, alt, mime}", id="thread-media-object"),
+    pytest.param("thread", json.dumps([{"content": "x" * 100_001}]),
+                 "thread[0].content is 100001 characters; the most an item may have is 100000",
+                 id="thread-item-too-long"),
+    pytest.param("thread", json.dumps([{"content": f"{n}"} for n in range(101)]),
+                 "thread has 101 items; a post may have at most 100", id="thread-101-items"),
+    pytest.param("thread", json.dumps([{"content": "x" * 99_000} for _ in range(11)]),
+                 "thread is longer than 1000000 characters", id="thread-too-long-in-all"),
+    pytest.param("first_comment", "c" * 10_001, "first_comment is 10001 characters; the most it may have is 10000",
+                 id="first-comment-too-long"),
+    pytest.param("platform_options", '["notify"]', "platform_options must be a JSON object", id="options-array"),
+    pytest.param("platform_options", '"notify"', "platform_options must be a JSON object", id="options-string"),
+    pytest.param("platform_options", json.dumps({"k": "v" * 10_000}),
+                 "platform_options is longer than 10000 characters", id="options-too-long"),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "message"), ITEM_REFUSALS)
+async def test_each_006_rule_refuses_its_input_on_insert_and_update_with_what_the_frontend_sees(
+    db: asyncpg.Connection, column: str, value: str, message: str
+) -> None:
+    campaign, _ = await make_user(db)
+    kept = await insert_row(db, campaign)
+    cast = ITEM_TYPES[column]
+    insert = f"INSERT INTO content_posts (campaign_id, platform, {column}) VALUES ($1, 'webhook', $2::text::{cast})"
+    update = f"UPDATE content_posts SET {column} = $2::text::{cast} WHERE id = $1"
+    for error in (await refused(db, insert, campaign, value), await refused(db, update, kept, value)):
+        assert isinstance(error, asyncpg.CheckViolationError), error
+        assert (error.constraint_name, error.column_name, error.table_name) == (
+            f"scheduler_posts_{column}_check", column, "content_posts")
+        assert error.message == message and ITEM_HINTS[column] in error.hint and error.detail.startswith("post ")
+    assert await db.fetchval(f"SELECT {column} IS NULL OR {column}::text IN ('[]', '{{}}') FROM content_posts"
+                             " WHERE id = $1", kept), "the refused update landed"
+
+
+async def test_what_006_accepts_the_daemon_reads(db: asyncpg.Connection) -> None:
+    """Threads, comments and options a frontend writes (and NULL, an existing row's value)
+    are armed and read by the claim into the post's items."""
+    await init_connection(db)
+    campaign, _ = await make_user(db)
+    thread = [{"content": "2/3", "media": None, "draft_id": 7},
+              {"media": [{"url": "https://example.com/a.png", "alt": "a"}]},
+              {"content": "x" * 100_000}]
+    values = [(thread, "first!", {"notify": True, "nested": {"a": [1, 2]}}), (None, None, None), ([], "", {})]
+    for thread_value, comment, options in values:
+        post_id = await db.fetchval(
+            "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time,"
+            " thread, first_comment, platform_options) VALUES ($1, 'webhook', '1/3', 'scheduled', '2030-01-01',"
+            " '10:00', $2, $3, $4) RETURNING id", campaign, thread_value, comment, options)
+        [claimed] = await db.fetch(q("claim"), [post_id], [0], "hypothesis")
+        post = rows.post(claimed, 100_000)
+        if thread_value:
+            assert [i.content for i in post.items] == ["1/3", "2/3", "", "x" * 100_000]
+            assert post.items[2].media[0].alt == "a" and post.first_comment == "first!"
+            assert post.options == {"notify": True, "nested": {"a": [1, 2]}}
+        else:
+            assert (post.thread, post.first_comment, post.options) == ((), None, {})
+
+
+async def test_a_reschedule_keeps_the_items_a_partly_published_thread_has_out(db: asyncpg.Connection) -> None:
+    """002 empties publish_state when the user reschedules; 006 keeps ``items`` (the
+    thread's published ids) through it, unless the post was published, or is aimed at
+    another platform or connection now."""
+    campaign, connection = await make_user(db)
+    out = '{"items": [{"id": "p1", "url": "u1"}], "prepared": {"for": "f", "value": {}}, "rkey": "k"}'
+
+    async def partial(status: str = "draft") -> uuid.UUID:
+        post_id = await insert_row(db, campaign, status=status)
+        await db.execute("UPDATE content_posts SET publish_state = $2::jsonb WHERE id = $1", post_id, out)
+        return post_id
+
+    async def state_after(post_id: uuid.UUID, change: str) -> Any:
+        await db.execute(f"UPDATE content_posts SET {change} WHERE id = $1", post_id)
+        return json.loads(await db.fetchval("SELECT publish_state::text FROM content_posts WHERE id = $1", post_id))
+
+    kept = {"items": [{"id": "p1", "url": "u1"}]}
+    assert await state_after(await partial(), "status = 'scheduled'") == kept
+    assert await state_after(await partial(), "scheduled_date = '2031-01-01'") == kept
+    assert await state_after(await partial(), "content = 'edited'") == json.loads(out)  # no reschedule: untouched
+    assert await state_after(await partial("published"), "status = 'scheduled'") == {}
+    assert await state_after(await partial(), "status = 'scheduled', platform = 'x'") == {}
+    assert await state_after(await partial(), f"status = 'scheduled', connection_id = '{connection}'") == {}
