@@ -14,11 +14,13 @@ PUBLIC = {
     "SchedulerError", "ConfigError", "InvalidPostError", "InvalidScheduleError", "NoConnectionError",
     "PublishError", "PermanentPublishError", "AuthError", "RefreshableAuthError", "ContentRejectedError",
     "PlatformConfigError", "RetryablePublishError", "RateLimitedError", "TransientError", "OutcomeUnknownError",
+    "PreparedStaleError",
     # the values that flow between modules
     "Post", "Connection", "MediaItem", "PublishResult", "TokenSet", "Refresher", "Outcome", "OutcomeKind",
-    "PostStatus", "ScheduleKey",
+    "PostStatus", "ScheduleKey", "PostItem", "Delivery", "MediaFile", "VideoFacts",
     # what a platform adapter implements and declares
     "PlatformAdapter", "PublishContext", "Adapter", "PlatformFacts", "TextLimit", "MediaLimit",
+    "Item", "ReplyTo", "Prepared", "VideoLimit", "Option",
     # time
     "Clock", "SystemClock", "ManualClock", "due_instant",
     # observability
