@@ -184,6 +184,6 @@ __all__ = [
     "TransientError",
     "VideoFacts",
     "VideoLimit",
-    "due_instant",
     "__version__",
+    "due_instant",
 ]
