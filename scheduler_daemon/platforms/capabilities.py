@@ -14,10 +14,10 @@ __all__ = ["table"]
 COLUMNS = ("Platform", "Video", "Media per post", "Alt text", "Threads", "First comment", "Options")
 
 
-def table(facts: Iterable[PlatformFacts] = (f.facts for f in FACTORIES)) -> str:
-    """The capability table in Markdown, one row per platform."""
+def table(facts: Iterable[PlatformFacts] | None = None) -> str:
+    """The capability table in Markdown, one row per platform (every adapter's by default)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for f in facts:
+    for f in facts if facts is not None else (factory.facts for factory in FACTORIES):
         cells = (f"`{f.name}`", _video(f), _media(f), _alt(f), _thread(f), _comment(f.first_comment), _options(f))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
