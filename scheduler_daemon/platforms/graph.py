@@ -9,7 +9,10 @@ Instagram and Threads publish through a container: create it, wait (bounded poll
 its status is ``FINISHED``, then ``*_publish`` it. The container id is checkpointed before
 publishing; a retry that finds it in ``post.publish_state`` reads its status first and
 never publishes a ``PUBLISHED`` container again (it recovers the media id from the
-account's recent posts when it can).
+account's recent posts when it can). So containers (children too) are retried freely, and
+``*_publish`` is the request that creates the post: a 5xx or a "temporary" Graph error
+there is an unknown outcome (``_http.on_create``), which the engine repeats safely
+because the platform declares ``idempotent`` (the repeat checks the container first).
 """
 
 from __future__ import annotations
@@ -142,11 +145,11 @@ class ContainerFlow:
     def _classify(self, response: httpx.Response) -> PublishError | None:
         return classify(self.api.platform, response)
 
-    async def _post(self, path: str, fields: Mapping[str, str], what: str) -> dict[str, Any]:
+    async def _post(self, path: str, fields: Mapping[str, str], what: str, *, creates: bool) -> dict[str, Any]:
         url = f"{self.api.base}/{path}"
         response = await call(
             self.client, self.holder, lambda: form_request(self.client, url, self.holder.token, fields),
-            self._classify, what=what,
+            self._classify, what=what, creates=creates,
         )
         return json_object(response)
 
@@ -160,7 +163,9 @@ class ContainerFlow:
 
     async def create(self, fields: Mapping[str, str]) -> str:
         name = DISPLAY[self.api.platform]
-        data = await self._post(f"{self.api.user_id}/{self.api.create_edge}", fields, f"{name} container")
+        data = await self._post(
+            f"{self.api.user_id}/{self.api.create_edge}", fields, f"{name} container", creates=False
+        )
         container = text_field(data, "id")
         if not container:
             raise TransientError(f"{name} created no container (no id in the answer)")
@@ -192,7 +197,8 @@ class ContainerFlow:
     async def publish_container(self, container: str) -> str:
         name = DISPLAY[self.api.platform]
         data = await self._post(
-            f"{self.api.user_id}/{self.api.publish_edge}", {"creation_id": container}, f"{name} publish"
+            f"{self.api.user_id}/{self.api.publish_edge}", {"creation_id": container}, f"{name} publish",
+            creates=True,
         )
         return require_id(data, "id", what=f"{name} publish")
 
@@ -221,7 +227,11 @@ class ContainerFlow:
         if isinstance(container, PublishResult):
             return container
         if container is None:
-            container = await preparing(self.create(await build()))
+
+            async def prepare() -> str:  # children and parent: none of them publishes anything
+                return await self.create(await build())
+
+            container = await preparing(prepare())
             await ctx.checkpoint(container_id=container)
         await self.wait_finished(container)
         media_id = await self.publish_container(container)
