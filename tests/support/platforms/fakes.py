@@ -8,8 +8,14 @@ success and error bodies. Shared behaviour:
   platform's "expired" answer (or its auth failure where nothing can be refreshed);
   ``revoked = True`` makes every call, refresh included, answer the auth failure.
 * ``fail``: failure kinds consumed by the publishing call: ``rate``, ``transient``,
-  ``content``, ``config`` answer the documented error; ``unknown`` performs the
-  publish and then raises ``httpx.ReadTimeout`` (the answer is lost).
+  ``content``, ``config`` answer the documented error and publish nothing. The kinds in
+  ``AFTER_COMMIT`` publish and then fail the answer, the failure that hurts most:
+  ``unknown`` raises ``httpx.ReadTimeout`` (the answer is lost), ``reset`` drops the
+  connection (``httpx.RemoteProtocolError``), ``committed-5xx`` answers the platform's
+  own 5xx (its ``transient`` answer), as a gateway does after the backend committed.
+* ``fail_at``: path fragment → failure kinds played by the first requests whose path
+  contains it, before they do anything (uploads, containers): ``transient`` answers the
+  platform's 5xx, ``timeout`` raises ``httpx.ReadTimeout``.
 * ``posts``: what the platform really published; ``media_refs``: what it received as
   media (bytes, or the URL it was told to fetch).
 """
@@ -70,6 +76,9 @@ def jwt(exp: float) -> str:
     return f"{part({'alg': 'HS256'})}.{part({'exp': int(exp), 'jti': next(_jti), 'scope': 'com.atproto.access'})}.c2ln"
 
 
+AFTER_COMMIT = ("unknown", "reset", "committed-5xx")
+
+
 class Fake:
     name = ""
     refreshable = False
@@ -83,6 +92,7 @@ class Fake:
         self.publish_calls = 0
         self.posts: list[Published] = []
         self.media_refs: list[Any] = []
+        self.fail_at: dict[str, list[str]] = {}
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -90,6 +100,11 @@ class Fake:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
         self.requests.append(request)
+        for fragment, kinds in self.fail_at.items():
+            if kinds and fragment in request.url.path:
+                if kinds.pop(0) == "timeout":
+                    raise httpx.ReadTimeout("timed out", request=request)
+                return self.error("transient")
         return await self.route(request)
 
     async def route(self, request: httpx.Request) -> httpx.Response:
@@ -105,14 +120,24 @@ class Fake:
             return self.error("expired" if self.refreshable else "auth")
         return None
 
-    def gate(self) -> str | None:
-        """At the publishing call: the failure to play, if any ('unknown' is played after)."""
+    def gate(self, request: httpx.Request) -> str | None:
+        """At the publishing call: the failure to play, if any (``AFTER_COMMIT`` ones are
+        played after publishing; ``refused`` fails to connect: the request never arrived)."""
+        kind = self.fail.pop(0) if self.fail else None
+        if kind == "refused":
+            raise httpx.ConnectError("connection refused", request=request)
         self.publish_calls += 1
-        return self.fail.pop(0) if self.fail else None
+        return kind
 
-    @staticmethod
-    def lost(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
+    def commit_then(self, kind: str | None, request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        """The answer to a publish the platform has committed, as ``kind`` spoils it."""
+        if kind == "unknown":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if kind == "reset":
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        if kind == "committed-5xx":
+            return self.error("transient")
+        return answer
 
     async def new_tokens(self) -> str:
         for _ in range(3):  # let a concurrent publish reach the row lock meanwhile
@@ -179,11 +204,11 @@ class FacebookFake(Fake):
                             {"id": "1234_999", "permalink_url": "https://www.facebook.com/1234/posts/999"})
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(post)
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+        return self.commit_then(kind, request, reply(200, answer))
 
 
 class ContainerFake(Fake):
@@ -248,8 +273,8 @@ class ContainerFake(Fake):
     def publish(self, request: httpx.Request, cid: str) -> httpx.Response:
         container = self.containers[cid]
         assert container["status"] == "FINISHED", f"publishing a {container['status']} container"
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         container["status"] = "PUBLISHED"
         media_id = f"m{len(self.published) + 1}"
@@ -259,7 +284,7 @@ class ContainerFake(Fake):
             self.containers[c]["fields"]["image_url"] for c in fields.get("children", "").split(",") if c
         ]
         self.posts.append(Published(fields.get(self.caption_field, ""), media))
-        return self.lost(request) if kind == "unknown" else reply(200, {"id": media_id})
+        return self.commit_then(kind, request, reply(200, {"id": media_id}))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         assert request.method == "GET"
@@ -402,14 +427,21 @@ class LinkedInFake(Fake):
         assert post["author"] == "urn:li:person:abc"
         assert post["lifecycleState"] == "PUBLISHED" and post["visibility"] == "PUBLIC"
         assert post["distribution"]["feedDistribution"] == "MAIN_FEED"
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         commentary = post["commentary"]
         if commentary in self.commentaries:
             urn = self.commentaries[commentary]
-            return reply(422, {"status": 422, "code": "DUPLICATE_POST",
-                               "message": f"Content is a duplicate of {urn}"})
+            return reply(422, {  # as LinkedIn answers it
+                "errorDetailType": "com.linkedin.common.error.BadRequest",
+                "message": "com.linkedin.content.common.exception.BadRequestResponseException: "
+                           f"Content is a duplicate of {urn}",
+                "errorDetails": {"inputErrors": [
+                    {"description": "Duplicate post is detected", "input": {}, "code": "DUPLICATE_POST"}
+                ]},
+                "status": 422,
+            })
         media = post.get("content", {}).get("media")
         if media:
             assert media["id"] in self.images and self.images[media["id"]] == "AVAILABLE"
@@ -419,7 +451,7 @@ class LinkedInFake(Fake):
         self.hashtags.append(hashtags)
         self.links.append(links)
         self.posts.append(Published(shown, [media["id"]] if media else []))
-        return self.lost(request) if kind == "unknown" else reply(201, None, {"x-restli-id": urn})
+        return self.commit_then(kind, request, reply(201, None, {"x-restli-id": urn}))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)
@@ -489,12 +521,12 @@ class XFake(Fake):
                                "type": "https://api.twitter.com/2/problems/invalid-request"})
         media = tweet.get("media", {}).get("media_ids", [])
         assert all(m in self.media_ids for m in media)
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(Published(tweet["text"], media))
         answer = {"data": {"id": "1445880548472328192", "text": tweet["text"]}}
-        return self.lost(request) if kind == "unknown" else reply(201, answer)
+        return self.commit_then(kind, request, reply(201, answer))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)
@@ -593,8 +625,8 @@ class BlueskyFake(Fake):
         dt.datetime.fromisoformat(record["createdAt"])
         for facet in record.get("facets", []):
             assert 0 <= facet["index"]["byteStart"] < facet["index"]["byteEnd"] <= len(record["text"].encode())
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         uri = f"at://{self.did}/app.bsky.feed.post/{data['rkey']}"
         answer: dict[str, Any] = {"uri": uri, "cid": self.cid(record), "validationStatus": "valid"}
@@ -605,7 +637,7 @@ class BlueskyFake(Fake):
                 self.posts.append(Published(record["text"], refs))
             self.records[data["rkey"]] = record
             answer["commit"] = {"cid": "bafyreicommit", "rev": f"3l{len(self.records):011d}"}
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+        return self.commit_then(kind, request, reply(200, answer))
 
     def query(self, method: str, params: dict[str, str]) -> httpx.Response:
         if method == "com.atproto.identity.resolveHandle":
@@ -693,8 +725,8 @@ class MastodonFake(Fake):
         if any(self.media[m] <= self.processing_polls for m in data.get("media_ids", [])):
             refusal = "Cannot attach files that have not finished processing. Try again in a moment!"
             return reply(422, {"error": refusal})
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         stored = self.keys.get(key)
         if stored is None or self.clock - stored[0] >= self.IDEMPOTENCY_SECONDS:
@@ -703,7 +735,7 @@ class MastodonFake(Fake):
             stored = (self.clock, {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"})
             self.keys[key] = stored
             self.posts.append(Published(data["status"], data.get("media_ids", [])))
-        return self.lost(request) if kind == "unknown" else reply(200, stored[1])
+        return self.commit_then(kind, request, reply(200, stored[1]))
 
 
 # --- Telegram -----------------------------------------------------------------------------
@@ -780,8 +812,8 @@ class TelegramFake(Fake):
         if bad := self.token_error(bot.removeprefix("bot")):
             return bad
         data, uploads = telegram_fields(request)
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         if str(data["chat_id"]) == "-100old":
             return reply(400, {"ok": False, "error_code": 400,
@@ -809,7 +841,7 @@ class TelegramFake(Fake):
         self.posts.append(Published(parsed, [self.media_refs[-1]] if method == "sendPhoto" else []))
         message = {"message_id": 41 + len(self.posts), "date": 1_700_000_000,
                    "chat": {"id": -1001234, "type": "channel", "title": "My channel", "username": "mychannel"}}
-        return self.lost(request) if kind == "unknown" else reply(200, {"ok": True, "result": message})
+        return self.commit_then(kind, request, reply(200, {"ok": True, "result": message}))
 
 
 # --- Discord ------------------------------------------------------------------------------
@@ -878,13 +910,13 @@ class DiscordFake(Fake):
             media = [payload["attachments"][0]["filename"]]
         else:
             payload, media = body(request), []
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(Published(payload["content"], media))
         self.pinged.extend(discord_pings(payload["content"], payload.get("allowed_mentions")))
         message = {"id": "1200", "channel_id": "555", "content": payload["content"], "webhook_id": "111"}
-        return self.lost(request) if kind == "unknown" else reply(200, message)
+        return self.commit_then(kind, request, reply(200, message))
 
 
 # --- Slack --------------------------------------------------------------------------------
@@ -959,11 +991,11 @@ class SlackFake(Fake):
         return re.sub(r"<[^>]*>", "", text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(post)
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+        return self.commit_then(kind, request, reply(200, answer))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)
