@@ -115,8 +115,10 @@ def classify(response: httpx.Response) -> PublishError | None:
     if status == 422 and "DUPLICATE_POST" in response.text:
         match = _URN.search(message)
         detail = message.rsplit("Exception: ", 1)[-1]  # without LinkedIn's Java exception name
+        existing = f" ({_url(match.group(0))})" if match else ""
         return DuplicatePost(
-            f"LinkedIn rejected the post as a duplicate ({detail}): it already has this text; "
+            f"LinkedIn rejected the post as a duplicate: {detail}{existing}. It is an older post with the "
+            "same text, or this post's own if an earlier attempt ended \"outcome unknown\"; "
             "change the text to post it again",
             match.group(0) if match else None,
         )
@@ -286,5 +288,9 @@ def _author(connection: Connection) -> str:
     return account if account.startswith("urn:li:") else f"urn:li:person:{account}"
 
 
+def _url(urn: str) -> str:
+    return f"https://www.linkedin.com/feed/update/{urn}"
+
+
 def _published(urn: str) -> PublishResult:
-    return PublishResult(urn, f"https://www.linkedin.com/feed/update/{urn}")
+    return PublishResult(urn, _url(urn))
