@@ -113,7 +113,7 @@ def classify(response: httpx.Response) -> PublishError | None:
     message = str(data.get("message") or body_excerpt(response))[:300]
     status = response.status_code
     if status == 422 and "DUPLICATE_POST" in response.text:
-        match = _URN.search(message)
+        match = _URN.search(response.text)
         detail = message.rsplit("Exception: ", 1)[-1]  # without LinkedIn's Java exception name
         existing = f" ({_url(match.group(0))})" if match else ""
         return DuplicatePost(
