@@ -14,6 +14,14 @@
 * ``call`` sends the request an adapter builds and lets the adapter's error mapping (its
   ``classify``) decide; a refreshable auth failure refreshes the token once
   (``_tokens.TokenHolder``) and re-sends the same request.
+* ``call(..., creates=True)`` marks the request that creates the post (not an upload, a
+  container, a status poll or a token refresh). There ``on_create`` reads the answer:
+  a gateway may answer 5xx after the backend committed the write, so a ``TransientError``
+  (any 5xx, a platform's "temporary" error) is an ``OutcomeUnknownError``, unless the
+  adapter's ``classify`` proves that nothing was created (``NotCreatedError``, e.g.
+  Slack's ``request_timeout``). A rate limit (the limiter refused the request) and the
+  permanent errors stand. With ``send``'s mapping this gives the create call three
+  outcomes: created, certainly not created (retryable or permanent), unknown.
 * ``retry_after`` and ``raise_for_generic_status`` read what every API signals alike.
 
 Text from the other end (answers, their error fields) reaches a message only through
@@ -33,6 +41,7 @@ import httpx
 
 from ..errors import (
     AddressNotAllowedError,
+    NotCreatedError,
     OutcomeUnknownError,
     PublishError,
     RateLimitedError,
@@ -75,8 +84,10 @@ async def call(
     classify: Classifier,
     *,
     what: str,
+    creates: bool = False,
 ) -> httpx.Response:
-    """Send the request ``build`` makes; on a refreshable auth failure refresh once and resend."""
+    """Send the request ``build`` makes; on a refreshable auth failure refresh once and resend.
+    ``creates``: this request creates the post, so its failures are read by ``on_create``."""
     while True:
         response = await send(client, build(), what=what)
         error = classify(response)
@@ -84,7 +95,15 @@ async def call(
             return response
         if isinstance(error, RefreshableAuthError) and holder is not None and await holder.refresh():
             continue
-        raise error
+        raise on_create(error) if creates else error
+
+
+def on_create(error: PublishError) -> PublishError:
+    """What a failed answer to the request that creates the post means: a passing failure
+    that does not prove nothing was created is an unknown outcome, never retried blindly."""
+    if isinstance(error, TransientError) and not isinstance(error, NotCreatedError):
+        return OutcomeUnknownError(f"{error}, in answer to the request that creates the post")
+    return error
 
 
 def retry_after(response: httpx.Response, default: float | None = None) -> float | None:
@@ -106,12 +125,15 @@ def retry_after(response: httpx.Response, default: float | None = None) -> float
     return max(0.0, when.timestamp() - time.time())
 
 
-def raise_for_generic_status(response: httpx.Response, *, what: str) -> None:
-    """Rate limit and server errors every API signals the same way."""
+def raise_for_generic_status(response: httpx.Response, *, what: str, creates: bool = False) -> None:
+    """Rate limit and server errors every API signals the same way (``creates``: as ``call``)."""
+    error: PublishError | None = None
     if response.status_code == 429:
-        raise RateLimitedError(f"{what}: rate limited (HTTP 429)", retry_after(response))
-    if response.status_code >= 500:
-        raise TransientError(f"{what}: server error (HTTP {response.status_code})", retry_after(response))
+        error = RateLimitedError(f"{what}: rate limited (HTTP 429)", retry_after(response))
+    elif response.status_code >= 500:
+        error = TransientError(f"{what}: server error (HTTP {response.status_code})", retry_after(response))
+    if error is not None:
+        raise on_create(error) if creates else error
 
 
 def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:

@@ -37,7 +37,9 @@ attempt (after a token refresh) is the same request, so the same record. An atte
 that finds a checkpoint (the previous one may have written: lost answer, crash) first
 reads the key with ``com.atproto.repo.getRecord``: a record there is the post, kept as
 it is; otherwise it is written now with a new ``createdAt``. Either way one key holds at
-most one record, so a lost answer is safe to retry.
+most one record. So ``putRecord`` is the request that creates the post: a 5xx, a timeout
+or a reset there is an unknown outcome (``_http.on_create``), which the engine repeats
+because the platform declares ``idempotent``.
 
 Auth failures give one message, ``reconnect bluesky: …`` with the PDS's own reason
 (e.g. "the refresh token was refused (Token has been revoked)").
@@ -62,7 +64,6 @@ from ..config.platforms import PlatformSettings
 from ..errors import (
     AuthError,
     ContentRejectedError,
-    OutcomeUnknownError,
     PlatformConfigError,
     PublishError,
     TransientError,
@@ -196,13 +197,10 @@ class BlueskyAdapter(Adapter):
         record["createdAt"] = created_at(dt.datetime.now(dt.timezone.utc))
         await ctx.checkpoint(rkey=rkey, created_at=record["createdAt"])
         body = {"repo": did, "collection": POST, "rkey": rkey, "record": record}
-        try:
-            response = await call(
-                self.client, holder, lambda: self._request(holder, pds, "com.atproto.repo.putRecord", json=body),
-                classify, what="Bluesky post",
-            )
-        except OutcomeUnknownError as exc:
-            raise TransientError(f"{exc}; safe to retry: the record key is fixed") from exc
+        response = await call(
+            self.client, holder, lambda: self._request(holder, pds, "com.atproto.repo.putRecord", json=body),
+            classify, what="Bluesky post", creates=True,
+        )
         return self._result(require_id(json_object(response), "uri", what="Bluesky post"), did, holder)
 
     async def _record(self, post: Post, pds: str, holder: TokenHolder, ctx: PublishContext) -> dict[str, Any]:

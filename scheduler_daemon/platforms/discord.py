@@ -13,7 +13,11 @@ Flow: text → JSON ``{content}``; images → multipart ``files[n]`` + ``payload
 ``attachments``. Content up to 2,000 characters, up to 10 files of 10 MiB.
 
 Settings: ``SCHEDULER_DISCORD_API_BASE`` (default ``https://discord.com/api/v10``).
-Exactly-once: none for webhooks; an unknown outcome is reported, never retried.
+Exactly-once: none for webhooks (no nonce). Only a 429 (the rate limiter refused the
+request), a refused connection and the permanent errors prove that nothing was posted; a
+5xx (a 502 from the gateway included: repeats after it have duplicated messages), a
+timeout or a reset is an unknown outcome, reported and never retried
+(``_http.on_create``).
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ class DiscordAdapter(Adapter):
             body = json.dumps({**payload, "attachments": attachments})
             return self.client.build_request("POST", url, params=params, files=files, data={"payload_json": body})
 
-        response = await call(self.client, None, build, classify, what="Discord post")
+        response = await call(self.client, None, build, classify, what="Discord post", creates=True)
         message = json_object(response)
         message_id = require_id(message, "id", what="Discord post")
         guild = text_field(meta, "guild_id") or await best_effort(self._guild(url))

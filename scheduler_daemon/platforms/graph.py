@@ -10,7 +10,11 @@ checkpointed at once, as the item's ``container_id``) and wait (bounded poll) un
 status is ``FINISHED``. ``publish``: ``*_publish`` it. An attempt that may follow an earlier
 one (``item.resumed``) reads the container's status first and never publishes a
 ``PUBLISHED`` container again (it recovers the media id from the account's recent posts
-when it can); an ``ERROR`` or ``EXPIRED`` one is dropped and prepared anew.
+when it can); an ``ERROR`` or ``EXPIRED`` one is dropped and prepared anew. So containers
+(children too) are retried freely, and ``*_publish`` is the request that creates the post:
+a 5xx or a "temporary" Graph error there is an unknown outcome (``_http.on_create``), which
+the engine repeats safely because the platform declares ``idempotent`` (the repeat checks
+the container first).
 """
 
 from __future__ import annotations
@@ -150,11 +154,11 @@ class ContainerFlow:
     def _classify(self, response: httpx.Response) -> PublishError | None:
         return classify(self.api.platform, response)
 
-    async def _post(self, path: str, fields: Mapping[str, str], what: str) -> dict[str, Any]:
+    async def _post(self, path: str, fields: Mapping[str, str], what: str, *, creates: bool) -> dict[str, Any]:
         url = f"{self.api.base}/{path}"
         response = await call(
             self.client, self.holder, lambda: form_request(self.client, url, self.holder.token, fields),
-            self._classify, what=what,
+            self._classify, what=what, creates=creates,
         )
         return json_object(response)
 
@@ -168,7 +172,9 @@ class ContainerFlow:
 
     async def create(self, fields: Mapping[str, str]) -> str:
         name = DISPLAY[self.api.platform]
-        data = await self._post(f"{self.api.user_id}/{self.api.create_edge}", fields, f"{name} container")
+        data = await self._post(
+            f"{self.api.user_id}/{self.api.create_edge}", fields, f"{name} container", creates=False
+        )
         container = text_field(data, "id")
         if not container:
             raise TransientError(f"{name} created no container (no id in the answer)")
@@ -200,7 +206,8 @@ class ContainerFlow:
     async def publish_container(self, container: str) -> str:
         name = DISPLAY[self.api.platform]
         data = await self._post(
-            f"{self.api.user_id}/{self.api.publish_edge}", {"creation_id": container}, f"{name} publish"
+            f"{self.api.user_id}/{self.api.publish_edge}", {"creation_id": container}, f"{name} publish",
+            creates=True,
         )
         return require_id(data, "id", what=f"{name} publish")
 

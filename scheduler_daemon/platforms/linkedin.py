@@ -18,12 +18,29 @@ hashtag).
 
 Settings: ``SCHEDULER_LINKEDIN_API_BASE`` (default ``https://api.linkedin.com/rest``),
 ``SCHEDULER_LINKEDIN_OAUTH_API_BASE`` (default ``https://www.linkedin.com/oauth/v2``),
-``SCHEDULER_LINKEDIN_VERSION``. Exactly-once: a repeat is answered 422 ``DUPLICATE_POST``
-naming the existing URN, which is taken as the success.
+``SCHEDULER_LINKEDIN_VERSION``.
+
+Exactly-once: LinkedIn offers no idempotency. On ``POST /rest/posts`` only a 429 (the
+throttle refused the call), a refused connection and the permanent errors prove that
+nothing was posted; a 5xx, a timeout or a reset is an unknown outcome, reported and never
+retried (``_http.on_create``). Uploads are retried freely.
+
+LinkedIn refuses a text it already has with 422 ``DUPLICATE_POST`` naming the existing
+URN. That is this post's success only if an earlier attempt of it may have created it, so
+the attempt records in ``publish_state`` that a send is under way (``create_sent_at``,
+committed before the first create call, removed again when the answer proves nothing was
+created). An attempt that finds it (an earlier outcome was unknown: a lost answer, a
+crash after the send) takes ``DUPLICATE_POST`` as the success with the URN LinkedIn names;
+an attempt that does not (the first, or one after a 429) reports it as a content
+rejection with LinkedIn's message: a deliberate repeat of last week's text is not
+recorded as published with a link to last week's post. A user's reschedule starts a fresh
+series (the trigger clears ``publish_state``), so a repeat after it is a rejection too,
+whose message names the existing post.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import urllib.parse
 from typing import Any
@@ -32,7 +49,14 @@ import httpx
 import regex
 
 from ..config.platforms import PlatformSettings
-from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
+from ..errors import (
+    ContentRejectedError,
+    OutcomeUnknownError,
+    PlatformConfigError,
+    PublishError,
+    RetryablePublishError,
+    TransientError,
+)
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
 from ._calls import json_object, poll, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after, send
@@ -44,6 +68,7 @@ _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 _HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
 MAX_ALT_TEXT = 4_086  # the Images API's altText
+SENT = "create_sent_at"  # publish_state: a create call went out and its outcome is not known
 
 
 def escape(text: str) -> str:
@@ -74,13 +99,31 @@ def _with_hashtags(piece: str) -> str:
     return "".join(parts)
 
 
+class DuplicatePost(ContentRejectedError):
+    """422 ``DUPLICATE_POST``: LinkedIn already has this text, as ``urn`` (if it says)."""
+
+    def __init__(self, message: str, urn: str | None) -> None:
+        super().__init__(message)
+        self.urn = urn
+
+
 def classify(response: httpx.Response) -> PublishError | None:
-    if response.is_success or (response.status_code == 422 and "DUPLICATE_POST" in response.text):
+    if response.is_success:
         return None
     data = json_object(response)
     code = data.get("serviceErrorCode")
     message = str(data.get("message") or body_excerpt(response))[:300]
     status = response.status_code
+    if status == 422 and "DUPLICATE_POST" in response.text:
+        match = _URN.search(response.text)
+        detail = message.rsplit("Exception: ", 1)[-1]  # without LinkedIn's Java exception name
+        existing = f" ({_url(match.group(0))})" if match else ""
+        return DuplicatePost(
+            f"LinkedIn rejected the post as a duplicate: {detail}{existing}. It is an older post with the "
+            "same text, or this post's own if an earlier attempt ended \"outcome unknown\"; "
+            "change the text to post it again",
+            match.group(0) if match else None,
+        )
     if status == 401:
         if code == 65602 or "EXPIRED" in message.upper():
             return reconnect("linkedin", message, refreshable=True)
@@ -146,11 +189,34 @@ class LinkedInAdapter(Adapter):
             body["content"] = {"media": images[0]}
         elif images:
             body["content"] = {"multiImage": {"images": images}}
-        response = await call(
-            self.client, holder, lambda: self._request(holder, "POST", f"{self.base}/posts", json=body),
-            classify, what="LinkedIn post",
-        )
-        return _post_result(response)
+        return await self._create(holder, ctx, body, sent_before=bool(item.state.get(SENT)))
+
+    async def _create(
+        self, holder: TokenHolder, ctx: PublishContext, body: dict[str, Any], *, sent_before: bool
+    ) -> PublishResult:
+        """``POST /rest/posts``, with the send recorded first (see the module docstring);
+        ``sent_before``: an earlier attempt sent it and did not learn what happened."""
+        if not sent_before:
+            await ctx.checkpoint(**{SENT: dt.datetime.now(dt.timezone.utc).isoformat()})
+        try:
+            response = await call(
+                self.client, holder, lambda: self._request(holder, "POST", f"{self.base}/posts", json=body),
+                classify, what="LinkedIn post", creates=True,
+            )
+        except DuplicatePost as duplicate:
+            if not sent_before:
+                raise
+            if duplicate.urn is None:
+                raise OutcomeUnknownError(
+                    f"{duplicate}; LinkedIn named no post, so the earlier attempt's post cannot be linked"
+                ) from duplicate
+            return _published(duplicate.urn)
+        except RetryablePublishError:
+            if not sent_before:  # nothing was created: the next attempt is a first send again
+                await ctx.checkpoint(**{SENT: None})
+            raise
+        urn = response.headers.get("x-restli-id") or text_field(json_object(response), "id")
+        return _published(urn) if urn else PublishResult(None, None)
 
     def _request(self, holder: TokenHolder, method: str, url: str, **kwargs: Any) -> httpx.Request:
         headers = {
@@ -235,14 +301,9 @@ def _author(connection: Connection) -> str:
     return account if account.startswith("urn:li:") else f"urn:li:person:{account}"
 
 
-def _post_result(response: httpx.Response) -> PublishResult:
-    if response.status_code == 422:
-        match = _URN.search(response.text)
-        if match is None:
-            raise ContentRejectedError(f"LinkedIn says this post is a duplicate: {body_excerpt(response)}")
-        urn = match.group(0)
-    else:
-        urn = response.headers.get("x-restli-id") or text_field(json_object(response), "id") or ""
-    if not urn:
-        return PublishResult(None, None)
-    return PublishResult(urn, f"https://www.linkedin.com/feed/update/{urn}")
+def _url(urn: str) -> str:
+    return f"https://www.linkedin.com/feed/update/{urn}"
+
+
+def _published(urn: str) -> PublishResult:
+    return PublishResult(urn, _url(urn))

@@ -138,9 +138,9 @@ class MastodonAdapter(Adapter):
             return self.client.build_request("POST", f"{base}/api/v1/statuses", json=body, headers=headers)
 
         try:
-            response = await call(self.client, None, build, classify, what="Mastodon post")
+            response = await call(self.client, None, build, classify, what="Mastodon post", creates=True)
         except OutcomeUnknownError:  # same Idempotency-Key: the instance returns the original status
-            response = await call(self.client, None, build, classify, what="Mastodon post")
+            response = await call(self.client, None, build, classify, what="Mastodon post", creates=True)
         data = json_object(response)
         return PublishResult(require_id(data, "id", what="Mastodon post"), text_field(data, "url"))
 

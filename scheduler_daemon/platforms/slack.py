@@ -16,9 +16,14 @@ and show as written. The public URL comes from
 ``chat.getPermalink``. Slack answers errors as HTTP 200 ``ok:false`` + ``error``.
 
 Settings: ``SCHEDULER_SLACK_API_BASE`` (default ``https://slack.com/api``), client id and
-secret, token refresh margin. Exactly-once: none offered; an unknown outcome — including
-Slack's own ``internal_error``/``fatal_error``, after which the message may exist — is
-reported, never retried.
+secret, token refresh margin. Exactly-once: none offered. On the calls that post
+(``chat.postMessage``, ``files.completeUploadExternal``) only HTTP 429 or
+``ratelimited`` (the limiter refused the call), ``request_timeout`` ("the POST data was
+either missing or truncated": Slack did not get the request) and the permanent errors
+prove that nothing was posted. An HTTP 5xx, ``service_unavailable``, a timeout or a reset
+is an unknown outcome (``_http.on_create``), and so are ``internal_error`` and
+``fatal_error`` anywhere ("it's possible some aspect of the operation succeeded"):
+reported, never retried. The upload steps are retried freely.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import httpx
 
 from ..errors import (
     ContentRejectedError,
+    NotCreatedError,
     OutcomeUnknownError,
     PlatformConfigError,
     PublishError,
@@ -48,7 +54,8 @@ AUTH_ERRORS = frozenset(
      "not_allowed_token_type", "ekm_access_denied"}
 )
 CONFIG_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "invalid_channel"})
-TRANSIENT_ERRORS = frozenset({"request_timeout", "service_unavailable"})
+NOT_RECEIVED_ERRORS = frozenset({"request_timeout"})  # the POST data was missing or truncated
+TRANSIENT_ERRORS = frozenset({"service_unavailable"})
 UNKNOWN_ERRORS = frozenset({"internal_error", "fatal_error"})
 
 
@@ -77,6 +84,8 @@ def classify(response: httpx.Response) -> PublishError | None:
         )
     if error in ("rate_limited", "ratelimited"):
         return RateLimitedError("Slack rate limit reached", retry_after(response))
+    if error in NOT_RECEIVED_ERRORS:
+        return NotCreatedError(f"Slack did not receive the whole request ({error})")
     if error in TRANSIENT_ERRORS:
         return TransientError(f"Slack is temporarily unavailable ({error})")
     if error in UNKNOWN_ERRORS:
@@ -87,7 +96,8 @@ def classify(response: httpx.Response) -> PublishError | None:
 class SlackAdapter(Adapter):
     facts = PlatformFacts(
         "slack", "Slack", api_base="https://slack.com/api", concurrency=(10, 1),
-        text=(TextLimit(40_000),), media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_ALT_TEXT),
+        text=(TextLimit(40_000),),
+        media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_ALT_TEXT),
     )
 
     async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
@@ -110,21 +120,23 @@ class SlackAdapter(Adapter):
         if item.media:
             return await self._files(holder, item, prepared["files"], channel)
         message = {"channel": channel, "text": escape(item.content)}
-        data = await self._api(holder, "chat.postMessage", "Slack post", json=message)
+        data = await self._api(holder, "chat.postMessage", "Slack post", creates=True, json=message)
         ts = text_field(data, "ts")
         if not ts:
             raise OutcomeUnknownError("Slack post: the answer had no ts; check the channel")
         posted_in = text_field(data, "channel") or channel
         return PublishResult(ts, await best_effort(self._permalink(holder, posted_in, ts)))
 
-    async def _api(self, holder: TokenHolder, method: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    async def _api(
+        self, holder: TokenHolder, method: str, what: str, *, creates: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
         def build() -> httpx.Request:
             headers = {"authorization": f"Bearer {holder.token}"}
             if "json" in kwargs:
                 headers["content-type"] = "application/json; charset=utf-8"
             return self.client.build_request("POST", f"{self.base}/{method}", headers=headers, **kwargs)
 
-        return json_object(await call(self.client, holder, build, classify, what=what))
+        return json_object(await call(self.client, holder, build, classify, what=what, creates=creates))
 
     async def _permalink(self, holder: TokenHolder, channel: str, ts: str) -> str | None:
         where = {"channel": channel, "message_ts": ts}
@@ -154,7 +166,7 @@ class SlackAdapter(Adapter):
         form = {"files": json.dumps(files), "channel_id": channel}
         if item.content:
             form["initial_comment"] = escape(item.content)
-        data = await self._api(holder, "files.completeUploadExternal", "Slack file post", data=form)
+        data = await self._api(holder, "files.completeUploadExternal", "Slack file post", creates=True, data=form)
         ts = _shared_ts(data, channel)
         if ts:
             return PublishResult(ts, await best_effort(self._permalink(holder, channel, ts)))

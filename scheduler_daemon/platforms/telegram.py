@@ -17,7 +17,11 @@ i.e. on the text as written. A group that became a supergroup (``migrate_to_chat
 is retried once with the new chat id; update ``account_id``.
 
 Settings: ``SCHEDULER_TELEGRAM_API_BASE`` (default ``https://api.telegram.org``).
-Exactly-once: none offered; an unknown outcome is reported, never retried.
+Exactly-once: none offered. Only a 429 with ``retry_after`` (flood control: "the number of
+seconds left to wait before the request can be repeated"), a migrated group and the
+permanent errors prove that nothing was sent; a 5xx (Telegram's front answers 502 Bad
+Gateway after delivering), a timeout or a reset is an unknown outcome, reported and never
+retried (``_http.on_create``).
 """
 
 from __future__ import annotations
@@ -153,7 +157,7 @@ class TelegramAdapter(Adapter):
             form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
             return self.client.build_request("POST", url, data=form, files=files)
 
-        response = await call(self.client, None, build, classify, what=f"Telegram {method}")
+        response = await call(self.client, None, build, classify, what=f"Telegram {method}", creates=True)
         return _result(json_object(response).get("result"), chat)
 
 

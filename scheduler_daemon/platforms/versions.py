@@ -6,16 +6,20 @@ least a year; a sunset version answers HTTP 426, so every LinkedIn post would fa
 years, then silently serves calls with the next version, whose behaviour may differ.
 
 The table below holds the published sunset dates (``confirmed``) and, where none is
-published yet, the expected one (``confirmed=False``: LinkedIn's "at least one year",
-the 15th of the month a year after release; Meta's two years after release). A LinkedIn
-version missing from the table gets that expected date too; a Graph version missing from
-it is not judged.
+published yet, an estimate (``confirmed=False``: LinkedIn's "at least one year", the 15th
+of the month a year after release; Meta's two years after release). A LinkedIn version
+missing from the table gets that estimate too; a Graph version missing from it is not
+judged.
 
 ``notices(settings, today)`` is the one rule, pure and tested with explicit dates:
 
 * sunset within ``WARN_DAYS`` (60) days: a warning, at start and in ``doctor``;
-* sunset today or earlier: an error naming the setting (``ConfigError`` at start,
-  ``doctor`` fails).
+* a confirmed sunset today or earlier: an error naming the setting (``ConfigError`` at
+  start, ``doctor`` fails);
+* an estimated sunset today or earlier: only a warning. An estimate is a guess (LinkedIn
+  keeps versions "a minimum of one year"), and a guess must never stop the daemon: if
+  the version is really gone, LinkedIn answers 426 and each post says so, naming the
+  setting.
 
 Sources (read 2026-12): learn.microsoft.com/linkedin/marketing/integrations/migrations
 (sunset table) and /marketing/versioning (latest version 202607, "supported for a
@@ -42,14 +46,16 @@ class Sunset:
     confirmed: bool = True  # False: expected from the platform's policy, not yet announced
 
 
+# Confirmed: LinkedIn's migrations table. Estimated (confirmed=False): not announced yet.
 LINKEDIN: dict[str, Sunset] = {
     "202510": Sunset(dt.date(2026, 10, 15)),
     "202511": Sunset(dt.date(2026, 11, 16)),
     "202601": Sunset(dt.date(2027, 1, 15)),
     "202602": Sunset(dt.date(2027, 2, 15)),
     "202603": Sunset(dt.date(2027, 3, 16)),
-    "202607": Sunset(dt.date(2027, 7, 15), confirmed=False),
+    "202607": Sunset(dt.date(2027, 7, 15), confirmed=False),  # the default; not in the table yet
 }
+# Confirmed: Meta's changelog ("available until"). Estimated: "TBD" there.
 GRAPH: dict[str, Sunset] = {
     "v20.0": Sunset(dt.date(2026, 9, 24)),
     "v21.0": Sunset(dt.date(2027, 1, 21)),
@@ -66,15 +72,26 @@ class Notice:
     setting: str
     version: str
     sunset: Sunset
-    expired: bool  # False: a warning; True: an error
+    passed: bool  # the sunset is today or earlier
+
+    @property
+    def expired(self) -> bool:
+        """An error (the daemon refuses to start): only a confirmed sunset that has passed."""
+        return self.passed and self.sunset.confirmed
 
     @property
     def message(self) -> str:
-        when = self.sunset.on.isoformat() + ("" if self.sunset.confirmed else " (expected)")
         platform = "LinkedIn" if self.setting == "SCHEDULER_LINKEDIN_VERSION" else "Meta's Graph API"
-        if self.expired:
-            return f"{self.setting}={self.version}: {platform} sunset this version on {when}; set a current one"
-        return f"{self.setting}={self.version}: {platform} sunsets this version on {when}; move to a newer one"
+        head = f"{self.setting}={self.version}: {platform}"
+        when = self.sunset.on.isoformat()
+        if not self.sunset.confirmed:
+            guess = f"{head} has not announced this version's sunset; it is expected around {when}"
+            if self.passed:
+                return f"{guess}, which has passed: if posts fail with HTTP 426, set a current version"
+            return f"{guess}: move to a newer one"
+        if self.passed:
+            return f"{head} sunset this version on {when}; set a current one"
+        return f"{head} sunsets this version on {when}; move to a newer one"
 
 
 def linkedin_sunset(version: str) -> Sunset:
@@ -94,15 +111,13 @@ def notices(settings: PlatformSettings, today: dt.date) -> list[Notice]:
     if graph is not None:
         pinned.append(("SCHEDULER_GRAPH_API_VERSION", settings.graph_api_version, graph))
     for setting, version, sunset in pinned:
-        if sunset.on <= today:
-            found.append(Notice(setting, version, sunset, expired=True))
-        elif (sunset.on - today).days <= WARN_DAYS:
-            found.append(Notice(setting, version, sunset, expired=False))
+        if (sunset.on - today).days <= WARN_DAYS:
+            found.append(Notice(setting, version, sunset, passed=sunset.on <= today))
     return found
 
 
 def startup_warnings(settings: PlatformSettings, today: dt.date | None = None) -> list[str]:
-    """The warnings to log at start; raises ``ConfigError`` for a version past its sunset."""
+    """The warnings to log at start; raises ``ConfigError`` for a version past its confirmed sunset."""
     found = notices(settings, today or dt.date.today())
     expired = [n.message for n in found if n.expired]
     if expired:

@@ -4,7 +4,9 @@ Body ``{post_id, platform, content, media, scheduled_at, campaign_id, user_id}``
 headers ``Idempotency-Key: <post id>`` (a receiver can drop a repeat) and
 ``X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed by the
 connection's access_token>``. Any 2xx is success; ``id``/``url`` in a JSON answer become
-the platform post id and URL.
+the platform post id and URL. A 429 is retried (the receiver refused the request); a 5xx,
+a timeout or a reset may come after the receiver processed the post: an unknown outcome,
+never retried blindly (``_http.on_create``).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class WebhookAdapter(Adapter):
         response = await send(self.client, request, what="webhook")
         if response.is_success:
             return _result(response)
-        raise_for_generic_status(response, what="webhook")
+        raise_for_generic_status(response, what="webhook", creates=True)
         if response.status_code in (401, 403):
             reason = body_excerpt(response)
             raise reconnect(self.name, f"HTTP {response.status_code}" + (f": {reason}" if reason else ""))

@@ -20,7 +20,10 @@ back to draft), not a 15-minute rate limit to wait out.
 Settings: ``SCHEDULER_X_API_BASE`` (default ``https://api.x.com/2``),
 ``SCHEDULER_X_CLIENT_ID`` (+ ``SCHEDULER_X_CLIENT_SECRET`` for confidential clients),
 token refresh margin, media poll interval/timeout. Exactly-once: none offered (X only
-rejects exact duplicates with 403); an unknown outcome is reported, never retried.
+rejects exact duplicates with 403, naming no post). On ``POST /2/tweets`` only a 429
+``rate-limit-exceeded`` (X's limiter refused the call), a refused connection and the
+permanent errors prove that nothing was posted; a 5xx, a timeout or a reset is an unknown
+outcome, reported and never retried (``_http.on_create``). Uploads are retried freely.
 """
 
 from __future__ import annotations
@@ -128,7 +131,8 @@ class XAdapter(Adapter):
         if media_ids:
             body["media"] = {"media_ids": media_ids}
         response = await call(
-            self.client, holder, lambda: self._request(holder, "POST", "tweets", json=body), classify, what="X post"
+            self.client, holder, lambda: self._request(holder, "POST", "tweets", json=body), classify,
+            what="X post", creates=True,
         )
         tweet_id = require_id(json_object(response), "data", "id", what="X post")
         username = holder.connection.metadata.get("username")

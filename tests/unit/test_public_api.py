@@ -13,8 +13,8 @@ PUBLIC = {
     # the exception tree
     "SchedulerError", "ConfigError", "InvalidPostError", "InvalidScheduleError", "NoConnectionError",
     "PublishError", "PermanentPublishError", "AuthError", "RefreshableAuthError", "ContentRejectedError",
-    "PlatformConfigError", "RetryablePublishError", "RateLimitedError", "TransientError", "OutcomeUnknownError",
-    "PreparedStaleError",
+    "PlatformConfigError", "RetryablePublishError", "RateLimitedError", "TransientError", "NotCreatedError",
+    "OutcomeUnknownError", "PreparedStaleError",
     # the values that flow between modules
     "Post", "Connection", "MediaItem", "PublishResult", "TokenSet", "Refresher", "Outcome", "OutcomeKind",
     "PostStatus", "ScheduleKey", "PostItem", "Delivery", "MediaFile", "VideoFacts",

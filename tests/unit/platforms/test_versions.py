@@ -11,6 +11,7 @@ from scheduler_daemon.errors import ConfigError, PlatformConfigError
 from scheduler_daemon.platforms.delivery import deliver
 from scheduler_daemon.platforms.versions import (
     GRAPH,
+    LINKEDIN,
     WARN_DAYS,
     doctor_checks,
     linkedin_sunset,
@@ -66,6 +67,35 @@ def test_unlisted_linkedin_months_expire_a_year_after_release() -> None:
     assert linkedin_sunset("202512").on == dt.date(2026, 12, 15)
     assert not linkedin_sunset("202512").confirmed
     assert linkedin_sunset("202603.01") == linkedin_sunset("202603")
+
+
+def test_an_estimated_sunset_only_warns_even_after_its_date() -> None:
+    """LinkedIn has announced no date for 202512 (the estimate is 2026-12-15): a guess
+    must not stop the daemon. If the version is really gone, each post's 426 says so."""
+    after = dt.date(2027, 1, 1)
+    [warning] = notices(configured(linkedin="202512"), after)
+    assert warning.passed and not warning.expired
+    assert "has not announced" in warning.message and "HTTP 426" in warning.message
+    [message] = startup_warnings(configured(linkedin="202512"), after)
+    assert "SCHEDULER_LINKEDIN_VERSION=202512" in message
+    [(_, status, _)] = doctor_checks(configured(linkedin="202512"), after)
+    assert status == "warn"
+
+
+def test_a_guess_never_refuses_to_start_the_defaults_included() -> None:
+    linkedin = [v for v, sunset in LINKEDIN.items() if not sunset.confirmed] + ["203012"]  # unlisted: estimated
+    graph = [v for v, sunset in GRAPH.items() if not sunset.confirmed]
+    defaults = PlatformSettings()
+    assert defaults.linkedin_version in linkedin or linkedin_sunset(defaults.linkedin_version).confirmed
+    assert defaults.graph_api_version in graph or GRAPH[defaults.graph_api_version].confirmed
+    later = dt.date(2040, 1, 1)  # past every estimate
+    for version in linkedin:
+        startup_warnings(configured(linkedin=version), later)  # warnings at most, never ConfigError
+    for version in graph:
+        startup_warnings(configured(graph=version), later)
+    assert {status for _, status, _ in doctor_checks(configured(linkedin=linkedin[0], graph=graph[0]), later)} == {
+        "warn"
+    }
 
 
 def test_start_refuses_an_expired_version_and_warns_about_a_soon_one() -> None:

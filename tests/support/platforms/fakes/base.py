@@ -10,8 +10,14 @@ success and error bodies. Shared behaviour:
   platform's "expired" answer (or its auth failure where nothing can be refreshed);
   ``revoked = True`` makes every call, refresh included, answer the auth failure.
 * ``fail``: failure kinds consumed by the publishing call: ``rate``, ``transient``,
-  ``content``, ``config`` answer the documented error; ``unknown`` performs the
-  publish and then raises ``httpx.ReadTimeout`` (the answer is lost).
+  ``content``, ``config`` answer the documented error and publish nothing. The kinds in
+  ``AFTER_COMMIT`` publish and then fail the answer, the failure that hurts most:
+  ``unknown`` raises ``httpx.ReadTimeout`` (the answer is lost), ``reset`` drops the
+  connection (``httpx.RemoteProtocolError``), ``committed-5xx`` answers the platform's
+  own 5xx (its ``transient`` answer), as a gateway does after the backend committed.
+* ``fail_at``: path fragment → failure kinds played by the first requests whose path
+  contains it, before they do anything (uploads, containers): ``transient`` answers the
+  platform's 5xx, ``timeout`` raises ``httpx.ReadTimeout``.
 * ``posts``: what the platform really published; ``media_refs``: what it received as
   media (bytes, or the URL it was told to fetch).
 """
@@ -29,7 +35,7 @@ import httpx
 
 from ..context import IMAGE, IMAGE_URL
 
-__all__ = ["IMAGE", "IMAGE_URL", "Fake", "Published", "bearer", "body", "form", "jwt", "reply"]
+__all__ = ["AFTER_COMMIT", "IMAGE", "IMAGE_URL", "Fake", "Published", "bearer", "body", "form", "jwt", "reply"]
 
 
 @dataclass
@@ -67,6 +73,9 @@ def jwt(exp: float) -> str:
     return f"{part({'alg': 'HS256'})}.{part({'exp': int(exp), 'jti': next(_jti), 'scope': 'com.atproto.access'})}.c2ln"
 
 
+AFTER_COMMIT = ("unknown", "reset", "committed-5xx")
+
+
 class Fake:
     name = ""
     refreshable = False
@@ -80,6 +89,7 @@ class Fake:
         self.publish_calls = 0
         self.posts: list[Published] = []
         self.media_refs: list[Any] = []
+        self.fail_at: dict[str, list[str]] = {}
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -87,6 +97,11 @@ class Fake:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
         self.requests.append(request)
+        for fragment, kinds in self.fail_at.items():
+            if kinds and fragment in request.url.path:
+                if kinds.pop(0) == "timeout":
+                    raise httpx.ReadTimeout("timed out", request=request)
+                return self.error("transient")
         return await self.route(request)
 
     async def route(self, request: httpx.Request) -> httpx.Response:
@@ -102,14 +117,24 @@ class Fake:
             return self.error("expired" if self.refreshable else "auth")
         return None
 
-    def gate(self) -> str | None:
-        """At the publishing call: the failure to play, if any ('unknown' is played after)."""
+    def gate(self, request: httpx.Request) -> str | None:
+        """At the publishing call: the failure to play, if any (``AFTER_COMMIT`` ones are
+        played after publishing; ``refused`` fails to connect: the request never arrived)."""
+        kind = self.fail.pop(0) if self.fail else None
+        if kind == "refused":
+            raise httpx.ConnectError("connection refused", request=request)
         self.publish_calls += 1
-        return self.fail.pop(0) if self.fail else None
+        return kind
 
-    @staticmethod
-    def lost(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
+    def commit_then(self, kind: str | None, request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        """The answer to a publish the platform has committed, as ``kind`` spoils it."""
+        if kind == "unknown":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if kind == "reset":
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        if kind == "committed-5xx":
+            return self.error("transient")
+        return answer
 
     async def new_tokens(self) -> str:
         for _ in range(3):  # let a concurrent publish reach the row lock meanwhile

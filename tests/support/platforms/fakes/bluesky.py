@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from .base import Fake, Published, bearer, body, jwt, reply
+from .base import AFTER_COMMIT, Fake, Published, bearer, body, jwt, reply
 
 
 class BlueskyFake(Fake):
@@ -86,8 +86,8 @@ class BlueskyFake(Fake):
         dt.datetime.fromisoformat(record["createdAt"])
         for facet in record.get("facets", []):
             assert 0 <= facet["index"]["byteStart"] < facet["index"]["byteEnd"] <= len(record["text"].encode())
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         uri = f"at://{self.did}/app.bsky.feed.post/{data['rkey']}"
         answer: dict[str, Any] = {"uri": uri, "cid": self.cid(record), "validationStatus": "valid"}
@@ -98,7 +98,7 @@ class BlueskyFake(Fake):
                 self.posts.append(Published(record["text"], refs))
             self.records[data["rkey"]] = record
             answer["commit"] = {"cid": "bafyreicommit", "rev": f"3l{len(self.records):011d}"}
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+        return self.commit_then(kind, request, reply(200, answer))
 
     def query(self, method: str, params: dict[str, str]) -> httpx.Response:
         if method == "com.atproto.identity.resolveHandle":

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .base import IMAGE, Fake, Published, body, reply
+from .base import AFTER_COMMIT, IMAGE, Fake, Published, body, reply
 
 
 def discord_pings(content: str, allowed: dict[str, Any] | None) -> list[str]:
@@ -74,10 +74,10 @@ class DiscordFake(Fake):
             media = [payload["attachments"][0]["filename"]]
         else:
             payload, media = body(request), []
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(Published(payload["content"], media))
         self.pinged.extend(discord_pings(payload["content"], payload.get("allowed_mentions")))
         message = {"id": "1200", "channel_id": "555", "content": payload["content"], "webhook_id": "111"}
-        return self.lost(request) if kind == "unknown" else reply(200, message)
+        return self.commit_then(kind, request, reply(200, message))

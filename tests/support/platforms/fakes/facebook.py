@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from .base import IMAGE_URL, Fake, Published, form, reply
+from .base import AFTER_COMMIT, IMAGE_URL, Fake, Published, form, reply
 from .graph import graph_error
 
 
@@ -39,8 +39,8 @@ class FacebookFake(Fake):
                             {"id": "1234_999", "permalink_url": "https://www.facebook.com/1234/posts/999"})
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(post)
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+        return self.commit_then(kind, request, reply(200, answer))

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .base import IMAGE_URL, Fake, Published, form, reply
+from .base import AFTER_COMMIT, IMAGE_URL, Fake, Published, form, reply
 
 
 def graph_error(
@@ -99,8 +99,8 @@ class ContainerFake(Fake):
     def publish(self, request: httpx.Request, cid: str) -> httpx.Response:
         container = self.containers[cid]
         assert container["status"] == "FINISHED", f"publishing a {container['status']} container"
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         container["status"] = "PUBLISHED"
         media_id = f"m{len(self.published) + 1}"
@@ -110,7 +110,7 @@ class ContainerFake(Fake):
             self.containers[c]["fields"]["image_url"] for c in fields.get("children", "").split(",") if c
         ]
         self.posts.append(Published(fields.get(self.caption_field, ""), media))
-        return self.lost(request) if kind == "unknown" else reply(200, {"id": media_id})
+        return self.commit_then(kind, request, reply(200, {"id": media_id}))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         assert request.method == "GET"

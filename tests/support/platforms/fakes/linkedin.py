@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .base import Fake, Published, bearer, body, form, reply
+from .base import AFTER_COMMIT, Fake, Published, bearer, body, form, reply
 
 LITTLE_TEXT_RESERVED = set("\\|{}@[]()<>#*_~")
 _LINK = re.compile(r"(?:https?://|www\.)\S+|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?:[/?#:]\S*)?")
@@ -113,14 +113,21 @@ class LinkedInFake(Fake):
         assert post["author"] == "urn:li:person:abc"
         assert post["lifecycleState"] == "PUBLISHED" and post["visibility"] == "PUBLIC"
         assert post["distribution"]["feedDistribution"] == "MAIN_FEED"
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         commentary = post["commentary"]
         if commentary in self.commentaries:
             urn = self.commentaries[commentary]
-            return reply(422, {"status": 422, "code": "DUPLICATE_POST",
-                               "message": f"Content is a duplicate of {urn}"})
+            return reply(422, {  # as LinkedIn answers it
+                "errorDetailType": "com.linkedin.common.error.BadRequest",
+                "message": "com.linkedin.content.common.exception.BadRequestResponseException: "
+                           f"Content is a duplicate of {urn}",
+                "errorDetails": {"inputErrors": [
+                    {"description": "Duplicate post is detected", "input": {}, "code": "DUPLICATE_POST"}
+                ]},
+                "status": 422,
+            })
         media = post.get("content", {}).get("media")
         if media:
             assert media["id"] in self.images and self.images[media["id"]] == "AVAILABLE"
@@ -130,7 +137,7 @@ class LinkedInFake(Fake):
         self.hashtags.append(hashtags)
         self.links.append(links)
         self.posts.append(Published(shown, [media["id"]] if media else []))
-        return self.lost(request) if kind == "unknown" else reply(201, None, {"x-restli-id": urn})
+        return self.commit_then(kind, request, reply(201, None, {"x-restli-id": urn}))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)

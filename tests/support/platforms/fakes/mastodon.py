@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from .base import IMAGE, Fake, Published, bearer, body, reply
+from .base import AFTER_COMMIT, IMAGE, Fake, Published, bearer, body, reply
 
 
 class MastodonFake(Fake):
@@ -70,8 +70,8 @@ class MastodonFake(Fake):
         if any(self.media[m] <= self.processing_polls for m in data.get("media_ids", [])):
             refusal = "Cannot attach files that have not finished processing. Try again in a moment!"
             return reply(422, {"error": refusal})
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         stored = self.keys.get(key)
         if stored is None or self.clock - stored[0] >= self.IDEMPOTENCY_SECONDS:
@@ -80,4 +80,4 @@ class MastodonFake(Fake):
             stored = (self.clock, {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"})
             self.keys[key] = stored
             self.posts.append(Published(data["status"], data.get("media_ids", [])))
-        return self.lost(request) if kind == "unknown" else reply(200, stored[1])
+        return self.commit_then(kind, request, reply(200, stored[1]))

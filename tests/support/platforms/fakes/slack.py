@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .base import IMAGE, Fake, Published, bearer, body, form, reply
+from .base import AFTER_COMMIT, IMAGE, Fake, Published, bearer, body, form, reply
 
 
 class SlackFake(Fake):
@@ -80,11 +80,11 @@ class SlackFake(Fake):
         return re.sub(r"<[^>]*>", "", text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(post)
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+        return self.commit_then(kind, request, reply(200, answer))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from .base import Fake, Published, body, reply
+from .base import AFTER_COMMIT, Fake, Published, body, reply
 
 
 def telegram_fields(request: httpx.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -81,8 +81,8 @@ class TelegramFake(Fake):
         if bad := self.token_error(bot.removeprefix("bot")):
             return bad
         data, uploads = telegram_fields(request)
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         if str(data["chat_id"]) == "-100old":
             return reply(400, {"ok": False, "error_code": 400,
@@ -110,4 +110,4 @@ class TelegramFake(Fake):
         self.posts.append(Published(parsed, [self.media_refs[-1]] if method == "sendPhoto" else []))
         message = {"message_id": 41 + len(self.posts), "date": 1_700_000_000,
                    "chat": {"id": -1001234, "type": "channel", "title": "My channel", "username": "mychannel"}}
-        return self.lost(request) if kind == "unknown" else reply(200, {"ok": True, "result": message})
+        return self.commit_then(kind, request, reply(200, {"ok": True, "result": message}))

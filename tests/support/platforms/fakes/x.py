@@ -9,7 +9,7 @@ import httpx
 
 from scheduler_daemon.platforms.twitter_text import weighted_length
 
-from .base import IMAGE, Fake, Published, bearer, body, form, reply
+from .base import AFTER_COMMIT, IMAGE, Fake, Published, bearer, body, form, reply
 
 
 class XFake(Fake):
@@ -63,12 +63,12 @@ class XFake(Fake):
                                "type": "https://api.twitter.com/2/problems/invalid-request"})
         media = tweet.get("media", {}).get("media_ids", [])
         assert all(m in self.media_ids for m in media)
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(Published(tweet["text"], media))
         answer = {"data": {"id": "1445880548472328192", "text": tweet["text"]}}
-        return self.lost(request) if kind == "unknown" else reply(201, answer)
+        return self.commit_then(kind, request, reply(201, answer))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)
