@@ -182,7 +182,11 @@ class BlueskyAdapter(Adapter):
             await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
             yield did, pds, holder
         finally:
-            self._sessions[connection.id] = (connection.access_token, holder.connection)
+            session = holder.connection
+            if holder.refreshed:  # a refreshed pair expires when its JWT says (the row may not say it)
+                expiry = jwt_expiry(session.access_token) or session.token_expires_at
+                session = dataclasses.replace(session, token_expires_at=expiry)
+            self._sessions[connection.id] = (connection.access_token, session)
 
     async def _put(
         self, post: Post, item: Item, did: str, pds: str, holder: TokenHolder, ctx: PublishContext,
