@@ -362,8 +362,9 @@ def render(results: dict[str, Any]) -> str:
                 ),
                 (
                     "CPU",
-                    f"{m['cpu']}, {m['cores']} cores (load average when the bench started: "
-                    f"{m.get('load_average_at_start')})",
+                    f"{m['cpu']}, {m['cores']} cores (load average (1, 5, 15 min) when the bench started: "
+                    f"{m.get('load_average_at_start')}, when it ended: {m.get('load_average_at_end', 'not recorded')}; "
+                    "other engineers share the machine)",
                 ),
                 ("memory", f"{m['memory_gib']} GiB"),
                 ("OS", m["os"]),

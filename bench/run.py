@@ -105,7 +105,8 @@ def run(smoke: bool, only: list[str], out: Path) -> dict[str, Any]:
         "started": started.isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - began, 1),
         "sizes": sizes.as_dict(),
-        "machine": {**described, "revision_at_end": machine.revision()},
+        "machine": {**described, "revision_at_end": machine.revision(),
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "scenarios": scenarios,
     }
     out.mkdir(parents=True, exist_ok=True)
