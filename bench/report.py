@@ -366,6 +366,11 @@ def render(results: dict[str, Any]) -> str:
                     f"{m.get('load_average_at_start')}, when it ended: {m.get('load_average_at_end', 'not recorded')}; "
                     "other engineers share the machine)",
                 ),
+                (
+                    "speed",
+                    f"a 10M-iteration pure-Python loop took {m.get('calibration_s_at_start', '–')} s of CPU at the "
+                    f"start and {m.get('calibration_s_at_end', '–')} s at the end (compare runs with it)",
+                ),
                 ("memory", f"{m['memory_gib']} GiB"),
                 ("OS", m["os"]),
                 ("Python", m["python"]),

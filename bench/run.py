@@ -106,7 +106,8 @@ def run(smoke: bool, only: list[str], out: Path) -> dict[str, Any]:
         "duration_s": round(time.perf_counter() - began, 1),
         "sizes": sizes.as_dict(),
         "machine": {**described, "revision_at_end": machine.revision(),
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+                    "calibration_s_at_end": machine.calibration_s()},
         "scenarios": scenarios,
     }
     out.mkdir(parents=True, exist_ok=True)

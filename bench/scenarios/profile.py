@@ -125,7 +125,8 @@ def summarise(samples: list[tuple[list[str], int]], top: int = 15) -> dict[str, 
 
 
 class GcTimer:
-    """Cyclic GC collections and their time while installed (``gc.callbacks``)."""
+    """Cyclic GC collections and their CPU time while installed (``gc.callbacks``; CPU, not
+    wall time: py-spy's pauses and other processes do not count)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -134,9 +135,9 @@ class GcTimer:
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._began = time.perf_counter()
+            self._began = time.process_time()
         else:
-            self.seconds += time.perf_counter() - self._began
+            self.seconds += time.process_time() - self._began
             self.collections[info["generation"]] += 1
 
 
