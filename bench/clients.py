@@ -93,7 +93,7 @@ async def _run(args: argparse.Namespace) -> None:
         await asyncio.gather(*(worker(pending) for _ in range(limit)))
     wall, cpu = time.perf_counter() - began, time.process_time() - cpu
     say({"wall_s": round(wall, 4), "cpu_s": round(cpu, 4), "errors": len(errors), "versions": dict(versions),
-         "first_error": errors[0] if errors else None})
+         "first_error": errors[0] if errors else None, "loop": type(asyncio.get_running_loop()).__module__})
     for close in closers:
         await close()
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)

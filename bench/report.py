@@ -254,7 +254,7 @@ def _concurrency(r: dict[str, Any]) -> str:
                d["rss_in_flight_mib"], d["kib_per_request"], d["fds_before"], d["fds_in_flight"],
                d["fds_per_request"], d["sink_connections"], d["all_in_flight_s"], d["cpu_ms_per_request"]]
               for d in r["daemon_in_flight"]]
-    bare = [[f"bare {b['client']} ({b['versions']}, uvloop)", b["in_flight"], b["rss_before_mib"],
+    bare = [[f"bare {b['client']} ({b['versions']}, {b['loop'].split('.')[0]})", b["in_flight"], b["rss_before_mib"],
              b["rss_in_flight_mib"],
              b["kib_per_request"], b["fds_before"], b["fds_in_flight"], b["fds_per_request"], b["sink_connections"],
              b["wall_s"], b["cpu_ms_per_request"]] for b in r["bare_in_flight"]]

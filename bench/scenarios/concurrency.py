@@ -18,6 +18,7 @@ do (and 1,000, to show what that cap does to httpx, which multiplexes on one con
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from typing import Any
 
@@ -64,15 +65,19 @@ ASYNCIO_DAEMON = [DAEMON[0], "-c", "import sys; sys.modules['uvloop'] = None; "
                   "from scheduler_daemon.cli import main; sys.exit(main())", "run"]
 
 
+# What `scheduler-daemon run` runs on: uvloop when installed (the speed extra), else asyncio.
+DAEMON_LOOP = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
 async def _daemon_in_flight(
-    ctx: Context, certs: Certificates, n: int, tls: bool, loop: str = "uvloop"
+    ctx: Context, certs: Certificates, n: int, tls: bool, loop: str = DAEMON_LOOP
 ) -> dict[str, Any]:
     async with ReceiverProcess("fast", "--hold", tls=certs if tls else None) as rx, ctx.database() as dsn:
         db = await asyncpg.connect(dsn)
         try:
             campaign = await webhook_campaign(db, rx.url)
             env = daemon_env(dsn, "in-flight", SCHEDULER_CONCURRENCY=str(n), SSL_CERT_FILE=str(certs.ca))
-            argv = DAEMON if loop == "uvloop" else ASYNCIO_DAEMON
+            argv = DAEMON if loop == DAEMON_LOOP else ASYNCIO_DAEMON
             async with DaemonProcess(argv, env, output=ctx.work_dir / "in-flight.log") as daemon:
                 before, cpu = _sample(daemon.pid), cpu_seconds(daemon.pid)
                 due = time.time() + ctx.sizes.lead_s + n / 2500
@@ -122,7 +127,8 @@ async def measure(ctx: Context) -> dict[str, Any]:
     daemon = [await _daemon_in_flight(ctx, certs, n, tls=True) for n in s.inflight]
     if not ctx.smoke:  # the smoke run keeps one of each kind of measurement
         middle = s.inflight[len(s.inflight) // 2]
-        daemon.append(await _daemon_in_flight(ctx, certs, middle, tls=True, loop="asyncio"))
+        if DAEMON_LOOP != "asyncio":
+            daemon.append(await _daemon_in_flight(ctx, certs, middle, tls=True, loop="asyncio"))
         daemon.append(await _daemon_in_flight(ctx, certs, middle, tls=False))
     n = s.protocol_requests
     bare_in_flight = [await _bare(certs, client, n, n, ["--max-streams", str(n)], hold=True)

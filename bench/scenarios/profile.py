@@ -152,6 +152,8 @@ class Sampler:
 
     async def start(self) -> None:
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not os.access(spy, os.X_OK):
+            raise RuntimeError("py-spy is not installed (pip install -e '.[bench]')")
         self.proc = await asyncio.create_subprocess_exec(
             spy, "record", "--pid", str(os.getpid()), "--rate", str(RATE), "--format", "raw", "--nolineno",
             "--output", str(self.out), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
