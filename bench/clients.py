@@ -58,9 +58,9 @@ async def _run(args: argparse.Namespace) -> None:
         limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
         transport: httpx.AsyncBaseTransport | None = None
         if args.client == "daemon-transport":
-            from scheduler_daemon.transport import AiohttpTransport
+            from .transports import DAEMON_TRANSPORT, make
 
-            transport = AiohttpTransport(max_connections=limit)  # trusts SSL_CERT_FILE, as the daemon does
+            transport = make(DAEMON_TRANSPORT, limit)  # trusts SSL_CERT_FILE, as the daemon does
         client = httpx.AsyncClient(transport=transport, verify=context, limits=limits, timeout=120.0,
                                    http2=args.client == "httpx-h2")
         closers.append(client.aclose)

@@ -20,7 +20,7 @@ def available(name: str) -> bool:
     if name == HTTPX_AIOHTTP:
         return importlib.util.find_spec("httpx_aiohttp") is not None
     if name == DAEMON_TRANSPORT:
-        return importlib.util.find_spec("scheduler_daemon.transport") is not None
+        return importlib.util.find_spec("scheduler_daemon.net.transport") is not None
     return name in (DAEMON_DEFAULT, HTTPX_DEFAULT)
 
 
@@ -36,9 +36,13 @@ def make(name: str, concurrency: int) -> httpx.AsyncBaseTransport | None:
 
         return AiohttpTransport(limits=limits)
     if name == DAEMON_TRANSPORT:
-        import scheduler_daemon.transport as own
+        import ipaddress
 
-        made: httpx.AsyncBaseTransport = own.AiohttpTransport(max_connections=concurrency)
+        import scheduler_daemon.net.transport as own
+        from scheduler_daemon.net.guard import Guard
+
+        guard = Guard((ipaddress.ip_network("127.0.0.1/32"),))  # the receiver
+        made: httpx.AsyncBaseTransport = own.AiohttpTransport(max_connections=concurrency, guard=guard)
         return made
     raise ValueError(f"unknown transport {name!r}")
 

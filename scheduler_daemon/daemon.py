@@ -29,25 +29,17 @@ from .engine.publisher import Publisher
 from .engine.recovery import Recovery
 from .engine.status import StatusReporter, status_line
 from .engine.writer import OutcomeWriter
+from .net.transport import outbound_client
 from .observability.metrics import Metrics
 from .platforms.registry import Registry, unknown_platforms
 from .redact import SECRETS
 from .systemd import Notifier
-from .transport import AiohttpTransport
 
 logger = structlog.get_logger("scheduler_daemon.daemon")
 
 # In-flight publishes had the shutdown timeout; their outcomes get a little more to land
 # (the unit's TimeoutStopSec covers both).
 OUTCOME_STOP_SECONDS = 5.0
-
-
-def _warm_httpcore() -> None:
-    """httpcore loads anyio's asyncio backend on its first request (about 15 ms here);
-    load it now, inside the loop, so the first post of the day is not the late one."""
-    import anyio
-
-    anyio.Event()
 
 
 class Daemon:
@@ -101,7 +93,7 @@ class Daemon:
             )
             stack.push_async_callback(pool.close)
             repository = Repository(pool, self.run_id, max_content_chars=s.max_content_chars)
-            client = await stack.enter_async_context(self._http_client())
+            client = await stack.enter_async_context(outbound_client(s, self.transport))
             writer, dispatcher, listener, recovery = self._build(repository, client)
             logger.info("starting", run=self.run_id, grace_s=s.grace_seconds, concurrency=s.concurrency)
             # On the stack after the pool and the client, before the services' stops: leaving
@@ -117,20 +109,6 @@ class Daemon:
             logger.info("stopping")
             self.notifier.stopping("finishing in-flight publishes")
         logger.info("stopped", outcomes_written=writer.written)
-
-    def _http_client(self) -> httpx.AsyncClient:
-        s = self.settings
-        transport = self.transport
-        if transport is None and s.http_transport == "aiohttp":
-            transport = AiohttpTransport(max_connections=s.concurrency)
-        elif transport is None:
-            _warm_httpcore()
-        return httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(s.http_timeout_seconds),
-            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
-            follow_redirects=False,
-        )
 
     def _build(
         self, repository: Repository, client: httpx.AsyncClient

@@ -13,11 +13,16 @@
         │   │   └── RefreshableAuthError     expired: a token refresh may cure it (adapters refresh once)
         │   ├── ContentRejectedError     the platform (or our validation) rejected the content
         │   └── PlatformConfigError      a setting or the target is wrong (names the setting)
+        │       └── AddressNotAllowedError   the outbound guard refused the target's address
         ├── RetryablePublishError    the post waits and goes out later
         │   ├── RateLimitedError         honour ``retry_after``
         │   └── TransientError           5xx, connection refused before sending: backoff
-        └── OutcomeUnknownError      the request was sent and no answer came back:
-                                     never retried blindly (may already be published)
+        │       └── NotCreatedError          an answer that proves nothing was created,
+        │                                    even on the request that creates the post
+        └── OutcomeUnknownError      the request was sent and no answer came back, or one
+                                     that does not prove the post was not created (a 5xx
+                                     on the request that creates it): never retried
+                                     blindly (may already be published)
 
 Adapters map foreign errors (httpx, platform bodies) into this tree at the boundary with
 ``raise ... from``; messages are written for the user who reads ``error_message`` and never
@@ -73,6 +78,10 @@ class PlatformConfigError(PermanentPublishError):
     """A setting or the target (channel, page, API version) is wrong."""
 
 
+class AddressNotAllowedError(PlatformConfigError):
+    """A request would go to an address the outbound guard refuses (see ``net.guard``)."""
+
+
 class RetryablePublishError(PublishError):
     """Retrying later is safe: the platform certainly did not publish."""
 
@@ -86,8 +95,21 @@ class RateLimitedError(RetryablePublishError):
 
 
 class TransientError(RetryablePublishError):
-    """A passing failure (5xx, refused connection) before the post was accepted."""
+    """A passing failure (5xx, refused connection) before the post was accepted.
+
+    On the request that creates the post a platform's "temporary" answer proves nothing
+    (a gateway answers 502 after the backend committed): there it is read as an
+    ``OutcomeUnknownError`` (``platforms._http.on_create``), unless it is a
+    ``NotCreatedError``.
+    """
+
+
+class NotCreatedError(TransientError):
+    """A passing failure whose answer proves that the platform created nothing (e.g. Slack's
+    ``request_timeout``: the request body never arrived whole): safe to retry even on the
+    request that creates the post."""
 
 
 class OutcomeUnknownError(PublishError):
-    """The request left us but no answer came back: it may have been published."""
+    """The request left us and no answer came back that says what happened (a timeout, a
+    reset, a 5xx to the request that creates the post): it may have been published."""

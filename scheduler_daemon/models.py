@@ -84,7 +84,7 @@ class TokenSet:
 
 
 # Gets new tokens for a connection from its platform (an adapter's refresh grant); the
-# daemon stores them under a row lock (``PublishContext.refresh_tokens``).
+# daemon stores them by compare-and-swap (``PublishContext.refresh_tokens``).
 Refresher = Callable[[Connection], Awaitable[TokenSet]]
 
 

@@ -79,8 +79,11 @@ async def watcher(dsn: str) -> AsyncIterator[Watcher]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    # The fakes listen on 127.0.0.1: that host is allowed (127.0.0.2, ::1 and the rest of
+    # the loopback and private space stay refused, as tests/hostile/ checks).
     return replace(
-        Settings.from_env({}), instance_id=f"test-{uuid.uuid4().hex[:6]}", state_dir=tmp_path,
+        Settings.from_env({"SCHEDULER_ALLOW_NETWORKS": "127.0.0.1/32"}),
+        instance_id=f"test-{uuid.uuid4().hex[:6]}", state_dir=tmp_path,
         heartbeat_seconds=1.0, heartbeat_timeout_seconds=2.0, shutdown_timeout_seconds=5.0,
         retry_base_seconds=0.05, retry_max_seconds=0.2, http_timeout_seconds=5.0,
     )

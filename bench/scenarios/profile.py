@@ -68,14 +68,17 @@ CATEGORIES: list[tuple[str, str, bool, Callable[[str], bool]]] = [
      _any("Publisher._until_due (")),
     ("dispatch", "popping the due timers, starting one task per post", False,
      _any("Dispatcher._dispatch (", "Dispatcher._sleeper (", "scheduler_daemon/engine/timers.py")),
-    ("HTTP: transport and aiohttp", "the daemon's AiohttpTransport (the httpx.Response it builds included), aiohttp's "
-     "request/response, the socket", True,
-     _any("scheduler_daemon/transport.py", "aiohttp/", "yarl/", "multidict/")),
+    ("HTTP: transport and aiohttp", "the daemon's AiohttpTransport and outbound guard (the httpx.Response it builds "
+     "included), aiohttp's request/response, the socket", True,
+     _any("scheduler_daemon/net/transport.py", "scheduler_daemon/net/guard.py", "aiohttp/", "yarl/",
+          "multidict/")),
     ("HTTP: httpx above the transport", "httpx's client.send around the transport: auth, redirects, cookies, "
      "response hooks, models", True,
      _any("httpx/")),
-    ("publish attempt (rest)", "validation, the adapter's own code, the task running it", True,
-     _any("scheduler_daemon/engine/publisher.py", "scheduler_daemon/platforms/", "Dispatcher._publish (")),
+    ("publish attempt (rest)", "validation, the adapter's own code, the attempt's deadline, the task running it",
+     True,
+     _any("scheduler_daemon/engine/publisher.py", "scheduler_daemon/platforms/", "scheduler_daemon/net/deadline.py",
+          "Dispatcher._publish (")),
     ("database driver (rest)", "asyncpg outside the claim and the outcome write", True,
      _any("asyncpg/", "scheduler_daemon/db/")),
     ("event loop and the rest", "the loop itself, selectors, socket reads and writes, callbacks", True,

@@ -18,6 +18,7 @@ from ..clock import format_delay
 from ..config import Settings
 from ..db.admin import Admin, ConnectionState, RuleBreach, ServerInfo, open_admin
 from ..db.errors import DB_ERRORS
+from ..platforms import versions
 from ..redact import SECRETS
 from ._common import (
     EXIT_OK,
@@ -116,6 +117,11 @@ def pooler_behaviour(pids: Sequence[int]) -> Check:
         )
     return Check("session", "ok", "one server process for the whole connection (no transaction pooler)",
                  {"backend_pid": distinct[0] if distinct else None})
+
+
+def api_versions(settings: Settings) -> list[Check]:
+    """The pinned LinkedIn and Graph API versions against their sunsets (``platforms.versions``)."""
+    return [Check(name, status, detail) for name, status, detail in versions.doctor_checks(settings.platforms)]
 
 
 # -- the checks on a connection, in order ----------------------------------------------------
@@ -272,6 +278,8 @@ async def doctor(settings: Settings, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{check.status:<4}  {check.name}: {SECRETS.scrub(check.detail)}", flush=True)
 
+    for notice in api_versions(settings):
+        add(notice)
     dsn, is_embedded = await resolve_dsn(settings, announce=None if args.json else note_embedded)
     if is_embedded:
         add(Check("connection string", "warn", "no DATABASE_URL: checking the embedded PostgreSQL, "
@@ -306,6 +314,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 DOCTOR = Command(
     "doctor", "check the database, triggers, migrations, LISTEN/NOTIFY, clock and tokens", doctor, _arguments,
     "Check everything the daemon relies on, each printed as ok, warn or fail:\n"
+    "  api versions       the pinned LinkedIn and Graph API versions are not near their sunset\n"
     "  connection string  not Supabase's transaction pooler (port 6543 breaks LISTEN)\n"
     "  connect            the database answers within --timeout\n"
     "  server             PostgreSQL 13 or newer\n"

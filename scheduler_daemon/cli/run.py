@@ -18,6 +18,7 @@ from ..db import migrate as migrations
 from ..errors import ConfigError
 from ..observability.metrics import Metrics, PrometheusMetrics
 from ..observability.server import serve_daemon
+from ..platforms import versions
 from ..systemd import Notifier
 from ._common import EXIT_OK, Command, resolve_dsn
 
@@ -44,8 +45,15 @@ async def _check_migrations(dsn: str) -> None:
         )
 
 
+def _warn_of_sunsets(settings: Settings) -> None:
+    """A warning per pinned API version near its sunset; ``ConfigError`` past one."""
+    for warning in versions.startup_warnings(settings.platforms):
+        logger.warning("API version sunsets soon", detail=warning)
+
+
 async def serve(settings: Settings, dsn: str) -> int:
     """Run the daemon until SIGTERM/SIGINT (SIGHUP resyncs), with /metrics when configured."""
+    _warn_of_sunsets(settings)
     notifier = Notifier(
         settings.notify_socket, watchdog_usec=settings.watchdog_usec, watchdog_pid=settings.watchdog_pid
     )

@@ -7,6 +7,7 @@ Secrets may also come from files in ``$CREDENTIALS_DIRECTORY`` (systemd
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,16 +16,21 @@ from typing import TypeVar
 from ..errors import ConfigError
 
 N = TypeVar("N", int, float)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def load_credentials(env: dict[str, str]) -> None:
-    """Fill unset variables from systemd credential files named after them."""
+    """Fill unset variables from systemd credential files named after them.
+
+    A variable set to blank counts as unset: an env file's ``DATABASE_URL=`` line left
+    empty must not hide the credential file (and silently fall back to embedded).
+    """
     directory = env.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return
     for path in sorted(Path(directory).glob("*")):
         name = path.name.upper()
-        if path.is_file() and name not in env:
+        if path.is_file() and not env.get(name, "").strip():
             try:
                 env[name] = path.read_text(encoding="utf-8").strip()
             except (UnicodeDecodeError, OSError) as exc:
@@ -87,6 +93,21 @@ class Env:
         if not raw.startswith(("http://", "https://")):
             raise ConfigError(f"{name}={raw[:100]!r} must be an http:// or https:// URL")
         return raw.rstrip("/")
+
+    def networks(self, name: str) -> tuple[Network, ...]:
+        """Comma-separated CIDRs (a bare address is one host), e.g. ``10.0.0.0/8,fd00::/8``."""
+        networks: list[Network] = []
+        for part in (self.text(name) or "").split(","):
+            text = part.strip()
+            if not text:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(text))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{name}: {text[:60]!r} is not a network in CIDR notation like 10.0.0.0/8 or fd00::/8 ({exc})"
+                ) from None
+        return tuple(networks)
 
     def per_platform(self, pattern: str) -> dict[str, str]:
         """``{platform: variable}`` for every set variable ``pattern`` matches, its ``*``

@@ -11,8 +11,9 @@ THREADS, BLUESKY, MASTODON, TELEGRAM, DISCORD, SLACK, WEBHOOK, LOG):
 * ``SCHEDULER_<P>_API_BASE``: the API base URL (staging, tests). Also
   ``SCHEDULER_INSTAGRAM_LOGIN_API_BASE`` (graph.instagram.com, Instagram-Login accounts)
   and ``SCHEDULER_LINKEDIN_OAUTH_API_BASE`` (token refresh).
-* ``SCHEDULER_GRAPH_API_VERSION`` (``v21.0``), ``SCHEDULER_THREADS_API_VERSION``
-  (``v1.0``), ``SCHEDULER_LINKEDIN_VERSION`` (``YYYYMM``).
+* ``SCHEDULER_GRAPH_API_VERSION`` (``v26.0``), ``SCHEDULER_THREADS_API_VERSION``
+  (``v1.0``), ``SCHEDULER_LINKEDIN_VERSION`` (``YYYYMM``, ``202607``): ``platforms.versions``
+  warns 60 days before one sunsets and refuses to start past it.
 * ``SCHEDULER_<P>_CLIENT_ID`` / ``SCHEDULER_<P>_CLIENT_SECRET``: app credentials used to
   refresh tokens (X, LinkedIn, Slack); never read from a connection row.
 * ``SCHEDULER_<P>_CONCURRENCY`` / ``SCHEDULER_<P>_ACCOUNT_CONCURRENCY``: publishes in
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from .env import Env
 
 _GRAPH_VERSION = re.compile(r"v\d+\.\d+")
-_LINKEDIN_VERSION = re.compile(r"\d{6}(\.\d{2})?")
+_LINKEDIN_VERSION = re.compile(r"20\d\d(0[1-9]|1[0-2])(\.\d{2})?")
 _ACCOUNT = "_account"
 
 
@@ -55,9 +56,10 @@ class PlatformSettings:
     # Upper bound for one media download (bytes), whatever the platform's own limit.
     max_media_bytes: int = 50 * 1024 * 1024
     api_bases: Mapping[str, str] = field(default_factory=dict)
-    graph_api_version: str = "v21.0"
+    # Current versions (platforms/versions.py holds their sunset dates and the warning before them).
+    graph_api_version: str = "v26.0"  # newest Graph version, released 2026-07-29, kept about two years
     threads_api_version: str = "v1.0"
-    linkedin_version: str = "202601"
+    linkedin_version: str = "202607"  # newest LinkedIn month published, supported at least a year
     clients: Mapping[str, ClientCredentials] = field(default_factory=dict, repr=False)
     # Overrides of the declared (per platform, per account) publishes in flight.
     concurrency: Mapping[str, int] = field(default_factory=dict)
@@ -82,7 +84,7 @@ class PlatformSettings:
                 p: url for p, name in read.per_platform("SCHEDULER_*_API_BASE").items() if (url := read.url(name))
             },
             graph_api_version=read.pattern(
-                "SCHEDULER_GRAPH_API_VERSION", _GRAPH_VERSION, cls.graph_api_version, "like v21.0"
+                "SCHEDULER_GRAPH_API_VERSION", _GRAPH_VERSION, cls.graph_api_version, "like v26.0"
             ),
             threads_api_version=read.pattern(
                 "SCHEDULER_THREADS_API_VERSION", _GRAPH_VERSION, cls.threads_api_version, "like v1.0"

@@ -11,12 +11,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .env import Env, load_credentials
+from .env import Env, Network, load_credentials
 from .platforms import PlatformSettings
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
-HTTP_TRANSPORTS = ("aiohttp", "httpx")
+REMOVED_TRANSPORT = "SCHEDULER_HTTP_TRANSPORT"
 
 
 def default_state_dir() -> Path:
@@ -39,8 +39,12 @@ class Settings:
     max_attempts: int = 5
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 900.0
-    http_timeout_seconds: float = 30.0
-    http_transport: str = "aiohttp"
+    http_timeout_seconds: float = 30.0  # total deadline of one request, connect to last byte
+    # One whole publish attempt (media, uploads, container polls included); from_env's
+    # default is the media poll timeout plus six request deadlines.
+    attempt_timeout_seconds: float = 300.0
+    # Networks (SCHEDULER_ALLOW_NETWORKS) where any address and port may be called.
+    allow_networks: tuple[Network, ...] = ()
     shutdown_timeout_seconds: float = 30.0
     recovery_after_seconds: float = 120.0
     heartbeat_seconds: float = 10.0
@@ -75,6 +79,9 @@ class Settings:
         values = dict(os.environ if env is None else env)
         load_credentials(values)
         read = Env(values)
+        _refuse_removed_transport(read)
+        platforms = PlatformSettings.from_env(values)
+        http_timeout = read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", cls.http_timeout_seconds, minimum=0.001)
         settings = cls(
             database_url=read.text("DATABASE_URL"),
             grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", cls.grace_seconds, minimum=0),
@@ -83,8 +90,13 @@ class Settings:
             max_attempts=read.integer("SCHEDULER_MAX_ATTEMPTS", cls.max_attempts, minimum=1),
             retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", cls.retry_base_seconds, minimum=0),
             retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", cls.retry_max_seconds, minimum=0),
-            http_timeout_seconds=read.number("SCHEDULER_HTTP_TIMEOUT_SECONDS", cls.http_timeout_seconds, minimum=0.001),
-            http_transport=read.choice("SCHEDULER_HTTP_TRANSPORT", HTTP_TRANSPORTS, cls.http_transport),
+            http_timeout_seconds=http_timeout,
+            attempt_timeout_seconds=read.number(
+                "SCHEDULER_ATTEMPT_TIMEOUT_SECONDS",
+                platforms.media_poll_timeout_seconds + 6 * http_timeout,
+                minimum=0.001,
+            ),
+            allow_networks=read.networks("SCHEDULER_ALLOW_NETWORKS"),
             shutdown_timeout_seconds=read.number(
                 "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", cls.shutdown_timeout_seconds, minimum=0
             ),
@@ -100,7 +112,7 @@ class Settings:
             log_format=read.choice("SCHEDULER_LOG_FORMAT", LOG_FORMATS, cls.log_format),
             instance_id=read.text("SCHEDULER_INSTANCE_ID") or default_instance_id(),
             state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
-            platforms=PlatformSettings.from_env(values),
+            platforms=platforms,
             metrics_address=read.address("SCHEDULER_METRICS_ADDRESS"),
             notify_socket=read.text("NOTIFY_SOCKET"),
             watchdog_usec=read.text("WATCHDOG_USEC"),
@@ -111,3 +123,16 @@ class Settings:
         ):
             raise ConfigError("DATABASE_URL must start with postgresql:// or postgres://")
         return settings
+
+
+def _refuse_removed_transport(read: Env) -> None:
+    """``SCHEDULER_HTTP_TRANSPORT`` is gone (not a setting any more): every request goes
+    through the guarded aiohttp transport. A leftover ``httpx`` (or any other value) would
+    now be silently ignored, so it stops the start with what to do instead; ``aiohttp``,
+    what runs anyway, passes."""
+    value = read.text(REMOVED_TRANSPORT)
+    if value is not None and value.lower() != "aiohttp":
+        raise ConfigError(
+            f"{REMOVED_TRANSPORT}={value[:20]!r} is no longer supported: requests always go through the "
+            "daemon's aiohttp transport, which enforces the outbound rules (httpx's own cannot); unset it"
+        )

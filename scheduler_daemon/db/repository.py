@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from ..models import ClaimedPost, Connection, Outcome, Refresher, ResolvedOrphan, ScheduledRow
+from ..models import ClaimedPost, Connection, Outcome, ResolvedOrphan, ScheduledRow, TokenSet
 from ..redact import SECRETS
 from . import rows
 from .sql import q
@@ -117,27 +117,23 @@ class Repository:
     async def checkpoint(self, post_id: uuid.UUID, values: dict[str, Any]) -> None:
         await self.pool.execute(q("checkpoint"), post_id, values, self.instance_id)
 
-    async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
-        """Refresh once under a row lock (see PublishContext.refresh_tokens)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            record = await conn.fetchrow(q("lock_connection"), connection.id)
-            if record is None:
-                return connection
-            current = rows.connection(record)
-            if current.access_token != connection.access_token:
-                return current  # someone refreshed while we waited for the lock
-            tokens = await refresher(current)
-            await conn.execute(
-                q("save_tokens"),
-                current.id,
-                tokens.access_token,
-                tokens.refresh_token,
-                tokens.expires_at,
-                dict(tokens.metadata) if tokens.metadata else None,
-            )
-            record = await conn.fetchrow(q("lock_connection"), connection.id)
-            assert record is not None  # locked by us: it cannot vanish
-            return rows.connection(record)
+    async def connection(self, connection_id: uuid.UUID) -> Connection | None:
+        record = await self.pool.fetchrow(q("connection"), connection_id)
+        return None if record is None else rows.connection(record)
+
+    async def swap_tokens(self, old: Connection, tokens: TokenSet) -> Connection | None:
+        """Store refreshed tokens if the row still holds ``old``'s access token (compare-and-swap);
+        None if another refresh or a reconnect changed it first. No lock outlives the statement."""
+        record = await self.pool.fetchrow(
+            q("swap_tokens"),
+            old.id,
+            old.access_token,
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_at,
+            dict(tokens.metadata) if tokens.metadata else None,
+        )
+        return None if record is None else rows.connection(record)
 
     async def mark_needs_reconnect(self, connection: Connection) -> None:
         await self.pool.execute(q("mark_needs_reconnect"), connection.id, connection.access_token)

@@ -84,8 +84,9 @@ def classify(
         )
         return end(OutcomeKind.UNKNOWN, message, "unknown")
     if isinstance(exc, AuthError):
+        # One form for every platform (platforms._tokens.reconnect): said once, then the reason.
         text = exc_text
-        message = text if text.startswith("reconnect") else f"reconnect {platform}: {text}"
+        message = text if text.startswith(f"reconnect {platform}") else f"reconnect {platform}: {text}"
         return end(OutcomeKind.FAILED, message, "auth")
     if isinstance(exc, ContentRejectedError):
         return end(OutcomeKind.FAILED, exc_text, "content")

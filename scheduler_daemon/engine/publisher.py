@@ -22,13 +22,15 @@ from ..config import Settings
 from ..db.errors import DB_ERRORS
 from ..db.repository import Repository
 from ..errors import AuthError, OutcomeUnknownError, TransientError
-from ..media import MediaResolver
-from ..models import ClaimedPost, Connection, MediaItem, Outcome, OutcomeKind, Refresher
+from ..models import ClaimedPost, Connection, MediaItem, Outcome, OutcomeKind, Post, Refresher
+from ..net.deadline import within_deadline
 from ..observability.metrics import Metrics
 from ..platforms.pacing import Pacer
 from ..platforms.registry import Registry
 from .classify import classify, published
+from .media import MediaResolver
 from .timers import Armed
+from .token_refresh import TokenRefresh
 from .writer import OutcomeWriter
 
 logger = structlog.get_logger("scheduler_daemon.dispatcher")
@@ -37,24 +39,26 @@ SPIN_SECONDS = 0.0015
 
 
 class _Context:
-    """PublishContext for one attempt: the daemon's services, bound to one post."""
+    """PublishContext for one attempt: the daemon's services, bound to one post and its owner."""
 
-    def __init__(self, post_id: uuid.UUID, repository: Repository, media: MediaResolver) -> None:
-        self.post_id = post_id
+    def __init__(self, post: Post, repository: Repository, media: MediaResolver, tokens: TokenRefresh) -> None:
+        self.post_id = post.id
+        self.owner = post.user_id  # storage paths must be this user's
         self.repository = repository
         self.media = media
+        self.tokens = tokens
 
     async def checkpoint(self, **values: Any) -> None:
         await self.repository.checkpoint(self.post_id, values)
 
     async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
-        return await self.repository.refresh_tokens(connection, refresher)
+        return await self.tokens.refresh(connection, refresher)
 
     async def media_url(self, item: MediaItem) -> str:
-        return await self.media.media_url(item)
+        return await self.media.media_url(item, self.owner)
 
     async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
-        return await self.media.media_bytes(item, max_bytes)
+        return await self.media.media_bytes(item, max_bytes, self.owner)
 
 
 class Publisher:
@@ -74,6 +78,7 @@ class Publisher:
         self.writer = writer
         self.clock = clock
         self.media = MediaResolver(settings.platforms, client)
+        self.tokens = TokenRefresh(repository, deadline=settings.http_timeout_seconds)
         self.pacer = Pacer(settings.platforms)
         self.metrics = metrics or Metrics()
         self._slots = asyncio.Semaphore(settings.concurrency)
@@ -152,7 +157,10 @@ class Publisher:
             adapter.validate(post)
             connection = claimed.connection()
             async with self.pacer.slot(claimed.platform, str(connection.id)):
-                result = await adapter.publish(post, connection, _Context(claimed.id, self.repository, self.media))
+                context = _Context(post, self.repository, self.media, self.tokens)
+                result = await within_deadline(
+                    adapter.publish(post, connection, context), self.settings.attempt_timeout_seconds
+                )
         except Exception as exc:  # classified, never fatal: every other post goes on
             if isinstance(exc, AuthError) and connection is not None:
                 await self._mark_needs_reconnect(connection, log)

@@ -1,8 +1,5 @@
-"""One request and its answer, as every adapter makes them.
+"""Answers and steps, as every adapter reads and takes them (requests: ``_http``).
 
-* ``call`` sends one request through ``http.send`` and lets the adapter's error mapping
-  (its ``classify``) decide; a refreshable auth failure refreshes the token once
-  (``_tokens.TokenHolder``) and re-sends the same request.
 * ``json_object``, ``text_field``, ``require_id`` read answers defensively: a platform's
   body is untrusted input.
 * ``poll``, ``preparing``, ``best_effort`` wrap steps: a bounded wait for processing, a
@@ -14,39 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
-from ..errors import OutcomeUnknownError, PublishError, RateLimitedError, RefreshableAuthError, TransientError
+from ..errors import OutcomeUnknownError, PublishError, RateLimitedError, TransientError
 from ..models import MediaItem
+from ..net.deadline import publishes_nothing
+from ._http import retry_after
 from .base import DISPLAY
-from .http import retry_after, send
-
-if TYPE_CHECKING:
-    from ._tokens import TokenHolder
-
-
-Classifier = Callable[[httpx.Response], PublishError | None]
-
-
-async def call(
-    client: httpx.AsyncClient,
-    holder: TokenHolder | None,
-    build: Callable[[], httpx.Request],
-    classify: Classifier,
-    *,
-    what: str,
-) -> httpx.Response:
-    """Send the request ``build`` makes; on a refreshable auth failure refresh once and resend."""
-    while True:
-        response = await send(client, build(), what=what)
-        error = classify(response)
-        if error is None:
-            return response
-        if isinstance(error, RefreshableAuthError) and holder is not None and await holder.refresh():
-            continue
-        raise error
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
@@ -125,8 +98,10 @@ T = TypeVar("T")
 
 
 async def preparing(step: Awaitable[T]) -> T:
-    """Run a step that publishes nothing (an upload, a container): a lost answer is retryable."""
+    """Run a step that publishes nothing (an upload, a container): a lost answer is retryable,
+    and so is an attempt whose deadline passes before anything else was sent."""
     try:
-        return await step
+        with publishes_nothing():
+            return await step
     except OutcomeUnknownError as exc:
         raise TransientError(f"{exc} (while preparing; nothing was published)") from exc

@@ -1,9 +1,10 @@
 """The token of one publish attempt: refreshed through the daemon at most once.
 
 ``TokenHolder`` keeps the connection of one attempt and refreshes its token through
-``PublishContext.refresh_tokens`` (row lock, stored atomically) at most once: before the
-call when it expires within a margin, or after the first auth failure the platform marks
-as curable by a refresh (``RefreshableAuthError``). ``oauth_token_set`` and
+``PublishContext.refresh_tokens`` (once per connection, stored by compare-and-swap:
+``engine.token_refresh``) at most once: before the call when it expires within a margin, or
+after the first auth failure the platform marks as curable by a refresh
+(``RefreshableAuthError``). ``oauth_token_set`` and
 ``refresh_grant`` are the OAuth 2.0 halves the refreshers share.
 """
 
@@ -13,15 +14,27 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 from ..config.platforms import ClientCredentials
-from ..errors import AuthError, PlatformConfigError
+from ..errors import AuthError, PlatformConfigError, RefreshableAuthError
 from ..models import Connection, Refresher, TokenSet
-from ._calls import text_field
+from ._calls import json_object, text_field
 from .base import DISPLAY, PublishContext
 
 
-def reconnect(platform: str, detail: str) -> AuthError:
-    return AuthError(f"{DISPLAY.get(platform, platform)} refused the credentials ({detail}): reconnect {platform}")
+def reconnect(platform: str, detail: str, *, refreshable: bool = False) -> AuthError:
+    """The one auth message of a failure: what to do, then the platform's own reason.
+    ``refreshable``: a refresh may cure it (raised as such only while one is possible)."""
+    kind = RefreshableAuthError if refreshable else AuthError
+    return kind(f"reconnect {platform}: {DISPLAY.get(platform, platform)} refused the credentials: {detail}")
+
+
+def oauth_reason(response: httpx.Response) -> str:
+    """The reason an OAuth token endpoint gives (``error_description``, ``error``, ``message``)."""
+    data = json_object(response)
+    reason = data.get("error_description") or data.get("error") or data.get("message")
+    return str(reason)[:200] if reason else f"HTTP {response.status_code}"
 
 
 def expires_within(connection: Connection, margin: float, now: dt.datetime | None = None) -> bool:

@@ -12,13 +12,13 @@ and benchmarks replace), holds no per-post state, and:
   ``ContentRejectedError`` with a precise message: no API call is made for a post that
   would be rejected. ``Adapter.validate`` applies the declared limits; an adapter with
   rules of its own (Instagram's hashtags, Telegram's captions) writes it from the same
-  ``check_length`` / ``check_media``;
+  ``check_length`` / ``check_media`` (``_rules``);
 * ``publish(post, connection, ctx)`` makes the calls and returns a ``PublishResult``, or
   raises from the tree in ``scheduler_daemon.errors``, mapping foreign errors at the
   boundary with ``raise ... from``.
 
 ``PublishContext`` is the daemon's side: checkpoints that survive a crash or retry, token
-refresh under a row lock, and media resolution.
+refresh once per connection, and media resolution.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import httpx
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher
+from ._rules import check_length, check_media
 
 UNLIMITED = 10_000  # a concurrency this high means none: the pacer skips its semaphores
 
@@ -84,9 +85,10 @@ class PublishContext(Protocol):
     async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
         """Refresh the connection's tokens once, even with concurrent publishes.
 
-        Locks the connection row; if another publish already replaced the token that
-        ``connection`` holds, returns the stored one without calling ``refresher``;
-        otherwise calls it and stores its result in the same transaction.
+        If another publish already replaced the token that ``connection`` holds, returns
+        the stored one without calling ``refresher``; otherwise calls it (holding no
+        database connection) and stores its result if the row still holds the old token,
+        else returns the row that won.
         """
         ...
 
@@ -134,33 +136,13 @@ class Adapter:
     def validate(self, post: Post) -> None:
         facts = self.facts
         for rule in facts.text:
-            check_length(facts.name, rule.count(post.content), rule.limit, rule.unit)
+            check_length(facts.display, rule.count(post.content), rule.limit, rule.unit)
         if facts.media is None:
             return
-        check_media(facts.name, post, max_items=facts.media.max_items, images_only=facts.media.images_only)
+        check_media(facts.display, post, max_items=facts.media.max_items, images_only=facts.media.images_only)
         if not post.content.strip() and not post.media:
             thing = "an image" if facts.media.images_only else "a file"
             raise ContentRejectedError(f"{facts.display} needs text or {thing}; this post is empty")
-
-
-def check_length(platform: str, count: int, limit: int, unit: str = "characters") -> None:
-    if count > limit:
-        raise ContentRejectedError(f"{DISPLAY.get(platform, platform)} allows {limit} {unit}; this post has {count}")
-
-
-def check_media(platform: str, post: Post, *, max_items: int, min_items: int = 0, images_only: bool = True) -> None:
-    name = DISPLAY.get(platform, platform)
-    count = len(post.media)
-    if count > max_items:
-        plural = "s" if max_items != 1 else ""
-        raise ContentRejectedError(f"{name} takes at most {max_items} image{plural} per post; this one has {count}")
-    if count < min_items:
-        raise ContentRejectedError(f"{name} needs at least {min_items} image{'s' if min_items != 1 else ''} per post")
-    for item in post.media:
-        if not item.url and not item.storage_path:
-            raise ContentRejectedError(f"{name}: a media item has neither url nor storage_path")
-        if images_only and item.mime and not item.mime.startswith("image/"):
-            raise ContentRejectedError(f"{name}: only images are supported here, not {item.mime[:50]}")
 
 
 class _Display(Mapping[str, str]):

@@ -12,18 +12,42 @@ refreshed with ``com.atproto.server.refreshSession`` through the daemon (row loc
 pair stored atomically: the refresh JWT rotates) when it expires within the margin or
 after a first ``ExpiredToken``.
 
-Flow: images → ``com.atproto.repo.uploadBlob`` (raw bytes) and an
-``app.bsky.embed.images`` embed; links become facets with UTF-8 byte offsets; the record
-is written with ``com.atproto.repo.putRecord`` under a record key fixed per post.
+Flow:
+
+1. mentions are resolved with ``com.atproto.identity.resolveHandle`` on the account's
+   PDS (all at once; a handle that does not resolve stays plain text), and the text's
+   mentions, links, tags and cashtags become facets with UTF-8 byte ranges
+   (``bluesky_richtext``);
+2. images → ``com.atproto.repo.uploadBlob`` (raw bytes) and an ``app.bsky.embed.images``
+   embed with their alt texts; a post without images gets a link card
+   (``app.bsky.embed.external``) for its first link, from the page's Open Graph tags
+   (``bluesky_card``). The page and its image come through the daemon's media path
+   (``ctx.media_bytes``: outbound rules, size caps), within ``CARD_SECONDS``; a card
+   that cannot be made is left out, it never fails the post;
+3. the record is written with ``com.atproto.repo.putRecord`` under a record key fixed
+   per post, ``createdAt`` being the moment it is sent (feeds sort by it: a late post is
+   not buried).
 
 Settings: ``SCHEDULER_BLUESKY_API_BASE`` (default ``https://bsky.social``), token refresh
-margin. Exactly-once: the record key (a TID derived from the post id and its scheduled
-instant) and ``createdAt`` are checkpointed before the write; rewriting the same record
-under the same key is a no-op, so a lost answer is safe to retry.
+margin.
+
+Exactly-once: the record key (a TID derived from the post id and its scheduled instant)
+is checkpointed, with the ``createdAt`` sent, before the write. A resend within the
+attempt (after a token refresh) is the same request, so the same record. An attempt
+that finds a checkpoint (the previous one may have written: lost answer, crash) first
+reads the key with ``com.atproto.repo.getRecord``: a record there is the post, kept as
+it is; otherwise it is written now with a new ``createdAt``. Either way one key holds at
+most one record. So ``putRecord`` is the request that creates the post: a 5xx, a timeout
+or a reset there is an unknown outcome (``_http.on_create``), which the engine repeats
+because the platform declares ``idempotent``.
+
+Auth failures give one message, ``reconnect bluesky: …`` with the PDS's own reason
+(e.g. "the refresh token was refused (Token has been revoked)").
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
@@ -38,20 +62,24 @@ from ..config.platforms import PlatformSettings
 from ..errors import (
     AuthError,
     ContentRejectedError,
-    OutcomeUnknownError,
     PlatformConfigError,
     PublishError,
-    RefreshableAuthError,
     TransientError,
 )
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import call, json_object, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from . import bluesky_richtext as richtext
+from ._calls import json_object, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from ._http import body_excerpt, call, excerpt, retry_after, send
+from ._rules import graphemes
 from ._tokens import TokenHolder, reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .http import body_excerpt, retry_after, send
-from .text import find_urls, graphemes, utf8_offset
+from .bluesky_card import page_card
 
 IMAGE_BYTES = 2_000_000  # app.bsky.embed.images lexicon
+THUMB_BYTES = 1_000_000  # app.bsky.embed.external lexicon
+PAGE_BYTES = 1_000_000  # a link card's page: the head is what counts
+CARD_SECONDS = 5.0  # a card is a nicety: it never holds a post longer than this
+POST = "app.bsky.feed.post"
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 _AUTH_ERRORS = frozenset({"InvalidToken", "AuthMissing", "AuthRequired", "AccountTakedown", "AccountDeactivated"})
 
@@ -75,8 +103,8 @@ def record_key(post_id: uuid.UUID, scheduled_at: dt.datetime) -> str:
     return _s32(micros & ((1 << 53) - 1), 11) + _s32(clock_id, 2)
 
 
-def created_at(scheduled_at: dt.datetime) -> str:
-    return scheduled_at.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def created_at(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def jwt_expiry(token: str | None) -> dt.datetime | None:
@@ -92,39 +120,36 @@ def jwt_expiry(token: str | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(exp, dt.timezone.utc)
 
 
-def facets(text: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "index": {"byteStart": utf8_offset(text, span.start), "byteEnd": utf8_offset(text, span.end)},
-            "features": [{"$type": "app.bsky.richtext.facet#link", "uri": span.uri}],
-        }
-        for span in find_urls(text)
-    ]
+def _reason(response: httpx.Response) -> tuple[str, str]:
+    """The XRPC error name and the server's message, as excerpts (the PDS may be a tenant's)."""
+    data = json_object(response)
+    error = excerpt(data.get("error") or "", 60)
+    message = excerpt(data.get("message") or "") or body_excerpt(response)
+    return error, message or error or f"HTTP {response.status_code}"
 
 
 def classify(response: httpx.Response) -> PublishError | None:
     if response.is_success:
         return None
-    data = json_object(response)
-    error, message = str(data.get("error") or ""), str(data.get("message") or body_excerpt(response))[:300]
+    error, message = _reason(response)
     status = response.status_code
     if error == "ExpiredToken":
-        return RefreshableAuthError(f"Bluesky session expired ({message}): reconnect bluesky")
-    if error in _AUTH_ERRORS or status == 401:
-        return reconnect("bluesky", f"{error or 'HTTP 401'}: {message}")
+        return reconnect("bluesky", f"the session expired ({message})", refreshable=True)
+    if error in _AUTH_ERRORS or status in (401, 403):
+        return reconnect("bluesky", message)
     if status == 429:
         return rate_limited("bluesky", response, seconds_until_epoch(response.headers.get("ratelimit-reset")), message)
     if status >= 500:
-        return TransientError(f"Bluesky server error (HTTP {status}{', ' + error if error else ''})", retry_after(response))
-    if status == 403:
-        return reconnect("bluesky", f"{error or 'HTTP 403'}: {message}")
+        named = f", {error}" if error else ""
+        return TransientError(f"Bluesky server error (HTTP {status}{named})", retry_after(response))
     return ContentRejectedError(f"Bluesky rejected the post: {message}")
 
 
 class BlueskyAdapter(Adapter):
     facts = PlatformFacts(
         "bluesky", "Bluesky", idempotent=True, api_base="https://bsky.social", concurrency=(10, 2),
-        text=(TextLimit(300, graphemes), TextLimit(3_000, _utf8_bytes, "bytes of text")), media=MediaLimit(4),
+        text=(TextLimit(300, graphemes, "graphemes"), TextLimit(3_000, _utf8_bytes, "bytes of text")),
+        media=MediaLimit(4),
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
@@ -147,22 +172,37 @@ class BlueskyAdapter(Adapter):
         self, post: Post, did: str, pds: str, holder: TokenHolder, ctx: PublishContext
     ) -> PublishResult:
         await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
-        rkey, created = await _fixed_key(post, ctx)
-        record: dict[str, Any] = {"$type": "app.bsky.feed.post", "text": post.content, "createdAt": created}
-        if links := facets(post.content):
-            record["facets"] = links
+        rkey = post.publish_state.get("rkey")
+        if isinstance(rkey, str) and rkey:  # an earlier attempt may have written it
+            if uri := await self._existing(pds, did, rkey):
+                return self._result(uri, did, holder)
+        else:
+            rkey = record_key(post.id, post.scheduled_at)
+        record = await self._record(post, pds, holder, ctx)
+        record["createdAt"] = created_at(dt.datetime.now(dt.timezone.utc))
+        await ctx.checkpoint(rkey=rkey, created_at=record["createdAt"])
+        body = {"repo": did, "collection": POST, "rkey": rkey, "record": record}
+        response = await call(
+            self.client, holder, lambda: self._request(holder, pds, "com.atproto.repo.putRecord", json=body),
+            classify, what="Bluesky post", creates=True,
+        )
+        return self._result(require_id(json_object(response), "uri", what="Bluesky post"), did, holder)
+
+    async def _record(self, post: Post, pds: str, holder: TokenHolder, ctx: PublishContext) -> dict[str, Any]:
+        """The post record but its ``createdAt``: text, facets and embed."""
+        record: dict[str, Any] = {"$type": POST, "text": post.content}
+        spans = richtext.spans(post.content)
+        dids = await self._dids(pds, richtext.handles(spans))
+        if facets := richtext.facets(post.content, spans, dids):
+            record["facets"] = facets
         if post.media:
-            images = [await preparing(self._upload(holder, ctx, pds, item)) for item in post.media]
+            images = [await preparing(self._image(holder, ctx, pds, item)) for item in post.media]
             record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
-        body = {"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey, "record": record}
-        try:
-            response = await call(
-                self.client, holder, lambda: self._request(holder, pds, "com.atproto.repo.putRecord", json=body),
-                classify, what="Bluesky post",
-            )
-        except OutcomeUnknownError as exc:
-            raise TransientError(f"{exc}; safe to retry: the record key is fixed") from exc
-        uri = require_id(json_object(response), "uri", what="Bluesky post")
+        elif (link := richtext.first_link(spans)) and (card := await self._card(link, pds, holder, ctx)):
+            record["embed"] = {"$type": "app.bsky.embed.external", "external": card}
+        return record
+
+    def _result(self, uri: str, did: str, holder: TokenHolder) -> PublishResult:
         handle = holder.connection.metadata.get("handle")
         profile = handle if isinstance(handle, str) and handle else did
         return PublishResult(uri, f"https://bsky.app/profile/{profile}/post/{uri.rsplit('/', 1)[-1]}")
@@ -171,19 +211,66 @@ class BlueskyAdapter(Adapter):
         headers = {"authorization": f"Bearer {holder.token}", **kwargs.pop("headers", {})}
         return self.client.build_request("POST", f"{pds}/xrpc/{method}", headers=headers, **kwargs)
 
-    async def _upload(self, holder: TokenHolder, ctx: PublishContext, pds: str, item: MediaItem) -> dict[str, Any]:
-        content, mime = await ctx.media_bytes(item, IMAGE_BYTES)
+    async def _query(self, pds: str, method: str, params: dict[str, str]) -> dict[str, Any] | None:
+        """A public read on the PDS; None when it fails in any way."""
+        request = self.client.build_request("GET", f"{pds}/xrpc/{method}", params=params)
+        try:
+            response = await send(self.client, request, what=f"Bluesky {method}")
+        except PublishError:
+            return None
+        return json_object(response) if response.is_success else None
+
+    async def _existing(self, pds: str, did: str, rkey: str) -> str | None:
+        """The uri of the record under ``rkey``, if there is one (unsure: None, and the
+        write under the same key replaces it rather than adding one)."""
+        found = await self._query(pds, "com.atproto.repo.getRecord", {"repo": did, "collection": POST, "rkey": rkey})
+        return text_field(found, "uri") if found else None
+
+    async def _dids(self, pds: str, handles: list[str]) -> dict[str, str]:
+        async def resolve(handle: str) -> str | None:
+            found = await self._query(pds, "com.atproto.identity.resolveHandle", {"handle": handle})
+            did = text_field(found, "did") if found else None
+            return did if did and did.startswith("did:") else None
+
+        resolved = await asyncio.gather(*(resolve(h) for h in handles))
+        return {h: did for h, did in zip(handles, resolved, strict=True) if did}
+
+    async def _blob(self, holder: TokenHolder, pds: str, content: bytes, mime: str, what: str) -> dict[str, Any]:
         response = await call(
             self.client, holder,
             lambda: self._request(
                 holder, pds, "com.atproto.repo.uploadBlob", content=content, headers={"content-type": mime}
             ),
-            classify, what="Bluesky image upload",
+            classify, what=what,
         )
         blob = json_object(response).get("blob")
         if not isinstance(blob, dict):
-            raise TransientError("Bluesky image upload: no blob in the answer")
-        return {"alt": item.alt or "", "image": blob}
+            raise TransientError(f"{what}: no blob in the answer")
+        return blob
+
+    async def _image(self, holder: TokenHolder, ctx: PublishContext, pds: str, item: MediaItem) -> dict[str, Any]:
+        content, mime = await ctx.media_bytes(item, IMAGE_BYTES)
+        return {"alt": item.alt or "", "image": await self._blob(holder, pds, content, mime, "Bluesky image upload")}
+
+    async def _card(self, uri: str, pds: str, holder: TokenHolder, ctx: PublishContext) -> dict[str, Any] | None:
+        """``app.bsky.embed.external#external`` for ``uri``, or None (never an error)."""
+        try:
+            async with asyncio.timeout(CARD_SECONDS):
+                html, mime = await ctx.media_bytes(_linked(uri), PAGE_BYTES)
+                card = page_card(html, uri) if mime in ("text/html", "application/xhtml+xml") else None
+                if card is None:
+                    return None
+                external: dict[str, Any] = {"uri": uri, "title": card.title, "description": card.description}
+                if card.image:
+                    try:
+                        image, image_mime = await ctx.media_bytes(_linked(card.image), THUMB_BYTES)
+                        if image_mime.startswith("image/"):
+                            external["thumb"] = await self._blob(holder, pds, image, image_mime, "Bluesky card image")
+                    except PublishError:
+                        pass  # a card without its picture
+                return external
+        except (PublishError, TimeoutError):
+            return None
 
     def _cached(self, connection: Connection) -> Connection:
         """The newest session we hold for this row, unless the row changed since (a reconnect)."""
@@ -205,7 +292,7 @@ class BlueskyAdapter(Adapter):
             response = await send(self.client, request, what="Bluesky session refresh")
             error = classify(response)
             if isinstance(error, AuthError):
-                raise reconnect(self.name, "the session could not be refreshed")
+                raise reconnect(self.name, f"the refresh token was refused ({_reason(response)[1]})")
             if error is not None:
                 raise error
             data = json_object(response)
@@ -217,18 +304,13 @@ class BlueskyAdapter(Adapter):
         return refresh
 
 
+def _linked(url: str) -> MediaItem:
+    """A page or picture a post links to, fetched through the media path like any media."""
+    return MediaItem(url=url, storage_path=None, alt=None, mime=None)
+
+
 def _did(connection: Connection) -> str:
     did = connection.metadata.get("did") or connection.account_id
     if not isinstance(did, str) or not did.startswith("did:"):
         raise PlatformConfigError("the bluesky connection needs metadata.did (or account_id) set to the account DID")
     return did
-
-
-async def _fixed_key(post: Post, ctx: PublishContext) -> tuple[str, str]:
-    """The record key and createdAt of this post, chosen once and checkpointed."""
-    rkey, created = post.publish_state.get("rkey"), post.publish_state.get("created_at")
-    if isinstance(rkey, str) and rkey and isinstance(created, str) and created:
-        return rkey, created
-    rkey, created = record_key(post.id, post.scheduled_at), created_at(post.scheduled_at)
-    await ctx.checkpoint(rkey=rkey, created_at=created)
-    return rkey, created

@@ -5,29 +5,36 @@ Connection row: ``account_id`` = the webhook id and ``access_token`` = the webho
 pair is the secret (it does not expire; deleting the webhook ends it); optional
 ``metadata.thread_id`` / ``metadata.thread_name`` (forum channels),
 ``metadata.username``, ``metadata.avatar_url``, ``metadata.guild_id`` (else read once
-from the webhook for the public URL).
+from the webhook for the public URL), ``metadata.allow_mentions``: ``true`` (or a list of
+``users``/``roles``/``everyone``) lets the post ping; by default ``allowed_mentions`` is
+``{"parse": []}``, so ``@everyone``, ``@here`` and ``<@id>`` in a post ping nobody.
 
 Flow: text → JSON ``{content}``; images → multipart ``files[n]`` + ``payload_json`` with
 ``attachments``. Content up to 2,000 characters, up to 10 files of 10 MiB.
 
 Settings: ``SCHEDULER_DISCORD_API_BASE`` (default ``https://discord.com/api/v10``).
-Exactly-once: none for webhooks; an unknown outcome is reported, never retried.
+Exactly-once: none for webhooks (no nonce). Only a 429 (the rate limiter refused the
+request), a refused connection and the permanent errors prove that nothing was posted; a
+5xx (a 502 from the gateway included: repeats after it have duplicated messages), a
+timeout or a reset is an unknown outcome, reported and never retried
+(``_http.on_create``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, Post, PublishResult
-from ._calls import best_effort, call, filename, json_object, rate_limited, require_id, text_field
+from ._calls import best_effort, filename, json_object, rate_limited, require_id, text_field
+from ._http import body_excerpt, call, retry_after
 from ._tokens import reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .http import body_excerpt, retry_after
 
 FILE_BYTES = 10 * 1024 * 1024
 _WEBHOOK_URL = re.compile(r"/webhooks/(\d+)/([^/?#]+)")
@@ -48,7 +55,9 @@ def classify(response: httpx.Response) -> PublishError | None:
         seconds = float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None
         return rate_limited("discord", response, seconds if seconds is not None else retry_after(response), message)
     if status == 403:
-        return PlatformConfigError(f"Discord refused the webhook post ({message}): check the webhook's channel permissions")
+        return PlatformConfigError(
+            f"Discord refused the webhook post ({message}): check the webhook's channel permissions"
+        )
     if status >= 500:
         return TransientError(f"Discord server error (HTTP {status})", retry_after(response))
     errors = data.get("errors")
@@ -70,7 +79,7 @@ class DiscordAdapter(Adapter):
         params = {"wait": "true"}
         if meta.get("thread_id"):
             params["thread_id"] = str(meta["thread_id"])
-        payload: dict[str, Any] = {"content": post.content}
+        payload: dict[str, Any] = {"content": post.content, "allowed_mentions": _allowed_mentions(meta)}
         for key in ("username", "avatar_url", "thread_name"):
             if isinstance(meta.get(key), str) and meta[key]:
                 payload[key] = meta[key]
@@ -88,7 +97,7 @@ class DiscordAdapter(Adapter):
             body = json.dumps({**payload, "attachments": attachments})
             return self.client.build_request("POST", url, params=params, files=files, data={"payload_json": body})
 
-        response = await call(self.client, None, build, classify, what="Discord post")
+        response = await call(self.client, None, build, classify, what="Discord post", creates=True)
         message = json_object(response)
         message_id = require_id(message, "id", what="Discord post")
         guild = text_field(meta, "guild_id") or await best_effort(self._guild(url))
@@ -101,6 +110,19 @@ class DiscordAdapter(Adapter):
             self.client, None, lambda: self.client.build_request("GET", url), classify, what="Discord webhook"
         )
         return text_field(json_object(response), "guild_id")
+
+
+_MENTION_KINDS = ("users", "roles", "everyone")
+
+
+def _allowed_mentions(meta: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Nobody is pinged unless the connection opts in (``metadata.allow_mentions``)."""
+    allowed = meta.get("allow_mentions")
+    if allowed is True:
+        return {"parse": list(_MENTION_KINDS)}
+    if isinstance(allowed, list):
+        return {"parse": [kind for kind in _MENTION_KINDS if kind in allowed]}
+    return {"parse": []}
 
 
 def _webhook(connection: Connection) -> tuple[str, str]:

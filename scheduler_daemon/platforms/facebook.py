@@ -10,8 +10,14 @@ means "reconnect facebook"); ``refresh_token`` unused; no metadata keys.
   ``attached_media``.
 
 Settings: ``SCHEDULER_FACEBOOK_API_BASE`` (host, default ``https://graph.facebook.com``),
-``SCHEDULER_GRAPH_API_VERSION``. Exactly-once: none offered; Graph's 506 duplicate-post
-error limits repeats, and an unknown outcome is reported, never retried.
+``SCHEDULER_GRAPH_API_VERSION``. Exactly-once: none offered. On the call that creates
+the post (``/feed``, a published ``/photos``) only Graph's throttling codes (4, 17, 32,
+613, …: the call was refused), a refused connection and the permanent errors prove that
+nothing was posted; a 5xx, codes 1 and 2 or ``is_transient`` ("An unexpected error has
+occurred", answered also after the post was created), a timeout or a reset is an unknown
+outcome, reported and never retried (``_http.on_create``); a repeat would be refused as
+a duplicate (506) while the first post is live. Unpublished photo uploads are retried
+freely.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import httpx
 from ..config.platforms import PlatformSettings
 from ..errors import PlatformConfigError, PublishError
 from ..models import Connection, Post, PublishResult
-from ._calls import call, json_object, require_id, text_field
+from ._calls import json_object, preparing, require_id, text_field
+from ._http import call
 from ._tokens import TokenHolder
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .graph import classify
@@ -51,7 +58,7 @@ class FacebookAdapter(Adapter):
         urls = [await ctx.media_url(item) for item in post.media]
         if len(urls) == 1:
             return await self._photo(holder, page, urls[0], post.content)
-        ids = [await self._unpublished_photo(holder, page, url) for url in urls]
+        ids = [await preparing(self._unpublished_photo(holder, page, url)) for url in urls]
         attached = json.dumps([{"media_fbid": media_id} for media_id in ids])
         return await self._feed(holder, page, {"message": post.content, "attached_media": attached})
 
@@ -59,7 +66,8 @@ class FacebookAdapter(Adapter):
         return classify(self.name, response)
 
     async def _post(
-        self, holder: TokenHolder, path: str, fields: Mapping[str, str], what: str, query: Mapping[str, str]
+        self, holder: TokenHolder, path: str, fields: Mapping[str, str], what: str, query: Mapping[str, str],
+        *, creates: bool,
     ) -> dict[str, object]:
         url = f"{self.base}/{path}"
 
@@ -67,20 +75,22 @@ class FacebookAdapter(Adapter):
             data = {**fields, "access_token": holder.token}
             return self.client.build_request("POST", url, params=dict(query), data=data)
 
-        return json_object(await call(self.client, holder, build, self._classify, what=what))
+        return json_object(await call(self.client, holder, build, self._classify, what=what, creates=creates))
 
     async def _feed(self, holder: TokenHolder, page: str, fields: Mapping[str, str]) -> PublishResult:
-        data = await self._post(holder, f"{page}/feed", fields, "Facebook post", {"fields": "id,permalink_url"})
+        data = await self._post(
+            holder, f"{page}/feed", fields, "Facebook post", {"fields": "id,permalink_url"}, creates=True
+        )
         post_id = require_id(data, "id", what="Facebook post")
         return PublishResult(post_id, text_field(data, "permalink_url") or f"https://www.facebook.com/{post_id}")
 
     async def _photo(self, holder: TokenHolder, page: str, url: str, caption: str) -> PublishResult:
         fields = {"url": url, "caption": caption, "published": "true"}
-        data = await self._post(holder, f"{page}/photos", fields, "Facebook photo post", {})
+        data = await self._post(holder, f"{page}/photos", fields, "Facebook photo post", {}, creates=True)
         post_id = text_field(data, "post_id") or require_id(data, "id", what="Facebook photo post")
         return PublishResult(post_id, f"https://www.facebook.com/{post_id}")
 
     async def _unpublished_photo(self, holder: TokenHolder, page: str, url: str) -> str:
         fields = {"url": url, "published": "false"}
-        data = await self._post(holder, f"{page}/photos", fields, "Facebook photo upload", {})
+        data = await self._post(holder, f"{page}/photos", fields, "Facebook photo upload", {}, creates=False)
         return require_id(data, "id", what="Facebook photo upload")

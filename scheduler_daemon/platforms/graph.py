@@ -9,7 +9,10 @@ Instagram and Threads publish through a container: create it, wait (bounded poll
 its status is ``FINISHED``, then ``*_publish`` it. The container id is checkpointed before
 publishing; a retry that finds it in ``post.publish_state`` reads its status first and
 never publishes a ``PUBLISHED`` container again (it recovers the media id from the
-account's recent posts when it can).
+account's recent posts when it can). So containers (children too) are retried freely, and
+``*_publish`` is the request that creates the post: a 5xx or a "temporary" Graph error
+there is an unknown outcome (``_http.on_create``), which the engine repeats safely
+because the platform declares ``idempotent`` (the repeat checks the container first).
 """
 
 from __future__ import annotations
@@ -22,19 +25,12 @@ from typing import Any
 import httpx
 
 from ..config.platforms import PlatformSettings
-from ..errors import (
-    AuthError,
-    ContentRejectedError,
-    PlatformConfigError,
-    PublishError,
-    RefreshableAuthError,
-    TransientError,
-)
+from ..errors import AuthError, ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, Post, PublishResult, TokenSet
-from ._calls import best_effort, call, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._calls import best_effort, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._http import call, send
 from ._tokens import TokenHolder, oauth_token_set, reconnect
 from .base import DISPLAY, PublishContext
-from .http import send
 
 AUTH_CODES = frozenset({102, 10, *range(200, 300)})
 AUTH_SUBCODES = frozenset({458, 459, 460, 463, 464, 467, 492, 1404078})
@@ -75,6 +71,13 @@ def usage_wait(response: httpx.Response) -> float | None:
     return max(waits) * 60.0 if waits else None
 
 
+def _label(response: httpx.Response, error: Mapping[str, Any]) -> str:
+    """Meta's own words for an error, with its code and subcode."""
+    code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
+    text = str(error.get("error_user_msg") or error.get("message") or f"HTTP {response.status_code}")[:300]
+    return f"{text} (code {code}, subcode {subcode})" if subcode else f"{text} (code {code})"
+
+
 def classify(platform: str, response: httpx.Response) -> PublishError | None:
     """None for a success; otherwise the error this Graph answer means."""
     data = json_object(response)
@@ -83,11 +86,10 @@ def classify(platform: str, response: httpx.Response) -> PublishError | None:
         return None
     error = error if isinstance(error, dict) else {}
     code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
-    text = str(error.get("error_user_msg") or error.get("message") or f"HTTP {response.status_code}")[:300]
-    label = f"{text} (code {code}, subcode {subcode})" if subcode else f"{text} (code {code})"
+    label = _label(response, error)
     name = DISPLAY[platform]
     if code == 190:
-        return RefreshableAuthError(f"{name} refused the token ({label}): reconnect {platform}")
+        return reconnect(platform, label, refreshable=True)
     if code in RATE_CODES or subcode in RATE_SUBCODES:
         wait = usage_wait(response)
         if wait is None and subcode in DAY_QUOTA_SUBCODES:
@@ -102,7 +104,9 @@ def classify(platform: str, response: httpx.Response) -> PublishError | None:
     if response.status_code >= 500 and code not in CONTENT_CODES and subcode not in CONTENT_SUBCODES:
         return TransientError(f"{name} server error (HTTP {response.status_code}): {label}")
     if code in CONFIG_CODES or response.status_code == 404 or (code == 100 and subcode == 33):
-        return PlatformConfigError(f"{name} does not know the target account: {label}; check the connection's account_id")
+        return PlatformConfigError(
+            f"{name} does not know the target account: {label}; check the connection's account_id"
+        )
     return ContentRejectedError(f"{name} rejected the post: {label}")
 
 
@@ -121,7 +125,7 @@ class ContainerApi:
     """The container endpoints of one account on Instagram or Threads."""
 
     platform: str
-    base: str  # e.g. https://graph.facebook.com/v21.0
+    base: str  # e.g. https://graph.facebook.com/v26.0
     user_id: str
     create_edge: str  # "media" | "threads"
     publish_edge: str  # "media_publish" | "threads_publish"
@@ -141,11 +145,11 @@ class ContainerFlow:
     def _classify(self, response: httpx.Response) -> PublishError | None:
         return classify(self.api.platform, response)
 
-    async def _post(self, path: str, fields: Mapping[str, str], what: str) -> dict[str, Any]:
+    async def _post(self, path: str, fields: Mapping[str, str], what: str, *, creates: bool) -> dict[str, Any]:
         url = f"{self.api.base}/{path}"
         response = await call(
             self.client, self.holder, lambda: form_request(self.client, url, self.holder.token, fields),
-            self._classify, what=what,
+            self._classify, what=what, creates=creates,
         )
         return json_object(response)
 
@@ -159,7 +163,9 @@ class ContainerFlow:
 
     async def create(self, fields: Mapping[str, str]) -> str:
         name = DISPLAY[self.api.platform]
-        data = await self._post(f"{self.api.user_id}/{self.api.create_edge}", fields, f"{name} container")
+        data = await self._post(
+            f"{self.api.user_id}/{self.api.create_edge}", fields, f"{name} container", creates=False
+        )
         container = text_field(data, "id")
         if not container:
             raise TransientError(f"{name} created no container (no id in the answer)")
@@ -191,7 +197,8 @@ class ContainerFlow:
     async def publish_container(self, container: str) -> str:
         name = DISPLAY[self.api.platform]
         data = await self._post(
-            f"{self.api.user_id}/{self.api.publish_edge}", {"creation_id": container}, f"{name} publish"
+            f"{self.api.user_id}/{self.api.publish_edge}", {"creation_id": container}, f"{name} publish",
+            creates=True,
         )
         return require_id(data, "id", what=f"{name} publish")
 
@@ -220,7 +227,11 @@ class ContainerFlow:
         if isinstance(container, PublishResult):
             return container
         if container is None:
-            container = await preparing(self.create(await build()))
+
+            async def prepare() -> str:  # children and parent: none of them publishes anything
+                return await self.create(await build())
+
+            container = await preparing(prepare())
             await ctx.checkpoint(container_id=container)
         await self.wait_finished(container)
         media_id = await self.publish_container(container)
@@ -252,7 +263,9 @@ def long_lived_refresher(
         response = await send(client, request, what=f"{DISPLAY[platform]} token refresh")
         error = classify(platform, response)
         if isinstance(error, AuthError):
-            raise reconnect(platform, "the token could not be refreshed") from None
+            body = json_object(response).get("error")
+            reason = _label(response, body if isinstance(body, dict) else {})
+            raise reconnect(platform, f"the token could not be refreshed: {reason}") from None
         if error is not None:
             raise error
         return oauth_token_set(json_object(response), platform=platform)

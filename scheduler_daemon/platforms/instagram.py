@@ -28,8 +28,9 @@ import httpx
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
+from ._rules import check_length, check_media
 from ._tokens import TokenHolder
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit, check_length, check_media
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
 
 MAX_HASHTAGS = 30
@@ -49,12 +50,12 @@ class InstagramAdapter(Adapter):
 
     def validate(self, post: Post) -> None:
         [caption] = self.facts.text
-        check_length(self.name, len(post.content), caption.limit)
+        check_length(self.facts.display, len(post.content), caption.limit)
         hashtags = len(_HASHTAG.findall(post.content))
         if hashtags > MAX_HASHTAGS:
             raise ContentRejectedError(f"Instagram allows {MAX_HASHTAGS} hashtags; this caption has {hashtags}")
         assert self.facts.media is not None
-        check_media(self.name, post, max_items=self.facts.media.max_items)
+        check_media(self.facts.display, post, max_items=self.facts.media.max_items)
         if not post.media:
             raise ContentRejectedError("Instagram needs at least one image: it has no text-only posts")
 

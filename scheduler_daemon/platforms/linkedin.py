@@ -1,4 +1,4 @@
-"""LinkedIn Posts API (+ Images API for image posts).
+r"""LinkedIn Posts API (+ Images API for image posts).
 
 Connection row: ``account_id`` = the member id (``urn:li:person:{id}`` is built) or a full
 author URN (``urn:li:person:…`` / ``urn:li:organization:…``); ``metadata.author_urn``
@@ -9,49 +9,122 @@ is refreshed when it expires within the long-lived margin or after a first 401
 
 Flow: images → ``POST /rest/images?action=initializeUpload``, one ``PUT`` of the bytes,
 bounded poll until ``AVAILABLE``; then ``POST /rest/posts`` (201, id in ``x-restli-id``).
-Commentary is "little text": reserved characters are backslash-escaped.
+Commentary is "little text": LinkedIn reads ``\ | { } @ [ ] ( ) < > # * _ ~`` as markup
+and may cut the text at one left bare, so ``commentary`` escapes them, except in URLs
+(``_rules.find_urls``: an escaped URL no longer links) and in hashtags, which are sent as
+LinkedIn's hashtag template ``{hashtag|\#|tag}`` (a bare or escaped ``#tag`` is no
+hashtag).
 
 Settings: ``SCHEDULER_LINKEDIN_API_BASE`` (default ``https://api.linkedin.com/rest``),
 ``SCHEDULER_LINKEDIN_OAUTH_API_BASE`` (default ``https://www.linkedin.com/oauth/v2``),
-``SCHEDULER_LINKEDIN_VERSION``. Exactly-once: a repeat is answered 422 ``DUPLICATE_POST``
-naming the existing URN, which is taken as the success.
+``SCHEDULER_LINKEDIN_VERSION``.
+
+Exactly-once: LinkedIn offers no idempotency. On ``POST /rest/posts`` only a 429 (the
+throttle refused the call), a refused connection and the permanent errors prove that
+nothing was posted; a 5xx, a timeout or a reset is an unknown outcome, reported and never
+retried (``_http.on_create``). Uploads are retried freely.
+
+LinkedIn refuses a text it already has with 422 ``DUPLICATE_POST`` naming the existing
+URN. That is this post's success only if an earlier attempt of it may have created it, so
+the attempt records in ``publish_state`` that a send is under way (``create_sent_at``,
+committed before the first create call, removed again when the answer proves nothing was
+created). An attempt that finds it (an earlier outcome was unknown: a lost answer, a
+crash after the send) takes ``DUPLICATE_POST`` as the success with the URN LinkedIn names;
+an attempt that does not (the first, or one after a 429) reports it as a content
+rejection with LinkedIn's message: a deliberate repeat of last week's text is not
+recorded as published with a link to last week's post. A user's reschedule starts a fresh
+series (the trigger clears ``publish_state``), so a repeat after it is a rejection too,
+whose message names the existing post.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import urllib.parse
 from typing import Any
 
 import httpx
+import regex
 
 from ..config.platforms import PlatformSettings
-from ..errors import ContentRejectedError, PlatformConfigError, PublishError, RefreshableAuthError, TransientError
+from ..errors import (
+    ContentRejectedError,
+    OutcomeUnknownError,
+    PlatformConfigError,
+    PublishError,
+    RetryablePublishError,
+    TransientError,
+)
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import call, json_object, poll, preparing, rate_limited, text_field
-from ._tokens import TokenHolder, oauth_token_set, reconnect, refresh_grant
+from ._calls import json_object, poll, preparing, rate_limited, text_field
+from ._http import body_excerpt, call, retry_after, send
+from ._rules import find_urls
+from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .http import body_excerpt, retry_after, send
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
+_HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
+SENT = "create_sent_at"  # publish_state: a create call went out and its outcome is not known
 
 
 def escape(text: str) -> str:
-    """LinkedIn "little text": reserved characters must be escaped or text is cut."""
+    """LinkedIn "little text": every reserved character backslash-escaped."""
     return _RESERVED.sub(r"\\\1", text)
 
 
+def commentary(text: str) -> str:
+    """``text`` as little text: URLs intact, ``#tag`` as a hashtag template, the rest escaped."""
+    parts: list[str] = []
+    last = 0
+    for span in find_urls(text):
+        parts.append(_with_hashtags(text[last : span.start]))
+        parts.append(span.url)
+        last = span.end
+    parts.append(_with_hashtags(text[last:]))
+    return "".join(parts)
+
+
+def _with_hashtags(piece: str) -> str:
+    parts: list[str] = []
+    last = 0
+    for tag in _HASHTAG.finditer(piece):
+        parts.append(escape(piece[last : tag.start()]))
+        parts.append(f"{{hashtag|\\#|{escape(tag.group(1))}}}")
+        last = tag.end()
+    parts.append(escape(piece[last:]))
+    return "".join(parts)
+
+
+class DuplicatePost(ContentRejectedError):
+    """422 ``DUPLICATE_POST``: LinkedIn already has this text, as ``urn`` (if it says)."""
+
+    def __init__(self, message: str, urn: str | None) -> None:
+        super().__init__(message)
+        self.urn = urn
+
+
 def classify(response: httpx.Response) -> PublishError | None:
-    if response.is_success or (response.status_code == 422 and "DUPLICATE_POST" in response.text):
+    if response.is_success:
         return None
     data = json_object(response)
     code = data.get("serviceErrorCode")
     message = str(data.get("message") or body_excerpt(response))[:300]
     status = response.status_code
+    if status == 422 and "DUPLICATE_POST" in response.text:
+        match = _URN.search(response.text)
+        detail = message.rsplit("Exception: ", 1)[-1]  # without LinkedIn's Java exception name
+        existing = f" ({_url(match.group(0))})" if match else ""
+        return DuplicatePost(
+            f"LinkedIn rejected the post as a duplicate: {detail}{existing}. It is an older post with the "
+            "same text, or this post's own if an earlier attempt ended \"outcome unknown\"; "
+            "change the text to post it again",
+            match.group(0) if match else None,
+        )
     if status == 401:
         if code == 65602 or "EXPIRED" in message.upper():
-            return RefreshableAuthError(f"LinkedIn refused the token ({message}): reconnect linkedin")
+            return reconnect("linkedin", message, refreshable=True)
         return reconnect("linkedin", message)
     if status == 403:
         return reconnect("linkedin", f"permission denied: {message}; the token needs w_member_social "
@@ -65,7 +138,9 @@ def classify(response: httpx.Response) -> PublishError | None:
     if status >= 500:
         return TransientError(f"LinkedIn server error (HTTP {status})", retry_after(response))
     if status == 404:
-        return PlatformConfigError(f"LinkedIn does not know the target ({message}): check account_id / metadata.author_urn")
+        return PlatformConfigError(
+            f"LinkedIn does not know the target ({message}): check account_id / metadata.author_urn"
+        )
     return ContentRejectedError(f"LinkedIn rejected the post: {message}")
 
 
@@ -89,9 +164,11 @@ class LinkedInAdapter(Adapter):
         images = [await preparing(self._upload(holder, ctx, author, item)) for item in post.media]
         body: dict[str, Any] = {
             "author": author,
-            "commentary": escape(post.content),
+            "commentary": commentary(post.content),
             "visibility": "PUBLIC",
-            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "distribution": {
+                "feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []
+            },
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
@@ -99,11 +176,34 @@ class LinkedInAdapter(Adapter):
             body["content"] = {"media": images[0]}
         elif images:
             body["content"] = {"multiImage": {"images": images}}
-        response = await call(
-            self.client, holder, lambda: self._request(holder, "POST", f"{self.base}/posts", json=body),
-            classify, what="LinkedIn post",
-        )
-        return _post_result(response)
+        return await self._create(holder, ctx, body, sent_before=bool(post.publish_state.get(SENT)))
+
+    async def _create(
+        self, holder: TokenHolder, ctx: PublishContext, body: dict[str, Any], *, sent_before: bool
+    ) -> PublishResult:
+        """``POST /rest/posts``, with the send recorded first (see the module docstring);
+        ``sent_before``: an earlier attempt sent it and did not learn what happened."""
+        if not sent_before:
+            await ctx.checkpoint(**{SENT: dt.datetime.now(dt.timezone.utc).isoformat()})
+        try:
+            response = await call(
+                self.client, holder, lambda: self._request(holder, "POST", f"{self.base}/posts", json=body),
+                classify, what="LinkedIn post", creates=True,
+            )
+        except DuplicatePost as duplicate:
+            if not sent_before:
+                raise
+            if duplicate.urn is None:
+                raise OutcomeUnknownError(
+                    f"{duplicate}; LinkedIn named no post, so the earlier attempt's post cannot be linked"
+                ) from duplicate
+            return _published(duplicate.urn)
+        except RetryablePublishError:
+            if not sent_before:  # nothing was created: the next attempt is a first send again
+                await ctx.checkpoint(**{SENT: None})
+            raise
+        urn = response.headers.get("x-restli-id") or text_field(json_object(response), "id")
+        return _published(urn) if urn else PublishResult(None, None)
 
     def _request(self, holder: TokenHolder, method: str, url: str, **kwargs: Any) -> httpx.Request:
         headers = {
@@ -117,7 +217,9 @@ class LinkedInAdapter(Adapter):
         init = {"initializeUploadRequest": {"owner": author}}
         response = await call(
             self.client, holder,
-            lambda: self._request(holder, "POST", f"{self.base}/images", params={"action": "initializeUpload"}, json=init),
+            lambda: self._request(
+                holder, "POST", f"{self.base}/images", params={"action": "initializeUpload"}, json=init
+            ),
             classify, what="LinkedIn image upload",
         )
         data = json_object(response)
@@ -167,7 +269,7 @@ class LinkedInAdapter(Adapter):
             request = self.client.build_request("POST", f"{self.oauth_base}/accessToken", data=form)
             response = await send(self.client, request, what="LinkedIn token refresh")
             if response.status_code in (400, 401):
-                raise reconnect(self.name, "the refresh token was refused")
+                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
             error = classify(response)
             if error is not None:
                 raise error
@@ -186,14 +288,9 @@ def _author(connection: Connection) -> str:
     return account if account.startswith("urn:li:") else f"urn:li:person:{account}"
 
 
-def _post_result(response: httpx.Response) -> PublishResult:
-    if response.status_code == 422:
-        match = _URN.search(response.text)
-        if match is None:
-            raise ContentRejectedError(f"LinkedIn says this post is a duplicate: {body_excerpt(response)}")
-        urn = match.group(0)
-    else:
-        urn = response.headers.get("x-restli-id") or text_field(json_object(response), "id") or ""
-    if not urn:
-        return PublishResult(None, None)
-    return PublishResult(urn, f"https://www.linkedin.com/feed/update/{urn}")
+def _url(urn: str) -> str:
+    return f"https://www.linkedin.com/feed/update/{urn}"
+
+
+def _published(urn: str) -> PublishResult:
+    return PublishResult(urn, _url(urn))

@@ -24,17 +24,32 @@ import datetime as dt
 from typing import Any
 
 import httpx
+import regex
 
 from ..errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult
-from ._calls import call, filename, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._calls import filename, json_object, poll, preparing, rate_limited, require_id, text_field
+from ._http import body_excerpt, call, excerpt, retry_after
+from ._rules import URL_LENGTH, check_length, check_media, graphemes
 from ._tokens import TokenHolder, reconnect
-from .base import Adapter, PlatformFacts, PublishContext, check_length, check_media
-from .http import body_excerpt, retry_after
-from .text import mastodon_length
+from .base import Adapter, PlatformFacts, PublishContext
+from .twitter_text import extract_urls
 
 DEFAULT_MAX_MEDIA = 4
 IMAGE_BYTES = 16 * 1024 * 1024
+_REMOTE_MENTION = regex.compile(r"(?<![\w@])(@[a-z0-9_]+)@[a-z0-9.-]+\.[a-z]{2,}", regex.IGNORECASE)
+
+
+def mastodon_length(text: str) -> int:
+    """Mastodon's count (``StatusLengthValidator``): grapheme clusters, where each
+    ``http(s)://`` URL counts 23 (a bare ``example.com`` counts as typed) and a remote
+    mention ``@user@domain`` counts as ``@user``."""
+    parts, last, urls = [], 0, 0
+    for span in extract_urls(text, without_protocol=False):
+        parts.append(text[last : span.start])
+        last, urls = span.end, urls + 1
+    parts.append(text[last:])
+    return URL_LENGTH * urls + graphemes(_REMOTE_MENTION.sub(r"\1", "".join(parts)))
 
 
 def reset_wait(response: httpx.Response) -> float | None:
@@ -54,7 +69,7 @@ def reset_wait(response: httpx.Response) -> float | None:
 def classify(response: httpx.Response) -> PublishError | None:
     if response.is_success:
         return None
-    message = str(json_object(response).get("error") or body_excerpt(response))[:300]
+    message = excerpt(json_object(response).get("error") or "") or body_excerpt(response)
     status = response.status_code
     if status in (401, 403):
         return reconnect("mastodon", message)
@@ -79,8 +94,8 @@ class MastodonAdapter(Adapter):
         self._validate(post, self.settings.mastodon_max_characters, DEFAULT_MAX_MEDIA)
 
     def _validate(self, post: Post, max_characters: int, max_media: int) -> None:
-        check_length(self.name, mastodon_length(post.content), max_characters)
-        check_media(self.name, post, max_items=max_media)
+        check_length(self.facts.display, mastodon_length(post.content), max_characters)
+        check_media(self.facts.display, post, max_items=max_media)
         if not post.content.strip() and not post.media:
             raise ContentRejectedError("Mastodon needs text or an image; this post is empty")
 
@@ -105,9 +120,9 @@ class MastodonAdapter(Adapter):
             return self.client.build_request("POST", f"{base}/api/v1/statuses", json=body, headers=headers)
 
         try:
-            response = await call(self.client, None, build, classify, what="Mastodon post")
+            response = await call(self.client, None, build, classify, what="Mastodon post", creates=True)
         except OutcomeUnknownError:  # same Idempotency-Key: the instance returns the original status
-            response = await call(self.client, None, build, classify, what="Mastodon post")
+            response = await call(self.client, None, build, classify, what="Mastodon post", creates=True)
         data = json_object(response)
         return PublishResult(require_id(data, "id", what="Mastodon post"), text_field(data, "url"))
 

@@ -7,15 +7,22 @@ refreshed through ``oauth.v2.access`` before expiry or after a first ``token_exp
 needs ``SCHEDULER_SLACK_CLIENT_ID`` and ``SCHEDULER_SLACK_CLIENT_SECRET``; each refresh
 rotates the refresh token, stored atomically).
 
-Flow: text → ``chat.postMessage``; images → ``files.getUploadURLExternal``, POST of the
-bytes to the ``upload_url``, ``files.completeUploadExternal`` with the text as
-``initial_comment``. The public URL comes from ``chat.getPermalink``. Slack answers
-errors as HTTP 200 ``ok:false`` + ``error``.
+Flow: text → ``chat.postMessage``; images → ``files.getUploadURLExternal`` (with the
+image's alt text as ``alt_txt``, Slack's screen-reader text, at most 1,000 characters),
+POST of the bytes to the ``upload_url``, ``files.completeUploadExternal`` with the text
+as ``initial_comment``. Slack reads ``& < >`` in message text as its own markup, so they
+are sent as ``&amp; &lt; &gt;`` and show as written. The public URL comes from
+``chat.getPermalink``. Slack answers errors as HTTP 200 ``ok:false`` + ``error``.
 
 Settings: ``SCHEDULER_SLACK_API_BASE`` (default ``https://slack.com/api``), client id and
-secret, token refresh margin. Exactly-once: none offered; an unknown outcome — including
-Slack's own ``internal_error``/``fatal_error``, after which the message may exist — is
-reported, never retried.
+secret, token refresh margin. Exactly-once: none offered. On the calls that post
+(``chat.postMessage``, ``files.completeUploadExternal``) only HTTP 429 or
+``ratelimited`` (the limiter refused the call), ``request_timeout`` ("the POST data was
+either missing or truncated": Slack did not get the request) and the permanent errors
+prove that nothing was posted. An HTTP 5xx, ``service_unavailable``, a timeout or a reset
+is an unknown outcome (``_http.on_create``), and so are ``internal_error`` and
+``fatal_error`` anywhere ("it's possible some aspect of the operation succeeded"):
+reported, never retried. The upload steps are retried freely.
 """
 
 from __future__ import annotations
@@ -27,26 +34,33 @@ import httpx
 
 from ..errors import (
     ContentRejectedError,
+    NotCreatedError,
     OutcomeUnknownError,
     PlatformConfigError,
     PublishError,
     RateLimitedError,
-    RefreshableAuthError,
     TransientError,
 )
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import best_effort, call, filename, json_object, preparing, text_field
-from ._tokens import TokenHolder, oauth_token_set, reconnect, refresh_grant
+from ._calls import best_effort, filename, json_object, preparing, text_field
+from ._http import call, retry_after, send
+from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .http import retry_after, send
 
+MAX_ALT_TEXT = 1_000
 AUTH_ERRORS = frozenset(
     {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "missing_scope", "no_permission",
      "not_allowed_token_type", "ekm_access_denied"}
 )
 CONFIG_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "invalid_channel"})
-TRANSIENT_ERRORS = frozenset({"request_timeout", "service_unavailable"})
+NOT_RECEIVED_ERRORS = frozenset({"request_timeout"})  # the POST data was missing or truncated
+TRANSIENT_ERRORS = frozenset({"service_unavailable"})
 UNKNOWN_ERRORS = frozenset({"internal_error", "fatal_error"})
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities (``chat.postMessage`` formatting)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def classify(response: httpx.Response) -> PublishError | None:
@@ -60,13 +74,17 @@ def classify(response: httpx.Response) -> PublishError | None:
         return None
     error = str(data.get("error") or f"HTTP {status}")[:200]
     if error == "token_expired":
-        return RefreshableAuthError("Slack token expired: reconnect slack")
+        return reconnect("slack", "token_expired", refreshable=True)
     if error in AUTH_ERRORS:
         return reconnect("slack", error)
     if error in CONFIG_ERRORS or error.startswith("restricted_action"):
-        return PlatformConfigError(f"Slack cannot post to the channel ({error}): check metadata.channel and invite the app")
+        return PlatformConfigError(
+            f"Slack cannot post to the channel ({error}): check metadata.channel and invite the app"
+        )
     if error in ("rate_limited", "ratelimited"):
         return RateLimitedError("Slack rate limit reached", retry_after(response))
+    if error in NOT_RECEIVED_ERRORS:
+        return NotCreatedError(f"Slack did not receive the whole request ({error})")
     if error in TRANSIENT_ERRORS:
         return TransientError(f"Slack is temporarily unavailable ({error})")
     if error in UNKNOWN_ERRORS:
@@ -90,32 +108,37 @@ class SlackAdapter(Adapter):
         await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
         if post.media:
             return await self._files(holder, ctx, post, channel)
-        data = await self._api(holder, "chat.postMessage", "Slack post", json={"channel": channel, "text": post.content})
+        message = {"channel": channel, "text": escape(post.content)}
+        data = await self._api(holder, "chat.postMessage", "Slack post", creates=True, json=message)
         ts = text_field(data, "ts")
         if not ts:
             raise OutcomeUnknownError("Slack post: the answer had no ts; check the channel")
         posted_in = text_field(data, "channel") or channel
         return PublishResult(ts, await best_effort(self._permalink(holder, posted_in, ts)))
 
-    async def _api(self, holder: TokenHolder, method: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    async def _api(
+        self, holder: TokenHolder, method: str, what: str, *, creates: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
         def build() -> httpx.Request:
             headers = {"authorization": f"Bearer {holder.token}"}
             if "json" in kwargs:
                 headers["content-type"] = "application/json; charset=utf-8"
             return self.client.build_request("POST", f"{self.base}/{method}", headers=headers, **kwargs)
 
-        return json_object(await call(self.client, holder, build, classify, what=what))
+        return json_object(await call(self.client, holder, build, classify, what=what, creates=creates))
 
     async def _permalink(self, holder: TokenHolder, channel: str, ts: str) -> str | None:
-        data = await self._api(holder, "chat.getPermalink", "Slack permalink", data={"channel": channel, "message_ts": ts})
+        where = {"channel": channel, "message_ts": ts}
+        data = await self._api(holder, "chat.getPermalink", "Slack permalink", data=where)
         return text_field(data, "permalink")
 
     async def _upload(self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int) -> dict[str, str]:
         content, mime = await ctx.media_bytes(item, self.settings.max_media_bytes)
         name = filename(item, mime, index)
-        data = await self._api(
-            holder, "files.getUploadURLExternal", "Slack file upload", data={"filename": name, "length": str(len(content))}
-        )
+        fields = {"filename": name, "length": str(len(content))}
+        if item.alt:
+            fields["alt_txt"] = item.alt[:MAX_ALT_TEXT]
+        data = await self._api(holder, "files.getUploadURLExternal", "Slack file upload", data=fields)
         upload_url, file_id = text_field(data, "upload_url"), text_field(data, "file_id")
         if not upload_url or not file_id:
             raise TransientError("Slack file upload: no upload_url/file_id in the answer")
@@ -124,14 +147,14 @@ class SlackAdapter(Adapter):
         if not response.is_success:
             error = classify(response) or ContentRejectedError(f"Slack refused the file (HTTP {response.status_code})")
             raise error
-        return {"id": file_id, "title": item.alt or name}
+        return {"id": file_id, "title": name}
 
     async def _files(self, holder: TokenHolder, ctx: PublishContext, post: Post, channel: str) -> PublishResult:
         files = [await preparing(self._upload(holder, ctx, item, i)) for i, item in enumerate(post.media)]
         form = {"files": json.dumps(files), "channel_id": channel}
         if post.content:
-            form["initial_comment"] = post.content
-        data = await self._api(holder, "files.completeUploadExternal", "Slack file post", data=form)
+            form["initial_comment"] = escape(post.content)
+        data = await self._api(holder, "files.completeUploadExternal", "Slack file post", creates=True, data=form)
         ts = _shared_ts(data, channel)
         if ts:
             return PublishResult(ts, await best_effort(self._permalink(holder, channel, ts)))
@@ -153,7 +176,7 @@ class SlackAdapter(Adapter):
             if isinstance(error, (RateLimitedError, TransientError, OutcomeUnknownError)):
                 raise error
             if error is not None:  # invalid_grant, invalid_refresh_token, …
-                raise reconnect(self.name, f"the refresh token was refused: {error}")
+                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
             return oauth_token_set(json_object(response), platform=self.name)
 
         return refresh
@@ -166,7 +189,8 @@ def _shared_ts(data: dict[str, Any], channel: str) -> str | None:
         return None
     shares = files[0].get("shares")
     for scope in ("public", "private"):
-        entries = shares.get(scope, {}).get(channel) if isinstance(shares, dict) and isinstance(shares.get(scope), dict) else None
+        scoped = shares.get(scope) if isinstance(shares, dict) else None
+        entries = scoped.get(channel) if isinstance(scoped, dict) else None
         if isinstance(entries, list) and entries and isinstance(entries[0], dict):
             return text_field(entries[0], "ts")
     return None

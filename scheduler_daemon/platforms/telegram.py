@@ -2,35 +2,63 @@
 
 Connection row: ``access_token`` = the bot token (it does not expire; revoked only
 through BotFather); ``account_id`` = the chat id (a number, or ``@channelusername``);
-optional ``metadata.parse_mode`` (``HTML``/``MarkdownV2``; plain text by default).
-The token is part of every request path, so request URLs never appear in a message.
+optional ``metadata.parse_mode`` (``HTML``, ``MarkdownV2`` or ``Markdown``; none by
+default). The post's content is text as written: for the chosen parse mode it is
+escaped (MarkdownV2: ``_*[]()~`>#+-=|{}.!`` and the backslash; HTML: ``& < >``; Markdown:
+``_*`[``) so that Telegram shows it as written instead of failing with "can't parse
+entities". The token is part of every request path, so request URLs never appear in a
+message.
 
-Flow: text → ``sendMessage``; one image → ``sendPhoto`` with the image URL (Telegram
-fetches it) and a caption; 2–10 images → ``sendMediaGroup``. Limits: text 4,096 and
-caption 1,024 UTF-16 code units. A group that became a supergroup
-(``migrate_to_chat_id``) is retried once with the new chat id; update ``account_id``.
+Flow: text → ``sendMessage``; one image → ``sendPhoto``; 2–10 images →
+``sendMediaGroup``. A photo is passed by URL (Telegram fetches it) when it is at most
+5 MB, which is Telegram's limit for URLs, and uploaded as bytes up to 10 MB otherwise.
+Limits: text 4,096 and caption 1,024 UTF-16 code units, counted after entity parsing,
+i.e. on the text as written. A group that became a supergroup (``migrate_to_chat_id``)
+is retried once with the new chat id; update ``account_id``.
 
 Settings: ``SCHEDULER_TELEGRAM_API_BASE`` (default ``https://api.telegram.org``).
-Exactly-once: none offered; an unknown outcome is reported, never retried.
+Exactly-once: none offered. Only a 429 with ``retry_after`` (flood control: "the number of
+seconds left to wait before the request can be repeated"), a migrated group and the
+permanent errors prove that nothing was sent; a 5xx (Telegram's front answers 502 Bad
+Gateway after delivering), a timeout or a reset is an unknown outcome, reported and never
+retried (``_http.on_create``).
 """
 
 from __future__ import annotations
 
+import html
+import json
 from typing import Any
 
 import httpx
+import regex
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
-from ..models import Connection, Post, PublishResult
-from ._calls import call, json_object, rate_limited, text_field
+from ..models import Connection, MediaItem, Post, PublishResult
+from ._calls import filename, json_object, rate_limited, text_field
+from ._http import body_excerpt, call, retry_after
+from ._rules import check_length, check_media, utf16_length
 from ._tokens import reconnect
-from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit, check_length, check_media
-from .http import body_excerpt, retry_after
-from .text import utf16_length
+from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 
 MAX_CAPTION = 1_024
+URL_PHOTO_BYTES = 5 * 1024 * 1024  # the most Telegram fetches from a URL
+UPLOAD_PHOTO_BYTES = 10 * 1024 * 1024  # the most it takes as an upload
+_MARKDOWN_V2 = regex.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
+_MARKDOWN = regex.compile(r"([_*`\[])")
 _CONFIG_HINTS = ("chat not found", "administrator rights", "not enough rights", "chat_admin_required",
                  "have no rights", "bot is not a member", "chat_write_forbidden")
+
+
+def escape(text: str, parse_mode: str | None) -> str:
+    """``text`` escaped so that ``parse_mode`` shows it as written."""
+    if parse_mode == "MarkdownV2":
+        return _MARKDOWN_V2.sub(r"\\\1", text)
+    if parse_mode == "HTML":
+        return html.escape(text, quote=False)
+    if parse_mode == "Markdown":
+        return _MARKDOWN.sub(r"\\\1", text)
+    return text
 
 
 class ChatMigrated(PlatformConfigError):
@@ -75,12 +103,12 @@ class TelegramAdapter(Adapter):
 
     def validate(self, post: Post) -> None:
         assert self.facts.media is not None
-        check_media(self.name, post, max_items=self.facts.media.max_items)
+        check_media(self.facts.display, post, max_items=self.facts.media.max_items)
         if post.media:
-            check_length(self.name, utf16_length(post.content), MAX_CAPTION, "characters in an image caption")
+            check_length(self.facts.display, utf16_length(post.content), MAX_CAPTION, "characters in an image caption")
         else:
             [text] = self.facts.text
-            check_length(self.name, utf16_length(post.content), text.limit)
+            check_length(self.facts.display, utf16_length(post.content), text.limit)
             if not post.content.strip():
                 raise ContentRejectedError("Telegram cannot send an empty message")
 
@@ -90,33 +118,62 @@ class TelegramAdapter(Adapter):
             raise reconnect(self.name, "the connection has no bot token")
         if not connection.account_id:
             raise PlatformConfigError("the telegram connection has no account_id (the chat id or @channel)")
-        urls = [await ctx.media_url(item) for item in post.media]
+        photos = [await _photo(ctx, item, index) for index, item in enumerate(post.media)]
         try:
-            return await self._send(post, connection, connection.account_id, urls)
+            return await self._send(post, connection, connection.account_id, photos)
         except ChatMigrated as moved:
-            return await self._send(post, connection, moved.new_chat_id, urls)
+            return await self._send(post, connection, moved.new_chat_id, photos)
 
-    async def _send(self, post: Post, connection: Connection, chat: str, urls: list[str]) -> PublishResult:
-        body: dict[str, Any] = {"chat_id": chat}
-        parse_mode = connection.metadata.get("parse_mode")
-        if isinstance(parse_mode, str) and parse_mode:
-            body["parse_mode"] = parse_mode
-        if not urls:
-            method, body = "sendMessage", {**body, "text": post.content}
-        elif len(urls) == 1:
-            method, body = "sendPhoto", {**body, "photo": urls[0], "caption": post.content}
+    async def _send(self, post: Post, connection: Connection, chat: str, photos: list[_Photo]) -> PublishResult:
+        fields: dict[str, Any] = {"chat_id": chat}
+        raw_mode = connection.metadata.get("parse_mode")
+        parse_mode = raw_mode if isinstance(raw_mode, str) and raw_mode else None
+        if parse_mode:
+            fields["parse_mode"] = parse_mode
+        text = escape(post.content, parse_mode)
+        files = {photo.name: photo.upload for photo in photos if photo.upload is not None}
+        if not photos:
+            method, fields = "sendMessage", {**fields, "text": text}
+        elif len(photos) == 1:
+            method, fields = "sendPhoto", {**fields, "caption": text}
+            if photos[0].upload is None:
+                fields["photo"] = photos[0].reference
+            else:  # the upload itself is the photo field
+                files = {"photo": photos[0].upload}
         else:
-            media = [{"type": "photo", "media": url} for url in urls]
-            media[0]["caption"] = post.content
-            if "parse_mode" in body:
-                media[0]["parse_mode"] = body.pop("parse_mode")
-            method, body = "sendMediaGroup", {**body, "media": media}
+            media: list[dict[str, str]] = [{"type": "photo", "media": photo.reference} for photo in photos]
+            media[0]["caption"] = text
+            if parse_mode:
+                media[0]["parse_mode"] = fields.pop("parse_mode")
+            method, fields = "sendMediaGroup", {**fields, "media": media}
         url = f"{self.base}/bot{connection.access_token}/{method}"
-        response = await call(
-            self.client, None, lambda: self.client.build_request("POST", url, json=body), classify,
-            what=f"Telegram {method}",
-        )
+
+        def build() -> httpx.Request:
+            if not files:
+                return self.client.build_request("POST", url, json=fields)
+            form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
+            return self.client.build_request("POST", url, data=form, files=files)
+
+        response = await call(self.client, None, build, classify, what=f"Telegram {method}", creates=True)
         return _result(json_object(response).get("result"), chat)
+
+
+class _Photo:
+    """A photo as Telegram gets it: by URL (``upload`` None) or as an attached upload."""
+
+    def __init__(self, name: str, reference: str, upload: tuple[str, bytes, str] | None) -> None:
+        self.name = name
+        self.reference = reference  # the URL, or attach://<name> inside a media group
+        self.upload = upload
+
+
+async def _photo(ctx: PublishContext, item: MediaItem, index: int) -> _Photo:
+    """By URL up to 5 MB (Telegram fetches it), else the bytes, up to 10 MB."""
+    content, mime = await ctx.media_bytes(item, UPLOAD_PHOTO_BYTES)
+    if len(content) <= URL_PHOTO_BYTES:
+        return _Photo(f"photo{index}", await ctx.media_url(item), None)
+    name = f"photo{index}"
+    return _Photo(name, f"attach://{name}", (filename(item, mime, index), content, mime))
 
 
 def _result(message: Any, chat: str) -> PublishResult:

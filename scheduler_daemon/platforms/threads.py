@@ -8,7 +8,9 @@ first code-190 failure); ``refresh_token`` unused; no metadata keys.
 Flow: a container (``media_type`` ``TEXT``, ``IMAGE`` with ``image_url``, or
 ``CAROUSEL`` of 2–20 image children), wait for ``FINISHED`` (bounded poll),
 ``threads_publish``, then read the ``permalink``. Text: 500 characters, an emoji counting
-its UTF-8 bytes.
+its UTF-8 bytes; at most 5 links (``_rules.find_urls``): since 2025-12-22 Threads refuses
+more at container creation (``THREADS_API__LINK_LIMIT_EXCEEDED``), so such a post is
+refused before any call.
 
 Settings: ``SCHEDULER_THREADS_API_BASE`` (default ``https://graph.threads.net``),
 ``SCHEDULER_THREADS_API_VERSION`` (``v1.0``), media poll interval/timeout, long-lived
@@ -23,12 +25,14 @@ from collections.abc import Mapping
 import httpx
 
 from ..config.platforms import PlatformSettings
-from ..errors import PlatformConfigError
+from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
+from ._rules import find_urls, threads_length
 from ._tokens import TokenHolder
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
-from .text import threads_length
+
+MAX_LINKS = 5
 
 
 class ThreadsAdapter(Adapter):
@@ -40,6 +44,12 @@ class ThreadsAdapter(Adapter):
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         super().__init__(settings, client)
         self.root = self.base
+
+    def validate(self, post: Post) -> None:
+        super().validate(post)
+        links = len(find_urls(post.content))
+        if links > MAX_LINKS:
+            raise ContentRejectedError(f"Threads allows at most {MAX_LINKS} links per post; this one has {links}")
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)

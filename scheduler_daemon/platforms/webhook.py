@@ -4,7 +4,9 @@ Body ``{post_id, platform, content, media, scheduled_at, campaign_id, user_id}``
 headers ``Idempotency-Key: <post id>`` (a receiver can drop a repeat) and
 ``X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed by the
 connection's access_token>``. Any 2xx is success; ``id``/``url`` in a JSON answer become
-the platform post id and URL.
+the platform post id and URL. A 429 is retried (the receiver refused the request); a 5xx,
+a timeout or a reset may come after the receiver processed the post: an unknown outcome,
+never retried blindly (``_http.on_create``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Any
 
 import httpx
 
-from ..errors import AuthError, ContentRejectedError, PlatformConfigError
+from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
+from ._http import body_excerpt, raise_for_generic_status, send
+from ._tokens import reconnect
 from .base import UNLIMITED, Adapter, PlatformFacts, PublishContext
-from .http import body_excerpt, raise_for_generic_status, send
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -62,9 +65,10 @@ class WebhookAdapter(Adapter):
         response = await send(self.client, request, what="webhook")
         if response.is_success:
             return _result(response)
-        raise_for_generic_status(response, what="webhook")
+        raise_for_generic_status(response, what="webhook", creates=True)
         if response.status_code in (401, 403):
-            raise AuthError(f"webhook refused the signature (HTTP {response.status_code}): reconnect webhook")
+            reason = body_excerpt(response)
+            raise reconnect(self.name, f"HTTP {response.status_code}" + (f": {reason}" if reason else ""))
         if response.status_code in (404, 405, 410):
             raise PlatformConfigError(f"webhook URL answered HTTP {response.status_code}: check metadata.url")
         raise ContentRejectedError(f"webhook rejected the post (HTTP {response.status_code}): {body_excerpt(response)}")

@@ -5,16 +5,24 @@ Connection row: ``access_token`` = an OAuth 2.0 user token (2 hours) with
 rotating refresh token (each refresh returns a new one, stored atomically through the
 daemon); ``token_expires_at`` drives the refresh (before expiry within the margin, or
 after a first 401); ``account_id`` = the user id (informational); ``metadata.username``
-gives the public URL ``https://x.com/{username}/status/{id}`` (else ``/i/web/status``).
+gives the public URL ``https://x.com/{username}/status/{id}`` (else ``/i/web/status``);
+``metadata.max_chars`` = the account's post limit when it may post long (X Premium, up
+to 25,000 weighted characters; 280 otherwise).
 
 Flow: images → ``POST /2/media/upload`` (multipart ``media`` + ``media_category``; polls
 ``processing_info`` when present), then ``POST /2/tweets`` ``{text, media.media_ids}``.
-Text: 280 weighted characters (URL = 23, emoji = 2, CJK = 2); at most 4 images.
+Text: 280 weighted characters by twitter-text v3 (``twitter_text.weighted_length``: URL =
+23, emoji = 2, CJK = 2); at most 4 images. A 429 whose problem type is ``usage-capped``
+means the plan's monthly cap or the credits are used up: a config error (the post goes
+back to draft), not a 15-minute rate limit to wait out.
 
 Settings: ``SCHEDULER_X_API_BASE`` (default ``https://api.x.com/2``),
 ``SCHEDULER_X_CLIENT_ID`` (+ ``SCHEDULER_X_CLIENT_SECRET`` for confidential clients),
 token refresh margin, media poll interval/timeout. Exactly-once: none offered (X only
-rejects exact duplicates with 403); an unknown outcome is reported, never retried.
+rejects exact duplicates with 403, naming no post). On ``POST /2/tweets`` only a 429
+``rate-limit-exceeded`` (X's limiter refused the call), a refused connection and the
+permanent errors prove that nothing was posted; a 5xx, a timeout or a reset is an unknown
+outcome, reported and never retried (``_http.on_create``). Uploads are retried freely.
 """
 
 from __future__ import annotations
@@ -24,24 +32,17 @@ from typing import Any
 
 import httpx
 
-from ..errors import ContentRejectedError, PlatformConfigError, PublishError, RefreshableAuthError, TransientError
+from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import (
-    call,
-    filename,
-    json_object,
-    poll,
-    preparing,
-    rate_limited,
-    require_id,
-    seconds_until_epoch,
-    text_field,
-)
-from ._tokens import TokenHolder, oauth_token_set, reconnect
+from ._calls import filename, json_object, poll, preparing, rate_limited, require_id, seconds_until_epoch, text_field
+from ._http import body_excerpt, call, retry_after, send
+from ._rules import check_length
+from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect
 from .base import Adapter, MediaLimit, PlatformFacts, PublishContext, TextLimit
-from .http import body_excerpt, retry_after, send
-from .text import x_weighted_length
+from .twitter_text import weighted_length
 
+LONG_POST_MAX = 25_000  # X Premium's long posts
+_UNIT = "weighted characters (a URL counts 23)"
 IMAGE_BYTES = 5 * 1024 * 1024
 GIF_BYTES = 15 * 1024 * 1024
 _AUTH_TYPES = ("client-forbidden", "oauth1-permissions", "not-authorized-for-resource", "unsupported-authentication")
@@ -73,13 +74,17 @@ def classify(response: httpx.Response) -> PublishError | None:
     detail, kind = _detail(data, response), str(data.get("type") or "")
     status = response.status_code
     if status == 401:
-        return RefreshableAuthError(f"X refused the token ({detail}): reconnect x")
+        return reconnect("x", detail, refreshable=True)
     if status == 403:
         if "duplicate" in detail.lower():
             return ContentRejectedError(f"X rejected the post: {detail}")
         if kind.endswith(_AUTH_TYPES):
             return reconnect("x", detail)
         return ContentRejectedError(f"X refused the post (HTTP 403): {detail}")
+    if status == 429 and (kind.endswith("usage-capped") or data.get("title") == "UsageCapExceeded"):
+        return PlatformConfigError(
+            f"the X API plan or credits are exhausted ({detail}): raise the plan or add credits, then reschedule"
+        )
     if status == 429:
         wait = _reset_wait(response)
         return rate_limited("x", response, wait if wait is not None else retry_after(response), detail)
@@ -88,14 +93,25 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"X rejected the post: {detail}")
 
 
+def _post_limit(connection: Connection) -> int:
+    """280, or the connection's ``metadata.max_chars`` (long posts), at most 25,000."""
+    value = connection.metadata.get("max_chars")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return min(value, LONG_POST_MAX)
+    return 280
+
+
 class XAdapter(Adapter):
+    # validate() runs before the connection is known: the longest any account may post.
+    # publish() checks the connection's own limit (_post_limit) before any call.
     facts = PlatformFacts(
         "x", "X", api_base="https://api.x.com/2", concurrency=(10, 2),
-        text=(TextLimit(280, x_weighted_length, "weighted characters (a URL counts 23)"),), media=MediaLimit(4),
+        text=(TextLimit(LONG_POST_MAX, weighted_length, _UNIT),), media=MediaLimit(4),
     )
 
     async def publish(self, post: Post, connection: Connection, ctx: PublishContext) -> PublishResult:
         self.validate(post)
+        check_length(self.facts.display, weighted_length(post.content), _post_limit(connection), _UNIT)
         refresher = self._refresher() if connection.refresh_token else None
         holder = TokenHolder(self.name, connection, ctx, refresher)
         await holder.ensure_fresh(self.settings.token_refresh_margin_seconds)
@@ -104,7 +120,8 @@ class XAdapter(Adapter):
         if media_ids:
             body["media"] = {"media_ids": media_ids}
         response = await call(
-            self.client, holder, lambda: self._request(holder, "POST", "tweets", json=body), classify, what="X post"
+            self.client, holder, lambda: self._request(holder, "POST", "tweets", json=body), classify,
+            what="X post", creates=True,
         )
         tweet_id = require_id(json_object(response), "data", "id", what="X post")
         username = holder.connection.metadata.get("username")
@@ -169,7 +186,7 @@ class XAdapter(Adapter):
             request = self.client.build_request("POST", f"{self.base}/oauth2/token", data=form, headers=headers)
             response = await send(self.client, request, what="X token refresh")
             if response.status_code in (400, 401):
-                raise reconnect(self.name, "the refresh token was refused")
+                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
             error = classify(response)
             if error is not None:
                 raise error

@@ -179,6 +179,17 @@ async def test_doctor_passes_on_a_migrated_database(cli: Any) -> None:
     assert "ok    listen/notify: NOTIFY came back in" in out and "0 failed" in out
 
 
+async def test_doctor_and_run_refuse_an_api_version_past_its_sunset(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_LINKEDIN_VERSION", "202510")  # sunset 2026-10-15
+    code, doc = await run_json(cli, "doctor")
+    versions = next(c for c in doc["checks"] if c["name"] == "api versions")
+    assert code == 1 and versions["status"] == "fail" and "SCHEDULER_LINKEDIN_VERSION=202510" in versions["detail"]
+    code, out, err = await cli("run")
+    assert code == 2 and "SCHEDULER_LINKEDIN_VERSION=202510" in out + err
+
+
 async def test_doctor_fails_on_a_missing_trigger_and_pending_migration(db: asyncpg.Connection, cli: Any) -> None:
     await db.execute("DROP TRIGGER scheduler_posts_notify ON content_posts")
     await db.execute("ALTER TABLE content_posts DISABLE TRIGGER scheduler_posts_before_update")

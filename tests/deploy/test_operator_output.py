@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from support.helpers import Watcher, insert_post, make_user, soon
+from support.helpers import Watcher, input_checks_off, insert_post, make_user, soon
 
 SCRIPT = str(Path(sys.executable).with_name("scheduler-daemon"))
 
@@ -67,10 +67,12 @@ async def test_status_lists_every_draft_the_daemon_produced_with_its_reason(
 ) -> None:
     campaign, _ = await make_user(db, "webhook", metadata={"url": "http://127.0.0.1:9/hook"})
     await start_daemon()
-    bad_zone = await db.fetchval(  # rejected before any attempt: no publish_attempts row
-        "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)"
-        " VALUES ($1, 'webhook', 'x', 'scheduled', current_date, '09:00', 'Mars/Olympus') RETURNING id", campaign,
-    )
+    async with input_checks_off(db):  # a row from before migrations/004, which refuses the zone
+        bad_zone = await db.fetchval(  # rejected before any attempt: no publish_attempts row
+            "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time,"
+            " timezone) VALUES ($1, 'webhook', 'x', 'scheduled', current_date, '09:00', 'Mars/Olympus') RETURNING id",
+            campaign,
+        )
     await watcher.wait(bad_zone, "draft")
     plain_draft = await insert_post(db, campaign, soon(3600), status="draft")  # the user's own: no reason
 

@@ -1,4 +1,5 @@
-"""Connections through the real database: reconnect marking and token refresh under a row lock."""
+"""Connections through the real database: reconnect marking, and token refresh once per
+connection, stored by compare-and-swap (the loser of a race takes the winner's tokens)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 
 from scheduler_daemon.db import rows
 from scheduler_daemon.db.repository import Repository, create_pool
+from scheduler_daemon.engine.token_refresh import TokenRefresh
 from scheduler_daemon.models import Connection, TokenSet
 from scheduler_daemon.testing.receiver import Receiver, Reply
 from support.helpers import insert_post, make_user, row, soon
@@ -48,14 +50,14 @@ async def test_two_concurrent_refreshes_call_the_platform_once_and_store_atomica
     async def refresher(current: Connection) -> TokenSet:
         calls.append(current.refresh_token)
         entered.set()
-        await asyncio.sleep(0.05)  # the platform answering; the other caller waits on the row lock
+        await asyncio.sleep(0.05)  # the platform answering; the other caller waits its turn
         expires = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
         return TokenSet("new-access", "new-refresh", expires, {"scope": "tweet.write"})
 
     pool = await create_pool(dsn, instance_id="t")
     try:
-        repo = Repository(pool, "t")
-        one, two = await asyncio.gather(repo.refresh_tokens(stale, refresher), repo.refresh_tokens(stale, refresher))
+        tokens = TokenRefresh(Repository(pool, "t"), deadline=5.0)
+        one, two = await asyncio.gather(tokens.refresh(stale, refresher), tokens.refresh(stale, refresher))
     finally:
         await pool.close()
     assert calls == ["old-refresh"], "a rotated refresh token is single-use: refresh once"
@@ -64,3 +66,27 @@ async def test_two_concurrent_refreshes_call_the_platform_once_and_store_atomica
     assert (stored["access_token"], stored["refresh_token"]) == ("new-access", "new-refresh")
     assert stored["token_expires_at"] == dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
     assert json.loads(stored["metadata"]) == {"scope": "tweet.write"}
+
+
+async def test_a_refresh_that_loses_the_race_takes_the_winners_tokens(db, dsn) -> None:
+    """Another daemon stores its refresh while ours is at the platform: ours is not stored
+    over it, and the caller gets the winner's tokens."""
+    _, connection_id = await make_user(db, "x")
+    await db.execute("UPDATE platform_connections SET access_token = 'old-access', refresh_token = 'old-refresh'"
+                     " WHERE id = $1", connection_id)
+    stale = rows.connection(await db.fetchrow("SELECT * FROM platform_connections WHERE id = $1", connection_id))
+
+    async def refresher(current: Connection) -> TokenSet:
+        await db.execute("UPDATE platform_connections SET access_token = 'winner-access', refresh_token ="
+                         " 'winner-refresh' WHERE id = $1", connection_id)  # the other daemon, meanwhile
+        return TokenSet("loser-access", "loser-refresh", None)
+
+    pool = await create_pool(dsn, instance_id="t")
+    try:
+        got = await TokenRefresh(Repository(pool, "t"), deadline=5.0).refresh(stale, refresher)
+    finally:
+        await pool.close()
+    assert (got.access_token, got.refresh_token) == ("winner-access", "winner-refresh")
+    stored = await db.fetchrow("SELECT access_token, refresh_token FROM platform_connections WHERE id = $1",
+                               connection_id)
+    assert tuple(stored) == ("winner-access", "winner-refresh")

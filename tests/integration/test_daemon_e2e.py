@@ -131,8 +131,8 @@ async def test_two_daemons_publish_each_post_exactly_once(db, watcher, start_dae
     assert instances <= {"a", "b"}
 
 
-async def test_transient_failure_is_retried_then_published(db, watcher, start_daemon) -> None:
-    replies = iter([Reply(503, {"error": "busy"}), Reply(200, {"id": "after-retry"})])
+async def test_a_refusal_is_retried_then_published(db, watcher, start_daemon) -> None:
+    replies = iter([Reply(429, {"error": "slow down"}), Reply(200, {"id": "after-retry"})])
     async with Receiver(lambda a: next(replies)) as rx:
         campaign = await webhook_user(db, rx)
         await start_daemon()
@@ -143,6 +143,18 @@ async def test_transient_failure_is_retried_then_published(db, watcher, start_da
         "SELECT outcome FROM publish_attempts WHERE post_id = $1 ORDER BY id", post)]
     assert outcomes == ["retry", "published"]
     assert (await row(db, post))["platform_post_id"] == "after-retry"
+
+
+async def test_a_server_error_to_the_post_is_an_unknown_outcome_never_resent(db, watcher, start_daemon) -> None:
+    """A 5xx may come after the receiver processed the post (a gateway in front of it)."""
+    async with Receiver(lambda a: Reply(503, {"error": "busy"})) as rx:
+        campaign = await webhook_user(db, rx)
+        await start_daemon()
+        post = await insert_post(db, campaign, soon(0.3))
+        await watcher.wait(post, "draft")
+    assert len(rx.arrivals) == 1
+    message = (await row(db, post))["error_message"]
+    assert message.startswith("outcome unknown") and "check webhook before rescheduling" in message
 
 
 async def test_rejection_and_lost_answer_end_as_draft_with_a_reason(db, watcher, start_daemon) -> None:

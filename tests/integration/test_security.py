@@ -132,7 +132,7 @@ async def test_a_login_user_in_the_daemon_role_runs_the_daemon_end_to_end(
     """Every statement path: claim, published / retry / failed outcomes with their audit rows,
     a rejection (missed), needs_reconnect (401), recovery's pg_stat_activity check."""
     name, user_dsn = daemon_user
-    replies = {"ok": [Reply(200, {"id": "p-ok"})], "retry": [Reply(503), Reply(200, {"id": "p-retry"})],
+    replies = {"ok": [Reply(200, {"id": "p-ok"})], "retry": [Reply(429), Reply(200, {"id": "p-retry"})],
                "bad": [Reply(422, {"error": "nope"})]}
 
     def reply(a: Arrival) -> Reply:

@@ -45,6 +45,10 @@ class Watcher:
         await self._until(lambda: self.status.get(post_id) in statuses, timeout)
         return self.status[post_id]
 
+    async def wait_seen(self, post_id: uuid.UUID, status: str, times: int, timeout: float = 10.0) -> None:
+        """Wait until ``post_id`` has entered ``status`` ``times`` times (a second draft, …)."""
+        await self._until(lambda: self.history.count((post_id, status)) >= times, timeout)
+
     async def wait_all(self, ids: list[uuid.UUID], *statuses: str, timeout: float = 20.0) -> None:
         await self._until(lambda: all(self.status.get(i) in statuses for i in ids), timeout)
 

@@ -37,6 +37,7 @@ class DaemonProcess:
             SCHEDULER_LOG_FORMAT="json",
             SCHEDULER_LOG_LEVEL="info",
             SCHEDULER_STATE_DIR=str(self.log_dir / f"state-{self.instance_id}"),
+            SCHEDULER_ALLOW_NETWORKS="127.0.0.1/32",  # the fakes' host
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)

@@ -66,6 +66,9 @@ def test_secrets_from_systemd_credentials(tmp_path: Path) -> None:
     # The environment wins over a credential file.
     s = Settings.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path), "DATABASE_URL": "postgresql://env@db/app"})
     assert s.database_url == "postgresql://env@db/app"
+    # A blank line in the env file is unset, not "no database URL".
+    s = Settings.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path), "DATABASE_URL": "  "})
+    assert s.database_url == "postgresql://app:from-credential@db/app"
 
 
 def test_the_cli_exits_2_on_bad_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,3 +77,19 @@ def test_the_cli_exits_2_on_bad_config(monkeypatch: pytest.MonkeyPatch, capsys: 
     monkeypatch.setenv("SCHEDULER_CONCURRENCY", "lots")
     assert main(["migrate"]) == 2
     assert "configuration error: SCHEDULER_CONCURRENCY='lots' is not a whole number" in capsys.readouterr().err
+
+
+def test_the_removed_http_transport_setting_is_refused_not_ignored(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SCHEDULER_HTTP_TRANSPORT=httpx once chose httpx's own transport, which cannot enforce
+    the outbound rules: a leftover one stops the start and says what to do."""
+    from scheduler_daemon.cli import main
+
+    for value in ("httpx", "HTTPX", "curl"):
+        with pytest.raises(ConfigError, match=f"SCHEDULER_HTTP_TRANSPORT='{value}' is no longer supported.*unset it"):
+            Settings.from_env({"SCHEDULER_HTTP_TRANSPORT": value})
+    assert Settings.from_env({"SCHEDULER_HTTP_TRANSPORT": "aiohttp"}) == Settings.from_env({})  # what runs anyway
+    monkeypatch.setenv("SCHEDULER_HTTP_TRANSPORT", "httpx")
+    assert main(["migrate"]) == 2
+    assert "SCHEDULER_HTTP_TRANSPORT='httpx' is no longer supported" in capsys.readouterr().err

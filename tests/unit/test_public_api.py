@@ -13,7 +13,8 @@ PUBLIC = {
     # the exception tree
     "SchedulerError", "ConfigError", "InvalidPostError", "InvalidScheduleError", "NoConnectionError",
     "PublishError", "PermanentPublishError", "AuthError", "RefreshableAuthError", "ContentRejectedError",
-    "PlatformConfigError", "RetryablePublishError", "RateLimitedError", "TransientError", "OutcomeUnknownError",
+    "PlatformConfigError", "RetryablePublishError", "RateLimitedError", "TransientError", "NotCreatedError",
+    "OutcomeUnknownError",
     # the values that flow between modules
     "Post", "Connection", "MediaItem", "PublishResult", "TokenSet", "Refresher", "Outcome", "OutcomeKind",
     "PostStatus", "ScheduleKey",

@@ -91,22 +91,26 @@ UPDATE content_posts
    SET publish_state = publish_state || $2::jsonb
  WHERE id = $1 AND status = 'publishing' AND claimed_by = $3;
 
--- name: lock_connection
+-- name: connection
 SELECT id, user_id, platform, account_id, access_token, refresh_token, token_expires_at,
        metadata, needs_reconnect
   FROM platform_connections
- WHERE id = $1
-   FOR UPDATE;
+ WHERE id = $1;
 
--- name: save_tokens
+-- name: swap_tokens
+-- Refreshed tokens, stored only if the row still holds the access token the refresh
+-- started from: a concurrent refresh (another daemon) or a reconnect wins, and the caller
+-- reads the winner's row instead.
 UPDATE platform_connections
-   SET access_token = $2,
-       refresh_token = coalesce($3, refresh_token),
-       token_expires_at = $4,
-       metadata = metadata || coalesce($5::jsonb, '{}'::jsonb),
+   SET access_token = $3,
+       refresh_token = coalesce($4, refresh_token),
+       token_expires_at = $5,
+       metadata = metadata || coalesce($6::jsonb, '{}'::jsonb),
        needs_reconnect = false,
        updated_at = now()
- WHERE id = $1;
+ WHERE id = $1 AND access_token IS NOT DISTINCT FROM $2
+RETURNING id, user_id, platform, account_id, access_token, refresh_token, token_expires_at,
+          metadata, needs_reconnect;
 
 -- name: mark_needs_reconnect
 -- Only if the token is still the one that failed: a reconnect in between wins.

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 
 from scheduler_daemon.config.platforms import PlatformSettings
-from scheduler_daemon.errors import OutcomeUnknownError, PublishError, TransientError
 from scheduler_daemon.models import Connection, MediaItem, Post
 from scheduler_daemon.platforms.base import PlatformAdapter
 from scheduler_daemon.platforms.bluesky import BlueskyAdapter, record_key
@@ -82,8 +81,8 @@ class Case:
     config_env: dict[str, str | None] | None = None
     refresh_connection: dict[str, Any] | None = None  # a connection that must be refreshed first
     refresh_on_failure: bool = False
-    unknown_fails: int = 1
-    unknown_error: type[PublishError] = OutcomeUnknownError
+    unknown_fails: int = 1  # create calls one lost answer takes (Mastodon re-sends once with its key)
+    upload_path: str | None = None  # a preparing request of an image post (upload, container)
     text_needs_image: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -99,34 +98,38 @@ CASES = [
          ("m1", "https://posts.test/m1"), ("m1", "https://posts.test/m1"),
          "a" * 2_201, IMAGE_URL, 420.0, "aspect ratio", "account_id",
          refresh_connection={"metadata": {"login": "instagram"}, "token_expires_at": SOON},
-         text_needs_image=True),
+         upload_path="/17841/media", text_needs_image=True),
     Case("threads", ThreadsAdapter, ThreadsFake, {"account_id": "42"},
          ("m1", "https://posts.test/m1"), ("m1", "https://posts.test/m1"),
          "🙂" * 126, IMAGE_URL, 420.0, "restricted activity", "account_id",
-         refresh_connection={"token_expires_at": SOON}),
+         refresh_connection={"token_expires_at": SOON}, upload_path="/42/threads"),
     Case("linkedin", LinkedInAdapter, LinkedInFake, {"account_id": "abc"},
          ("urn:li:share:7001", "https://www.linkedin.com/feed/update/urn:li:share:7001"),
          ("urn:li:share:7001", "https://www.linkedin.com/feed/update/urn:li:share:7001"),
          "a" * 3_001, IMAGE, None, "moderation", "SCHEDULER_LINKEDIN_VERSION",
-         refresh_connection={"refresh_token": "li-refresh-1", "token_expires_at": SOON}, refresh_on_failure=True),
+         refresh_connection={"refresh_token": "li-refresh-1", "token_expires_at": SOON}, refresh_on_failure=True,
+         upload_path="/rest/images"),
     Case("x", XAdapter, XFake, {"account_id": "99", "metadata": {"username": "alice"}},
          ("1445880548472328192", "https://x.com/alice/status/1445880548472328192"),
          ("1445880548472328192", "https://x.com/alice/status/1445880548472328192"),
-         "a" * 258 + " https://example.com/" + "x" * 100, IMAGE, 900.0, "duplicate content", "SCHEDULER_X_CLIENT_ID",
+         "a" * 24_990 + " https://example.com/" + "x" * 100, IMAGE, 900.0, "duplicate content", "SCHEDULER_X_CLIENT_ID",
          config_connection={"refresh_token": "x-refresh-1", "token_expires_at": SOON},
          config_env={"SCHEDULER_X_CLIENT_ID": None},
-         refresh_connection={"refresh_token": "x-refresh-1", "token_expires_at": SOON}, refresh_on_failure=True),
+         refresh_connection={"refresh_token": "x-refresh-1", "token_expires_at": SOON}, refresh_on_failure=True,
+         upload_path="/2/media/upload"),
     Case("bluesky", BlueskyAdapter, BlueskyFake,
          {"account_id": "did:plc:alice", "refresh_token": "refresh-jwt-1", "metadata": {"handle": "alice.test"}},
          ("at://did:plc:alice/app.bsky.feed.post/{rkey}", "https://bsky.app/profile/alice.test/post/{rkey}"),
          ("at://did:plc:alice/app.bsky.feed.post/{rkey}", "https://bsky.app/profile/alice.test/post/{rkey}"),
-         "a" * 301, IMAGE, 300.0, "300 graphemes", "metadata.did",
+         "a" * 301, IMAGE, 300.0, "grapheme too big", "metadata.did",
          config_connection={"account_id": None},
-         refresh_connection={"token_expires_at": SOON}, refresh_on_failure=True, unknown_error=TransientError),
+         refresh_connection={"token_expires_at": SOON}, refresh_on_failure=True,
+         upload_path="com.atproto.repo.uploadBlob"),
     Case("mastodon", MastodonAdapter, MastodonFake, {"metadata": {"instance_url": "https://mastodon.test"}},
          ("103704874086360371", "https://mastodon.test/@alice/103704874086360371"),
          ("103704874086360371", "https://mastodon.test/@alice/103704874086360371"),
-         "a" * 501, IMAGE, 300.0, "character limit", "metadata.instance_url", unknown_fails=2),
+         "a" * 501, IMAGE, 300.0, "character limit", "metadata.instance_url", unknown_fails=2,
+         upload_path="/api/v2/media"),
     Case("telegram", TelegramAdapter, TelegramFake, {"account_id": "@mychannel"},
          ("42", "https://t.me/mychannel/42"), ("42", "https://t.me/mychannel/42"),
          "a" * 4_097, IMAGE_URL, 17.0, "can't parse entities", "account_id"),
@@ -137,7 +140,8 @@ CASES = [
          ("1503435956.000247", "https://acme.slack.com/archives/C123/p1503435956000247"),
          ("1503435957.000100", "https://acme.slack.com/archives/C123/p1503435957000100"),
          "a" * 40_001, IMAGE, 30.0, "msg_too_long", "metadata.channel",
-         refresh_connection={"refresh_token": "xoxe-1-refresh-1", "token_expires_at": SOON}, refresh_on_failure=True),
+         refresh_connection={"refresh_token": "xoxe-1-refresh-1", "token_expires_at": SOON}, refresh_on_failure=True,
+         upload_path="files.getUploadURLExternal"),
 ]
 REFRESHABLE = [case for case in CASES if case.refresh_connection is not None]
 REFRESH_ON_FAILURE = [case for case in CASES if case.refresh_on_failure]

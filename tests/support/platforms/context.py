@@ -1,10 +1,13 @@
 """An in-memory ``PublishContext``: the daemon's side, faked for adapter contract tests.
 
-* ``refresh_tokens`` locks per connection (an ``asyncio.Lock`` standing for the row
-  lock); if the stored token already differs from the one the caller holds, another
+* ``refresh_tokens`` locks per connection (an ``asyncio.Lock``, as ``TokenRefresh``
+  does); if the stored token already differs from the one the caller holds, another
   publish refreshed it: the stored row is returned and the refresher is not called.
 * ``checkpoint`` merges into ``state``; ``next_attempt`` builds the post the next attempt
   sees (``publish_state`` = the merged checkpoints).
+* ``media_bytes`` serves ``payloads`` (URL → bytes; ``IMAGE`` for any other URL) with
+  the item's MIME type, else the one in ``types`` (as a server's Content-Type), else
+  ``image/png``; ``fetched`` lists the URLs asked for.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class FakeContext:
         self.store = store
         self.state: dict[str, Any] = dict(state or {})
         self.checkpoints: list[dict[str, Any]] = []
+        self.payloads: dict[str, bytes] = {}  # media URL → its bytes (IMAGE otherwise)
+        self.types: dict[str, str] = {}  # media URL → the Content-Type it is served with
+        self.fetched: list[str] = []
 
     async def checkpoint(self, **values: Any) -> None:
         self.checkpoints.append(values)
@@ -67,9 +73,11 @@ class FakeContext:
         return item.url
 
     async def media_bytes(self, item: MediaItem, max_bytes: int) -> tuple[bytes, str]:
-        if len(IMAGE) > max_bytes:
+        self.fetched.append(item.url or "")
+        content = self.payloads.get(item.url or "", IMAGE)
+        if len(content) > max_bytes:
             raise ContentRejectedError(f"media is larger than {max_bytes} bytes")
-        return IMAGE, item.mime or "image/png"
+        return content, item.mime or self.types.get(item.url or "", "image/png")
 
 
 def next_attempt(post: Post, ctx: FakeContext) -> Post:

@@ -8,8 +8,14 @@ success and error bodies. Shared behaviour:
   platform's "expired" answer (or its auth failure where nothing can be refreshed);
   ``revoked = True`` makes every call, refresh included, answer the auth failure.
 * ``fail``: failure kinds consumed by the publishing call: ``rate``, ``transient``,
-  ``content``, ``config`` answer the documented error; ``unknown`` performs the
-  publish and then raises ``httpx.ReadTimeout`` (the answer is lost).
+  ``content``, ``config`` answer the documented error and publish nothing. The kinds in
+  ``AFTER_COMMIT`` publish and then fail the answer, the failure that hurts most:
+  ``unknown`` raises ``httpx.ReadTimeout`` (the answer is lost), ``reset`` drops the
+  connection (``httpx.RemoteProtocolError``), ``committed-5xx`` answers the platform's
+  own 5xx (its ``transient`` answer), as a gateway does after the backend committed.
+* ``fail_at``: path fragment → failure kinds played by the first requests whose path
+  contains it, before they do anything (uploads, containers): ``transient`` answers the
+  platform's 5xx, ``timeout`` raises ``httpx.ReadTimeout``.
 * ``posts``: what the platform really published; ``media_refs``: what it received as
   media (bytes, or the URL it was told to fetch).
 """
@@ -19,13 +25,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
 import json
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from scheduler_daemon.platforms._rules import find_urls
+from scheduler_daemon.platforms.twitter_text import weighted_length
 
 from .context import IMAGE, IMAGE_URL
 
@@ -65,6 +76,9 @@ def jwt(exp: float) -> str:
     return f"{part({'alg': 'HS256'})}.{part({'exp': int(exp), 'jti': next(_jti), 'scope': 'com.atproto.access'})}.c2ln"
 
 
+AFTER_COMMIT = ("unknown", "reset", "committed-5xx")
+
+
 class Fake:
     name = ""
     refreshable = False
@@ -78,6 +92,7 @@ class Fake:
         self.publish_calls = 0
         self.posts: list[Published] = []
         self.media_refs: list[Any] = []
+        self.fail_at: dict[str, list[str]] = {}
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -85,6 +100,11 @@ class Fake:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
         self.requests.append(request)
+        for fragment, kinds in self.fail_at.items():
+            if kinds and fragment in request.url.path:
+                if kinds.pop(0) == "timeout":
+                    raise httpx.ReadTimeout("timed out", request=request)
+                return self.error("transient")
         return await self.route(request)
 
     async def route(self, request: httpx.Request) -> httpx.Response:
@@ -100,14 +120,24 @@ class Fake:
             return self.error("expired" if self.refreshable else "auth")
         return None
 
-    def gate(self) -> str | None:
-        """At the publishing call: the failure to play, if any ('unknown' is played after)."""
+    def gate(self, request: httpx.Request) -> str | None:
+        """At the publishing call: the failure to play, if any (``AFTER_COMMIT`` ones are
+        played after publishing; ``refused`` fails to connect: the request never arrived)."""
+        kind = self.fail.pop(0) if self.fail else None
+        if kind == "refused":
+            raise httpx.ConnectError("connection refused", request=request)
         self.publish_calls += 1
-        return self.fail.pop(0) if self.fail else None
+        return kind
 
-    @staticmethod
-    def lost(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
+    def commit_then(self, kind: str | None, request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        """The answer to a publish the platform has committed, as ``kind`` spoils it."""
+        if kind == "unknown":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if kind == "reset":
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        if kind == "committed-5xx":
+            return self.error("transient")
+        return answer
 
     async def new_tokens(self) -> str:
         for _ in range(3):  # let a concurrent publish reach the row lock meanwhile
@@ -148,7 +178,7 @@ def graph_error(
 
 class FacebookFake(Fake):
     name = "facebook"
-    base = "https://fb.test/v21.0"
+    base = "https://fb.test/v26.0"
 
     def error(self, kind: str) -> httpx.Response:
         return graph_error(kind, (506, None, "Duplicate status message"))
@@ -158,7 +188,7 @@ class FacebookFake(Fake):
         assert request.method == "POST"
         if bad := self.token_error(fields.get("access_token")):
             return bad
-        if request.url.path == "/v21.0/1234/photos":
+        if request.url.path == "/v26.0/1234/photos":
             assert fields["url"] == IMAGE_URL
             self.media_refs.append(fields["url"])
             if fields["published"] == "false":
@@ -167,18 +197,18 @@ class FacebookFake(Fake):
             return self.publish(
                 request, Published(fields["caption"], [fields["url"]]), {"id": "ph1", "post_id": "1234_777"}
             )
-        assert request.url.path == "/v21.0/1234/feed", request.url.path
+        assert request.url.path == "/v26.0/1234/feed", request.url.path
         assert request.url.params["fields"] == "id,permalink_url"
         media = [m["media_fbid"] for m in json.loads(fields.get("attached_media", "[]"))]
         return self.publish(request, Published(fields["message"], media),
                             {"id": "1234_999", "permalink_url": "https://www.facebook.com/1234/posts/999"})
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(post)
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+        return self.commit_then(kind, request, reply(200, answer))
 
 
 class ContainerFake(Fake):
@@ -243,8 +273,8 @@ class ContainerFake(Fake):
     def publish(self, request: httpx.Request, cid: str) -> httpx.Response:
         container = self.containers[cid]
         assert container["status"] == "FINISHED", f"publishing a {container['status']} container"
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         container["status"] = "PUBLISHED"
         media_id = f"m{len(self.published) + 1}"
@@ -254,7 +284,7 @@ class ContainerFake(Fake):
             self.containers[c]["fields"]["image_url"] for c in fields.get("children", "").split(",") if c
         ]
         self.posts.append(Published(fields.get(self.caption_field, ""), media))
-        return self.lost(request) if kind == "unknown" else reply(200, {"id": media_id})
+        return self.commit_then(kind, request, reply(200, {"id": media_id}))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         assert request.method == "GET"
@@ -267,7 +297,7 @@ class ContainerFake(Fake):
 
 class InstagramFake(ContainerFake):
     name = "instagram"
-    version = "v21.0"
+    version = "v26.0"
     user = "17841"
     create_edge, publish_edge, status_field, caption_field = "media", "media_publish", "status_code", "caption"
     refresh_grant = "ig_refresh_token"
@@ -284,10 +314,54 @@ class ThreadsFake(ContainerFake):
 
     def create(self, fields: dict[str, str]) -> httpx.Response:
         assert fields["media_type"] in ("TEXT", "IMAGE", "CAROUSEL")
+        if len(find_urls(fields.get("text", ""))) > 5:  # since 2025-12-22
+            return reply(400, {"error": {"message": "The post has too many links.", "type": "THApiException",
+                                         "code": 100, "error_subcode": 4279009,
+                                         "error_user_msg": "THREADS_API__LINK_LIMIT_EXCEEDED"}})
         return super().create(fields)
 
 
 # --- LinkedIn -----------------------------------------------------------------------------
+
+
+LITTLE_TEXT_RESERVED = set("\\|{}@[]()<>#*_~")
+_LINK = re.compile(r"(?:https?://|www\.)\S+|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?:[/?#:]\S*)?")
+_HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\#\|((?:[^\\{}|]|\\.)+)\}")
+
+
+def little_text(commentary: str) -> tuple[str, list[str], list[str]]:
+    """What LinkedIn shows of a commentary: (text, hashtags, auto-linked URLs).
+
+    ``{hashtag|\\#|tag}`` is a hashtag; a backslash escapes the next character; a URL
+    written out links (a backslash inside breaks it); a reserved character left bare
+    cuts the text there, as LinkedIn's docs warn."""
+    shown: list[str] = []
+    hashtags: list[str] = []
+    links: list[str] = []
+    i = 0
+    while i < len(commentary):
+        at_word_start = i == 0 or commentary[i - 1].isspace() or commentary[i - 1] in "(["
+        template = _HASHTAG_TEMPLATE.match(commentary, i)
+        link = _LINK.match(commentary, i) if at_word_start else None
+        char = commentary[i]
+        if template:
+            tag = re.sub(r"\\(.)", r"\1", template.group(1))
+            hashtags.append(tag)
+            shown.append("#" + tag)
+            i = template.end()
+        elif link and "\\" not in link.group():
+            links.append(link.group())
+            shown.append(link.group())
+            i = link.end()
+        elif char == "\\" and i + 1 < len(commentary):
+            shown.append(commentary[i + 1])
+            i += 2
+        elif char in LITTLE_TEXT_RESERVED:
+            break  # "unescaped reserved characters may truncate the text"
+        else:
+            shown.append(char)
+            i += 1
+    return "".join(shown), hashtags, links
 
 
 class LinkedInFake(Fake):
@@ -297,8 +371,12 @@ class LinkedInFake(Fake):
     def __init__(self) -> None:
         super().__init__()
         self.refresh_token = "li-refresh-1"
+        # The months LinkedIn serves in December 2026 (each lives about a year).
+        self.active_versions = {"202601", "202602", "202603", "202604", "202605", "202606", "202607"}
         self.images: dict[str, str] = {}
         self.commentaries: dict[str, str] = {}
+        self.hashtags: list[list[str]] = []  # per post, the hashtags LinkedIn made of it
+        self.links: list[list[str]] = []  # per post, the URLs it auto-linked
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -323,7 +401,10 @@ class LinkedInFake(Fake):
             return reply(201)
         if request.url.path == "/oauth/v2/accessToken":
             return await self.refresh(request)
-        assert request.headers["linkedin-version"] == "202601"
+        version = request.headers["linkedin-version"]
+        if version not in self.active_versions:  # a sunset (or never released) version
+            return reply(426, {"status": 426, "code": "NONEXISTENT_VERSION",
+                               "message": f"Requested version {version} is not active"})
         assert request.headers["x-restli-protocol-version"] == "2.0.0"
         if bad := self.token_error(bearer(request)):
             return bad
@@ -346,21 +427,31 @@ class LinkedInFake(Fake):
         assert post["author"] == "urn:li:person:abc"
         assert post["lifecycleState"] == "PUBLISHED" and post["visibility"] == "PUBLIC"
         assert post["distribution"]["feedDistribution"] == "MAIN_FEED"
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         commentary = post["commentary"]
         if commentary in self.commentaries:
             urn = self.commentaries[commentary]
-            return reply(422, {"status": 422, "code": "DUPLICATE_POST",
-                               "message": f"Content is a duplicate of {urn}"})
+            return reply(422, {  # as LinkedIn answers it
+                "errorDetailType": "com.linkedin.common.error.BadRequest",
+                "message": "com.linkedin.content.common.exception.BadRequestResponseException: "
+                           f"Content is a duplicate of {urn}",
+                "errorDetails": {"inputErrors": [
+                    {"description": "Duplicate post is detected", "input": {}, "code": "DUPLICATE_POST"}
+                ]},
+                "status": 422,
+            })
         media = post.get("content", {}).get("media")
         if media:
             assert media["id"] in self.images and self.images[media["id"]] == "AVAILABLE"
         urn = f"urn:li:share:{7000 + len(self.commentaries) + 1}"
         self.commentaries[commentary] = urn
-        self.posts.append(Published(commentary, [media["id"]] if media else []))
-        return self.lost(request) if kind == "unknown" else reply(201, None, {"x-restli-id": urn})
+        shown, hashtags, links = little_text(commentary)
+        self.hashtags.append(hashtags)
+        self.links.append(links)
+        self.posts.append(Published(shown, [media["id"]] if media else []))
+        return self.commit_then(kind, request, reply(201, None, {"x-restli-id": urn}))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)
@@ -387,6 +478,7 @@ class XFake(Fake):
         super().__init__()
         self.refresh_token = "x-refresh-1"
         self.media_ids: list[str] = []
+        self.max_chars = 280  # the account's limit (25,000 with X Premium)
 
     def error(self, kind: str) -> httpx.Response:
         if kind in ("auth", "expired"):
@@ -399,6 +491,10 @@ class XFake(Fake):
         if kind == "transient":
             return reply(503, {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank",
                                "status": 503})
+        if kind == "usage-capped":  # the plan's monthly cap or the credits are used up
+            return reply(429, {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap",
+                               "type": "https://api.twitter.com/2/problems/usage-capped", "period": "Monthly",
+                               "scope": "Product", "status": 429})
         return reply(403, {"detail": "You are not allowed to create a Tweet with duplicate content.",
                            "type": "about:blank", "title": "Forbidden", "status": 403})
 
@@ -419,14 +515,18 @@ class XFake(Fake):
             return reply(200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(IMAGE)}})
         assert request.method == "POST" and path == "/2/tweets", path
         tweet = body(request)
+        if weighted_length(tweet["text"]) > self.max_chars:  # X counts with twitter-text v3
+            return reply(400, {"errors": [{"message": "Your Tweet text is too long."}], "title": "Invalid Request",
+                               "detail": "One or more parameters to your request was invalid.",
+                               "type": "https://api.twitter.com/2/problems/invalid-request"})
         media = tweet.get("media", {}).get("media_ids", [])
         assert all(m in self.media_ids for m in media)
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(Published(tweet["text"], media))
         answer = {"data": {"id": "1445880548472328192", "text": tweet["text"]}}
-        return self.lost(request) if kind == "unknown" else reply(201, answer)
+        return self.commit_then(kind, request, reply(201, answer))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)
@@ -454,6 +554,14 @@ class XFake(Fake):
 
 
 class BlueskyFake(Fake):
+    """A PDS as documented and as the reference PDS behaves: XRPC errors ``{"error",
+    "message"}``; an expired access JWT answers 400 ``ExpiredToken``; ``refreshSession``
+    rotates the pair and refuses a used or revoked refresh JWT with 400 ``ExpiredToken``
+    "Token has been revoked" (``revoked``: the session was revoked, its access JWT has
+    expired); ``putRecord`` of an identical record is a no-op answered without
+    ``commit``; ``getRecord`` answers 400 ``RecordNotFound``; ``resolveHandle`` knows
+    ``handles``."""
+
     name = "bluesky"
     refreshable = True
     did = "did:plc:alice"
@@ -463,10 +571,12 @@ class BlueskyFake(Fake):
         self.valid_token = jwt(time.time() + 7200)
         self.refresh_token = "refresh-jwt-1"
         self.records: dict[str, dict[str, Any]] = {}
+        self.handles = {"alice.test": self.did, "bob.test": "did:plc:bob"}
+        self.blobs: dict[str, bytes] = {}
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
-            "auth": (400, {"error": "InvalidToken", "message": "Token has been revoked"}),
+            "auth": (400, {"error": "InvalidToken", "message": "Token could not be verified"}),
             "expired": (400, {"error": "ExpiredToken", "message": "Token has expired"}),
             "rate": (429, {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}),
             "transient": (502, {"error": "UpstreamFailure", "message": "Upstream Failure"}),
@@ -474,7 +584,8 @@ class BlueskyFake(Fake):
                 400,
                 {
                     "error": "InvalidRequest",
-                    "message": "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes",
+                    "message": "Invalid app.bsky.feed.post record: grapheme too big (maximum 300, got 301)"
+                    " at $.record.text",
                 },
             ),
         }
@@ -483,36 +594,67 @@ class BlueskyFake(Fake):
                    "ratelimit-reset": str(int(time.time()) + 300)} if kind == "rate" else None
         return reply(status, data, headers)
 
+    def token_error(self, token: str | None) -> httpx.Response | None:
+        return self.error("expired") if self.revoked else super().token_error(token)
+
+    @staticmethod
+    def cid(value: Any) -> str:
+        return "bafyrei" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:40]
+
     async def route(self, request: httpx.Request) -> httpx.Response:
-        assert request.method == "POST"
         method = request.url.path.removeprefix("/xrpc/")
+        if request.method == "GET":
+            return self.query(method, dict(request.url.params))
+        assert request.method == "POST"
         if method == "com.atproto.server.refreshSession":
             return await self.refresh(request)
         if bad := self.token_error(bearer(request)):
             return bad
         if method == "com.atproto.repo.uploadBlob":
-            assert request.headers["content-type"] == "image/png" and request.content == IMAGE
+            assert request.headers["content-type"].startswith("image/") and request.content
             self.media_refs.append(request.content)
-            return reply(200, {"blob": {"$type": "blob", "ref": {"$link": "bafkreiblob"}, "mimeType": "image/png",
-                                        "size": len(IMAGE)}})
+            link = self.cid(base64.b64encode(request.content).decode())
+            self.blobs[link] = request.content
+            return reply(200, {"blob": {"$type": "blob", "ref": {"$link": link},
+                                        "mimeType": request.headers["content-type"], "size": len(request.content)}})
         assert method == "com.atproto.repo.putRecord", method
         data = body(request)
         assert data["repo"] == self.did and data["collection"] == "app.bsky.feed.post" and len(data["rkey"]) == 13
         record = data["record"]
         assert record["$type"] == "app.bsky.feed.post" and record["createdAt"].endswith("Z")
-        kind = self.gate()
-        if kind and kind != "unknown":
+        dt.datetime.fromisoformat(record["createdAt"])
+        for facet in record.get("facets", []):
+            assert 0 <= facet["index"]["byteStart"] < facet["index"]["byteEnd"] <= len(record["text"].encode())
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
+        uri = f"at://{self.did}/app.bsky.feed.post/{data['rkey']}"
+        answer: dict[str, Any] = {"uri": uri, "cid": self.cid(record), "validationStatus": "valid"}
         if self.records.get(data["rkey"]) != record:  # an identical rewrite is a no-op
+            if data["rkey"] not in self.records:
+                embed = record.get("embed", {})
+                refs = [i["image"]["ref"]["$link"] for i in embed.get("images", [])]
+                self.posts.append(Published(record["text"], refs))
             self.records[data["rkey"]] = record
-            images = record.get("embed", {}).get("images", [])
-            self.posts.append(Published(record["text"], [i["image"]["ref"]["$link"] for i in images]))
-        answer = {"uri": f"at://{self.did}/app.bsky.feed.post/{data['rkey']}", "cid": "bafyreirecord"}
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+            answer["commit"] = {"cid": "bafyreicommit", "rev": f"3l{len(self.records):011d}"}
+        return self.commit_then(kind, request, reply(200, answer))
+
+    def query(self, method: str, params: dict[str, str]) -> httpx.Response:
+        if method == "com.atproto.identity.resolveHandle":
+            if did := self.handles.get(params["handle"]):
+                return reply(200, {"did": did})
+            error = "HandleNotFound" if params["handle"].endswith(".test") else "InvalidRequest"
+            return reply(400, {"error": error, "message": "Unable to resolve handle"})
+        assert method == "com.atproto.repo.getRecord", method
+        assert params["repo"] == self.did and params["collection"] == "app.bsky.feed.post"
+        uri = f"at://{self.did}/app.bsky.feed.post/{params['rkey']}"
+        if (record := self.records.get(params["rkey"])) is None:
+            return reply(400, {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"})
+        return reply(200, {"uri": uri, "cid": self.cid(record), "value": record})
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         if self.revoked or bearer(request) != self.refresh_token:
-            return reply(400, {"error": "ExpiredToken", "message": "Token has expired"})
+            return reply(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
         await self.new_tokens()
         self.valid_token = jwt(time.time() + 7200)
         self.refresh_token = f"refresh-jwt-{self.refresh_calls + 1}"
@@ -524,12 +666,19 @@ class BlueskyFake(Fake):
 
 
 class MastodonFake(Fake):
+    """Mastodon: ``Idempotency-Key`` remembered for one hour (``PostStatusService``
+    stores it with a 3,600 s expiry), async media (202, then 206 until processed),
+    422 for a status with unprocessed media. ``clock`` is the instance's time."""
+
     name = "mastodon"
+    IDEMPOTENCY_SECONDS = 3600
 
     def __init__(self) -> None:
         super().__init__()
-        self.keys: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, tuple[float, dict[str, Any]]] = {}  # key → (stored at, status)
         self.media: dict[str, int] = {}
+        self.clock = 0.0
+        self.processing_polls = 1  # GET /api/v1/media/{id} answers 206 this many times
 
     def error(self, kind: str) -> httpx.Response:
         reset = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=300)).isoformat(timespec="microseconds")
@@ -566,28 +715,84 @@ class MastodonFake(Fake):
         if path.startswith("/api/v1/media/"):
             media_id = path.rsplit("/", 1)[-1]
             self.media[media_id] += 1
-            return reply(206 if self.media[media_id] == 1 else 200, {"id": media_id, "url": "https://files.test/x.png"})
+            if self.media[media_id] <= self.processing_polls:
+                return reply(206, {"id": media_id, "url": None})
+            return reply(200, {"id": media_id, "url": "https://files.test/x.png"})
         assert request.method == "POST" and path == "/api/v1/statuses"
         key = request.headers["idempotency-key"]
         data = body(request)
         assert data["visibility"] == "public"
-        for media_id in data.get("media_ids", []):
-            assert self.media[media_id] >= 2, "posted unprocessed media"
-        kind = self.gate()
-        if kind and kind != "unknown":
+        if any(self.media[m] <= self.processing_polls for m in data.get("media_ids", [])):
+            refusal = "Cannot attach files that have not finished processing. Try again in a moment!"
+            return reply(422, {"error": refusal})
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
-        if key not in self.keys:  # the instance remembers the key: a repeat returns the original
-            status_id = f"10370487408636037{len(self.keys) + 1}"
-            self.keys[key] = {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"}
+        stored = self.keys.get(key)
+        if stored is None or self.clock - stored[0] >= self.IDEMPOTENCY_SECONDS:
+            # A new key, or one the instance has forgotten after an hour: a new status.
+            status_id = f"10370487408636037{len(self.posts) + 1}"
+            stored = (self.clock, {"id": status_id, "url": f"https://mastodon.test/@alice/{status_id}"})
+            self.keys[key] = stored
             self.posts.append(Published(data["status"], data.get("media_ids", [])))
-        return self.lost(request) if kind == "unknown" else reply(200, self.keys[key])
+        return self.commit_then(kind, request, reply(200, stored[1]))
 
 
 # --- Telegram -----------------------------------------------------------------------------
 
 
+def telegram_fields(request: httpx.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The fields of a JSON or multipart Bot API call, and the uploaded files' bytes."""
+    if not request.headers["content-type"].startswith("multipart/form-data"):
+        return body(request), {}
+    boundary = request.headers["content-type"].split("boundary=", 1)[1].encode()
+    fields: dict[str, Any] = {}
+    uploads: dict[str, bytes] = {}
+    for part in request.content.split(b"--" + boundary)[1:-1]:
+        head, _, value = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        name = head.split(b'name="', 1)[1].split(b'"', 1)[0].decode()
+        if b"filename=" in head:
+            uploads[name] = value
+        else:
+            fields[name] = value.decode()
+    return fields, uploads
+
+
+RESERVED = {"MarkdownV2": set("_*[]()~`>#+-=|{}.!\\"), "Markdown": set("_*`[")}
+
+
+def parse_entities(text: str, parse_mode: str | None) -> str | None:
+    """The text Telegram shows, or None where it answers "can't parse entities". Only
+    escapes are modelled: any unescaped reserved character fails, as formatting does
+    not occur in the tests."""
+    if parse_mode in RESERVED:
+        reserved, shown, escaped = RESERVED[parse_mode], [], False
+        for char in text:
+            if escaped:
+                if char not in reserved and parse_mode == "Markdown":
+                    shown.append("\\")  # legacy Markdown keeps a backslash before other characters
+                shown.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char in reserved:
+                return None
+            else:
+                shown.append(char)
+        return None if escaped else "".join(shown)
+    if parse_mode == "HTML":
+        if "<" in text or ">" in text or re.search(r"&(?!(?:amp|lt|gt|quot);)", text):
+            return None
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    return text
+
+
 class TelegramFake(Fake):
     name = "telegram"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url_sizes: dict[str, int] = {}  # the size Telegram finds at a photo URL
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -606,31 +811,62 @@ class TelegramFake(Fake):
         _, bot, method = request.url.path.split("/")
         if bad := self.token_error(bot.removeprefix("bot")):
             return bad
-        data = body(request)
-        kind = self.gate()
-        if kind and kind != "unknown":
+        data, uploads = telegram_fields(request)
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
-        if data["chat_id"] == "-100old":
+        if str(data["chat_id"]) == "-100old":
             return reply(400, {"ok": False, "error_code": 400,
                                "description": "Bad Request: group chat was upgraded to a supergroup chat",
                                "parameters": {"migrate_to_chat_id": -100777}})
         if method == "sendPhoto":
-            assert data["photo"] == IMAGE_URL
-            self.media_refs.append(data["photo"])
-            self.posts.append(Published(data["caption"], [data["photo"]]))
+            photo = uploads["photo"] if "photo" in uploads else data["photo"]
+            if isinstance(photo, str):
+                assert photo.startswith("https://")
+                if self.url_sizes.get(photo, 0) > 5 * 1024 * 1024:  # Telegram fetches at most 5 MB
+                    return reply(400, {"ok": False, "error_code": 400,
+                                       "description": "Bad Request: wrong file identifier/HTTP URL specified"})
+            self.media_refs.append(photo)
+            text, limit = data.get("caption", ""), 1024
         else:
             assert method == "sendMessage", method
-            self.posts.append(Published(data["text"]))
+            text, limit = data["text"], 4096
+        parsed = parse_entities(text, data.get("parse_mode"))
+        if parsed is None:
+            return reply(400, {"ok": False, "error_code": 400,
+                               "description": "Bad Request: can't parse entities: Character '.' is reserved "
+                                              "and must be escaped with the preceding '\\'"})
+        if len(parsed.encode("utf-16-le")) // 2 > limit:  # counted after entity parsing
+            return reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"})
+        self.posts.append(Published(parsed, [self.media_refs[-1]] if method == "sendPhoto" else []))
         message = {"message_id": 41 + len(self.posts), "date": 1_700_000_000,
                    "chat": {"id": -1001234, "type": "channel", "title": "My channel", "username": "mychannel"}}
-        return self.lost(request) if kind == "unknown" else reply(200, {"ok": True, "result": message})
+        return self.commit_then(kind, request, reply(200, {"ok": True, "result": message}))
 
 
 # --- Discord ------------------------------------------------------------------------------
 
 
+def discord_pings(content: str, allowed: dict[str, Any] | None) -> list[str]:
+    """Who a message notifies: without ``allowed_mentions`` everything in the content
+    (``@everyone``/``@here``, ``<@user>``, ``<@&role>``); with it only the listed kinds."""
+    kinds = {"everyone", "users", "roles"} if allowed is None else set(allowed.get("parse", []))
+    pings = []
+    if "everyone" in kinds:
+        pings += re.findall(r"@(?:everyone|here)\b", content)
+    if "users" in kinds:
+        pings += re.findall(r"<@!?\d+>", content)
+    if "roles" in kinds:
+        pings += re.findall(r"<@&\d+>", content)
+    return pings
+
+
 class DiscordFake(Fake):
     name = "discord"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pinged: list[str] = []
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -674,12 +910,13 @@ class DiscordFake(Fake):
             media = [payload["attachments"][0]["filename"]]
         else:
             payload, media = body(request), []
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(Published(payload["content"], media))
+        self.pinged.extend(discord_pings(payload["content"], payload.get("allowed_mentions")))
         message = {"id": "1200", "channel_id": "555", "content": payload["content"], "webhook_id": "111"}
-        return self.lost(request) if kind == "unknown" else reply(200, message)
+        return self.commit_then(kind, request, reply(200, message))
 
 
 # --- Slack --------------------------------------------------------------------------------
@@ -692,6 +929,9 @@ class SlackFake(Fake):
     def __init__(self) -> None:
         super().__init__()
         self.refresh_token = "xoxe-1-refresh-1"
+        self.markup: list[str] = []  # <…> Slack read as markup (a link, a mention, <!channel>)
+        self.alt_texts: list[str | None] = []
+        self.titles: list[str | None] = []
 
     def error(self, kind: str) -> httpx.Response:
         if kind == "rate":
@@ -719,7 +959,7 @@ class SlackFake(Fake):
             assert data["channel"] == "C123"
             return self.publish(
                 request,
-                Published(data["text"]),
+                Published(self.shown(data["text"])),
                 {"ok": True, "channel": "C123", "ts": "1503435956.000247", "message": {"text": data["text"]}},
             )
         fields = form(request)
@@ -735,19 +975,27 @@ class SlackFake(Fake):
             )
         if method == "files.getUploadURLExternal":
             assert int(fields["length"]) == len(IMAGE) and fields["filename"] == "cat.png"
+            self.alt_texts.append(fields.get("alt_txt"))
             return reply(200, {"ok": True, "upload_url": "https://files.slack.test/upload/v1/abc", "file_id": "F123"})
         assert method == "files.completeUploadExternal", method
         files = json.loads(fields["files"])
         assert files[0]["id"] == "F123" and fields["channel_id"] == "C123"
+        self.titles.append(files[0].get("title"))
         answer = {"ok": True, "files": [{"id": "F123", "shares": {"public": {"C123": [{"ts": "1503435957.000100"}]}}}]}
-        return self.publish(request, Published(fields.get("initial_comment", ""), ["F123"]), answer)
+        return self.publish(request, Published(self.shown(fields.get("initial_comment", "")), ["F123"]), answer)
+
+    def shown(self, text: str) -> str:
+        """What Slack shows: ``<…>`` is its markup (links, ``<!channel>`` pings), the three
+        entities are the characters."""
+        self.markup.extend(re.findall(r"<[^>]*>", text))
+        return re.sub(r"<[^>]*>", "", text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def publish(self, request: httpx.Request, post: Published, answer: dict[str, Any]) -> httpx.Response:
-        kind = self.gate()
-        if kind and kind != "unknown":
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         self.posts.append(post)
-        return self.lost(request) if kind == "unknown" else reply(200, answer)
+        return self.commit_then(kind, request, reply(200, answer))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:
         fields = form(request)

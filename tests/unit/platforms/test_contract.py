@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import uuid
 
 import httpx
 import pytest
 
+from scheduler_daemon.engine import classify
 from scheduler_daemon.errors import (
     AuthError,
     ContentRejectedError,
+    OutcomeUnknownError,
     PlatformConfigError,
     RateLimitedError,
     TransientError,
 )
+from scheduler_daemon.models import Outcome, OutcomeKind
 from scheduler_daemon.platforms.registry import Registry
 from support.platforms.cases import (
     CASES,
@@ -27,6 +32,7 @@ from support.platforms.cases import (
     settings,
 )
 from support.platforms.context import FakeContext, Store, next_attempt
+from support.platforms.fakes import AFTER_COMMIT
 
 every = pytest.mark.parametrize("case", CASES, ids=str)
 
@@ -68,15 +74,39 @@ async def test_content_over_the_limit_is_rejected_before_any_call(case: Case) ->
     assert fake.requests == []
 
 
+AUTH_REASONS = {
+    "facebook": "Error validating access token", "instagram": "Error validating access token",
+    "threads": "Error validating access token", "linkedin": "has been revoked by the user",
+    "x": "Unauthorized", "bluesky": "Token has been revoked", "mastodon": "The access token is invalid",
+    "telegram": "Unauthorized", "discord": "Unknown Webhook", "slack": "invalid_auth",
+}
+
+
 @every
-async def test_auth_failure_asks_to_reconnect_without_leaking_the_token(case: Case) -> None:
+async def test_auth_failure_asks_to_reconnect_once_with_the_platform_s_reason(case: Case) -> None:
     fake, platform, conn, store, ctx = setup(case)
     fake.revoked = True
     with pytest.raises(AuthError) as caught:
         await platform.publish(post(case), conn, ctx)
-    assert f"reconnect {case.name}" in str(caught.value)
-    assert conn.access_token and conn.access_token not in str(caught.value)
+    now = dt.datetime.now(dt.timezone.utc)
+    outcome = classify.classify(
+        caught.value, post_id=uuid.uuid4(), platform=case.name, attempt=1, started_at=now, finished_at=now,
+        max_attempts=5, retry_base=1.0, retry_max=60.0,
+    )
+    message = outcome.error_message or ""
+    assert message.count(f"reconnect {case.name}") == 1, message
+    assert AUTH_REASONS[case.name] in message, message
+    assert conn.access_token and conn.access_token not in message
     assert store.refresher_calls <= 1 and fake.posts == []
+
+
+async def test_a_refused_refresh_says_why() -> None:
+    case = next(c for c in CASES if c.name == "x")
+    fake, platform, conn, _store, ctx = setup(case, case.refresh_connection)
+    fake.revoked = True
+    with pytest.raises(AuthError, match="Value passed for the token was invalid") as caught:
+        await platform.publish(post(case), conn, ctx)
+    assert str(caught.value).count("reconnect x") == 1
 
 
 @every
@@ -95,13 +125,73 @@ async def test_rate_limit_honours_the_wait_then_the_retry_succeeds(case: Case) -
     assert result.platform_post_id and len(fake.posts) == 1
 
 
+def outcome_of(case: Case, exc: BaseException) -> Outcome:
+    """What the engine makes of ``exc``, with the platform's declared facts."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return classify.classify(
+        exc, post_id=uuid.uuid4(), platform=case.name, attempt=1, started_at=now, finished_at=now,
+        max_attempts=5, retry_base=1.0, retry_max=60.0, idempotent=case.adapter.facts.idempotent,
+    )
+
+
 @every
-async def test_server_error_is_transient(case: Case) -> None:
+@pytest.mark.parametrize("kind", AFTER_COMMIT)
+async def test_a_create_committed_then_lost_is_an_unknown_outcome_and_never_repeated(case: Case, kind: str) -> None:
+    """The failure that hurts most: the platform created the post, then the answer was a
+    5xx, a timeout or a reset. Only a platform that deduplicates may repeat it."""
     fake, platform, conn, _, ctx = setup(case)
-    fake.fail = ["transient"]
-    with pytest.raises(TransientError):
+    fake.fail = [kind] * case.unknown_fails
+    with pytest.raises(OutcomeUnknownError) as caught:
+        await platform.publish(post(case), conn, ctx)
+    assert len(fake.posts) == 1  # the platform did publish: only the answer was lost
+    # no second create (Mastodon re-sends once at once, with its Idempotency-Key)
+    assert fake.publish_calls == case.unknown_fails
+    outcome = outcome_of(case, caught.value)
+    if case.adapter.facts.idempotent:
+        assert outcome.kind is OutcomeKind.RETRY, outcome.error_message
+    else:
+        assert outcome.kind is OutcomeKind.UNKNOWN
+        message = outcome.error_message or ""
+        assert message.startswith("outcome unknown") and message.endswith(f"check {case.name} before rescheduling")
+
+
+@every
+async def test_a_server_error_on_the_create_call_proves_nothing(case: Case) -> None:
+    """A 5xx from the request that creates the post is unknown even when the platform did
+    not commit: the daemon cannot tell the two apart."""
+    fake, platform, conn, _, ctx = setup(case)
+    fake.fail = ["transient"] * case.unknown_fails
+    with pytest.raises(OutcomeUnknownError, match="in answer to the request that creates the post"):
         await platform.publish(post(case), conn, ctx)
     assert fake.posts == []
+
+
+@every
+async def test_a_create_refused_before_sending_is_retried(case: Case) -> None:
+    fake, platform, conn, _, ctx = setup(case)
+    fake.fail = ["refused"]
+    first = post(case)
+    with pytest.raises(TransientError) as caught:
+        await platform.publish(first, conn, ctx)
+    assert fake.posts == [] and fake.publish_calls == 0
+    assert outcome_of(case, caught.value).kind is OutcomeKind.RETRY
+    result = await platform.publish(next_attempt(first, ctx), conn, ctx)
+    assert result.platform_post_id and len(fake.posts) == 1
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.upload_path], ids=str)
+@pytest.mark.parametrize("kind", ["transient", "timeout"])
+async def test_a_failed_upload_or_container_is_retried_freely(case: Case, kind: str) -> None:
+    fake, platform, conn, _, ctx = setup(case)
+    assert case.upload_path is not None
+    fake.fail_at = {case.upload_path: [kind]}
+    first = post(case, "A cat", with_image=True)
+    with pytest.raises(TransientError) as caught:
+        await platform.publish(first, conn, ctx)
+    assert fake.posts == [] and fake.publish_calls == 0
+    assert outcome_of(case, caught.value).kind is OutcomeKind.RETRY
+    result = await platform.publish(next_attempt(first, ctx), conn, ctx)
+    assert result.platform_post_id and len(fake.posts) == 1
 
 
 @every
@@ -120,15 +210,6 @@ async def test_configuration_error_names_the_setting(case: Case) -> None:
     with pytest.raises(PlatformConfigError, match=case.config_names.replace(".", r"\.")):
         await platform.publish(post(case), conn, ctx)
     assert fake.posts == []
-
-
-@every
-async def test_lost_answer_is_never_retried_blindly(case: Case) -> None:
-    fake, platform, conn, _, ctx = setup(case)
-    fake.fail = ["unknown"] * case.unknown_fails
-    with pytest.raises(case.unknown_error):
-        await platform.publish(post(case), conn, ctx)
-    assert len(fake.posts) == 1  # the platform did publish: only the answer was lost
 
 
 @every
