@@ -29,6 +29,22 @@ class Sizes:
     roundtrip_spread_posts: int = 200
     roundtrip_spread_gap_s: float = 0.025
     roundtrip_burst_posts: int = 1000
+    # issue 16: bursts at platform latency, replicas, 10M rows, in-flight cost, profile
+    platform_latency_ms: float = 300.0  # median answer (lognormal, sigma 0.5)
+    realistic_accounts: int = 1000
+    realistic_per_account: int = 5
+    media_upload_ms: float = 300.0
+    media_container_ms: float = 2000.0
+    media_poll_interval_s: float | None = None  # None: the daemon's default
+    media_paced_accounts: int = 5  # the media burst again with the shipped Instagram pacing
+    media_paced_per_account: int = 5
+    replica_posts: int = 10_000
+    replica_repeats: int = 2
+    schedule_huge: int = 10_000_000
+    schedule_huge_days: int = 365
+    inflight: tuple[int, ...] = (1000, 5000, 10_000)
+    protocol_requests: int = 5000
+    profile_posts: int = 5000
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,9 +53,9 @@ class Sizes:
 FULL = Sizes()
 SMOKE = Sizes(
     lateness_posts=20,
-    lateness_window_s=2.0,
-    lead_s=1.5,
-    burst_posts=200,
+    lateness_window_s=1.5,
+    lead_s=0.6,
+    burst_posts=100,
     schedule_big=10_000,
     schedule_small=2_000,
     registration_inserts=50,
@@ -48,9 +64,23 @@ SMOKE = Sizes(
     reschedule_batch=50,
     reschedule_seconds=1.0,
     idle_posts=100,
-    idle_seconds=3.0,
+    idle_seconds=2.0,
     roundtrip_spread_posts=20,
     roundtrip_burst_posts=100,
+    platform_latency_ms=20.0,
+    realistic_accounts=20,
+    realistic_per_account=2,
+    media_upload_ms=20.0,
+    media_container_ms=100.0,
+    media_poll_interval_s=0.05,
+    media_paced_accounts=2,
+    media_paced_per_account=2,
+    replica_posts=200,
+    replica_repeats=1,
+    schedule_huge=30_000,
+    inflight=(100,),
+    protocol_requests=100,
+    profile_posts=300,
 )
 
 

@@ -38,9 +38,14 @@ def quiet_logs() -> None:
     configure("info", "json", stream=_devnull)
 
 
-def bench_settings(**overrides: Any) -> Settings:
+# Every fake platform is on loopback, which the outbound guard refuses unless allowed.
+BENCH_ENV = {"SCHEDULER_ALLOW_NETWORKS": "127.0.0.1/32"}
+
+
+def bench_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """The defaults (what users run), plus ``env`` read as the daemon reads its environment."""
     base = replace(
-        Settings.from_env({"SCHEDULER_ALLOW_NETWORKS": "127.0.0.1/32"}),  # the receiver
+        Settings.from_env({**BENCH_ENV, **(env or {})}),
         instance_id=f"bench-{uuid.uuid4().hex[:6]}",
         state_dir=Path(tempfile.gettempdir()) / "scheduler-bench-state",
     )
@@ -178,6 +183,6 @@ class RunningDaemon:
             probes.outcomes.add(len(outcomes))
             return changed
 
-        repository.claim = probed_claim
-        repository.record = probed_record
+        repository.claim = probed_claim  # type: ignore[method-assign]
+        repository.record = probed_record  # type: ignore[method-assign]
 

@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,16 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def calibration_s() -> float:
+    """CPU seconds of a fixed pure-Python loop: compares this machine's speed across runs
+    (shared and virtual machines vary by 2× or more)."""
+    began = time.process_time()
+    total = 0
+    for n in range(10_000_000):
+        total += n
+    return round(time.process_time() - began, 3)
+
+
 def revision() -> str:
     """The commit measured, and whether the package differed from it (read-only git)."""
     root = Path(__file__).resolve().parent.parent
@@ -68,6 +79,7 @@ async def describe(server_url: str) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "calibration_s_at_start": calibration_s(),
         "memory_gib": _memory_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),

@@ -83,25 +83,66 @@ async def insert_same_instant(db: asyncpg.Connection, campaign: uuid.UUID, due: 
     )
 
 
-async def seed_far_future(db: asyncpg.Connection, campaign: uuid.UUID, count: int, *, notify: bool) -> None:
-    """``count`` scheduled posts due over the next 30 days, in four time zones.
+async def seed_far_future(
+    db: asyncpg.Connection, campaign: uuid.UUID, count: int, *, notify: bool, days: int = 30, chunk: int = 1_000_000
+) -> None:
+    """``count`` scheduled posts due over the next ``days`` days, in four time zones.
 
     ``notify=False`` seeds with triggers off (``session_replication_role = replica``): the
-    big-schedule scenario measures the boot load, not a million notifications.
+    big-schedule scenario measures the boot load, not a million notifications. One
+    ``INSERT … SELECT generate_series`` per ``chunk`` rows, each its own transaction.
     """
-    async with db.transaction():
-        if not notify:
-            await db.execute("SET LOCAL session_replication_role = replica")
-        await db.execute(
-            """
-            INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)
-            SELECT $1, 'webhook', 'scheduled post ' || g, 'scheduled',
-                   (local_due)::date, (local_due)::time, zone
-              FROM (SELECT g,
-                           (ARRAY['UTC', 'Europe/Paris', 'America/New_York', 'Asia/Tokyo'])[1 + g % 4] AS zone,
-                           now() + interval '1 hour' + (g % 2592000) * interval '1 second' AS due
-                      FROM generate_series(1, $2) g) s,
-                   LATERAL (SELECT s.due AT TIME ZONE s.zone AS local_due) l
-            """,
-            campaign, count,
-        )
+    span = days * 86400
+    for start in range(1, count + 1, chunk):
+        async with db.transaction():
+            if not notify:
+                await db.execute("SET LOCAL session_replication_role = replica")
+            await db.execute(
+                """
+                INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time,
+                                           timezone)
+                SELECT $1, 'webhook', 'scheduled post ' || g, 'scheduled', (local_due)::date, (local_due)::time, zone
+                  FROM (SELECT g,
+                               (ARRAY['UTC', 'Europe/Paris', 'America/New_York', 'Asia/Tokyo'])[1 + g % 4] AS zone,
+                               now() + interval '1 hour' + ((g::bigint * 7919) % $4) * interval '1 second' AS due
+                          FROM generate_series($2::int, $3::int) g) s,
+                       LATERAL (SELECT s.due AT TIME ZONE s.zone AS local_due) l
+                """,
+                campaign, start, min(count, start + chunk - 1), span,
+            )
+
+
+async def accounts(
+    db: asyncpg.Connection, count: int, platform: str, metadata: dict[str, object], token: str = TOKEN
+) -> list[uuid.UUID]:
+    """``count`` users, each with a campaign and one ``platform`` connection (account
+    ``bench-<n>``, ``metadata``): the campaign ids, in one statement."""
+    rows = await db.fetch(
+        """
+        WITH u AS MATERIALIZED (SELECT gen_random_uuid() AS user_id, g FROM generate_series(1, $1) g),
+        c AS (INSERT INTO content_campaigns (user_id, name) SELECT user_id, 'bench ' || g FROM u RETURNING id),
+        pc AS (INSERT INTO platform_connections (user_id, platform, account_id, access_token, metadata)
+               SELECT user_id, $2, 'bench-' || g, $3, $4::jsonb FROM u)
+        SELECT id FROM c
+        """,
+        count, platform, token, json.dumps(metadata),
+    )
+    return [r["id"] for r in rows]
+
+
+async def insert_burst(
+    db: asyncpg.Connection, campaigns: list[uuid.UUID], per_campaign: int, due: float, platform: str,
+    media: list[dict[str, str]] | None = None,
+) -> None:
+    """``per_campaign`` posts in each campaign, all due at one instant, in one INSERT … SELECT;
+    contents are ``burst post <n>``, unique."""
+    date, time = local_parts(due)
+    await db.execute(
+        """
+        INSERT INTO content_posts (campaign_id, platform, content, media, status, scheduled_date, scheduled_time,
+                                   timezone)
+        SELECT c, $2, 'burst post ' || row_number() OVER (), $3::jsonb, 'scheduled', $4, $5, 'UTC'
+          FROM unnest($1::uuid[]) c, generate_series(1, $6) k
+        """,
+        campaigns, platform, json.dumps(media or []), date, time, per_campaign,
+    )

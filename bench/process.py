@@ -48,40 +48,90 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.queue.put_nowait(data)
 
 
-async def run_until_ready(argv: list[str], env: dict[str, str], timeout: float) -> Ready:
-    """Spawn ``argv``, wait for READY=1, measure, then SIGTERM it and wait for the exit."""
-    loop = asyncio.get_running_loop()
-    with tempfile.TemporaryDirectory(prefix="bench-notify-") as tmp:
-        path = os.path.join(tmp, "notify.sock")
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU ``pid`` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid: int) -> int:
+    """File descriptors ``pid`` holds open (sockets, pipes, files)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class DaemonProcess:
+    """``async with DaemonProcess(argv, env) as proc``: spawned, READY=1 received on our
+    NOTIFY_SOCKET (``proc.ready``), SIGTERMed and waited for on exit. Its output goes to
+    ``output`` (a file; /dev/null by default: the log lines are written, as in production)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], *, timeout: float = 120.0,
+                 output: Path | None = None) -> None:
+        self.argv = argv
+        self.env = env
+        self.timeout = timeout
+        self.output = output
+        self.ready: Ready | None = None
+        self.proc: asyncio.subprocess.Process | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._transport: asyncio.BaseTransport | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def __aenter__(self) -> DaemonProcess:
+        loop = asyncio.get_running_loop()
+        self._tmp = tempfile.TemporaryDirectory(prefix="bench-notify-")
+        path = os.path.join(self._tmp.name, "notify.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(path)
-        transport, datagrams = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
-        full_env = {**os.environ, **env, "NOTIFY_SOCKET": path}
+        self._transport, datagrams = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
+        full_env = {**os.environ, **self.env, "NOTIFY_SOCKET": path}
         full_env.pop("WATCHDOG_USEC", None)
-        log_path = Path(tmp) / "output.log"
+        log_path = self.output or Path(self._tmp.name) / "output.log"
         with log_path.open("wb") as log:
             began = time.perf_counter()
-            proc = await asyncio.create_subprocess_exec(*argv, env=full_env, stdout=log, stderr=log)
+            self.proc = await asyncio.create_subprocess_exec(*self.argv, env=full_env, stdout=log, stderr=log)
         try:
-            status = await _wait_ready(datagrams.queue, proc, timeout)
+            status = await _wait_ready(datagrams.queue, self.proc, self.timeout)
             seconds = time.perf_counter() - began
-            rss, peak = memory_mb(proc.pid)
+            rss, peak = memory_mb(self.proc.pid)
         except BaseException as exc:
-            if proc.returncode is None:
+            await self._end(kill=True)
+            output = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+            raise RuntimeError(f"{self.argv[2:]} failed before READY ({exc!r}); its output:\n{output}") from None
+        self.ready = Ready(seconds, rss, peak, status)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._end(kill=False)
+
+    async def _end(self, *, kill: bool) -> None:
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            if kill:
                 proc.kill()
-            await proc.wait()
-            output = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{argv[2:]} failed before READY ({exc!r}); its output:\n{output}") from None
-        finally:
-            transport.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(60):
+            else:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(60):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
                 await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-    return Ready(seconds, rss, peak, status)
+        if self._transport is not None:
+            self._transport.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+async def run_until_ready(argv: list[str], env: dict[str, str], timeout: float) -> Ready:
+    """Spawn ``argv``, wait for READY=1, measure, then SIGTERM it and wait for the exit."""
+    async with DaemonProcess(argv, env, timeout=timeout) as proc:
+        assert proc.ready is not None
+        return proc.ready
 
 
 async def _wait_ready(queue: asyncio.Queue[bytes], proc: asyncio.subprocess.Process, timeout: float) -> str:

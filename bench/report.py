@@ -122,9 +122,14 @@ def _burst(r: dict[str, Any]) -> str:
 
 def _schedule(r: dict[str, Any]) -> str:
     rows = []
+    seeding = []
     for count, figures in r["rows"].items():
         for who, f in figures.items():
-            rows.append([f"{int(count):,}", who, f["ready_s"], f["rss_mb"], f["peak_rss_mb"]])
+            if who == "seeding":
+                seeding.append(f"{int(count):,} rows over {f['days']} days: INSERT {f['insert_s']} s, "
+                               f"VACUUM {f['vacuum_s']} s, table and indexes {_cell(f['table_mib'])} MiB")
+            else:
+                rows.append([f"{int(count):,}", who, f["ready_s"], f["rss_mb"], f["peak_rss_mb"]])
     above = r["small_above_idle"]
     return "\n\n".join(
         [
@@ -134,7 +139,8 @@ def _schedule(r: dict[str, Any]) -> str:
             "Timers, both in the same minimal process (bench/naive.py) loading rows the daemon's way.",
             table(("rows", "process", "start → READY (s)", "RSS at READY (MiB)", "peak RSS (MiB)"), rows),
             f"Smaller schedule above the idle daemon: +{above['ready_s']} s, +{above['rss_mb']} MiB at READY, "
-            f"+{above['peak_rss_mb']} MiB peak.",
+            f"+{above['peak_rss_mb']} MiB peak. Seeding (triggers off, one INSERT … SELECT generate_series per "
+            f"million rows): {'; '.join(seeding)}.",
         ]
     )
 
@@ -183,6 +189,125 @@ def _roundtrips(r: dict[str, Any]) -> str:
     ])
 
 
+def _instant_rows(runs: Iterable[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
+    rows = []
+    for label, d in runs:
+        late = d["lateness_ms"]
+        rows.append([label, d["posts"], d["accounts"], d["concurrency"], late.get("p50"), late.get("p99"),
+                     late.get("max"), d["arrived"], d["duplicates"], d["outcomes_written_s"], d["cpu_ms_per_post"],
+                     d["statuses"]])
+    return rows
+
+
+INSTANT = ("run", "posts", "accounts", "SCHEDULER_CONCURRENCY", "p50 (ms)", "p99 (ms)", "max (ms)", "arrived",
+           "duplicates", "all outcomes written (s)", "CPU ms/post", "rows by status")
+
+
+def _claims(d: dict[str, Any]) -> str:
+    claims = d["claims_asked_won_ms_end"]
+    shown = ", ".join(f"{a}→{w} in {ms} ms (done at +{end} ms)" for a, w, ms, end in claims[:8])
+    return f"{len(claims)} claims: {shown}{' …' if len(claims) > 8 else ''}"
+
+
+def _realistic(r: dict[str, Any]) -> str:
+    d, u = r["default"], r["uncapped"]
+    return "\n\n".join([
+        f"{d['posts']:,} webhook posts across {d['accounts']:,} accounts due at one instant; the fake platform "
+        f"answers in a median {r['platform_latency_ms']:g} ms (lognormal, sigma {r['sigma']}), in its own process. "
+        "Lateness: the platform received the request − due.",
+        table(INSTANT, _instant_rows([("defaults", d), ("SCHEDULER_CONCURRENCY at the burst's size", u)])),
+        f"Claims, defaults: {_claims(d)}.",
+    ])
+
+
+def _media(r: dict[str, Any]) -> str:
+    d, u, p = r["default"], r["uncapped"], r["shipped_pacing"]
+    return "\n\n".join([
+        f"Instagram posts with one image each through the real adapter against the fake Graph API: container "
+        f"creation {r['upload_ms']:g} ms, FINISHED {r['container_ms']:g} ms later, other answers lognormal; the "
+        f"daemon polls every {r['poll_interval_s']:g} s (its default). Lateness: media_publish received − due.",
+        table(INSTANT, _instant_rows([("Instagram pacing lifted, defaults otherwise", d),
+                                      ("pacing lifted, SCHEDULER_CONCURRENCY at the burst's size", u),
+                                      ("shipped pacing (5 per app, 1 per account)", p)])),
+        f"Calls to the fake (pacing lifted): {d['calls']}. With the shipped pacing, {p['posts_per_s']} posts/s: "
+        f"{d['posts']:,} posts would end {p['projected_last_arrival_s']} s after the instant.",
+    ])
+
+
+def _replicas(r: dict[str, Any]) -> str:
+    rows = [[run["processes"], run["posts"], run["posts_per_s"], run["lateness_ms"].get("p50"),
+             run["last_arrival_s"], run["outcomes_written_s"], run["duplicates"], run["arrived"],
+             run["published_by_instance"]] for run in r["runs"]]
+    rates = r["median_posts_per_s"]
+    return "\n\n".join([
+        f"{r['posts']:,} webhook posts due at one instant (zero-latency receiver), delivered by `scheduler-daemon run` "
+        "processes on one database, runs alternating.",
+        table(("processes", "posts", "posts/s", "p50 lateness (ms)", "last arrival (s)", "all published (s)",
+               "duplicates", "arrived", "published by instance"), rows),
+        f"Median: 1 process {_cell(rates['1'])} posts/s, 2 processes {_cell(rates['2'])} posts/s: "
+        f"{_cell(r['speedup'])}×.",
+    ])
+
+
+def _concurrency(r: dict[str, Any]) -> str:
+    daemon = [[f"daemon ({'TLS' if d['tls'] else 'plain HTTP'}, {d['loop']})", d["in_flight"], d["rss_before_mib"],
+               d["rss_in_flight_mib"], d["kib_per_request"], d["fds_before"], d["fds_in_flight"],
+               d["fds_per_request"], d["sink_connections"], d["all_in_flight_s"], d["cpu_ms_per_request"]]
+              for d in r["daemon_in_flight"]]
+    bare = [[f"bare {b['client']} ({b['versions']}, {b['loop'].split('.')[0]})", b["in_flight"], b["rss_before_mib"],
+             b["rss_in_flight_mib"],
+             b["kib_per_request"], b["fds_before"], b["fds_in_flight"], b["fds_per_request"], b["sink_connections"],
+             b["wall_s"], b["cpu_ms_per_request"]] for b in r["bare_in_flight"]]
+
+    def protocol_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
+        return [[b["client"], b["versions"], b["sink"], b["requests"], b["concurrency"], b["wall_s"],
+                 b["requests_per_s"], b["cpu_ms_per_request"], b["sink_cpu_ms_per_request"], b["peak_rss_mib"],
+                 b["sink_connections"], b["errors"]] for b in runs]
+
+    protocol = ("client", "versions", "sink", "requests", "concurrency", "wall (s)", "requests/s",
+                "client CPU ms/request", "sink CPU ms/request", "client peak RSS (MiB)", "connections", "errors")
+    return "\n\n".join([
+        "Requests held open by a sink that answers only once all are in flight (TLS unless said); memory and "
+        "file descriptors of the client process from /proc, before the burst and with every request in flight.",
+        table(("client", "in flight", "RSS before (MiB)", "RSS in flight (MiB)", "KiB per request sent", "fds before",
+               "fds in flight", "fds per request", "sink connections", "all in flight after (s)",
+               "CPU ms/request"), daemon + bare),
+        "HTTP/2 against HTTP/1.1 to one host over TLS, bare clients in their own processes. Zero latency, "
+        f"concurrency {ZERO_LATENCY_CONCURRENCY_SHOWN}:",
+        table(protocol, protocol_rows(r["zero_latency"])),
+        f"At the platforms' latency (median {r['platform_latency_ms']:g} ms), every request sent at once:",
+        table(protocol, protocol_rows(r["platform_latency"])),
+    ])
+
+
+ZERO_LATENCY_CONCURRENCY_SHOWN = 100
+
+
+def _profile(r: dict[str, Any]) -> str:
+    parts = [f"py-spy at {r['rate_hz']} Hz on the bench process (the daemon runs in it), from every post armed to "
+             "every outcome written; idle samples are not recorded. Each sample counts once, in the first category "
+             "any of its frames matches (in this order)."]
+    runs = r["runs"]
+    rows = []
+    for n, (name, what, needed) in enumerate(
+            (c["category"], c["what"], c["needed_at_the_instant"]) for c in runs[0]["categories"]):
+        rows.append([name, what, "yes" if needed else "no", *(run["categories"][n]["percent"] for run in runs)])
+    parts.append(table(("category", "what", "needed at the instant?",
+                        *(f"% of CPU, {run['burst']}" for run in runs)), rows))
+    parts.append(table(("burst", "posts", "SCHEDULER_CONCURRENCY", "samples", "CPU (s)", "CPU ms/post",
+                        "GC (ms)", "GC % of CPU", "GC collections by generation", "last arrival (s)", "claims"),
+                       [[run["burst"], run["posts"], run["concurrency"], run["samples"], run["cpu_s"],
+                         run["cpu_ms_per_post"], run["gc_ms"], run["gc_percent_of_cpu"], run["gc_collections"],
+                         run["last_arrival_s"], len(run["claims_asked_won_ms_end"])] for run in runs]))
+    for run in runs:
+        parts.append(f"Top frames, {run['burst']} burst (% of samples):")
+        top = max(len(run["top_self"]), len(run["top_total"]))
+        parts.append(table(("self", "%", "total", "%"), [
+            [*(run["top_self"][i] if i < len(run["top_self"]) else ["", None]),
+             *(run["top_total"][i] if i < len(run["top_total"]) else ["", None])] for i in range(top)]))
+    return "\n\n".join(parts)
+
+
 def _speedups(r: dict[str, Any]) -> str:
     parts = []
     if r.get("comparison"):
@@ -210,6 +335,11 @@ SECTIONS = {
     "idle": ("5. Idle", _idle),
     "roundtrips": ("6. Round trips per published post", _roundtrips),
     "speedups": ("7. uvloop and orjson", _speedups),
+    "realistic": ("8. Realistic burst", _realistic),
+    "media": ("9. Media burst", _media),
+    "replicas": ("10. Replicas", _replicas),
+    "concurrency": ("11. The concurrency model", _concurrency),
+    "profile": ("12. Profile of the burst", _profile),
 }
 
 
@@ -232,8 +362,14 @@ def render(results: dict[str, Any]) -> str:
                 ),
                 (
                     "CPU",
-                    f"{m['cpu']}, {m['cores']} cores (load average when the bench started: "
-                    f"{m.get('load_average_at_start')})",
+                    f"{m['cpu']}, {m['cores']} cores (load average (1, 5, 15 min) when the bench started: "
+                    f"{m.get('load_average_at_start')}, when it ended: {m.get('load_average_at_end', 'not recorded')}; "
+                    "other engineers share the machine)",
+                ),
+                (
+                    "speed",
+                    f"a 10M-iteration pure-Python loop took {m.get('calibration_s_at_start', '–')} s of CPU at the "
+                    f"start and {m.get('calibration_s_at_end', '–')} s at the end (compare runs with it)",
                 ),
                 ("memory", f"{m['memory_gib']} GiB"),
                 ("OS", m["os"]),

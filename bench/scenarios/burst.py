@@ -152,13 +152,16 @@ async def daemon(ctx: Context, rx: ReceiverProcess, transport: str, count: int) 
     }
 
 
-async def measure(ctx: Context, loop: str = "asyncio") -> dict[str, Any]:
+async def measure(ctx: Context, loop: str = "asyncio", every_transport: bool = True) -> dict[str, Any]:
+    """The burst through the daemon and the bare clients; with ``every_transport`` False,
+    only the daemon's default transport and plain aiohttp (the smoke run's uvloop rerun)."""
     count = ctx.sizes.burst_posts
     result: dict[str, Any] = {"posts": count, "concurrency": CONCURRENCY, "loop": loop}
+    daemon_variants = transports.daemon_variants() if every_transport else [transports.DAEMON_DEFAULT]
     async with ReceiverProcess("fast") as rx:
         bare_runs = [await bare(rx, "aiohttp", count)]
-        daemon_runs = [await daemon(ctx, rx, name, count) for name in transports.daemon_variants()]
-        bare_runs += [await bare(rx, name, count) for name in transports.bare_variants()]
+        daemon_runs = [await daemon(ctx, rx, name, count) for name in daemon_variants]
+        bare_runs += [await bare(rx, name, count) for name in transports.bare_variants() if every_transport]
     async with ReceiverProcess("aiohttp") as slow_rx:
         receiver_check = await bare(slow_rx, "aiohttp", count)
     result.update(bare_clients=bare_runs, daemon=daemon_runs, bare_aiohttp_vs_aiohttp_receiver=receiver_check)

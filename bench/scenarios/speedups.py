@@ -80,7 +80,7 @@ def run(ctx: Context, asyncio_results: dict[str, Any]) -> dict[str, Any]:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             result["uvloop_lateness"] = runner.run(lateness.measure(ctx, loop="uvloop"))
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            result["uvloop_burst"] = runner.run(burst.measure(ctx, loop="uvloop"))
+            result["uvloop_burst"] = runner.run(burst.measure(ctx, loop="uvloop", every_transport=not ctx.smoke))
     cpu = None
     daemon_runs = asyncio_results.get("burst", {}).get("daemon", [])
     if daemon_runs:

@@ -20,7 +20,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("lateness", "burst", "schedule", "registration", "idle", "roundtrips", "speedups")
+SCENARIOS = ("lateness", "burst", "schedule", "registration", "idle", "roundtrips", "speedups",
+             "realistic", "media", "replicas", "concurrency", "profile")
 
 
 def _numbers(value: Any) -> list[float]:
@@ -72,10 +73,13 @@ def test_smoke_bench_runs_and_writes_complete_results(tmp_path: Path) -> None:
         assert {r["transport"] for r in burst["daemon"]} == {"daemon-default", "httpx-default", "httpx-aiohttp"}
 
     rows = scenarios["schedule"]["rows"]
-    assert set(rows) == {"0", str(sizes["schedule_small"]), str(sizes["schedule_big"])}
-    for figures in rows.values():
-        assert set(figures) == {"daemon", "naive_heap", "naive_tasks"}
-        assert all(f["ready_s"] > 0 and f["peak_rss_mb"] >= f["rss_mb"] > 0 for f in figures.values())
+    assert set(rows) == {"0", str(sizes["schedule_small"]), str(sizes["schedule_big"]), str(sizes["schedule_huge"])}
+    for count, figures in rows.items():
+        measured = {who: f for who, f in figures.items() if who != "seeding"}
+        assert set(measured) == ({"daemon"} if count == str(sizes["schedule_huge"]) else
+                                 {"daemon", "naive_heap", "naive_tasks"})
+        assert all(f["ready_s"] > 0 and f["peak_rss_mb"] >= f["rss_mb"] > 0 for f in measured.values())
+        assert count == "0" or figures["seeding"]["table_mib"] > 0
     assert str(sizes["schedule_big"]) in rows[str(sizes["schedule_big"])]["daemon"]["status"], "READY after arming all"
 
     registration = scenarios["registration"]
@@ -98,9 +102,44 @@ def test_smoke_bench_runs_and_writes_complete_results(tmp_path: Path) -> None:
     if importlib.util.find_spec("uvloop") is not None:
         assert speedups["uvloop_lateness"]["complete"] and speedups["comparison"]
 
+    per_account = sizes["realistic_per_account"]
+    for name, kinds in (("realistic", ("default", "uncapped")), ("media", ("default", "uncapped", "shipped_pacing"))):
+        for kind in kinds:
+            burst = scenarios[name][kind]
+            accounts = sizes["media_paced_accounts"] if kind == "shipped_pacing" else sizes["realistic_accounts"]
+            per = sizes["media_paced_per_account"] if kind == "shipped_pacing" else per_account
+            assert burst["complete"] and burst["duplicates"] == 0, (name, kind)
+            assert burst["arrived"] == burst["posts"] == accounts * per, (name, kind)
+            assert burst["statuses"] == {"published": burst["posts"]}, (name, kind)
+            _complete(burst["lateness_ms"], burst["posts"])
+    media_calls = scenarios["media"]["default"]["calls"]
+    assert media_calls["create"] == media_calls["publish"] == scenarios["media"]["default"]["posts"]
+    assert media_calls["status"] >= media_calls["create"], "the adapter waited for FINISHED"
+
+    replicas = scenarios["replicas"]
+    assert {r["processes"] for r in replicas["runs"]} == {1, 2} and replicas["speedup"] > 0
+    for run in replicas["runs"]:
+        assert run["complete"] and run["duplicates"] == 0 and run["arrived"] == sizes["replica_posts"]
+        assert sum(run["published_by_instance"].values()) == sizes["replica_posts"]
+
+    concurrency = scenarios["concurrency"]
+    for held in concurrency["daemon_in_flight"]:
+        assert held["complete"] and held["sink_connections"] >= held["in_flight"]
+        assert held["fds_in_flight"] >= held["fds_before"] + held["in_flight"]
+    assert {b["client"] for b in concurrency["bare_in_flight"]} == {"aiohttp", "httpx-h2"}
+    for run in concurrency["zero_latency"] + concurrency["platform_latency"]:
+        assert run["errors"] == 0 and sum(run["versions"].values()) == sizes["protocol_requests"], run["client"]
+        assert set(run["versions"]) == {"HTTP/2" if run["client"] == "httpx-h2" else "HTTP/1.1"}
+
+    for profiled in scenarios["profile"]["runs"]:
+        assert profiled["complete"] and profiled["samples"] > 0
+        assert math.isclose(sum(c["percent"] for c in profiled["categories"]), 100, abs_tol=1)
+        assert profiled["top_self"] and profiled["top_total"]
+
     targets = [t for s in scenarios.values() for t in s["targets"]]
     assert len(targets) >= 15 and all(t["met"] in (True, False) for t in targets)
     report = (tmp_path / "RESULTS.md").read_text()
     for title in ("1. Lateness", "2. Burst", "3. A big schedule", "4. Registration", "5. Idle",
-                  "6. Round trips", "7. uvloop and orjson"):
+                  "6. Round trips", "7. uvloop and orjson", "8. Realistic burst", "9. Media burst", "10. Replicas",
+                  "11. The concurrency model", "12. Profile of the burst"):
         assert f"## {title}" in report

@@ -1,0 +1,111 @@
+"""Posts of many accounts due at one instant, through the in-process daemon, timed at a fake
+platform in its own process (``bench.receiver``).
+
+Lateness is measured where users see it: when the platform received the *final* request
+of a post (the webhook POST; Instagram's ``media_publish``) minus the due instant, on the
+host's one clock. The accounts (a user, a campaign and a connection each) exist before the
+daemon starts; the posts are inserted with plain SQL (one ``INSERT … SELECT``, one
+notification per row) early enough for the daemon to arm them all before they are due.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from scheduler_daemon.config import Settings
+
+from .context import Context
+from .harness import RunningDaemon
+from .pg import accounts, insert_burst
+from .receiver import Arrival, ReceiverProcess
+from .results import distribution
+
+
+@dataclass(frozen=True)
+class Burst:
+    platform: str
+    accounts: int
+    per_account: int
+    metadata: dict[str, object] = field(default_factory=dict)  # each connection's
+    media: list[dict[str, str]] = field(default_factory=list)  # each post's
+
+    @property
+    def posts(self) -> int:
+        return self.accounts * self.per_account
+
+
+def lateness(arrivals: list[Arrival], due: float) -> dict[str, Any]:
+    """Arrival − due of each key's first final request; duplicates are the repeats."""
+    first: dict[str, float] = {}
+    for a in arrivals:
+        first[a.key] = min(a.wall, first.get(a.key, a.wall))
+    late = list(first.values())
+    return {
+        "arrived": len(first),
+        "duplicates": len(arrivals) - len(first),
+        "lateness_ms": distribution([w - due for w in late]),
+        "last_arrival_s": round(max(late) - due, 4) if late else None,
+        "posts_per_s": round(len(first) / (max(late) - due), 1) if late and max(late) > due else None,
+    }
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def through_daemon(
+    ctx: Context, rx: ReceiverProcess, settings: Settings, burst: Burst, *, timeout: float = 600.0,
+    armed_hook: Hook = _nothing, done_hook: Hook = _nothing,
+) -> dict[str, Any]:
+    """One burst through a fresh daemon on a fresh database; its figures. ``armed_hook`` runs
+    once every post is armed (before they are due), ``done_hook`` once every outcome is written."""
+    count = burst.posts
+    await rx.reset()
+    async with ctx.database() as dsn:
+        db = await asyncpg.connect(dsn)
+        try:
+            campaigns = await accounts(db, burst.accounts, burst.platform, burst.metadata)
+            async with RunningDaemon(dsn, settings) as d:
+                due = time.time() + ctx.sizes.lead_s + count / 2500
+                await insert_burst(db, campaigns, burst.per_account, due, burst.platform, burst.media)
+                armed = await d.probes.notified.reach(count, timeout=max(0.0, due - time.time()))
+                await armed_hook()
+                margin = due - time.time()
+                cpu = time.process_time()
+                complete, arrivals = await rx.wait(count, timeout=timeout)
+                written = await d.probes.outcomes.reach(count, timeout=120)
+                written_at = time.time()
+                cpu = time.process_time() - cpu
+                await done_hook()
+                calls = (await rx.stats())["calls"]
+                claims = [(c.asked, c.won, round((c.finished - c.started) * 1000, 2),
+                           round((c.finished - due) * 1000, 1)) for c in d.probes.claims]
+                statuses = {r["status"]: r["n"] for r in await db.fetch(
+                    "SELECT status, count(*) AS n FROM content_posts GROUP BY status")}
+                started = list(d.metrics.lateness)
+        finally:
+            await db.close()
+    return {
+        "platform": burst.platform,
+        "posts": count,
+        "accounts": burst.accounts,
+        "concurrency": settings.concurrency,
+        "armed_before_due": armed,
+        "armed_margin_s": round(margin, 3),
+        "complete": complete and written,
+        **lateness(arrivals, due),
+        "outcomes_written_s": round(written_at - due, 3),
+        "statuses": statuses,
+        "cpu_ms_per_post": round(cpu / count * 1000, 4),
+        "calls": calls,
+        "claims_asked_won_ms_end": claims,
+        "publish_start_minus_due_ms": distribution(started),
+    }
