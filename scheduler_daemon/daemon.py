@@ -96,7 +96,10 @@ class Daemon:
                 command_timeout=max(5.0, 2 * s.heartbeat_timeout_seconds),
             )
             stack.push_async_callback(pool.close)
-            repository = Repository(pool, self.run_id, max_content_chars=s.max_content_chars)
+            repository = Repository(
+                pool, self.run_id, max_content_chars=s.max_content_chars,
+                claim_lead_seconds=s.claim_lead_seconds, grace_seconds=s.grace_seconds,
+            )
             client = await stack.enter_async_context(outbound_client(s, self.transport))
             writer, dispatcher, listener, recovery = self._build(repository, client)
             logger.info("starting", run=self.run_id, grace_s=s.grace_seconds, concurrency=s.concurrency)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,56 @@ class ScheduledRow:
 
     id: uuid.UUID
     key: ScheduleKey
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRow:
+    """A 'scheduled' row as the boot load (and every resync) reads it: the due instant the
+    database computed (``content_posts.due_at``, migrations/007), or why there is none.
+
+    The load never reads the date, time or retry_at columns themselves: a value outside
+    Python's datetime (year 10000, a BC date) would fail the whole load while decoding.
+    """
+
+    id: uuid.UUID
+    version: int
+    due: float | None  # epoch seconds; None: ``problem`` says why
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A row the claim asked for and did not take, with what the database says about it."""
+
+    id: uuid.UUID
+    version: int
+    due: float | None  # epoch seconds of content_posts.due_at
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """What one claim round trip decided, every verdict checked in SQL on the row itself.
+
+    ``won``: claimed, each with the database's due instant (``due``, by id). ``early``: the
+    row is not due yet (a forged or stale notification armed it too soon): arm it at its
+    real instant. ``missed``: overdue beyond the grace window. ``unschedulable``: no due
+    instant, or a counter at its maximum (``problem`` says which). Ids not in any of them
+    changed since the timer was armed, or another daemon took them: nothing to do.
+    """
+
+    won: list[ClaimedPost] = field(default_factory=list)
+    due: dict[uuid.UUID, float] = field(default_factory=dict)
+    early: list[Verdict] = field(default_factory=list)
+    missed: list[Verdict] = field(default_factory=list)
+    unschedulable: list[Verdict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        """How many were won (what a caller that counts a claim's posts counts)."""
+        return len(self.won)
+
+    def __iter__(self) -> Iterator[ClaimedPost]:
+        return iter(self.won)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,19 @@
 One sleeper waits for the earliest deadline in the ``Timers`` or an earlier wake-up (a
 sooner post armed, stop). When posts fall due it claims them in one batch (a round trip
 for up to ``CLAIM_BATCH`` posts), then hands each one it won to the ``Publisher`` in its
-own task, bounded by the publisher's slots. A post missed beyond the grace window goes
-back to draft instead.
+own task, bounded by the publisher's slots, to be sent at the instant the row itself has.
+
+The timers are hints; the claim decides, in SQL, on the row (sql/daemon.sql, claim): a post
+that is not due yet is armed again at its real instant, one missed beyond the grace window
+or without a usable instant goes back to draft with the database's reason. So a forged
+notification (any role can NOTIFY on the channel) can neither publish a post early nor
+turn it into a draft. A post still in flight here is never claimed again: its timer waits
+until the outcome is written.
 
 Registration is synchronous and cheap (``on_payload``, ``arm``, and ``sync`` for a whole
 table): the listener calls it from its notification callback, so arming a post costs no
-query and no task.
+query and no task. Each payload is handled inside its own error boundary: nothing one holds
+stops the callback, and a flood of TRUNCATE payloads costs one resync.
 
 A ``Service``: ``started`` is set once the sleeper runs; ``stop()`` stops claiming and
 returns once in-flight publishes have ended (past the shutdown timeout they are
@@ -31,7 +38,7 @@ from ..db.payloads import MalformedNotification, Op, parse
 from ..db.repository import Repository
 from ..due import due_instant
 from ..errors import InvalidScheduleError
-from ..models import ClaimedPost, ScheduledRow
+from ..models import ClaimedPost, ClaimResult, LoadedRow, ScheduledRow, Verdict
 from ..retry import Backoff
 from ..service import Service
 from .publisher import Publisher
@@ -69,6 +76,10 @@ class Dispatcher(Service):
         # claim before anything is sent (see migrations/002).
         self.lead = settings.claim_lead_seconds
         self.inflight: set[uuid.UUID] = set()
+        # Timers that fell due while their post was still in flight (a stale timer, or a
+        # trusted writer's reschedule mid-publish): armed again once its outcome is written.
+        self._deferred: dict[uuid.UUID, Armed] = {}
+        self._resync_asked = False  # a TRUNCATE asked for a resync that has not started yet
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._claim_backoff = Backoff(CLAIM_RETRY_BASE, CLAIM_RETRY_CAP)
@@ -81,12 +92,21 @@ class Dispatcher(Service):
 
     def on_payload(self, payload: str) -> None:
         try:
+            self._on_payload(payload)
+        except Exception as exc:  # the error boundary: a payload never stops the listener's callback
+            logger.error("ignored a notification that could not be handled", error=repr(exc)[:300],
+                         payload=payload[:200])
+
+    def _on_payload(self, payload: str) -> None:
+        try:
             note = parse(payload)
         except MalformedNotification as exc:
             logger.warning("ignored malformed notification", error=str(exc), payload=payload[:200])
             return
         if note.op is Op.TRUNCATE:
-            self.request_resync()
+            if not self._resync_asked:  # coalesced: a flood of them costs one resync
+                self._resync_asked = True
+                self.request_resync()
             return
         assert note.id is not None and note.key is not None
         if note.was_publishing:
@@ -96,32 +116,38 @@ class Dispatcher(Service):
         elif self.timers.cancel(note.id):
             logger.debug("disarmed", post_id=str(note.id), status=note.status, op=note.op.value)
 
-    def arm(self, row: ScheduledRow, version: int, timers: Timers | None = None) -> None:
+    def arm(self, row: ScheduledRow, version: int) -> None:
+        """Arm a post a notification announced, at the instant its payload says."""
         try:
             due = due_instant(row.key).timestamp()
         except InvalidScheduleError as exc:
-            logger.warning("cannot schedule post", post_id=str(row.id), error=str(exc))
-            self.reject(row.id, version, str(exc))
-            return
-        if timers is None:
-            if self.timers.arm(row.id, due, version):
-                self._wakeup.set()
-        else:
-            timers.arm(row.id, due, version)
+            # Only the row can say it is unschedulable: claim now, and the claim's verdict
+            # (the database's reason, or its real instant) decides.
+            logger.info("notification without a usable instant; asking the row", post_id=str(row.id),
+                        error=str(exc))
+            due = self.clock.now()
+        if self.timers.arm(row.id, due, version):
+            self._wakeup.set()
 
-    async def sync(self, batches: AsyncIterable[list[tuple[ScheduledRow, int]]]) -> None:
+    async def sync(self, batches: AsyncIterable[list[LoadedRow]]) -> None:
         """Replace the timers with the table's scheduled rows (boot and every resync).
 
         The new timers are built aside and swapped in at the end, so the posts armed now
-        keep firing on time while a large table loads.
+        keep firing on time while a large table loads. A row without a usable instant (the
+        load's problem) goes to draft with the reason.
         """
+        self._resync_asked = False  # a TRUNCATE from now on needs another one
         fresh = Timers()
         async for batch in batches:
-            for row, version in batch:
+            for row in batch:
                 # Rows in flight are armed too: a claim still being decided (or retried
                 # after a failure) must not leave its post unarmed, and a stale timer only
                 # loses its claim.
-                self.arm(row, version, fresh)
+                if row.due is None:
+                    logger.warning("cannot schedule post", post_id=str(row.id), error=row.problem)
+                    self.reject(row.id, row.version, row.problem or "the due instant cannot be computed")
+                else:
+                    fresh.arm(row.id, row.due, row.version)
         self.timers = fresh
         self._wakeup.set()
         logger.info("schedule loaded", armed=len(self.timers), next_due=self.next_due_iso())
@@ -164,37 +190,49 @@ class Dispatcher(Service):
                 await self._idle.wait()
 
     async def _dispatch(self, due: list[Armed], now: float, tasks: asyncio.TaskGroup) -> None:
-        ready = self._within_grace(due, now)
+        ready: dict[uuid.UUID, Armed] = {}
+        for armed in due:
+            if armed.id in self.inflight:  # never claim a post twice: wait for its outcome
+                self._deferred[armed.id] = armed
+            else:
+                ready[armed.id] = armed
         if not ready:
             return
         # In flight from before the claim is sent until the outcome is written, so a
         # concurrent resync never mistakes these rows for orphans of ours.
         self.inflight.update(ready)
         self._idle.clear()
-        won = await self._claim(ready)
-        claimed = {post.id for post in won}
-        self._settle(post_id for post_id in ready if post_id not in claimed)
-        for post in won:
-            tasks.create_task(self._publish(post, ready[post.id]))
+        result = await self._claim(ready)
+        self._settle(post_id for post_id in ready if post_id not in result.due)
+        self._handle_verdicts(result, now)
+        for post in result.won:
+            # Sent at the row's own instant, not at the one the timer was armed with.
+            armed = ready[post.id]._replace(due=result.due[post.id])
+            tasks.create_task(self._publish(post, armed))
 
-    def _within_grace(self, due: list[Armed], now: float) -> dict[uuid.UUID, Armed]:
-        """The due posts still worth publishing; the others go back to draft as missed."""
-        grace = self.settings.grace_seconds
-        ready: dict[uuid.UUID, Armed] = {}
-        for armed in due:
-            late = now - armed.due
-            if late > grace:
-                message = (
-                    f"missed: was due at {utc_from_ts(armed.due).isoformat()} and the daemon saw it "
-                    f"{format_delay(late)} late (grace window {format_delay(grace)}); reschedule it"
-                )
-                logger.warning("post missed", post_id=str(armed.id), late_s=round(late, 1))
-                self.reject(armed.id, armed.version, message)
-            else:
-                ready[armed.id] = armed
-        return ready
+    def _handle_verdicts(self, result: ClaimResult, now: float) -> None:
+        for early in result.early:
+            assert early.due is not None
+            logger.info("not due yet: armed at the row's instant", post_id=str(early.id),
+                        due=utc_from_ts(early.due).isoformat())
+            self.timers.arm(early.id, early.due, early.version)
+        for missed in result.missed:
+            self._missed(missed, now)
+        for bad in result.unschedulable:
+            logger.warning("cannot schedule post", post_id=str(bad.id), error=bad.problem)
+            self.reject(bad.id, bad.version, bad.problem or "the due instant cannot be computed")
 
-    async def _claim(self, ready: dict[uuid.UUID, Armed]) -> list[ClaimedPost]:
+    def _missed(self, missed: Verdict, now: float) -> None:
+        assert missed.due is not None
+        grace, late = self.settings.grace_seconds, now - missed.due
+        message = (
+            f"missed: was due at {utc_from_ts(missed.due).isoformat()} and the daemon saw it "
+            f"{format_delay(late)} late (grace window {format_delay(grace)}); reschedule it"
+        )
+        logger.warning("post missed", post_id=str(missed.id), late_s=round(late, 1))
+        self.reject(missed.id, missed.version, message)
+
+    async def _claim(self, ready: dict[uuid.UUID, Armed]) -> ClaimResult:
         try:
             won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
         except DB_ERRORS as exc:
@@ -207,7 +245,7 @@ class Dispatcher(Service):
                 self.timers.arm(armed.id, armed.due, armed.version)
             self.request_resync()
             await asyncio.sleep(delay)
-            return []
+            return ClaimResult()
         self._claim_backoff.reset()
         return won
 
@@ -218,6 +256,10 @@ class Dispatcher(Service):
             self._settle((post.id,))
 
     def _settle(self, post_ids: Iterable[uuid.UUID]) -> None:
-        self.inflight.difference_update(post_ids)
+        for post_id in post_ids:
+            self.inflight.discard(post_id)
+            deferred = self._deferred.pop(post_id, None)
+            if deferred is not None and self.timers.arm(deferred.id, deferred.due, deferred.version):
+                self._wakeup.set()  # its claim now finds the row as the outcome left it
         if not self.inflight:
             self._idle.set()

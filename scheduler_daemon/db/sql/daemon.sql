@@ -2,33 +2,77 @@
 -- Batched statements take parallel arrays and unnest them: one round trip per batch.
 
 -- name: load_scheduled
--- The boot load and every resync: all that is needed to arm each scheduled row.
-SELECT id, scheduled_date, scheduled_time, timezone, retry_at, schedule_version
-  FROM content_posts
- WHERE status = 'scheduled';
+-- The boot load and every resync: all that is needed to arm each scheduled row. The due
+-- instant comes from the database (migrations/007: due_at, or computed where a row was
+-- written with the trigger off) as microseconds since the epoch; the date, time and
+-- retry_at columns are never decoded here, so no value in them (year 10000, a BC date) can
+-- fail the load. problem: why the row has no usable instant (it goes to draft with it).
+SELECT id, schedule_version,
+       (extract(epoch FROM due) * 1000000)::bigint AS due_us,
+       CASE WHEN due IS NULL OR attempt_count >= 2147483647 OR schedule_version >= 9223372036854775807
+            THEN coalesce(scheduler_due_problem(scheduled_date, scheduled_time, timezone, retry_at,
+                                                attempt_count, schedule_version),
+                          'the due instant cannot be computed')
+       END AS problem
+  FROM (SELECT id, schedule_version, attempt_count, scheduled_date, scheduled_time, timezone, retry_at,
+               coalesce(due_at, scheduler_due_at(scheduled_date, scheduled_time, timezone, retry_at)) AS due
+          FROM content_posts
+         WHERE status = 'scheduled') s;
 
 -- name: claim
 -- Atomically move due rows from 'scheduled' to 'publishing', only if they are still at the
--- version the timer was armed with, and return each with its platform connections
--- (at most 2: the one named by connection_id, or the user's for that platform; two means
--- ambiguous) in the same round trip.
-WITH claimed AS (
+-- version the timer was armed with AND the row itself says they are due: due_at within $4
+-- seconds ahead of now() (the claim lead and a second of slack for the clocks) and not
+-- more than $5 (the grace window) behind it. A notification only armed the timer: whatever
+-- it said, a row due in an hour is not claimed ('early', with its real instant). Every row
+-- asked for that is still scheduled at that version comes back with its verdict:
+--   due            claimed (unless another daemon was first): the row's columns, with its
+--                  platform connections (at most 2: the one named by connection_id, or the
+--                  user's for that platform; two means ambiguous), in the same round trip
+--   early          not due yet: arm it at due_us
+--   missed         overdue beyond the grace window: draft
+--   unschedulable  no due instant, or a counter at its maximum: draft with problem
+-- No statement here can overflow (attempt_count is capped, 007's trigger caps the version),
+-- so no row can fail the batch for the others.
+WITH want AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS w(id, version)
+), found AS (
+    SELECT p.id, p.schedule_version, p.attempt_count, d.due,
+           CASE WHEN d.due IS NULL OR p.attempt_count >= 2147483647 OR p.schedule_version >= 9223372036854775807
+                THEN coalesce(scheduler_due_problem(p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
+                                                    p.attempt_count, p.schedule_version),
+                              'the due instant cannot be computed')
+           END AS problem
+      FROM want w
+      JOIN content_posts p ON p.id = w.id AND p.schedule_version = w.version AND p.status = 'scheduled'
+     CROSS JOIN LATERAL (SELECT coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time,
+                                                                    p.timezone, p.retry_at)) AS due) d
+), verdict AS (
+    SELECT f.id, f.schedule_version, f.problem,
+           (extract(epoch FROM f.due) * 1000000)::bigint AS due_us,
+           CASE WHEN f.problem IS NOT NULL THEN 'unschedulable'
+                WHEN f.due > now() + make_interval(secs => $4) THEN 'early'
+                WHEN f.due < now() - make_interval(secs => $5) THEN 'missed'
+                ELSE 'due' END AS verdict
+      FROM found f
+), claimed AS (
     UPDATE content_posts p
        SET status = 'publishing',
            claimed_by = $3,
            claimed_at = now(),
-           attempt_count = p.attempt_count + 1
-      FROM unnest($1::uuid[], $2::bigint[]) AS want(id, version)
-     WHERE p.id = want.id
+           attempt_count = least(p.attempt_count, 2147483646) + 1
+      FROM verdict v
+     WHERE p.id = v.id
+       AND v.verdict = 'due'
        AND p.status = 'scheduled'
-       AND p.schedule_version = want.version
+       AND p.schedule_version = v.schedule_version
  RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
-           p.thread, p.first_comment, p.platform_options,
-           p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
-           p.attempt_count, p.publish_state
+           p.thread, p.first_comment, p.platform_options, p.attempt_count, p.publish_state
 )
-SELECT c.*,
+SELECT v.id AS asked_id, v.schedule_version AS asked_version, v.verdict, v.due_us, v.problem,
+       c.*,
        camp.user_id,
+       CASE WHEN c.id IS NOT NULL THEN
        (SELECT coalesce(jsonb_agg(to_jsonb(pc)), '[]'::jsonb)
           FROM (SELECT pc.id, pc.user_id, pc.platform, pc.account_id, pc.access_token,
                        pc.refresh_token, pc.token_expires_at, pc.metadata, pc.needs_reconnect
@@ -37,8 +81,10 @@ SELECT c.*,
                     OR (c.connection_id IS NULL AND pc.user_id = camp.user_id
                         AND pc.platform = c.platform)
                  ORDER BY pc.created_at
-                 LIMIT 2) pc) AS connections
-  FROM claimed c
+                 LIMIT 2) pc)
+       END AS connections
+  FROM verdict v
+  LEFT JOIN claimed c ON c.id = v.id
   LEFT JOIN content_campaigns camp ON camp.id = c.campaign_id;
 
 -- name: record_outcomes
@@ -81,8 +127,10 @@ WITH o AS (
 SELECT count(*) FROM updated;
 
 -- name: reject
--- Scheduled rows we cannot publish (missed beyond the grace window, bad date/time/zone)
--- go back to draft with the reason, unless the user changed them meanwhile.
+-- Scheduled rows we cannot publish go back to draft with the reason, unless the user changed
+-- them meanwhile. Each reason is the database's own verdict on the row (load_scheduled's
+-- problem, claim's missed or unschedulable), never a notification's word: a forged payload
+-- cannot turn someone's post into a draft.
 UPDATE content_posts p
    SET status = 'draft', error_message = r.message
   FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS r(id, version, message)
