@@ -81,16 +81,17 @@ class Verdict:
 class ClaimResult:
     """What one claim round trip decided, every verdict checked in SQL on the row itself.
 
-    ``won``: claimed, each with the database's due instant (``due``, by id). ``early``: the
-    row is not due yet (a forged or stale notification armed it too soon): arm it at its
-    real instant. ``missed``: overdue beyond the grace window. ``unschedulable``: no due
-    instant, or a counter at its maximum (``problem`` says which). Ids not in any of them
-    changed since the timer was armed, or another daemon took them: nothing to do.
+    ``won``: claimed, each with the database's due instant (``due``, by id). ``rearm``: the
+    row is not due yet, or is at another version than the timer's (a forged, stale or lost
+    notification armed it): arm it at its own instant and version. ``missed``: overdue
+    beyond the grace window. ``unschedulable``: no due instant, or a counter at its maximum
+    (``problem`` says which). Ids in none of them are no longer scheduled, or another
+    daemon took them: nothing to do.
     """
 
     won: list[ClaimedPost] = field(default_factory=list)
     due: dict[uuid.UUID, float] = field(default_factory=dict)
-    early: list[Verdict] = field(default_factory=list)
+    rearm: list[Verdict] = field(default_factory=list)
     missed: list[Verdict] = field(default_factory=list)
     unschedulable: list[Verdict] = field(default_factory=list)
 

@@ -4,6 +4,8 @@ One sleeper waits for the earliest deadline in the ``Timers`` or an earlier wake
 sooner post armed, stop). When posts fall due it claims them in one batch (a round trip
 for up to ``CLAIM_BATCH`` posts), then hands each one it won to the ``Publisher`` in its
 own task, bounded by the publisher's slots, to be sent at the instant the row itself has.
+A timer is only ever added or moved by a notification, never cancelled: a post that left
+'scheduled' loses its claim at its old instant (until a resync drops its timer).
 
 The timers are hints; the claim decides, in SQL, on the row (sql/daemon.sql, claim): a post
 that is not due yet is armed again at its real instant, one missed beyond the grace window
@@ -113,8 +115,8 @@ class Dispatcher(Service):
             self.publisher.edited(note.id)  # the user edited a post claimed ahead of its instant
         if note.arms:
             self.arm(ScheduledRow(note.id, note.key), note.version)
-        elif self.timers.cancel(note.id):
-            logger.debug("disarmed", post_id=str(note.id), status=note.status, op=note.op.value)
+        # A post that left 'scheduled' (or was deleted) keeps its timer: its claim finds
+        # nothing to do. A notification (which anyone can forge) cannot cancel a post.
 
     def arm(self, row: ScheduledRow, version: int) -> None:
         """Arm a post a notification announced, at the instant its payload says."""
@@ -211,11 +213,11 @@ class Dispatcher(Service):
             tasks.create_task(self._publish(post, armed))
 
     def _handle_verdicts(self, result: ClaimResult, now: float) -> None:
-        for early in result.early:
-            assert early.due is not None
-            logger.info("not due yet: armed at the row's instant", post_id=str(early.id),
-                        due=utc_from_ts(early.due).isoformat())
-            self.timers.arm(early.id, early.due, early.version)
+        for again in result.rearm:
+            assert again.due is not None
+            logger.info("armed at the row's own instant", post_id=str(again.id), version=again.version,
+                        due=utc_from_ts(again.due).isoformat())
+            self.timers.arm(again.id, again.due, again.version)
         for missed in result.missed:
             self._missed(missed, now)
         for bad in result.unschedulable:

@@ -25,11 +25,13 @@ SELECT id, schedule_version,
 -- seconds ahead of now() (the claim lead and a second of slack for the clocks) and not
 -- more than $5 (the grace window) behind it. A notification only armed the timer: whatever
 -- it said, a row due in an hour is not claimed ('early', with its real instant). Every row
--- asked for that is still scheduled at that version comes back with its verdict:
+-- asked for that is still scheduled comes back with its verdict:
 --   due            claimed (unless another daemon was first): the row's columns, with its
 --                  platform connections (at most 2: the one named by connection_id, or the
 --                  user's for that platform; two means ambiguous), in the same round trip
 --   early          not due yet: arm it at due_us
+--   moved          at another version than the timer's (a lost or forged notification):
+--                  arm it at its own version and due_us
 --   missed         overdue beyond the grace window: draft
 --   unschedulable  no due instant, or a counter at its maximum: draft with problem
 -- No statement here can overflow (attempt_count is capped, 007's trigger caps the version),
@@ -37,20 +39,21 @@ SELECT id, schedule_version,
 WITH want AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS w(id, version)
 ), found AS (
-    SELECT p.id, p.schedule_version, p.attempt_count, d.due,
+    SELECT p.id, p.schedule_version, p.schedule_version = w.version AS current, d.due,
            CASE WHEN d.due IS NULL OR p.attempt_count >= 2147483647 OR p.schedule_version >= 9223372036854775807
                 THEN coalesce(scheduler_due_problem(p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
                                                     p.attempt_count, p.schedule_version),
                               'the due instant cannot be computed')
            END AS problem
       FROM want w
-      JOIN content_posts p ON p.id = w.id AND p.schedule_version = w.version AND p.status = 'scheduled'
+      JOIN content_posts p ON p.id = w.id AND p.status = 'scheduled'
      CROSS JOIN LATERAL (SELECT coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time,
                                                                     p.timezone, p.retry_at)) AS due) d
 ), verdict AS (
     SELECT f.id, f.schedule_version, f.problem,
            (extract(epoch FROM f.due) * 1000000)::bigint AS due_us,
            CASE WHEN f.problem IS NOT NULL THEN 'unschedulable'
+                WHEN NOT f.current THEN 'moved'
                 WHEN f.due > now() + make_interval(secs => $4) THEN 'early'
                 WHEN f.due < now() - make_interval(secs => $5) THEN 'missed'
                 ELSE 'due' END AS verdict
