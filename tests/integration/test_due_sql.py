@@ -93,6 +93,7 @@ def transition_zones() -> list[str]:
 
 
 local_times = st.times().filter(lambda t: t.fold == 0)
+NIGHT_TIMES = [dt.time(h, m) for h in (0, 1, 2, 3) for m in (0, 30)]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -105,7 +106,7 @@ async def test_sql_and_python_agree_on_any_local_time_in_zones_with_transitions(
     for _ in range(50):
         zone = data.draw(st.sampled_from(transition_zones))
         day = data.draw(st.dates(dt.date(2000, 1, 1), dt.date(2099, 12, 31)))
-        time = data.draw(st.one_of(local_times, st.sampled_from([dt.time(h, m) for h in (0, 1, 2, 3) for m in (0, 30)])))
+        time = data.draw(st.one_of(local_times, st.sampled_from(NIGHT_TIMES)))
         rows.append((day, time, zone))
     sql = await db.fetch(MANY, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     for (day, time, zone), record in zip(rows, sql, strict=True):
