@@ -50,6 +50,7 @@ logger = structlog.get_logger("scheduler_daemon.dispatcher")
 
 CLAIM_BATCH = 1000
 CLAIM_RETRY_BASE, CLAIM_RETRY_CAP = 0.5, 2.0
+TRUNCATE_RESYNC_SECONDS = 30.0
 
 
 class Dispatcher(Service):
@@ -81,7 +82,7 @@ class Dispatcher(Service):
         # Timers that fell due while their post was still in flight (a stale timer, or a
         # trusted writer's reschedule mid-publish): armed again once its outcome is written.
         self._deferred: dict[uuid.UUID, Armed] = {}
-        self._resync_asked = False  # a TRUNCATE asked for a resync that has not started yet
+        self._truncate_resync_at: float | None = None  # when a TRUNCATE last asked for a resync
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._claim_backoff = Backoff(CLAIM_RETRY_BASE, CLAIM_RETRY_CAP)
@@ -106,9 +107,7 @@ class Dispatcher(Service):
             logger.warning("ignored malformed notification", error=str(exc), payload=payload[:200])
             return
         if note.op is Op.TRUNCATE:
-            if not self._resync_asked:  # coalesced: a flood of them costs one resync
-                self._resync_asked = True
-                self.request_resync()
+            self._on_truncate()
             return
         assert note.id is not None and note.key is not None
         if note.was_publishing:
@@ -117,6 +116,18 @@ class Dispatcher(Service):
             self.arm(ScheduledRow(note.id, note.key), note.version)
         # A post that left 'scheduled' (or was deleted) keeps its timer: its claim finds
         # nothing to do. A notification (which anyone can forge) cannot cancel a post.
+
+    def _on_truncate(self) -> None:
+        """A TRUNCATE (or a forged one): the timers of the rows it removed can only lose their
+        claims, so the resync only frees their memory. At most one per TRUNCATE_RESYNC_SECONDS:
+        a flood costs one resync."""
+        now = self.clock.now()
+        last = self._truncate_resync_at
+        if last is not None and 0 <= now - last < TRUNCATE_RESYNC_SECONDS:
+            logger.debug("TRUNCATE within the last resync's interval: coalesced")
+            return
+        self._truncate_resync_at = now
+        self.request_resync()
 
     def arm(self, row: ScheduledRow, version: int) -> None:
         """Arm a post a notification announced, at the instant its payload says."""
@@ -138,7 +149,6 @@ class Dispatcher(Service):
         keep firing on time while a large table loads. A row without a usable instant (the
         load's problem) goes to draft with the reason.
         """
-        self._resync_asked = False  # a TRUNCATE from now on needs another one
         fresh = Timers()
         async for batch in batches:
             for row in batch:

@@ -1,0 +1,193 @@
+"""The table and the channel are untrusted (issue 10 items 3 and 4), through the real daemon.
+
+* Rows no write path lets in any more (written before 004, by the owner, or with the
+  triggers off): year 10000, a BC date, a retry_at past 9999, 24:00, an unknown zone,
+  attempt_count and schedule_version at their maximum. At boot and at a resync the load
+  never fails on them, each ends 'draft' with a reason, and the counters at their maximum
+  do not fail the claim batch of a bystander due at the same instant.
+* Forged notifications (any role that can connect may NOTIFY): a delete then an update
+  with the real version and date = now, a higher version, a version past bigint, garbage,
+  a retry_at past 9999 while a resync runs, a flood of TRUNCATEs. The post due in an hour
+  stays scheduled and armed at its real instant, nothing is published early, the daemon
+  stays up, a flood costs at most two resyncs, and the bystander goes out once on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import structlog
+
+from scheduler_daemon.testing.receiver import Receiver
+from support.helpers import Watcher, insert_post, make_user, soon
+from support.servers import Bystander
+
+UTC = dt.timezone.utc
+CHANNEL = "scheduler_daemon"
+
+# (what, column values as SQL, the reason the draft must give)
+POISON = [
+    ("year 10000", "scheduled_date = '10000-01-01'", "scheduled_date 10000-01-01 is out of range"),
+    ("BC date", "scheduled_date = '0044-03-15 BC'", "scheduled_date 0044-03-15 BC is out of range"),
+    ("retry_at past 9999", "retry_at = '9999-12-31T23:00:00-12:00'",
+     "retry_at 10000-01-01 11:00:00+00 is out of range"),
+    ("24:00", "scheduled_time = '24:00'", "scheduled_time 24:00:00 is not a time of day"),
+    ("unknown zone", "timezone = 'Mars/Olympus'", "unknown timezone 'Mars/Olympus'"),
+    ("attempt_count max", "attempt_count = 2147483647", "attempt_count is at its maximum"),
+    ("schedule_version max", "schedule_version = 9223372036854775807", "schedule_version is at its maximum"),
+]
+
+
+Made = dict[str, tuple[uuid.UUID, str]]
+
+
+async def poison_rows(db: asyncpg.Connection, campaign: uuid.UUID, due: dt.datetime) -> Made:
+    """One scheduled row per POISON entry, due at ``due`` but for its poison, written with
+    the triggers off (as before 004, or by an owner): no notification, no write-time rule."""
+    made = {}
+    async with db.transaction():
+        await db.execute("SET LOCAL session_replication_role = replica")
+        for what, assignment, reason in POISON:
+            post = await insert_post(db, campaign, due, content=what)
+            await db.execute(f"UPDATE content_posts SET {assignment} WHERE id = $1", post)
+            made[what] = (post, reason)
+    return made
+
+
+async def drafts_with_reasons(db: asyncpg.Connection, watcher: Watcher, made: Made) -> None:
+    await watcher.wait_all([post for post, _ in made.values()], "draft", timeout=15)
+    for what, (post, reason) in made.items():
+        message = await db.fetchval("SELECT error_message FROM content_posts WHERE id = $1", post)
+        assert reason in (message or ""), (what, message)
+
+
+async def test_rows_python_cannot_hold_end_as_drafts_at_boot_and_at_a_resync(
+    db: asyncpg.Connection, watcher: Watcher, start_daemon: Any
+) -> None:
+    async with Receiver() as rx:
+        campaign, _ = await make_user(db, "webhook", metadata={"url": rx.url + "/poison"})
+        due = soon(1.5)
+        at_boot = await poison_rows(db, campaign, due)
+        bystander = Bystander(db, rx)
+        await bystander.schedule(due)
+        running = await start_daemon()  # default settings but the suite's (tests/conftest.py)
+        await bystander.published_once_on_time(watcher)
+        await drafts_with_reasons(db, watcher, at_boot)
+
+        later = soon(1.5)
+        at_resync = await poison_rows(db, campaign, later)
+        second = Bystander(db, rx)
+        await second.schedule(later)
+        running.daemon.resync()  # what SIGHUP does: the load meets them now
+        await second.published_once_on_time(watcher)
+        await drafts_with_reasons(db, watcher, at_resync)
+        assert not running.task.done(), "the daemon stopped"
+    assert not [a for a in rx.arrivals if a.path == "/poison"], "a poison row was published"
+
+
+async def notify(db: asyncpg.Connection, payload: Any) -> None:
+    await db.execute("SELECT pg_notify($1, $2)", CHANNEL, payload if isinstance(payload, str) else json.dumps(payload))
+
+
+def forged(post: uuid.UUID, op: str, version: int, when: dt.datetime, **extra: Any) -> dict[str, Any]:
+    local = when.astimezone(UTC)
+    return {"op": op, "id": str(post), "status": "scheduled", "date": local.date().isoformat(),
+            "time": local.time().isoformat(), "tz": "UTC", "retry_at": None, "version": version,
+            "was_publishing": False, **extra}
+
+
+WAITING_FOR_THE_LOCK = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'content_posts'::regclass"
+
+
+async def load_waits_on_the_lock(db: asyncpg.Connection) -> None:
+    """Until a session waits for a lock on content_posts: the catalog is the only witness
+    (no event to wait on), so it is read again on every turn, bounded."""
+    async with asyncio.timeout(10):
+        while not await db.fetchval(WAITING_FOR_THE_LOCK):  # noqa: ASYNC110 - see the docstring
+            await asyncio.sleep(0.01)
+
+
+async def test_forged_notifications_publish_nothing_early_and_stop_nothing(
+    dsn: str, db: asyncpg.Connection, watcher: Watcher, start_daemon: Any
+) -> None:
+    async with Receiver() as rx:
+        campaign, _ = await make_user(db, "webhook", metadata={"url": rx.url + "/target"})
+        running = await start_daemon()
+        dispatcher = running.daemon.dispatcher
+        in_an_hour = soon(3600)
+        target = await insert_post(db, campaign, in_an_hour, content="due in an hour")
+        version = await db.fetchval("SELECT schedule_version FROM content_posts WHERE id = $1", target)
+        async with db.transaction():  # a row no timer knows yet (written with the triggers off)
+            await db.execute("SET LOCAL session_replication_role = replica")
+            hidden = await insert_post(db, campaign, in_an_hour, content="hidden, due in an hour")
+        bystander = Bystander(db, rx)
+        due = soon(2.0)
+        await bystander.schedule(due)
+
+        now = dt.datetime.now(UTC)
+        with structlog.testing.capture_logs() as logs:
+            # The issue's pair: a delete, then an update with the real version and date = now.
+            await notify(db, forged(target, "D", version, now))
+            await notify(db, forged(target, "U", version, now))
+            await notify(db, forged(hidden, "U", 0, now))  # the only timer it has: armed for now
+            # A higher version, so the timer moves; versions at and past bigint; garbage.
+            await notify(db, forged(target, "U", version + 1, now))
+            await notify(db, forged(target, "U", 2**63 - 1, now))
+            await notify(db, forged(target, "U", 10**30, now))
+            await notify(db, forged(target, "U", -(10**30), now))
+            await notify(db, forged(target, "I", version + 2, now, tz="x" * 5000))
+            await notify(db, forged(target, "U", version + 3, now, date="10000-01-01"))
+            await notify(db, '{"op": "U", "id": "not-a-uuid"}')
+            await notify(db, "[" * 7000)
+            # A retry_at past 9999 in UTC, while a resync loads the table (held by a lock, so
+            # the listener buffers the payloads and replays them after the load).
+            other = await asyncpg.connect(dsn)
+            try:
+                async with other.transaction():
+                    await other.execute("LOCK TABLE content_posts IN ACCESS EXCLUSIVE MODE")
+                    running.daemon.resync()
+                    await load_waits_on_the_lock(db)
+                    await notify(db, forged(target, "U", version + 4, now, retry_at="9999-12-31T23:00:00-12:00"))
+                    await notify(db, forged(bystander.post, "U", 10**30, now))  # type: ignore[arg-type]
+            finally:
+                await other.close()
+            # A flood of TRUNCATEs, each in its own transaction (PostgreSQL folds repeats in one).
+            for _ in range(200):
+                await notify(db, {"op": "T"})
+            await bystander.published_once_on_time(watcher)
+            sentinel = await insert_post(db, campaign, soon(0.3), content="sentinel")
+            await watcher.wait(sentinel, "published")
+        assert not running.task.done(), "the daemon stopped"
+        loads = [e for e in logs if e["event"] == "schedule loaded"]
+        assert len(loads) == 2, f"{len(loads)} loads: one resync for the lock, one for the TRUNCATE flood"
+        status, due_at = await db.fetchrow("SELECT status, due_at FROM content_posts WHERE id = $1", target)
+        assert status == "scheduled"
+        armed = dispatcher.timers.get(target)
+        assert armed is not None and abs(armed.due - due_at.timestamp()) < 0.001, (armed, due_at)
+        assert abs(armed.due - in_an_hour.timestamp()) < 0.001
+        hidden_armed = dispatcher.timers.get(hidden)  # the claim said: early, and armed it at its instant
+        assert hidden_armed is not None and abs(hidden_armed.due - in_an_hour.timestamp()) < 0.001
+        assert await db.fetchval("SELECT status FROM content_posts WHERE id = $1", hidden) == "scheduled"
+    assert [a.json()["content"] for a in rx.arrivals if a.path == "/target"] == ["sentinel"]
+
+
+async def test_the_claim_refuses_a_row_that_is_not_due(db: asyncpg.Connection) -> None:
+    """The statement itself: asked for a row due in an hour at its real version, it claims
+    nothing and answers with the real instant; a row at another version answers with its own."""
+    from scheduler_daemon.db.sql import q
+
+    campaign, _ = await make_user(db)
+    in_an_hour = soon(3600)
+    post = await insert_post(db, campaign, in_an_hour)
+    version = await db.fetchval("SELECT schedule_version FROM content_posts WHERE id = $1", post)
+    [early] = await db.fetch(q("claim"), [post], [version], "vm1", 1.025, 3600.0)
+    [moved] = await db.fetch(q("claim"), [post], [version + 7], "vm1", 1.025, 3600.0)
+    assert (early["verdict"], early["id"], early["asked_version"]) == ("early", None, version)
+    assert (moved["verdict"], moved["asked_version"]) == ("moved", version)
+    assert early["due_us"] == moved["due_us"] == round(in_an_hour.timestamp() * 1_000_000)
+    assert await db.fetchval("SELECT status FROM content_posts WHERE id = $1", post) == "scheduled"
