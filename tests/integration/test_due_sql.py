@@ -158,3 +158,32 @@ async def test_the_trigger_keeps_due_at_on_every_write(db: asyncpg.Connection) -
         await db.execute("UPDATE content_posts SET scheduled_time = '03:00' WHERE id = $1", post)
     assert await db.fetchval("SELECT scheduler_due_at_refresh()") == 1
     assert await due_at(post) == utc(2024, 11, 3, 2, 0)
+
+
+async def test_007_on_an_existing_database_fills_due_at_for_scheduled_rows_only(databases: Any) -> None:
+    """Applied to a database that has posts (as a Supabase project would): scheduled rows get
+    their instant, others stay NULL until they are scheduled; nothing else about a row changes."""
+    from scheduler_daemon.db.migrate import migrate
+    from support.helpers import migrate_through
+
+    url = await databases.create_empty()
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate_through(conn, "006_post_items.sql")
+        campaign, _ = await make_user(conn)
+        insert = ("INSERT INTO content_posts (campaign_id, platform, status, scheduled_date, scheduled_time, timezone)"
+                  " VALUES ($1, 'webhook', $2, '2024-10-27', '02:30', 'Europe/Paris') RETURNING id")
+        scheduled = await conn.fetchval(insert, campaign, "scheduled")
+        draft = await conn.fetchval(insert, campaign, "draft")
+        columns = "id, status, schedule_version, attempt_count, publish_state, error_message"
+        before = await conn.fetch(f"SELECT {columns} FROM content_posts ORDER BY id")
+        await migrate(conn)
+        assert await conn.fetch(f"SELECT {columns} FROM content_posts ORDER BY id") == before
+        due = {r["id"]: r["due_at"] for r in await conn.fetch("SELECT id, due_at FROM content_posts")}
+        assert due == {scheduled: utc(2024, 10, 27, 0, 30), draft: None}
+        await conn.execute("UPDATE content_posts SET status = 'scheduled' WHERE id = $1", draft)
+        assert await conn.fetchval("SELECT due_at FROM content_posts WHERE id = $1", draft) == utc(2024, 10, 27, 0, 30)
+        assert await migrate(conn) == []  # applied once
+    finally:
+        await conn.close()
+        await databases.drop(url)
