@@ -34,48 +34,50 @@ SELECT id, schedule_version,
 --                  arm it at its own version and due_us
 --   missed         overdue beyond the grace window: draft
 --   unschedulable  no due instant, or a counter at its maximum: draft with problem
--- No statement here can overflow (attempt_count is capped, 007's trigger caps the version),
--- so no row can fail the batch for the others.
-WITH want AS (
-    SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS w(id, version)
-), found AS (
-    SELECT p.id, p.schedule_version, p.schedule_version = w.version AS current, d.due,
+-- Nothing here can overflow (a row with a counter at its maximum is never updated, and 007's
+-- trigger stops the version at the maximum), so no row can fail the batch for the others.
+-- Two plain joins on the primary key, no join between CTEs: the plan stays linear in the
+-- batch whatever the planner guesses about the rows.
+WITH claimed AS (
+    UPDATE content_posts p
+       SET status = 'publishing',
+           claimed_by = $3,
+           claimed_at = now(),
+           attempt_count = p.attempt_count + 1
+      FROM unnest($1::uuid[], $2::bigint[]) AS want(id, version)
+     WHERE p.id = want.id
+       AND p.status = 'scheduled'
+       AND p.schedule_version = want.version
+       AND p.attempt_count < 2147483647
+       AND p.schedule_version < 9223372036854775807
+       AND coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at))
+           BETWEEN now() - make_interval(secs => $5) AND now() + make_interval(secs => $4)
+ RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
+           p.thread, p.first_comment, p.platform_options, p.attempt_count, p.publish_state,
+           (extract(epoch FROM p.due_at) * 1000000)::bigint AS due_us
+), passed AS (
+    -- The rest, as the statement's snapshot has them (before the UPDATE above): still
+    -- scheduled, and not what it claims (the same test, negated).
+    SELECT p.id, p.schedule_version, want.version AS asked, d.due,
            CASE WHEN d.due IS NULL OR p.attempt_count >= 2147483647 OR p.schedule_version >= 9223372036854775807
                 THEN coalesce(scheduler_due_problem(p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
                                                     p.attempt_count, p.schedule_version),
                               'the due instant cannot be computed')
            END AS problem
-      FROM want w
-      JOIN content_posts p ON p.id = w.id AND p.status = 'scheduled'
+      FROM unnest($1::uuid[], $2::bigint[]) AS want(id, version)
+      JOIN content_posts p ON p.id = want.id AND p.status = 'scheduled'
      CROSS JOIN LATERAL (SELECT coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time,
                                                                     p.timezone, p.retry_at)) AS due) d
-), verdict AS (
-    SELECT f.id, f.schedule_version, f.problem,
-           (extract(epoch FROM f.due) * 1000000)::bigint AS due_us,
-           CASE WHEN f.problem IS NOT NULL THEN 'unschedulable'
-                WHEN NOT f.current THEN 'moved'
-                WHEN f.due > now() + make_interval(secs => $4) THEN 'early'
-                WHEN f.due < now() - make_interval(secs => $5) THEN 'missed'
-                ELSE 'due' END AS verdict
-      FROM found f
-), claimed AS (
-    UPDATE content_posts p
-       SET status = 'publishing',
-           claimed_by = $3,
-           claimed_at = now(),
-           attempt_count = least(p.attempt_count, 2147483646) + 1
-      FROM verdict v
-     WHERE p.id = v.id
-       AND v.verdict = 'due'
-       AND p.status = 'scheduled'
-       AND p.schedule_version = v.schedule_version
- RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
-           p.thread, p.first_comment, p.platform_options, p.attempt_count, p.publish_state
+     WHERE NOT (p.schedule_version = want.version
+                AND p.attempt_count < 2147483647
+                AND p.schedule_version < 9223372036854775807
+                AND d.due BETWEEN now() - make_interval(secs => $5) AND now() + make_interval(secs => $4))
+        OR d.due IS NULL
 )
-SELECT v.id AS asked_id, v.schedule_version AS asked_version, v.verdict, v.due_us, v.problem,
-       c.*,
+SELECT 'due' AS verdict, c.id AS asked_id, NULL::bigint AS asked_version, c.due_us, NULL::text AS problem,
+       c.id, c.platform, c.connection_id, c.campaign_id, c.content, c.media, c.thread, c.first_comment,
+       c.platform_options, c.attempt_count, c.publish_state,
        camp.user_id,
-       CASE WHEN c.id IS NOT NULL THEN
        (SELECT coalesce(jsonb_agg(to_jsonb(pc)), '[]'::jsonb)
           FROM (SELECT pc.id, pc.user_id, pc.platform, pc.account_id, pc.access_token,
                        pc.refresh_token, pc.token_expires_at, pc.metadata, pc.needs_reconnect
@@ -84,11 +86,17 @@ SELECT v.id AS asked_id, v.schedule_version AS asked_version, v.verdict, v.due_u
                     OR (c.connection_id IS NULL AND pc.user_id = camp.user_id
                         AND pc.platform = c.platform)
                  ORDER BY pc.created_at
-                 LIMIT 2) pc)
-       END AS connections
-  FROM verdict v
-  LEFT JOIN claimed c ON c.id = v.id
-  LEFT JOIN content_campaigns camp ON camp.id = c.campaign_id;
+                 LIMIT 2) pc) AS connections
+  FROM claimed c
+  LEFT JOIN content_campaigns camp ON camp.id = c.campaign_id
+UNION ALL
+SELECT CASE WHEN r.problem IS NOT NULL THEN 'unschedulable'
+            WHEN r.schedule_version <> r.asked THEN 'moved'
+            WHEN r.due > now() THEN 'early'
+            ELSE 'missed' END,
+       r.id, r.schedule_version, (extract(epoch FROM r.due) * 1000000)::bigint, r.problem,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM passed r;
 
 -- name: record_outcomes
 -- Write each attempt's outcome on its row and in publish_attempts, in one statement.
