@@ -182,6 +182,12 @@ async def test_007_on_an_existing_database_fills_due_at_for_scheduled_rows_only(
         await conn.execute("UPDATE content_posts SET status = 'scheduled' WHERE id = $1", draft)
         assert await conn.fetchval("SELECT due_at FROM content_posts WHERE id = $1", draft) == utc(2024, 10, 27, 0, 30)
         assert await migrate(conn) == []  # applied once
+        from scheduler_daemon.db.migrate import available
+
+        again = next(m.sql for m in available() if m.name.startswith("007_"))
+        before = await conn.fetch(f"SELECT {columns}, due_at FROM content_posts ORDER BY id")
+        await conn.execute(again)  # as psql -f would: idempotent
+        assert await conn.fetch(f"SELECT {columns}, due_at FROM content_posts ORDER BY id") == before
     finally:
         await conn.close()
         await databases.drop(url)
