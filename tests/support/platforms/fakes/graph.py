@@ -83,7 +83,7 @@ class ContainerFake(Fake):
         assert path.startswith(prefix), path
         tail = path[len(prefix):]
         if request.method == "POST" and tail == f"{self.user}/{self.create_edge}":
-            return self.create(form(request))
+            return self.create({k: v for k, v in form(request).items() if k != "access_token"})
         if request.method == "POST" and tail == f"{self.user}/{self.publish_edge}":
             return self.publish(request, form(request)["creation_id"])
         if request.method == "POST" and tail.endswith("/comments"):
