@@ -146,6 +146,7 @@ class ContainerApi:
     publish_edge: str  # "media_publish" | "threads_publish"
     status_field: str  # "status_code" | "status"
     caption_field: str  # "caption" | "text"
+    reply_edge: str | None = None  # where the account's replies are listed ("replies" on Threads)
 
 
 class ContainerFlow:
@@ -221,12 +222,12 @@ class ContainerFlow:
         data = await self._get(media_id, "permalink", f"{DISPLAY[self.api.platform]} permalink")
         return text_field(data, "permalink")
 
-    async def recover(self, caption: str) -> PublishResult:
-        """The already-published post among the account's latest, matched by its text."""
+    async def recover(self, caption: str, reply: bool = False) -> PublishResult:
+        """The already-published post (or reply) among the account's latest, matched by its text."""
         fields = f"id,{self.api.caption_field},permalink"
+        edge = self.api.reply_edge if reply and self.api.reply_edge else self.api.create_edge
         data = await self._get(
-            f"{self.api.user_id}/{self.api.create_edge}", fields, f"{DISPLAY[self.api.platform]} recent posts",
-            {"limit": "10"},
+            f"{self.api.user_id}/{edge}", fields, f"{DISPLAY[self.api.platform]} recent posts", {"limit": "10"},
         )
         entries = data.get("data")
         for entry in entries if isinstance(entries, list) else []:
@@ -281,7 +282,7 @@ class ContainerFlow:
             status, _ = await self.status(container)
             if status == "PUBLISHED":
                 try:
-                    return await self.recover(item.content)
+                    return await self.recover(item.content, reply=item.reply_to is not None)
                 except PublishError:
                     return PublishResult(None, None)
             if status not in ("FINISHED", "IN_PROGRESS"):  # ERROR / EXPIRED: never published

@@ -111,7 +111,7 @@ class ThreadsAdapter(Adapter):
         await holder.ensure_fresh(self.settings.long_lived_refresh_margin_seconds)
         api = ContainerApi(
             self.name, f"{self.root}/{self.settings.threads_api_version}", connection.account_id,
-            "threads", "threads_publish", "status", "text",
+            "threads", "threads_publish", "status", "text", reply_edge="replies",
         )
         return ContainerFlow(api, self.client, holder, self.settings)
 

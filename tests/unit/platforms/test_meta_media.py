@@ -193,6 +193,19 @@ async def test_threads_a_thread_fails_at_item_3_and_the_retry_resumes_at_item_3(
     assert ctx.fetched == [VIDEO_URL]  # item 2's video was checked before the first call, once
 
 
+async def test_threads_a_reply_published_with_its_answer_lost_is_found_and_never_sent_twice() -> None:
+    fake, platform, conn, ctx = setup("threads")
+    fake.fail = ["", "unknown"]  # item 2 is published, and its answer lost
+    the_post = meta_post("threads", PostItem("one"), PostItem("two"), PostItem("three"))
+    with pytest.raises(OutcomeUnknownError):
+        await deliver(platform, the_post, conn, ctx)
+    delivery = await deliver(platform, next_attempt(the_post, ctx), conn, ctx)
+    assert [r.platform_post_id for r in delivery.items] == ["m1", "m2", "m3"]
+    assert [p.text for p in fake.posts] == ["one", "two", "three"] and fake.publish_calls == 3
+    assert fake.shown[2]["reply_to_id"] == "m2"  # found among the account's replies
+    assert any(r.url.path == "/v1.0/42/replies" for r in fake.requests)
+
+
 async def test_threads_a_video_of_a_later_item_is_checked_before_the_first_item_goes_out() -> None:
     fake, platform, conn, ctx = setup("threads", mp4(seconds=301))
     items = (PostItem("one"), PostItem("two", (video(),)), PostItem("three"))

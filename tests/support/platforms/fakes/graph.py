@@ -90,9 +90,11 @@ class ContainerFake(Fake):
             return self.comment(request, tail.split("/")[0], form(request))
         assert request.method == "GET"
         fields = request.url.params["fields"]
-        if tail == f"{self.user}/{self.create_edge}":
-            data = [{"id": mid, self.caption_field: caption, "permalink": f"https://posts.test/{mid}"}
-                    for mid, caption in self.published.items()]
+        if tail in (f"{self.user}/{self.create_edge}", f"{self.user}/replies"):
+            replies = tail.endswith("/replies")
+            data = [{"id": s["id"], self.caption_field: s.get(self.caption_field, ""),
+                     "permalink": f"https://posts.test/{s['id']}"}
+                    for s in self.shown if ("reply_to_id" in s) == replies]
             return reply(200, {"data": data})
         if tail in self.containers:
             assert self.status_field in fields
