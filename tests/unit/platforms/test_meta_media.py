@@ -14,8 +14,9 @@ import pytest
 
 from scheduler_daemon.errors import ContentRejectedError, InvalidPostError, OutcomeUnknownError, RetryablePublishError
 from scheduler_daemon.models import Connection, MediaItem, Post, PostItem
-from scheduler_daemon.platforms.base import PlatformAdapter
+from scheduler_daemon.platforms.base import PlatformAdapter, VideoLimit
 from scheduler_daemon.platforms.delivery import deliver
+from scheduler_daemon.platforms.graph_media import checked_video, is_video
 from support.media import mp4
 from support.platforms.cases import CASES, adapter, connection
 from support.platforms.context import IMAGE_URL, FakeContext, Store, next_attempt
@@ -283,3 +284,25 @@ async def test_facebook_a_lost_answer_to_the_first_comment_is_a_notice_never_a_r
     delivery = await deliver(platform, meta_post("facebook", PostItem("Hello"), first_comment="c"), conn, ctx)
     assert delivery.platform_post_id == "1234_999" and len(fake.posts) == 1
     assert delivery.notice and "in answer to the request that creates the post" in delivery.notice
+
+
+# -- the shared checks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("item", "expected"), [
+    (MediaItem("https://cdn.test/a.MOV?sig=1", None, None, None), True),
+    (MediaItem(None, "user/clip.mp4", None, None), True),
+    (MediaItem("https://cdn.test/a.mp4", None, None, "image/png"), False),  # the declared type wins
+    (MediaItem("https://cdn.test/a.png", None, None, None), False),
+])
+def test_a_video_is_known_by_its_type_else_by_its_name(item: MediaItem, expected: bool) -> None:
+    assert is_video(item) is expected
+
+
+async def test_a_video_over_the_size_limit_is_refused_by_the_platform_s_rule() -> None:
+    ctx = FakeContext(Store())
+    ctx.payloads[VIDEO_URL] = mp4(seconds=10, mdat_bytes=50_000)
+    limit = VideoLimit(max_bytes=20_000)
+    with pytest.raises(ContentRejectedError, match=r"^Demo takes videos up to 0\.02 MB; the video of item 2 of 2 is"):
+        async with checked_video(ctx, "Demo", limit, video(), "item 2 of 2"):
+            pass
