@@ -51,6 +51,7 @@ async def checked_video(
         check_video(display, limit, file, what)
         yield file
 
+
 async def check_videos(ctx: PublishContext, display: str, limit: VideoLimit | None, items: Sequence[PostItem]) -> None:
     """Every video of every item, before the first call of the post."""
     for index, item in enumerate(items):

@@ -122,6 +122,7 @@ class InstagramAdapter(Adapter):
         flow = await self._flow(connection, ctx)
         comment_id = await flow.comment(on.platform_post_id, post.first_comment or "")
         return PublishResult(comment_id, on.platform_post_url)
+
     async def _flow(self, connection: Connection, ctx: PublishContext) -> ContainerFlow:
         if not connection.account_id:
             raise PlatformConfigError("the instagram connection has no account_id (the Instagram user id)")

@@ -13,10 +13,9 @@ waited to ``FINISHED``), waited to ``FINISHED`` (bounded poll). ``publish``:
 ``threads_publish``, then read the ``permalink``. A thread's later items are replies: each
 one's container carries ``reply_to_id`` (the item before it), so it is made in ``publish``
 under the item's own checkpoints. Option ``reply_control`` (who may reply) goes with every
-item. Text: 500 characters, an emoji counting
-its UTF-8 bytes; at most 5 links (``_rules.find_urls``): since 2025-12-22 Threads refuses
-more at container creation (``THREADS_API__LINK_LIMIT_EXCEEDED``), so such a post is
-refused before any call.
+item. Text: 500 characters, an emoji counting its UTF-8 bytes; at most 5 links
+(``_rules.find_urls``): since 2025-12-22 Threads refuses more at container creation
+(``THREADS_API__LINK_LIMIT_EXCEEDED``), so such a post is refused before any call.
 
 Settings: ``SCHEDULER_THREADS_API_BASE`` (default ``https://graph.threads.net``),
 ``SCHEDULER_THREADS_API_VERSION`` (``v1.0``), media poll interval/timeout, long-lived
