@@ -35,6 +35,7 @@ import httpx
 
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, PlatformConfigError, PreparedStaleError, PublishError
+from ..mediafile import MediaFile
 from ..models import Connection, MediaItem, Post, PostItem, PublishResult
 from ._calls import json_object, require_id, text_field
 from ._http import call
@@ -45,11 +46,13 @@ from .graph import classify
 from .graph_media import checked_video, is_video
 
 # Reels, as the Reels Publishing API states them: MP4 (MOV taken), H.264 or H.265 (VP9 and
-# AV1 too), AAC, 3 to 90 seconds, 24 to 60 frames per second; no stated size limit.
+# AV1 too), AAC, 3 to 90 seconds, 24 to 60 frames per second, 9:16 of at least 540×960
+# (``_check_reel_shape``); no stated size limit.
 VIDEO = VideoLimit(
     ("mp4", "mov"), ("h264", "hevc", "vp9", "av1"), ("aac",), min_seconds=3, max_seconds=90,
     min_frame_rate=24, max_frame_rate=60,
 )
+REEL_MIN = (540, 960)  # width, height
 
 
 class FacebookAdapter(Adapter):
@@ -74,6 +77,7 @@ class FacebookAdapter(Adapter):
         holder = TokenHolder(self.name, connection, ctx, None)
         if len(post.media) == 1 and is_video(post.media[0]):
             async with checked_video(ctx, self.facts.display, VIDEO, post.media[0], "this post") as file:
+                _check_reel_shape(file)
                 return {"video_id": await self._reels(holder).upload(page, file)}
         if len(post.media) < 2:
             return {}
@@ -150,6 +154,18 @@ def _page(connection: Connection) -> str:
     if not connection.account_id:
         raise PlatformConfigError("the facebook connection has no account_id (the Page id)")
     return connection.account_id
+
+
+def _check_reel_shape(file: MediaFile) -> None:
+    """A Reel is vertical (9:16) and at least 540×960: a landscape or smaller video would be
+    refused (or cropped) only after its upload."""
+    facts = file.video
+    width, height = (facts.width or 0, facts.height or 0) if facts else (0, 0)
+    if width < REEL_MIN[0] or height < REEL_MIN[1] or width > height:
+        raise ContentRejectedError(
+            f"Facebook takes Reels: vertical (9:16) videos of at least {REEL_MIN[0]}×{REEL_MIN[1]};"
+            f" the video of this post is {width}×{height}"
+        )
 
 
 def _alt(media: MediaItem) -> dict[str, str]:

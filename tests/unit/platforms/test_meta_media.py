@@ -246,6 +246,9 @@ async def test_facebook_a_reel_whose_upload_fails_processing_says_why_and_posts_
 @pytest.mark.parametrize(("payload", "media", "rule"), [
     (mp4(seconds=91), (video(),), "Facebook takes videos up to 90 s; the video of this post lasts 91.0 s"),
     (mp4(seconds=10, fps=15), (video(),), "Facebook takes videos of at least 24 frames per second"),
+    (mp4(seconds=10), (video(),), "Facebook takes Reels: vertical (9:16) videos of at least 540×960; the video"
+                                  " of this post is 1280×720"),
+    (mp4(seconds=10, width=480, height=854), (video(),), "Facebook takes Reels: vertical (9:16) videos of at least"),
     (VIDEO, (video(), image()), "Facebook does not mix images and videos in one post"),
     (VIDEO, (video(), video(url=VIDEO_URL + "?2")), "Facebook takes one video per post, on its own"),
 ])
