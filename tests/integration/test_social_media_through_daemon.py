@@ -20,6 +20,7 @@ from support.media import mp4
 from support.platforms.cases import CASES, Case, settings
 from support.platforms.context import IMAGE
 from support.platforms.fakes.base import Fake
+from support.platforms.fakes.mastodon import MastodonFake
 from support.platforms.fakes.x import XFake
 
 from .test_platforms_through_daemon import HOSTS, connect
@@ -45,6 +46,10 @@ def _x_alts(fake: XFake, n: int) -> list[str | None]:
     return [fake.uploads[m].alt for m in fake.tweets[n].get("media", {}).get("media_ids", [])]
 
 
+def _mastodon_videos(fake: MastodonFake) -> list[bytes]:
+    return [ref for ref, kind in zip(fake.media_refs, fake.kinds.values(), strict=True) if kind == "video"]
+
+
 VIEWS = {
     "x": View(
         texts=lambda f: [t["text"] for t in f.tweets],
@@ -52,6 +57,13 @@ VIEWS = {
         ids=lambda f: [t["id"] for t in f.tweets],
         alts=_x_alts,
         videos=lambda f: [bytes(u.data) for u in f.uploads.values() if u.category == "tweet_video"],
+    ),
+    "mastodon": View(
+        texts=lambda f: [s["status"] for s in f.statuses],
+        parents=lambda f: [s.get("in_reply_to_id") for s in f.statuses],
+        ids=lambda f: [s["id"] for s in f.statuses],
+        alts=lambda f, n: [f.descriptions[m] for m in f.statuses[n].get("media_ids", [])],
+        videos=_mastodon_videos,
     ),
 }
 SOCIAL = [case for case in CASES if case.name in VIEWS]
