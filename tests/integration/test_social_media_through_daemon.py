@@ -20,6 +20,7 @@ from support.media import mp4
 from support.platforms.cases import CASES, Case, settings
 from support.platforms.context import IMAGE
 from support.platforms.fakes.base import Fake
+from support.platforms.fakes.bluesky import BlueskyFake
 from support.platforms.fakes.mastodon import MastodonFake
 from support.platforms.fakes.x import XFake
 
@@ -50,6 +51,19 @@ def _mastodon_videos(fake: MastodonFake) -> list[bytes]:
     return [ref for ref, kind in zip(fake.media_refs, fake.kinds.values(), strict=True) if kind == "video"]
 
 
+def _bluesky_posts(fake: BlueskyFake) -> list[dict[str, Any]]:
+    return list(fake.records.values())  # in the order they were written
+
+
+def _bluesky_alts(fake: BlueskyFake, n: int) -> list[str | None]:
+    return [image["alt"] or None for image in _bluesky_posts(fake)[n].get("embed", {}).get("images", [])]
+
+
+def _bluesky_videos(fake: BlueskyFake) -> list[bytes]:
+    embeds = [r["embed"] for r in _bluesky_posts(fake) if r.get("embed", {}).get("$type") == "app.bsky.embed.video"]
+    return [fake.blobs[e["video"]["ref"]["$link"]] for e in embeds]
+
+
 VIEWS = {
     "x": View(
         texts=lambda f: [t["text"] for t in f.tweets],
@@ -64,6 +78,13 @@ VIEWS = {
         ids=lambda f: [s["id"] for s in f.statuses],
         alts=lambda f, n: [f.descriptions[m] for m in f.statuses[n].get("media_ids", [])],
         videos=_mastodon_videos,
+    ),
+    "bluesky": View(
+        texts=lambda f: [r["text"] for r in _bluesky_posts(f)],
+        parents=lambda f: [r.get("reply", {}).get("parent", {}).get("uri") for r in _bluesky_posts(f)],
+        ids=lambda f: [f"at://{f.did}/app.bsky.feed.post/{rkey}" for rkey in f.records],
+        alts=_bluesky_alts,
+        videos=_bluesky_videos,
     ),
 }
 SOCIAL = [case for case in CASES if case.name in VIEWS]
