@@ -37,12 +37,13 @@ outcome, reported and never retried (``_http.on_create``). Uploads are retried f
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
+from ..errors import ContentRejectedError, PlatformConfigError, PreparedStaleError, PublishError, TransientError
 from ..models import Connection, MediaItem, Post, PostItem, PublishResult, Refresher, TokenSet
 from ._calls import filename, json_object, poll, rate_limited, require_id, seconds_until_epoch, text_field
 from ._http import body_excerpt, call, excerpt, retry_after, send
@@ -67,6 +68,7 @@ LONG_POST_MAX = 25_000  # X Premium's long posts
 _UNIT = "weighted characters (a URL counts 23)"
 IMAGE_BYTES = 5 * 1024 * 1024
 GIF_BYTES = 15 * 1024 * 1024
+EXPIRY_MARGIN_SECONDS = 60  # a media id this close to lapsing is uploaded again rather than risked
 SEGMENT_BYTES = 4 * 1024 * 1024  # an APPEND segment may be at most 5 MB
 ALT_TEXT_MAX = 1_000  # media metadata: alt_text.text "must be <= 1000 chars"
 THREAD_MAX = 25  # X states no limit for a reply chain; ours, so one row stays reviewable
@@ -127,10 +129,14 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"X rejected the post: {detail}")
 
 
-def _media_id(data: dict[str, Any], what: str) -> str:
+def _media_id(data: dict[str, Any], what: str, expiries: list[float]) -> str:
+    """The media id of an upload's answer; when it lapses goes to ``expiries``."""
     media_id = text_field(data, "data", "id")
     if not media_id:
         raise TransientError(f"{what}: no media id in the answer")
+    lifetime = data["data"].get("expires_after_secs")
+    if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool):
+        expiries.append(time.time() + lifetime)
     return media_id
 
 
@@ -179,11 +185,12 @@ class XAdapter(Adapter):
         holder = await self._holder(connection, ctx)
         if not any(item.media for item in items):
             return {}
-        media = []
+        media: list[list[str]] = []
+        expiries: list[float] = []
         for index, item in enumerate(items):
             what = describe(index, len(items))
-            media.append([await self._upload(holder, ctx, m, i, what) for i, m in enumerate(item.media)])
-        return {"media": media}
+            media.append([await self._upload(holder, ctx, m, i, what, expiries) for i, m in enumerate(item.media)])
+        return {"media": media, "expires_at": min(expiries)} if expiries else {"media": media}
 
     async def _holder(self, connection: Connection, ctx: PublishContext) -> TokenHolder:
         refresher = self._refresher() if connection.refresh_token else None
@@ -195,6 +202,9 @@ class XAdapter(Adapter):
     ) -> PublishResult:
         body: dict[str, Any] = {"text": item.content, **_options(post.options)}
         if media_ids := item_media(prepared, item.index):
+            expires = prepared.get("expires_at")
+            if isinstance(expires, (int, float)) and time.time() > expires - EXPIRY_MARGIN_SECONDS:
+                raise PreparedStaleError("X media ids lapse before they could be used: uploading them again")
             body["media"] = {"media_ids": media_ids}
         if item.reply_to is not None:  # a thread: each item answers the one before it
             body["reply"] = {"in_reply_to_tweet_id": item.reply_to.parent.platform_post_id}
@@ -231,9 +241,11 @@ class XAdapter(Adapter):
         )
         return json_object(response)
 
-    async def _upload(self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int, what: str) -> str:
+    async def _upload(
+        self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int, what: str, expiries: list[float]
+    ) -> str:
         if is_video(item):
-            return await self._upload_video(holder, ctx, item, what)
+            return await self._upload_video(holder, ctx, item, what, expiries)
         gif = (item.mime or "") == "image/gif"
         content, mime = await ctx.media_bytes(item, GIF_BYTES if gif else IMAGE_BYTES)
         category = "tweet_gif" if mime == "image/gif" else "tweet_image"
@@ -241,7 +253,7 @@ class XAdapter(Adapter):
         data = await self._send(
             holder, "POST", "media/upload", "X media upload", files=files, data={"media_category": category}
         )
-        media_id = _media_id(data, "X media upload")
+        media_id = _media_id(data, "X media upload", expiries)
         if isinstance(data.get("data"), dict) and data["data"].get("processing_info"):
             await self._wait_processed(holder, media_id, "image")
         if item.alt:  # images and GIFs take alt text; X's media metadata has none for video
@@ -249,7 +261,9 @@ class XAdapter(Adapter):
             await self._send(holder, "POST", "media/metadata", "X alt text", json=metadata)
         return media_id
 
-    async def _upload_video(self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, what: str) -> str:
+    async def _upload_video(
+        self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, what: str, expiries: list[float]
+    ) -> str:
         """The chunked upload: initialize, append each segment (streamed from the spool),
         finalize, then wait for processing_info to say succeeded."""
         async with checked_video(ctx, self.facts.display, VIDEO, item, what) as file:
@@ -259,7 +273,7 @@ class XAdapter(Adapter):
                 "total_bytes": file.size, "media_category": "tweet_video",
             }
             media_id = _media_id(await self._send(holder, "POST", "media/upload/initialize", "X video upload",
-                                                  json=init), "X video upload")
+                                                  json=init), "X video upload", expiries)
             for segment, start in enumerate(range(0, file.size, SEGMENT_BYTES)):
                 chunk = await file.read(start, SEGMENT_BYTES)
                 await self._send(

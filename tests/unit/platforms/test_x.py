@@ -4,6 +4,7 @@ per image, reply chains, the first comment as a self-reply, and platform_options
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -137,6 +138,18 @@ async def test_a_failure_at_item_3_resumes_at_item_3() -> None:
     await deliver(platform, again, conn, ctx)
     assert [t["text"] for t in fake.tweets] == ["1/4", "2/4", "3/4", "4/4"]
     assert fake.tweets[2]["reply"] == {"in_reply_to_tweet_id": str(FIRST_ID + 1)}
+
+
+async def test_media_ids_about_to_lapse_are_uploaded_again_before_the_post() -> None:
+    fake, platform, conn, ctx = setup()
+    the_post = with_items(PostItem("A cat", (picture(1, "a cat"),)))
+    fake.fail = ["refused"]
+    with pytest.raises(Exception, match="could not connect"):
+        await deliver(platform, the_post, conn, ctx)
+    ctx.state["prepared"]["value"]["expires_at"] = time.time() + 30  # a day later: the id lapses in 30 s
+    await deliver(platform, next_attempt(the_post, ctx), conn, ctx)
+    _, second = fake.media_ids
+    assert fake.tweets[0]["media"] == {"media_ids": [second]} and fake.uploads[second].alt == "a cat"
 
 
 async def test_the_first_comment_is_a_self_reply_to_the_post() -> None:

@@ -60,6 +60,7 @@ class XFake(Fake):
         self.max_chars = 280  # the account's limit (25,000 with X Premium)
         self.video_polls = 1
         self.video_outcome = "succeeded"
+        self.media_lifetime = 86400  # expires_after_secs of a media id
         self.tweets: list[dict[str, Any]] = []
 
     @property
@@ -116,7 +117,8 @@ class XFake(Fake):
             assert parts["media_category"] in (b"tweet_image", b"tweet_gif") and parts["media"]
             self.media_refs.append(parts["media"])
             media_id = self.new_media(parts["media_category"].decode())
-            return reply(200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(parts["media"])}})
+            return reply(200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(parts["media"]),
+                                        "expires_after_secs": self.media_lifetime}})
         if path == "metadata":
             data = body(request)
             upload = self.uploads[data["id"]]
@@ -131,7 +133,8 @@ class XFake(Fake):
             assert data["media_category"] == "tweet_video" and data["media_type"] in ("video/mp4", "video/quicktime")
             media_id = self.new_media("tweet_video")
             self.uploads[media_id].total = int(data["total_bytes"])
-            return reply(200, {"data": {"id": media_id, "media_key": f"7_{media_id}", "expires_after_secs": 86400}})
+            return reply(200, {"data": {"id": media_id, "media_key": f"7_{media_id}",
+                                        "expires_after_secs": self.media_lifetime}})
         media_id, command = path.removeprefix("upload/").split("/")
         upload = self.uploads[media_id]
         if command == "append":
