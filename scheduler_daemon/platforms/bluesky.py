@@ -67,7 +67,9 @@ from ..errors import (
     AuthError,
     ContentRejectedError,
     InvalidPostError,
+    NotCreatedError,
     PlatformConfigError,
+    PreparedStaleError,
     PublishError,
     TransientError,
 )
@@ -140,11 +142,18 @@ def _reason(response: httpx.Response) -> tuple[str, str]:
     return error, message or error or f"HTTP {response.status_code}"
 
 
+class BlobGoneError(PreparedStaleError, NotCreatedError):
+    """The PDS no longer holds a blob the record references (it drops blobs no record took
+    up): the record was not written, and the item's media are uploaded again."""
+
+
 def classify(response: httpx.Response) -> PublishError | None:
     if response.is_success:
         return None
     error, message = _reason(response)
     status = response.status_code
+    if error == "BlobNotFound":
+        return BlobGoneError(f"Bluesky no longer holds an uploaded file ({message}): uploading it again")
     if error == "ExpiredToken":
         return reconnect("bluesky", f"the session expired ({message})", refreshable=True)
     if error in _AUTH_ERRORS or status in (401, 403):

@@ -101,6 +101,19 @@ async def test_an_item_whose_answer_was_lost_is_found_under_its_key_and_the_next
     assert done[3]["reply"]["parent"] == ref(fake, thread, 2)
 
 
+async def test_blobs_the_pds_dropped_before_a_retry_are_uploaded_again() -> None:
+    fake, platform, conn, ctx = setup()
+    thread = with_items(PostItem("1/2"), PostItem("2/2", (picture(1, "chart"),)))
+    fake.fail = ["", "refused"]
+    with pytest.raises(Exception, match="could not connect"):
+        await deliver(platform, thread, conn, ctx)
+    fake.blobs.clear()  # the retry comes later: the PDS has dropped the blob no record took up
+    await deliver(platform, next_attempt(thread, ctx), conn, ctx)
+    done = records(fake, thread)
+    assert [r["text"] for r in done] == ["1/2", "2/2"] and len(uploads(fake)) == 2
+    assert done[1]["embed"]["images"][0]["image"]["ref"]["$link"] in fake.blobs
+
+
 async def test_a_video_is_streamed_to_the_pds_and_embedded_with_alt_text_and_aspect_ratio() -> None:
     fake, platform, conn, ctx = setup()
     ctx.payloads[CLIP] = clip = mp4(width=1080, height=1920, seconds=20, mdat_bytes=300_000)

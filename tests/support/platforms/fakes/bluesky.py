@@ -88,7 +88,7 @@ class BlueskyFake(Fake):
         for facet in record.get("facets", []):
             assert 0 <= facet["index"]["byteStart"] < facet["index"]["byteEnd"] <= len(record["text"].encode())
         if problem := self.invalid(record):
-            return reply(400, {"error": "InvalidRequest", "message": problem})
+            return reply(400, {"error": problem[0], "message": problem[1]})
         kind = self.gate(request)
         if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
@@ -105,23 +105,26 @@ class BlueskyFake(Fake):
             answer["commit"] = {"cid": "bafyreicommit", "rev": f"3l{len(self.records):011d}"}
         return self.commit_then(kind, request, reply(200, answer))
 
-    def invalid(self, record: dict[str, Any]) -> str | None:
-        """Why the PDS would refuse the record (lexicon and references), or None."""
+    def invalid(self, record: dict[str, Any]) -> tuple[str, str] | None:
+        """The XRPC error the PDS answers for the record (lexicon and references), or None.
+        A blob the PDS does not hold (``blobs`` cleared: it drops blobs no record took up)
+        is ``BlobNotFound``, as the PDS's blob transactor answers."""
         embed = record.get("embed", {})
-        if embed.get("$type") == "app.bsky.embed.video":
-            video = embed["video"]
-            if video["mimeType"] != "video/mp4" or video["ref"]["$link"] not in self.blobs:
-                return "Invalid app.bsky.feed.post record: embed/video must be an uploaded video/mp4 blob"
-        for image in embed.get("images", []):
-            if "alt" not in image or image["image"]["ref"]["$link"] not in self.blobs:
-                return "Invalid app.bsky.feed.post record: embed/images/0 must have the property \"alt\""
+        blobs = [i["image"] for i in embed.get("images", [])] + ([embed["video"]] if "video" in embed else [])
+        for blob in blobs:
+            if blob["ref"]["$link"] not in self.blobs:
+                return "BlobNotFound", f"Could not find blob: {blob['ref']['$link']}"
+        if "video" in embed and embed["video"]["mimeType"] != "video/mp4":
+            return "InvalidRequest", "Invalid app.bsky.feed.post record: embed/video must be a video/mp4 blob"
+        if any("alt" not in image for image in embed.get("images", [])):
+            return "InvalidRequest", 'Invalid app.bsky.feed.post record: embed/images/0 must have the property "alt"'
         if len(record.get("langs", [])) > 3:
-            return "Invalid app.bsky.feed.post record: langs must not have more than 3 elements"
+            return "InvalidRequest", "Invalid app.bsky.feed.post record: langs must not have more than 3 elements"
         for role in ("root", "parent") if "reply" in record else ():
             ref = record["reply"][role]
             rkey = ref["uri"].rsplit("/", 1)[-1]
             if rkey not in self.records or ref["cid"] != self.cid(self.records[rkey]):
-                return f"reply {role} {ref['uri']} is not a post of this repository with cid {ref['cid']}"
+                return "InvalidRequest", f"reply {role} {ref['uri']} is not a post of this repository"
         return None
 
     def query(self, method: str, params: dict[str, str]) -> httpx.Response:
