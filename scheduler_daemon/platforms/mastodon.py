@@ -193,12 +193,12 @@ class MastodonAdapter(Adapter):
                 self._check_video(file, limits, what)
                 return await self._send_media(holder, base, item, lambda: (file.name, file.open(), file.mime))
         content, mime = await ctx.media_bytes(item, limits.image_bytes)
+        _check_type(mime, limits, what)
         return await self._send_media(holder, base, item, lambda: (filename(item, mime, 0), content, mime))
 
     def _check_video(self, file: MediaFile, limits: Limits, what: str) -> None:
         """What the instance states beyond ``check_video``: its MIME types and pixel count."""
-        if limits.mime_types and file.mime not in limits.mime_types:
-            raise ContentRejectedError(f"Mastodon: this instance takes no {file.mime[:50]} files; {what} has one")
+        _check_type(file.mime, limits, what)
         width, height = (file.video.width or 0, file.video.height or 0) if file.video else (0, 0)
         if width * height > limits.video_pixels:
             raise ContentRejectedError(
@@ -237,3 +237,9 @@ class MastodonAdapter(Adapter):
             ready, interval=self.settings.media_poll_interval_seconds,
             timeout=self.settings.media_poll_timeout_seconds, what="Mastodon media",
         )
+
+
+def _check_type(mime: str, limits: Limits, what: str) -> None:
+    """A file of a type the instance states it takes (``supported_mime_types``), where it states them."""
+    if limits.mime_types and mime not in limits.mime_types:
+        raise ContentRejectedError(f"Mastodon: this instance takes no {mime[:50]} files; {what} has one")

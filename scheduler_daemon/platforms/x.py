@@ -140,12 +140,13 @@ def _media_id(data: dict[str, Any], what: str, expiries: list[float]) -> str:
     return media_id
 
 
-def _options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``platform_options`` as ``POST /2/tweets`` fields (validate checked their keys and values)."""
+def _options(options: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """``platform_options`` as ``POST /2/tweets`` fields of item ``index`` (validate checked
+    their keys and values): who may reply, on every item; the quoted post, on the first."""
     body: dict[str, Any] = {}
     if "reply_settings" in options:
         body["reply_settings"] = options["reply_settings"]
-    if "quote_tweet_id" in options:
+    if "quote_tweet_id" in options and index == 0:
         body["quote_tweet_id"] = options["quote_tweet_id"]
     return body
 
@@ -200,7 +201,7 @@ class XAdapter(Adapter):
     async def publish(
         self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
     ) -> PublishResult:
-        body: dict[str, Any] = {"text": item.content, **_options(post.options)}
+        body: dict[str, Any] = {"text": item.content, **_options(post.options, item.index)}
         if media_ids := item_media(prepared, item.index):
             expires = prepared.get("expires_at")
             if isinstance(expires, (int, float)) and time.time() > expires - EXPIRY_MARGIN_SECONDS:

@@ -161,3 +161,12 @@ def test_options_are_validated() -> None:
         platform.validate(with_items(PostItem("a"), options={"sensitive": "yes"}))
     with pytest.raises(InvalidPostError, match=r"^platform_options: Mastodon has no option 'poll'; it takes language,"):
         platform.validate(with_items(PostItem("a"), options={"poll": {}}))
+
+
+async def test_an_image_of_a_type_the_instance_does_not_take_is_refused_before_the_upload() -> None:
+    fake, platform, conn, ctx = setup()
+    assert fake.instance is not None
+    fake.instance["configuration"]["media_attachments"]["supported_mime_types"] = ["image/jpeg"]
+    with pytest.raises(ContentRejectedError, match=r"^Mastodon: this instance takes no image/png files; item 2 of 2"):
+        await deliver(platform, with_items(PostItem("a"), PostItem("b", (picture(1, None),))), conn, ctx)
+    assert uploads(fake) == 0

@@ -114,7 +114,7 @@ async def test_a_thread_is_a_reply_chain_with_each_item_s_media_and_the_options(
     fake, platform, conn, ctx = setup()
     thread = with_items(
         PostItem("1/3", (picture(1, "one"),)), PostItem("2/3"), PostItem("3/3", (picture(2, "two"),)),
-        options={"reply_settings": "following"},
+        options={"reply_settings": "following", "quote_tweet_id": "1445"},
     )
     delivery = await deliver(platform, thread, conn, ctx)
     ids = [str(FIRST_ID + n) for n in range(3)]
@@ -124,6 +124,7 @@ async def test_a_thread_is_a_reply_chain_with_each_item_s_media_and_the_options(
     assert [t.get("media", {}).get("media_ids") for t in fake.tweets] == [[fake.media_ids[0]], None,
                                                                             [fake.media_ids[1]]]
     assert all(t["reply_settings"] == "following" for t in fake.tweets)
+    assert [t.get("quote_tweet_id") for t in fake.tweets] == ["1445", None, None]
     assert [i.platform_post_id for i in delivery.items] == ids
 
 
