@@ -203,9 +203,11 @@ class BlueskyAdapter(Adapter):
     ) -> PublishResult:
         records = prepared.get("records")
         record = dict(records[item.index] if isinstance(records, list) else prepared["record"])
-        if item.reply_to is not None:  # app.bsky.feed.post#replyRef: the thread's first post and the one before
-            record["reply"] = {"root": _strong_ref(item.reply_to.root), "parent": _strong_ref(item.reply_to.parent)}
         async with self._session(connection, ctx) as (did, pds, holder):
+            if item.reply_to is not None:  # app.bsky.feed.post#replyRef: the thread's first post and the one before
+                root, parent = item.reply_to.root, item.reply_to.parent
+                record["reply"] = {"root": await self._strong_ref(pds, did, root),
+                                   "parent": await self._strong_ref(pds, did, parent)}
             return await self._put(post, item, did, pds, holder, ctx, record)
 
     @contextlib.asynccontextmanager
@@ -295,6 +297,17 @@ class BlueskyAdapter(Adapter):
         uri = text_field(found, "uri") if found else None
         return (uri, text_field(found, "cid")) if found and uri else None
 
+    async def _strong_ref(self, pds: str, did: str, result: PublishResult) -> dict[str, Any]:
+        """com.atproto.repo.strongRef of a published item: its uri and cid, as checkpointed
+        (``ref``), else as the PDS holds it."""
+        ref = result.ref or {}
+        uri, cid = ref.get("uri") or result.platform_post_id, ref.get("cid")
+        if uri and not cid and (found := await self._existing(pds, did, str(uri).rsplit("/", 1)[-1])):
+            uri, cid = found
+        if not uri or not cid:
+            raise TransientError(f"Bluesky: the post a reply answers ({uri}) could not be read; will try again")
+        return {"uri": uri, "cid": cid}
+
     async def _dids(self, pds: str, handles: list[str]) -> dict[str, str]:
         async def resolve(handle: str) -> str | None:
             found = await self._query(pds, "com.atproto.identity.resolveHandle", {"handle": handle})
@@ -351,15 +364,6 @@ class BlueskyAdapter(Adapter):
             return TokenSet(access_token=access, refresh_token=refresh_jwt, expires_at=jwt_expiry(access))
 
         return refresh
-
-
-def _strong_ref(result: PublishResult) -> dict[str, Any]:
-    """com.atproto.repo.strongRef of a published item: its uri and cid (``ref``)."""
-    ref = result.ref or {}
-    uri, cid = ref.get("uri") or result.platform_post_id, ref.get("cid")
-    if not uri or not cid:
-        raise PlatformConfigError("Bluesky: a reply needs the uri and cid of the post it answers; this one has none")
-    return {"uri": uri, "cid": cid}
 
 
 def _did(connection: Connection) -> str:

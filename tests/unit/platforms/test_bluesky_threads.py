@@ -89,6 +89,17 @@ async def test_a_failure_at_item_3_resumes_at_item_3_with_the_refs_checkpointed(
     assert done[2]["reply"] == {"root": ref(fake, thread, 0), "parent": ref(fake, thread, 1)}
 
 
+async def test_items_checkpointed_without_their_cid_are_read_back_from_the_pds() -> None:
+    fake, platform, conn, ctx = setup()
+    thread = with_items(*(PostItem(f"{n}/3") for n in range(1, 4)))
+    fake.fail = ["", "", "refused"]
+    with pytest.raises(Exception, match="could not connect"):
+        await deliver(platform, thread, conn, ctx)
+    ctx.state["items"] = [{"id": entry["id"], "url": entry["url"]} for entry in ctx.state["items"]]
+    await deliver(platform, next_attempt(thread, ctx), conn, ctx)
+    assert records(fake, thread)[2]["reply"] == {"root": ref(fake, thread, 0), "parent": ref(fake, thread, 1)}
+
+
 async def test_an_item_whose_answer_was_lost_is_found_under_its_key_and_the_next_replies_to_it() -> None:
     fake, platform, conn, ctx = setup()
     thread = with_items(*(PostItem(f"{n}/4") for n in range(1, 5)))
