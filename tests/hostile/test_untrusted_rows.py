@@ -17,12 +17,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 import uuid
 from typing import Any
 
 import asyncpg
 import structlog
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
+from scheduler_daemon.db import rows
+from scheduler_daemon.db.repository import init_connection
+from scheduler_daemon.db.sql import q
+from scheduler_daemon.due import due_instant
+from scheduler_daemon.errors import InvalidScheduleError
+from scheduler_daemon.models import ScheduleKey
 from scheduler_daemon.testing.receiver import Receiver
 from support.helpers import Watcher, insert_post, make_user, soon
 from support.servers import Bystander
@@ -179,8 +188,6 @@ async def test_forged_notifications_publish_nothing_early_and_stop_nothing(
 async def test_the_claim_refuses_a_row_that_is_not_due(db: asyncpg.Connection) -> None:
     """The statement itself: asked for a row due in an hour at its real version, it claims
     nothing and answers with the real instant; a row at another version answers with its own."""
-    from scheduler_daemon.db.sql import q
-
     campaign, _ = await make_user(db)
     in_an_hour = soon(3600)
     post = await insert_post(db, campaign, in_an_hour)
@@ -191,3 +198,81 @@ async def test_the_claim_refuses_a_row_that_is_not_due(db: asyncpg.Connection) -
     assert (moved["verdict"], moved["asked_version"]) == ("moved", version)
     assert early["due_us"] == moved["due_us"] == round(in_an_hour.timestamp() * 1_000_000)
     assert await db.fetchval("SELECT status FROM content_posts WHERE id = $1", post) == "scheduled"
+
+
+# -- hypothesis: whatever a row holds, the load and the claim answer for it -------------------
+
+SQL_DATES = st.one_of(st.dates().map(dt.date.isoformat),
+                      st.sampled_from(["10000-01-01", "0044-03-15 BC", "4713-01-01 BC", "294276-12-31", "infinity",
+                                       "-infinity", "0001-01-01", "9999-12-31", "2024-03-10", "2024-11-03"]))
+SQL_TIMES = st.one_of(st.times().map(dt.time.isoformat), st.sampled_from(["24:00:00", "02:30:00", "01:30:00"]))
+SQL_ZONES = st.sampled_from(["UTC", "America/New_York", "Europe/Paris", "Pacific/Kiritimati", "Etc/GMT+12",
+                             "Mars/Olympus", "europe/paris", "", "EST5EDT", "posixrules"])
+SQL_RETRIES = st.one_of(st.none(), st.datetimes(timezones=st.just(UTC)).map(dt.datetime.isoformat),
+                        st.sampled_from(["9999-12-31T23:00:00-12:00", "infinity", "0001-01-01T00:00:00+14:00",
+                                         "294276-12-31T00:00:00+00:00", "4713-01-01 00:00:00+00 BC"]))
+ROW_VALUES = st.fixed_dictionaries({
+    "scheduled_date": st.one_of(st.none(), SQL_DATES), "scheduled_time": st.one_of(st.none(), SQL_TIMES),
+    "timezone": SQL_ZONES, "retry_at": SQL_RETRIES,
+    "attempt_count": st.one_of(st.integers(0, 3), st.just(2**31 - 1), st.integers(0, 2**31 - 1)),
+    "schedule_version": st.one_of(st.integers(0, 3), st.just(2**63 - 1), st.integers(0, 2**63 - 1)),
+})
+RAW_INSERT = (
+    "INSERT INTO content_posts (campaign_id, platform, status, scheduled_date, scheduled_time, timezone, retry_at,"
+    " attempt_count, schedule_version) VALUES ($1, 'webhook', 'scheduled', $2::text::date, $3::text::time, $4,"
+    " $5::text::timestamptz, $6, $7) RETURNING id"
+)
+RAW_COLUMNS = ("scheduled_date", "scheduled_time", "timezone", "retry_at", "attempt_count", "schedule_version")
+CLAIM_ANY = (1e11, 1e11)  # seconds ahead, seconds of grace: any instant PostgreSQL can hold near now
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=ROW_VALUES)
+async def test_whatever_a_row_holds_the_load_and_the_claim_answer_without_failing(
+    db: asyncpg.Connection, values: dict[str, Any]
+) -> None:
+    """Written with the triggers off (no rule, no due_at), rolled back after. The load gives
+    an instant or a reason; an instant is the one due.py computes from the same fields; the
+    claim of that row next to a good one never fails, and the good one is claimed."""
+    await init_connection(db)
+    campaign = await db.fetchval("SELECT id FROM content_campaigns LIMIT 1") or (await make_user(db))[0]
+    transaction = db.transaction()
+    await transaction.start()
+    try:
+        await db.execute("SET LOCAL session_replication_role = replica")
+        try:
+            post = await db.fetchval(RAW_INSERT, campaign, *(values[c] for c in RAW_COLUMNS))
+        except (asyncpg.DataError, asyncpg.DatetimeFieldOverflowError):
+            event("refused by PostgreSQL itself")
+            return  # a value PostgreSQL itself refuses: nothing to load
+        good = await insert_post(db, campaign, soon(0.0), content="good")
+        await db.execute("SET LOCAL session_replication_role = origin")
+        loaded = {r["id"]: rows.loaded_row(r) for r in await db.fetch(q("load_scheduled"))}
+        row = loaded[post]
+        assert (row.due is None) == bool(row.problem), row
+        event("armed" if row.due is not None else "draft with a reason")
+        if row.due is not None:
+            python = await python_due(db, post)
+            assert python is not None and abs(python - row.due) < 1e-6, (values, python, row.due)
+        result = rows.claim_result(await db.fetch(
+            q("claim"), [post, good], [values["schedule_version"], loaded[good].version], "hypothesis", *CLAIM_ANY),
+            100_000)
+        assert good in result.due
+        verdicts = {v.id for v in result.rearm + result.missed + result.unschedulable} | set(result.due)
+        assert post in verdicts and (post in result.due) == (row.due is not None and abs(row.due - time.time()) < 1e11)
+    finally:
+        await transaction.rollback()
+
+
+async def python_due(db: asyncpg.Connection, post: uuid.UUID) -> float | None:
+    """due.py on the row's own fields, where Python can read them at all."""
+    try:  # retry_at alone first: when set, nothing else decides (and the rest may not decode)
+        retry = await db.fetchval("SELECT retry_at FROM content_posts WHERE id = $1", post)
+        if retry is not None:
+            return due_instant(ScheduleKey(None, None, "UTC", retry)).timestamp()
+        record = await db.fetchrow(
+            "SELECT scheduled_date, scheduled_time, timezone FROM content_posts WHERE id = $1", post)
+        key = ScheduleKey(record["scheduled_date"], record["scheduled_time"], record["timezone"])
+        return due_instant(key).timestamp()
+    except (ValueError, OverflowError, InvalidScheduleError):
+        return None
