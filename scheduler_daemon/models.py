@@ -10,9 +10,10 @@ between 'draft' and 'scheduled')::
                       │  draft               └──rate limit / transient (retry_at set)──┐
                       └────────────────────────────────────────────────────────────────┘
 
-Only the claim moves 'scheduled' → 'publishing', and it checks the status and the
-schedule fields the timer was armed with, so a stale timer or a second daemon loses the
-race harmlessly.
+Only the claim moves 'scheduled' → 'publishing', and it checks the status, the version
+the timer was armed with and, on the row, that the post is due, so a stale or forged timer
+or a second daemon loses the race harmlessly. A 'publishing' row is the daemon's: a tenant
+cannot change it (migrations/007).
 """
 
 from __future__ import annotations
