@@ -193,9 +193,12 @@ CREATE OR REPLACE FUNCTION scheduler_posts_before_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     NEW.updated_at := now();
-    -- Only rows that are or become publishing/published pay for the role lookup.
+    -- Only rows that are or become publishing/published pay for the role lookup, and the
+    -- daemon's own role (every claim and outcome) takes the short way: 004's full test costs
+    -- about 20 us a row, this one 1 us, and a member of scheduler_daemon is never a tenant.
     IF (OLD.status = 'publishing'
         OR (NEW.status IN ('publishing', 'published') AND NEW.status IS DISTINCT FROM OLD.status))
+       AND NOT coalesce(pg_has_role(to_regrole('scheduler_daemon'), 'USAGE'), false)
        AND scheduler_writer_is_tenant(TG_RELID) THEN
         IF OLD.status = 'publishing'
            AND (NEW.status, NEW.platform, NEW.connection_id, NEW.campaign_id, NEW.content, NEW.media,

@@ -253,7 +253,10 @@ async def test_whatever_a_row_holds_the_load_and_the_claim_answer_without_failin
         event("armed" if row.due is not None else "draft with a reason")
         if row.due is not None:
             python = await python_due(db, post)
-            assert python is not None and abs(python - row.due) < 1e-6, (values, python, row.due)
+            assert python is not None, (values, row.due)
+            # Before 1970 the two tz databases may differ (PostgreSQL's own copy against the
+            # system's: tzdata 2024b made EST5EDT a link to America/New_York, with its LMT).
+            assert row.due < 0 or abs(python - row.due) < 1e-6, (values, python, row.due)
         result = rows.claim_result(await db.fetch(
             q("claim"), [post, good], [values["schedule_version"], loaded[good].version], "hypothesis", *CLAIM_ANY),
             100_000)
