@@ -25,12 +25,15 @@
 --    local date outside 0001-01-02 .. 9999-12-30 or a retry_at outside that range (UTC), so
 --    that every due_at is an instant Python's datetime can hold.
 --    A partial index on (due_at) WHERE status = 'scheduled' serves the claim and a horizon.
+--    A tenant never writes it: the trigger overrides any value, it has no column grant here,
+--    and 004's list of the daemon's columns names it, so re-running 004 keeps it that way.
 --    A tzdata update in PostgreSQL that changes a zone's future rules leaves the stored
 --    instants of that zone as they were computed: `SELECT scheduler_due_at_refresh()`
 --    recomputes every scheduled row.
 --
 -- 2. The claim verifies the row in SQL (sql/daemon.sql, claim): status, version AND that
---    due_at is within the claim lead (plus 1 s) of now(). A notification is only a hint:
+--    due_at is within the claim lead (plus 1 s) ahead of now() and within the grace window
+--    behind it. The boot load arms from due_at. A notification is only a hint:
 --    a forged one (the channel is open to every role that can connect) cannot publish a
 --    post early.
 --
