@@ -422,8 +422,8 @@ async def test_doctor_lists_the_rows_that_break_a_rule_and_changes_nothing(
 async def test_the_daemon_ends_old_bad_rows_as_drafts_with_a_reason_while_a_bystander_goes_out(
     supabase: MakeDatabase, watcher_on: Any, daemon_on: Any
 ) -> None:
-    """Bad scheduled rows from before 004 that the daemon can read (a bad year or 24:00 still
-    stops it at boot: issue 10 item 3, not this migration) are drafts with a reason; its
+    """Bad scheduled rows from before 004 (for a bad year, 24:00 and the counters at their
+    maximum see tests/hostile/test_untrusted_rows.py) are drafts with a reason; its
     writes on them pass the checks; a bystander's post due at the same instant goes out."""
     url = await supabase(through=BEFORE_004)
     async with connected(url) as admin, Receiver() as rx:
