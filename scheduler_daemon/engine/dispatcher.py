@@ -4,8 +4,9 @@ One sleeper waits for the earliest deadline in the ``Timers`` or an earlier wake
 sooner post armed, stop). When posts fall due it claims them in one batch (a round trip
 for up to ``CLAIM_BATCH`` posts), then hands each one it won to the ``Publisher`` in its
 own task, bounded by the publisher's slots, to be sent at the instant the row itself has.
-A timer is only ever added or moved by a notification, never cancelled: a post that left
-'scheduled' loses its claim at its old instant (until a resync drops its timer).
+A notification only ever adds a timer or moves one earlier, never later nor away: a post
+that left 'scheduled' loses its claim at its old instant (until a resync drops its timer),
+and one rescheduled later is told its new instant by the claim at the old one.
 
 The timers are hints; the claim decides, in SQL, on the row (sql/daemon.sql, claim): a post
 that is not due yet is armed again at its real instant, one missed beyond the grace window
@@ -139,6 +140,12 @@ class Dispatcher(Service):
             logger.info("notification without a usable instant; asking the row", post_id=str(row.id),
                         error=str(exc))
             due = self.clock.now()
+        current = self.timers.get(row.id)
+        if current is not None and current.version < version and current.due < due:
+            # A payload moves a timer earlier only. Later goes through the row: at the earlier
+            # instant the claim answers with the row's own (one round trip), so a forged
+            # higher version cannot postpone a post.
+            due = current.due
         if self.timers.arm(row.id, due, version):
             self._wakeup.set()
 

@@ -9,7 +9,9 @@
   with the real version and date = now, a higher version, a version past bigint, garbage,
   a retry_at past 9999 while a resync runs, a flood of TRUNCATEs. The post due in an hour
   stays scheduled and armed at its real instant, nothing is published early, the daemon
-  stays up, a flood costs at most two resyncs, and the bystander goes out once on time.
+  stays up, a flood costs two resyncs (the test's own and one), and the bystander goes out
+  once on time. Forged later instants with higher versions postpone nothing.
+* Hypothesis over raw rows: the load and the claim answer for any of them.
 """
 
 from __future__ import annotations
@@ -279,3 +281,22 @@ async def python_due(db: asyncpg.Connection, post: uuid.UUID) -> float | None:
         return due_instant(key).timestamp()
     except (ValueError, OverflowError, InvalidScheduleError):
         return None
+
+
+async def test_a_forged_later_instant_postpones_nothing(
+    db: asyncpg.Connection, watcher: Watcher, start_daemon: Any
+) -> None:
+    """Forged payloads with ever higher versions move a post due in 1.5 s to next year: it
+    still goes out once, on time (a payload moves a timer earlier only; the claim at the
+    earlier instant answers with the row's own)."""
+    async with Receiver() as rx:
+        running = await start_daemon()
+        victim = Bystander(db, rx)
+        due = soon(1.5)
+        post = await victim.schedule(due)
+        version = await db.fetchval("SELECT schedule_version FROM content_posts WHERE id = $1", post)
+        next_year = due + dt.timedelta(days=365)
+        for bump in (1, 2, 1000):
+            await notify(db, forged(post, "U", version + bump, next_year))
+        await victim.published_once_on_time(watcher)
+        assert not running.task.done()
