@@ -189,7 +189,8 @@ class LinkedInAdapter(Adapter):
         if not post.media:
             return {}
         if is_video(post.media[0]):
-            return {"video": await self.media.video(holder, ctx, author, post.media[0])}
+            source = f"{connection.id}:{post.media[0].url or post.media[0].storage_path}"
+            return {"video": await self.media.video(holder, ctx, author, post.media[0], source)}
         return {"images": [await self.media.image(holder, ctx, author, item) for item in post.media]}
 
     async def _holder(self, connection: Connection, ctx: PublishContext) -> TokenHolder:

@@ -11,7 +11,9 @@
   uploadedPartIds}`` (the ETags, in order); a bounded poll of ``GET /rest/videos/{urn}``
   until ``AVAILABLE`` (``PROCESSING_FAILED`` refuses the post).
 
-Each returns the ``content.media`` entry of the post: ``{"id": urn}`` plus ``altText``.
+Each returns the ``content.media`` entry of the post: ``{"id": urn}`` plus ``altText``. A
+finalized video's URN is checkpointed before the wait, so a retry after a wait that ran out
+of time waits again instead of uploading the video again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = ["VIDEO", "LinkedInMedia"]
 # The Videos API's "Video specifications": MP4, 3 seconds to 30 minutes, 75 KB to 500 MB;
 # H.264 with AAC sound is what LinkedIn's video specs name.
 VIDEO = VideoLimit(("mp4",), ("h264",), ("aac",), max_bytes=500_000_000, min_seconds=3, max_seconds=1_800)
+UPLOADED = "video_uploaded"  # publish_state: a finalized video's URN, and what it was made from
 Requester = Callable[..., httpx.Request]  # (holder, method, url, **kwargs) → a request with LinkedIn's headers
 
 
@@ -68,7 +71,22 @@ class LinkedInMedia:
         await self._wait_available(holder, "images", urn)
         return _entry(urn, item)
 
-    async def video(self, holder: TokenHolder, ctx: PublishContext, author: str, item: MediaItem) -> dict[str, str]:
+    async def video(
+        self, holder: TokenHolder, ctx: PublishContext, author: str, item: MediaItem, source: str
+    ) -> dict[str, str]:
+        """The video uploaded and AVAILABLE. Its URN is checkpointed (``UPLOADED``, with
+        ``source``: the connection and the media) once finalized, so an attempt that ran out
+        of time while LinkedIn processed it leaves the next one only the wait."""
+        kept = ctx.state.get(UPLOADED)
+        if isinstance(kept, dict) and kept.get("source") == source and isinstance(kept.get("urn"), str):
+            await self._wait_available(holder, "videos", kept["urn"])
+            return _entry(kept["urn"], item)
+        urn = await self._upload_video(holder, ctx, author, item)
+        await ctx.checkpoint(**{UPLOADED: {"source": source, "urn": urn}})
+        await self._wait_available(holder, "videos", urn)
+        return _entry(urn, item)
+
+    async def _upload_video(self, holder: TokenHolder, ctx: PublishContext, author: str, item: MediaItem) -> str:
         async with checked_video(ctx, item, "LinkedIn", VIDEO, "this post", self.settings.max_media_file_bytes) as file:
             request = {"owner": author, "fileSizeBytes": file.size, "uploadCaptions": False, "uploadThumbnail": False}
             data = await self._initialize(holder, "videos", request, "LinkedIn video upload")
@@ -85,8 +103,7 @@ class LinkedInMedia:
                                   json={"finalizeUploadRequest": finalize}),
             self._classify, what="LinkedIn video upload",
         )
-        await self._wait_available(holder, "videos", urn)
-        return _entry(urn, item)
+        return urn
 
     async def _initialize(self, holder: TokenHolder, kind: str, request: dict[str, Any], what: str) -> dict[str, Any]:
         response = await call(

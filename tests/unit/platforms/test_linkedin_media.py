@@ -91,6 +91,19 @@ async def test_a_failed_video_part_is_retried_freely() -> None:
     assert result.platform_post_id == SHARE and len(fake.posts) == 1
 
 
+async def test_a_retry_after_linkedin_processed_too_long_waits_again_without_uploading_again() -> None:
+    fake, _, conn, ctx = setup()
+    platform = adapter(CASE, fake, {"SCHEDULER_MEDIA_POLL_TIMEOUT_SECONDS": "0"})
+    ctx.payloads[VIDEO_URL] = mp4(seconds=5)  # LinkedIn answers PROCESSING once, then AVAILABLE
+    first = with_media(video())
+    with pytest.raises(TransientError, match="still processing"):
+        await deliver(platform, first, conn, ctx)
+    assert ctx.state["video_uploaded"]["urn"] == "urn:li:video:V1"
+    result = await deliver(platform, next_attempt(first, ctx), conn, ctx)
+    assert result.platform_post_id == SHARE and list(fake.videos) == ["urn:li:video:V1"]
+    assert ctx.fetched == [VIDEO_URL]  # downloaded once
+
+
 @pytest.mark.parametrize(("media", "message"), [
     ((video(), image(1, None)), "LinkedIn does not mix images and videos in one post; this one has both"),
     ((video(), video()), "LinkedIn takes one video per post, alone; this post has 2 media"),

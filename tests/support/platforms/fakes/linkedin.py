@@ -67,6 +67,7 @@ class LinkedInFake(Fake):
         self.videos: dict[str, dict[str, Any]] = {}  # urn → size, parts (etag → bytes), status
         self.part_bytes = 4 * 1024 * 1024  # LinkedIn's upload parts
         self.video_outcome = "AVAILABLE"  # or PROCESSING_FAILED
+        self.processing_answers = 1  # status answers that say PROCESSING before the outcome
         self.comments: list[dict[str, Any]] = []
 
     def error(self, kind: str) -> httpx.Response:
@@ -161,7 +162,10 @@ class LinkedInFake(Fake):
             urn = urllib.parse.unquote(request.url.raw_path.decode().rsplit("/", 1)[-1])
             video = self.videos[urn]
             assert video["status"] != "WAITING_UPLOAD", "status asked before finalizeUpload"
-            status, video["status"] = video["status"], self.video_outcome
+            video["polls"] = video.get("polls", 0) + 1
+            if video["status"] == "PROCESSING" and video["polls"] > self.processing_answers:
+                video["status"] = self.video_outcome
+            status = video["status"]
             answer = {"id": urn, "status": status}
             if status == "PROCESSING_FAILED":
                 answer["processingFailureReason"] = "Video is corrupted"
