@@ -34,6 +34,7 @@ reported, never retried. The upload steps are retried freely.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -56,6 +57,7 @@ from ._video import spooled
 from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, describe
 
 MAX_ALT_TEXT = 1_000
+_TS = re.compile(r"[0-9]+\.[0-9]+")  # a message's ts: what a thread hangs on
 FILE_BYTES = 1_000_000_000  # Slack's file size limit: 1 GB
 THREAD_MAX = 25  # ours: Slack has no limit on a thread's replies
 AUTH_ERRORS = frozenset(
@@ -250,8 +252,10 @@ def _thread(item: Item, options: Mapping[str, Any]) -> dict[str, Any]:
     if item.reply_to is None:
         return {}
     root = item.reply_to.root.platform_post_id
-    if not root:
-        raise ContentRejectedError(f"Slack: {describe(item.index, item.total)} cannot reply: the post has no ts")
+    if not root or not _TS.fullmatch(root):  # a file post whose share Slack did not report has a file id
+        raise ContentRejectedError(
+            f"Slack: {describe(item.index, item.total)} cannot reply: Slack did not say which message the post is"
+        )
     return {"thread_ts": root, **({"reply_broadcast": True} if options.get("reply_broadcast") else {})}
 
 
