@@ -75,7 +75,7 @@ _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 _HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
 MAX_ALT_TEXT = 4_086  # the Images API's altText
-MAX_COMMENT = 1_250  # what LinkedIn lets a comment hold
+MAX_COMMENT = 1_250  # LinkedIn's comment limit (its Help Center); the Comments API states none
 SENT = "create_sent_at"  # publish_state: a create call went out and its outcome is not known
 
 
