@@ -90,6 +90,17 @@ async def test_photos_and_videos_go_out_as_one_album_with_the_caption_on_the_fir
     assert b"a cat" not in fake.requests[0].content  # Telegram takes no alt text: it is left out
 
 
+async def test_an_album_attaches_what_telegram_cannot_fetch_and_names_the_rest_by_url() -> None:
+    fake, platform, conn, ctx = setup()
+    big_photo = b"\x89PNG" + b"0" * (6 * 1024 * 1024)
+    big_video = mp4(seconds=60, mdat_bytes=21_000_000)
+    ctx.payloads.update({IMAGE_URL: big_photo, VIDEO_URL: big_video})
+    fake.url_sizes.update({IMAGE_URL: len(big_photo), VIDEO_URL: len(big_video)})
+    await deliver(platform, thread(PostItem("Big ones", (photo(), video(), photo()))), conn, ctx)
+    assert fake.posts[0].media == [big_photo, big_video, big_photo]
+    assert b'name="photo0"' in fake.requests[0].content and b'name="video1"' in fake.requests[0].content
+
+
 async def test_a_thread_is_a_reply_chain_that_resumes_at_the_item_that_failed() -> None:
     fake, platform, conn, ctx = setup()
     ctx.payloads[VIDEO_URL] = mp4()
