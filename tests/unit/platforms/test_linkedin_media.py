@@ -8,15 +8,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import httpx
 import pytest
 
 from scheduler_daemon.errors import ContentRejectedError, InvalidPostError, TransientError
 from scheduler_daemon.models import MediaItem, Post
 from scheduler_daemon.platforms.delivery import deliver
+from scheduler_daemon.platforms.linkedin import LinkedInAdapter
 from support.media import mp4
-from support.platforms.cases import CASES, adapter, connection, post
+from support.platforms.cases import CASES, adapter, connection, post, settings
 from support.platforms.context import IMAGE, FakeContext, Store, next_attempt
 from support.platforms.fakes.linkedin import LinkedInFake
+from support.platforms.streams import StreamNoting
 
 CASE = next(c for c in CASES if c.name == "linkedin")
 VIDEO_URL = "https://cdn.test/clips/launch.mp4"
@@ -53,6 +56,17 @@ async def test_a_video_is_uploaded_in_byte_ranges_then_posted_once_available() -
     assert len(fake.videos["urn:li:video:V1"]["parts"]) == -(-len(data) // 2_000)
     assert fake.bodies[0]["content"] == {"media": {"id": "urn:li:video:V1", "altText": "the launch"}}
     assert ctx.state["prepared"]["value"] == {"video": {"id": "urn:li:video:V1", "altText": "the launch"}}
+
+
+async def test_the_video_s_byte_ranges_are_streamed_from_the_spooled_file() -> None:
+    fake, _, conn, ctx = setup()
+    transport = StreamNoting(fake)
+    platform = LinkedInAdapter(settings(), httpx.AsyncClient(transport=transport))
+    data = ctx.payloads[VIDEO_URL] = mp4(seconds=5, mdat_bytes=5_000)
+    fake.part_bytes = 2_000
+    await deliver(platform, with_media(video()), conn, ctx)
+    parts = {url: streamed for url, streamed in transport.streamed.items() if "/video/" in url}
+    assert len(parts) == -(-len(data) // 2_000) and all(parts.values())
 
 
 @pytest.mark.parametrize(("data", "message"), [

@@ -8,15 +8,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import httpx
 import pytest
 
 from scheduler_daemon.errors import InvalidPostError, RateLimitedError
 from scheduler_daemon.models import MediaItem, Post, PostItem
 from scheduler_daemon.platforms.delivery import deliver
+from scheduler_daemon.platforms.slack import SlackAdapter
 from support.media import mp4
-from support.platforms.cases import CASES, adapter, connection, post
+from support.platforms.cases import CASES, adapter, connection, post, settings
 from support.platforms.context import IMAGE, FakeContext, Store, next_attempt
 from support.platforms.fakes.slack import SlackFake
+from support.platforms.streams import StreamNoting
 
 CASE = next(c for c in CASES if c.name == "slack")
 VIDEO_URL = "https://cdn.test/clips/launch.mp4"
@@ -52,6 +55,17 @@ async def test_a_video_is_streamed_to_the_upload_url_then_shared() -> None:
     assert fake.media_refs == [data, IMAGE] and fake.uploads["F123"]["filename"] == "launch.mp4"
     assert fake.posts[0].media == ["F123", "F124"] and fake.posts[0].text == "Launch day"
     assert fake.alt_texts == ["the launch", None] and fake.titles == ["launch.mp4", "1.png"]
+
+
+async def test_the_video_is_streamed_and_the_image_sent_from_memory() -> None:
+    fake, _, conn, ctx = setup()
+    transport = StreamNoting(fake)
+    platform = SlackAdapter(settings(), httpx.AsyncClient(transport=transport))
+    ctx.payloads[VIDEO_URL] = mp4(seconds=5)
+    await deliver(platform, thread(PostItem("Launch day", (video(), image(1, None)))), conn, ctx)
+    uploads = {url.rsplit("/", 1)[-1]: streamed for url, streamed in transport.streamed.items()
+               if "files.slack.test" in url}
+    assert uploads == {"F123": True, "F124": False}
 
 
 async def test_a_thread_is_replies_under_the_first_message_and_resumes_at_the_item_that_failed() -> None:
