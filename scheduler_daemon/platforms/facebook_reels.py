@@ -86,9 +86,9 @@ class ReelsFlow:
             )
             raw = data.get("status")
             status: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
-            if status.get("video_status") == "error" or _phase(status, "uploading_phase") == "error":
-                raise ContentRejectedError(f"Facebook could not process the video: {_reason(status)}")
-            return _phase(status, "uploading_phase") == "complete"
+            if status.get("video_status") == "error" or phase_status(status, "uploading_phase") == "error":
+                raise ContentRejectedError(f"Facebook could not process the video: {status_reason(status)}")
+            return phase_status(status, "uploading_phase") == "complete"
 
         await poll(uploaded, interval=self.settings.media_poll_interval_seconds,
                    timeout=self.settings.media_poll_timeout_seconds, what="Facebook Reel upload")
@@ -102,13 +102,15 @@ class ReelsFlow:
         return PublishResult(video_id, f"https://www.facebook.com/reel/{video_id}")
 
 
-def _phase(status: Mapping[str, Any], name: str) -> str | None:
+def phase_status(status: Mapping[str, Any], name: str) -> str | None:
+    """The ``status`` of one phase (uploading, processing, publishing) of a video's status."""
     phase = status.get(name)
     return str(phase.get("status")) if isinstance(phase, dict) and phase.get("status") else None
 
 
-def _reason(status: Mapping[str, Any]) -> str:
-    for name in ("uploading_phase", "processing_phase"):
+def status_reason(status: Mapping[str, Any]) -> str:
+    """The platform's words for a video that failed: its first phase error."""
+    for name in ("uploading_phase", "processing_phase", "publishing_phase"):
         phase = status.get(name)
         errors = phase.get("errors") if isinstance(phase, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
