@@ -51,7 +51,7 @@ from .base import (
     VideoLimit,
     check_video,
 )
-from .facebook_reels import ReelsFlow
+from .facebook_reels import ReelsFlow, ReelsQuota
 from .facebook_video import APP_ID_SETTING, VideoFlow
 from .graph import classify
 from .graph_media import is_video, spooled_video
@@ -61,7 +61,7 @@ from .graph_media import is_video, spooled_video
 # (``_check_reel_shape``); no stated size limit.
 VIDEO = VideoLimit(
     ("mp4", "mov"), ("h264", "hevc", "vp9", "av1"), ("aac",), min_seconds=3, max_seconds=90,
-    min_frame_rate=24, max_frame_rate=60,
+    min_frame_rate=24, max_frame_rate=60, per_day=30,  # 30 API-published Reels per Page in a moving 24 h
 )
 REEL_MIN = (540, 960)  # width, height
 # Other Page videos (the Video API, with the app id): the Resumable Upload API takes video/mp4
@@ -79,6 +79,7 @@ class FacebookAdapter(Adapter):
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         super().__init__(settings, client)
         self.base = f"{self.base}/{settings.graph_api_version}"
+        self.reels_quota = ReelsQuota(VIDEO.per_day or 0)
 
     def validate_item(self, item: PostItem, what: str) -> None:
         super().validate_item(item, what)
@@ -143,7 +144,7 @@ class FacebookAdapter(Adapter):
             return {"video_handle": await self._video(holder).upload(app_id, file, _file_name(media), ctx)}
 
     def _reels(self, holder: TokenHolder) -> ReelsFlow:
-        return ReelsFlow(self.base, self.client, holder, self.settings)
+        return ReelsFlow(self.base, self.client, holder, self.settings, self.reels_quota)
 
     def _video(self, holder: TokenHolder) -> VideoFlow:
         return VideoFlow(self.base, self.client, holder, self.settings)

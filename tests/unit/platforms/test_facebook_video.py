@@ -1,7 +1,8 @@
 """A Facebook Page video that is not a Reel, against the fake that follows the Video API and
 the Resumable Upload API: the app id setting, the Page video limits checked before any call,
 the session checkpointed and the upload streamed from the server's offset (interrupted and
-resumed, within an attempt and after it), ``/videos`` as the create call, processing."""
+resumed, within an attempt and after it), ``/videos`` as the create call, processing; and
+the Reels API's 30 Reels per Page in 24 hours."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ from typing import Any
 
 import pytest
 
-from scheduler_daemon.errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigError, TransientError
+from scheduler_daemon.errors import (
+    ContentRejectedError,
+    OutcomeUnknownError,
+    PlatformConfigError,
+    PublishError,
+    RateLimitedError,
+    TransientError,
+)
 from scheduler_daemon.models import Connection, MediaItem, Post
 from scheduler_daemon.platforms.base import PlatformAdapter
 from scheduler_daemon.platforms.delivery import deliver
+from scheduler_daemon.platforms.facebook_reels import ReelsQuota
 from scheduler_daemon.platforms.facebook_video import video_host
 from support.media import mp4
 from support.platforms.cases import CASES, adapter, connection
@@ -23,6 +32,7 @@ from support.platforms.fakes.facebook import FacebookFake
 
 VIDEO_URL = "https://cdn.test/clips/talk.mp4"
 LANDSCAPE = mp4(seconds=10, mdat_bytes=40_000)  # 1280×720: no Reel
+REEL = mp4(seconds=10, width=1080, height=1920)
 APP = {"SCHEDULER_FACEBOOK_CLIENT_ID": "4321"}
 NOW = dt.datetime(2030, 1, 2, tzinfo=dt.timezone.utc)
 
@@ -105,7 +115,7 @@ async def test_without_the_app_id_a_video_the_reels_rules_refuse_is_refused_nami
 
 
 async def test_a_reel_shaped_video_is_still_a_reel_with_the_app_id() -> None:
-    fake, platform, conn, ctx = setup(mp4(seconds=10, width=1080, height=1920))
+    fake, platform, conn, ctx = setup(REEL)
     delivery = await deliver(platform, fb_post(), conn, ctx)
     assert delivery.platform_post_url == "https://www.facebook.com/reel/v1" and fake.sessions == {}
 
@@ -158,3 +168,45 @@ async def test_an_app_id_that_is_not_a_number_is_a_configuration_error_before_an
 def test_the_videos_call_goes_to_the_graph_video_host() -> None:
     assert video_host("https://graph.facebook.com/v26.0") == "https://graph-video.facebook.com/v26.0"
     assert video_host("https://fb.test/v26.0") == "https://fb.test/v26.0"
+
+
+# -- the Reels API's 30 per Page in 24 h -------------------------------------------------------
+
+
+async def test_the_31st_reel_of_a_page_in_24_hours_waits_before_any_call_and_a_refused_one_does_not_count() -> None:
+    fake, platform, conn, ctx = setup(REEL)
+
+    def another() -> FakeContext:  # each post's own publish_state
+        fresh = FakeContext(ctx.store)
+        fresh.payloads[VIDEO_URL] = REEL
+        return fresh
+
+    fake.fail = ["content"]  # the first finish is refused: that Reel is not out, its slot is given back
+    with pytest.raises(ContentRejectedError, match="Duplicate status message"):
+        await deliver(platform, fb_post("refused"), conn, another())
+    for n in range(30):
+        await deliver(platform, fb_post(f"reel {n}"), conn, another())
+    assert len(fake.posts) == 30
+    sent = len(fake.requests)
+    with pytest.raises(RateLimitedError, match=r"^Facebook takes 30 Reels per Page in 24 hours") as caught:
+        await deliver(platform, fb_post("one too many"), conn, another())
+    assert len(fake.requests) == sent  # no upload for a Reel that has to wait
+    assert caught.value.retry_after is not None and 86_000 < caught.value.retry_after <= 86_400
+
+
+def test_the_reels_quota_is_a_moving_24_hours_per_page() -> None:
+    now = [0.0]
+    quota = ReelsQuota(2, clock=lambda: now[0])
+    quota.take("p")
+    now[0] = 3600.0
+    quota.take("p")
+    quota.take("other page")
+    with pytest.raises(RateLimitedError) as caught:
+        quota.check("p")
+    assert caught.value.retry_after == 86_400 - 3600
+    now[0] = 86_400.0  # the first is 24 hours old
+    stamp = quota.take("p")
+    quota.give_back("p", stamp)
+    quota.take("p")
+    with pytest.raises(PublishError):
+        quota.check("p")
