@@ -10,20 +10,25 @@ means "reconnect facebook"); ``refresh_token`` unused; no metadata keys.
 * several images (a multi-photo post, up to 10): each uploaded with ``published=false`` and
   its ``alt_text_custom`` (``prepare``: nothing is visible yet), then ``/{page}/feed`` with
   ``attached_media``;
-* one video: a Reel (``facebook_reels``): spooled and checked against the Reels rules,
-  uploaded in ``prepare``, published by ``finish`` in ``publish``; a video goes alone (no
-  images beside it, one per post);
+* one video (alone: no images beside it, one per post), spooled first: a Reel
+  (``facebook_reels``) when the Reels rules take it, uploaded in ``prepare``, published by
+  ``finish`` in ``publish``, 30 per Page in 24 h; any other, once the Meta app id is set
+  (``SCHEDULER_FACEBOOK_CLIENT_ID``), a Page video (``facebook_video``): checked against
+  ``PAGE_VIDEO``, uploaded (resumably) in ``prepare``, created by ``/{page}/videos`` in
+  ``publish``; without the app id it is refused, naming the setting;
 * first comment: ``POST /{post-id}/comments`` (``message``) once the post is out.
 
 Settings: ``SCHEDULER_FACEBOOK_API_BASE`` (host, default ``https://graph.facebook.com``),
-``SCHEDULER_GRAPH_API_VERSION``. Exactly-once: none offered. On the call that creates
-the post (``/feed``, a published ``/photos``) only Graph's throttling codes (4, 17, 32,
-613, …: the call was refused), a refused connection and the permanent errors prove that
-nothing was posted; a 5xx, codes 1 and 2 or ``is_transient`` ("An unexpected error has
-occurred", answered also after the post was created), a timeout or a reset is an unknown
-outcome, reported and never retried (``_http.on_create``); a repeat would be refused as
-a duplicate (506) while the first post is live. Unpublished photo uploads are retried
-freely.
+``SCHEDULER_GRAPH_API_VERSION``, ``SCHEDULER_FACEBOOK_CLIENT_ID`` (the Meta app id).
+
+Exactly-once: none offered. On the call that creates the post (``/feed``, a published
+``/photos``, a Reel's ``finish``, a Page video's ``/videos``) only Graph's throttling codes
+(4, 17, 32, 613, …: the call was refused), a refused connection and the permanent errors
+prove that nothing was posted; a 5xx, codes 1 and 2 or ``is_transient`` ("An unexpected
+error has occurred", answered also after the post was created), a timeout or a reset is an
+unknown outcome, reported and never retried (``_http.on_create``); a repeat would be
+refused as a duplicate (506) while the first post is live. Unpublished photo uploads and
+video uploads are retried freely.
 """
 
 from __future__ import annotations
