@@ -146,7 +146,7 @@ class FacebookAdapter(Adapter):
                     " is set"
                 )
             check_video(display, PAGE_VIDEO, file, "this post")
-            return {"video_handle": await self._video(holder).upload(app_id, file, _file_name(media), ctx)}
+            return {"video_handle": await self._video(holder).upload(app_id, file, media, ctx)}
 
     def _reels(self, holder: TokenHolder) -> ReelsFlow:
         return ReelsFlow(self.base, self.client, holder, self.settings, self.reels_quota)
@@ -220,12 +220,6 @@ def _reel_refusal(file: MediaFile) -> ContentRejectedError | None:
             f" the video of this post is {width}×{height}"
         )
     return None
-
-
-def _file_name(media: MediaItem) -> str:
-    """The name the upload session is told: the source's own, else a neutral one."""
-    name = (media.storage_path or media.url or "").split("?", 1)[0].rsplit("/", 1)[-1]
-    return name if name.lower().endswith(".mp4") and len(name) <= 100 else "video.mp4"
 
 
 def _alt(media: MediaItem) -> dict[str, str]:

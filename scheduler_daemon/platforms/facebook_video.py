@@ -16,9 +16,10 @@ Video API") and the Resumable Upload API ("Upload a file"). It needs the Meta ap
     publish   POST {graph-video host}/{page}/videos  description
                    fbuploader_video_file_chunk=<handle>            → {"id": <video id>}
                    checkpoint fb_video_id                          (the create call)
-              GET /{video_id}?fields=status  until video_status is ready
-                   (bounded poll; error → the platform's reason, and the checkpoint is
-                   dropped: that video never showed)
+              GET /{video_id}?fields=status  until video_status is ready (bounded poll):
+                   error → the platform's reason, and the checkpoint is dropped (that video
+                   never shows); still processing at the timeout, or a failed read → the
+                   video is out all the same (Meta publishes it once processed)
 
 Tokens: the guides show ``access_token=<USER_ACCESS_TOKEN>`` for the upload session and
 ``Authorization: OAuth <USER_ACCESS_TOKEN>`` for the upload, and the Page access token for
@@ -27,7 +28,8 @@ which is sent for all three; a refusal is Graph's auth error, "reconnect faceboo
 
 Only ``/videos`` makes anything visible, so it is the create call (``creates=True``); the
 session, the upload and the reads are retried freely. An attempt after one that created the
-video (``fb_video_id`` in the item's state) never creates it again: it waits for it.
+video (``fb_video_id`` in the item's state: it crashed before the item was recorded) never
+creates it again: it waits for it.
 
 Page videos, as Meta states them: the Resumable Upload API takes ``video/mp4`` only; Page
 videos up to 10 GB and 240 minutes; H.264 or H.265 with AAC sound (``facebook.PAGE_VIDEO``).
@@ -43,7 +45,7 @@ import httpx
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, OutcomeUnknownError, PlatformConfigError, PublishError, TransientError
 from ..mediafile import MediaFile
-from ..models import PublishResult
+from ..models import MediaItem, PublishResult
 from ._calls import json_object, poll, require_id
 from ._http import call
 from ._tokens import TokenHolder
@@ -80,9 +82,9 @@ class VideoFlow:
 
     # -- prepare: the resumable upload ---------------------------------------------------------
 
-    async def upload(self, app_id: str, file: MediaFile, name: str, ctx: PublishContext) -> str:
+    async def upload(self, app_id: str, file: MediaFile, media: MediaItem, ctx: PublishContext) -> str:
         """The file uploaded to the app's session (resumed where the server has it): its handle."""
-        session, offset = await self._session(app_id, file, name, ctx)
+        session, offset = await self._session(app_id, file, media, ctx)
         for round_ in range(1, UPLOAD_ROUNDS + 1):
             try:
                 return await self._transfer(session, file, offset)
@@ -92,10 +94,15 @@ class VideoFlow:
                 offset = await self._offset(session)
         raise AssertionError("unreachable")
 
-    async def _session(self, app_id: str, file: MediaFile, name: str, ctx: PublishContext) -> tuple[str, int]:
-        """The checkpointed session of this file and the bytes the server holds, or a new one."""
+    async def _session(
+        self, app_id: str, file: MediaFile, media: MediaItem, ctx: PublishContext
+    ) -> tuple[str, int]:
+        """The checkpointed session of this file (same source, same length) and the bytes the
+        server holds, or a new one."""
+        made_for = {"source": media.storage_path or media.url, "length": file.size}
         saved = ctx.state.get(SESSION)
-        if isinstance(saved, dict) and saved.get("length") == file.size and isinstance(saved.get("session"), str):
+        if (isinstance(saved, dict) and isinstance(saved.get("session"), str)
+                and {k: saved.get(k) for k in made_for} == made_for):
             try:
                 offset = await self._offset(saved["session"])
             except (ContentRejectedError, PlatformConfigError):  # expired or unknown: start anew
@@ -103,7 +110,7 @@ class VideoFlow:
             if offset is not None and offset < file.size:  # complete without a handle: start anew
                 return saved["session"], offset
         url = f"{self.base}/{app_id}/uploads"
-        params = {"file_name": name, "file_length": str(file.size), "file_type": "video/mp4"}
+        params = {"file_name": file_name(media), "file_length": str(file.size), "file_type": "video/mp4"}
         data = await self._send(
             lambda: self.client.build_request("POST", url, params={**params, "access_token": self.holder.token}),
             "Facebook video upload session",
@@ -111,7 +118,7 @@ class VideoFlow:
         session = require_id(data, "id", what="Facebook video upload session")
         if not session.startswith("upload:"):
             raise OutcomeUnknownError("Facebook video upload session: the answer's id is not an upload session")
-        await ctx.checkpoint(**{SESSION: {"session": session, "length": file.size}})
+        await ctx.checkpoint(**{SESSION: {"session": session, **made_for}})
         return session, 0
 
     async def _offset(self, session: str) -> int:
@@ -144,8 +151,10 @@ class VideoFlow:
         try:
             await self._wait_ready(video_id)
         except ContentRejectedError:
-            await ctx.checkpoint(**{VIDEO_ID: None})  # it never showed: a retry makes it anew
+            await ctx.checkpoint(**{VIDEO_ID: None})  # it never shows: a retry makes it anew
             raise
+        except PublishError:
+            pass  # still processing, or a read failed: the video exists and is published once processed
         return PublishResult(video_id, f"https://www.facebook.com/{page}/videos/{video_id}")
 
     async def _create(self, page: str, handle: str, description: str) -> str:
@@ -175,3 +184,9 @@ class VideoFlow:
 
         await poll(ready, interval=self.settings.media_poll_interval_seconds,
                    timeout=self.settings.media_poll_timeout_seconds, what="Facebook video processing")
+
+
+def file_name(media: MediaItem) -> str:
+    """The name the upload session is told: the source's own, else a neutral one."""
+    name = (media.storage_path or media.url or "").split("?", 1)[0].rsplit("/", 1)[-1]
+    return name if name.lower().endswith(".mp4") and len(name) <= 100 else "video.mp4"

@@ -71,7 +71,7 @@ async def test_a_landscape_video_goes_through_the_video_api_streamed_to_the_uplo
     [upload] = uploads(fake)
     assert upload.headers["file_offset"] == "0" and upload.headers["content-length"] == str(len(LANDSCAPE))
     assert upload.headers["authorization"] == "OAuth good-token" and "access_token" not in str(upload.url)
-    assert ctx.state["fb_upload"] == {"session": "upload:s1", "length": len(LANDSCAPE)}  # before any byte
+    assert ctx.checkpoints[0] == {"fb_upload": {"session": "upload:s1", "source": VIDEO_URL, "length": len(LANDSCAPE)}}
     assert fake.reels == {}
 
 
@@ -99,9 +99,19 @@ async def test_an_attempt_after_a_cut_off_one_resumes_its_checkpointed_session_a
 
 async def test_a_session_the_server_no_longer_knows_is_started_anew() -> None:
     fake, platform, conn, ctx = setup()
-    ctx.state["fb_upload"] = {"session": "upload:gone", "length": len(LANDSCAPE)}
+    ctx.state["fb_upload"] = {"session": "upload:gone", "source": VIDEO_URL, "length": len(LANDSCAPE)}
     delivery = await deliver(platform, next_attempt(fb_post(), ctx), conn, ctx)
     assert delivery.platform_post_id == "pv1" and list(fake.sessions) == ["upload:s1"]
+
+
+async def test_a_session_made_for_another_file_is_not_resumed() -> None:
+    fake, platform, conn, ctx = setup()
+    fake.sessions["upload:s0"] = {"length": len(LANDSCAPE), "data": b"x" * 100}  # an earlier video's, same size
+    ctx.state["fb_upload"] = {"session": "upload:s0", "source": "https://cdn.test/clips/old.mp4",
+                              "length": len(LANDSCAPE)}
+    delivery = await deliver(platform, next_attempt(fb_post(), ctx), conn, ctx)
+    assert delivery.platform_post_id == "pv1" and fake.sessions["upload:s0"]["data"] == b"x" * 100
+    assert fake.page_videos["pv1"]["bytes"] == LANDSCAPE
 
 
 async def test_without_the_app_id_a_video_the_reels_rules_refuse_is_refused_naming_the_setting() -> None:
@@ -141,13 +151,23 @@ async def test_a_video_that_fails_processing_says_why_and_a_retry_makes_it_anew(
     assert ctx.state["fb_video_id"] is None
 
 
-async def test_an_attempt_after_the_video_was_made_waits_for_it_and_never_makes_it_again() -> None:
+async def test_a_video_still_processing_at_the_poll_timeout_is_out_all_the_same() -> None:
     fake, platform, conn, ctx = setup(env={**APP, "SCHEDULER_MEDIA_POLL_TIMEOUT_SECONDS": "0"})
-    with pytest.raises(TransientError, match="Facebook video processing: still processing"):
-        await deliver(platform, fb_post(), conn, ctx)
-    assert ctx.state["fb_video_id"] == "pv1"
-    delivery = await deliver(platform, next_attempt(fb_post(), ctx), conn, ctx)
+    delivery = await deliver(platform, fb_post(), conn, ctx)
+    assert delivery.platform_post_id == "pv1" and fake.page_videos["pv1"]["polls"] == 1
+
+
+async def test_an_attempt_after_a_crash_past_the_videos_call_waits_for_that_video_and_never_makes_another() -> None:
+    fake, platform, conn, ctx = setup()
+    await deliver(platform, fb_post(), conn, ctx)
+    crashed = {k: v for k, v in ctx.state.items() if k != "items"}  # the video id checkpointed, the item not
+    assert crashed["fb_video_id"] == "pv1"
+    again = FakeContext(ctx.store, crashed)
+    again.payloads[VIDEO_URL] = LANDSCAPE
+    post = fb_post()
+    delivery = await deliver(platform, next_attempt(post, again), conn, again)
     assert delivery.platform_post_id == "pv1" and fake.publish_calls == 1 and len(fake.posts) == 1
+    assert fake.page_videos["pv1"]["polls"] == 3 and len(uploads(fake)) == 1  # prepared once: reused
 
 
 async def test_a_lost_answer_to_the_videos_call_is_an_unknown_outcome() -> None:
