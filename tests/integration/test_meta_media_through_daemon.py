@@ -175,3 +175,16 @@ async def test_a_long_facebook_video_goes_through_the_video_api_and_its_retry_re
     attempts = await db.fetch("SELECT outcome FROM publish_attempts WHERE post_id = $1 ORDER BY attempt", post_id)
     assert [a["outcome"] for a in attempts] == ["retry", "published"]
     assert fake.comments == [{"on": "pv1", "message": "Part 2 soon", "id": "pv1_c1"}] and len(fake.posts) == 1
+
+
+async def test_a_video_over_the_daemon_s_spool_cap_says_so_not_the_platform_s_rule(
+    db, watcher, start_daemon, settings_,  # type: ignore[no-untyped-def]
+) -> None:
+    env = {"SCHEDULER_FACEBOOK_CLIENT_ID": "4321", "SCHEDULER_MAX_MEDIA_FILE_BYTES": "2000"}
+    fake, campaign = await publishing(db, start_daemon, "facebook", env)
+    long_clip = {"url": "https://cdn.test/clips/long.mp4", "mime": "video/mp4"}
+    post_id = await schedule(db, campaign, "facebook", "A long dog", [long_clip])
+    await watcher.wait(post_id, "published", "draft")
+    r = await row(db, post_id)
+    assert r["status"] == "draft" and "larger than 2000 bytes" in r["error_message"], r["error_message"]
+    assert "Facebook takes videos up to" not in r["error_message"] and fake.requests == []
