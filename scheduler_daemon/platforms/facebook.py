@@ -63,10 +63,10 @@ from .graph_media import is_video, spooled_video
 
 # Reels, as the Reels Publishing API states them: MP4 (MOV taken), H.264 or H.265 (VP9 and
 # AV1 too), AAC, 3 to 90 seconds, 24 to 60 frames per second, 9:16 of at least 540×960
-# (``_check_reel_shape``); no stated size limit.
+# (``_reel_refusal``); no stated size limit. At most 30 Reels per Page in a moving 24 h.
 VIDEO = VideoLimit(
     ("mp4", "mov"), ("h264", "hevc", "vp9", "av1"), ("aac",), min_seconds=3, max_seconds=90,
-    min_frame_rate=24, max_frame_rate=60, per_day=30,  # 30 API-published Reels per Page in a moving 24 h
+    min_frame_rate=24, max_frame_rate=60, per_day=30,
 )
 REEL_MIN = (540, 960)  # width, height
 # Other Page videos (the Video API, with the app id): the Resumable Upload API takes video/mp4
