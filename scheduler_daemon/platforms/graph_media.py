@@ -32,22 +32,32 @@ def is_video(item: MediaItem) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def checked_video(
-    ctx: PublishContext, display: str, limit: VideoLimit | None, item: MediaItem, what: str
+async def spooled_video(
+    ctx: PublishContext, display: str, max_bytes: int | None, item: MediaItem, what: str
 ) -> AsyncIterator[MediaFile]:
-    """The video spooled and checked against ``limit``; a file over the size limit is
-    refused by the platform's rule (the spool stops one byte past it)."""
-    if limit is None:
-        raise ContentRejectedError(f"{display} takes no video here; {what} has one")
-    cap = limit.max_bytes + 1 if limit.max_bytes else UNSTATED_CAP
+    """The video spooled, unchecked: a file over ``max_bytes`` (the platform's size limit) is
+    refused by the platform's rule (the spool stops one byte past it); one over the daemon's
+    own cap (``SCHEDULER_MAX_MEDIA_FILE_BYTES``, when lower) by the daemon's message."""
+    cap = max_bytes + 1 if max_bytes else UNSTATED_CAP
     async with contextlib.AsyncExitStack() as stack:
         try:
             file = await stack.enter_async_context(ctx.media_file(item, cap))
         except ContentRejectedError as exc:
-            if limit.max_bytes and "larger than" in str(exc):
-                rule = f"videos up to {limit.max_bytes / 1e6:g} MB"
+            if max_bytes and f"larger than {cap} bytes" in str(exc):
+                rule = f"videos up to {max_bytes / 1e6:g} MB"
                 raise ContentRejectedError(f"{display} takes {rule}; the video of {what} is larger") from exc
             raise
+        yield file
+
+
+@contextlib.asynccontextmanager
+async def checked_video(
+    ctx: PublishContext, display: str, limit: VideoLimit | None, item: MediaItem, what: str
+) -> AsyncIterator[MediaFile]:
+    """The video spooled and checked against ``limit`` (its size limit as ``spooled_video``)."""
+    if limit is None:
+        raise ContentRejectedError(f"{display} takes no video here; {what} has one")
+    async with spooled_video(ctx, display, limit.max_bytes, item, what) as file:
         check_video(display, limit, file, what)
         yield file
 
