@@ -10,8 +10,9 @@ before anything is uploaded.
 * ``spooled(ctx, item, cap, rule, what)``: the item spooled, at most ``cap`` bytes; past
   it the refusal states ``rule`` ("Discord takes files up to 10 MiB"), so a file over the
   platform's limit costs at most that much to refuse.
-* ``checked_video(ctx, display, limit, item, what)``: ``spooled`` at the limit's
-  ``max_bytes`` (else ``cap``), then ``base.check_video``.
+* ``spooled_video`` / ``checked_video(ctx, display, limit, item, what)``: ``spooled`` at
+  the limit's ``max_bytes`` (else ``cap``), then (checked) ``base.check_video``;
+  ``check_videos``: every video of every item of a thread, before its first call.
 * ``item_media(prepared, index)``: the media ``prepare`` kept per item of a thread
   (``Prepared["media"]`` is a list, one entry per item; rows prepared before threads
   existed kept ``media_ids`` for the first item).
@@ -25,10 +26,13 @@ from typing import Any
 
 from ..errors import ContentRejectedError, MediaTooLargeError
 from ..mediafile import MediaFile
-from ..models import MediaItem
-from .base import Prepared, PublishContext, VideoLimit, check_video
+from ..models import MediaItem, PostItem
+from .base import Prepared, PublishContext, VideoLimit, check_video, describe
 
-__all__ = ["VIDEO_EXTENSIONS", "check_one_video", "checked_video", "is_video", "item_media", "spooled"]
+__all__ = [
+    "VIDEO_EXTENSIONS", "check_one_video", "check_videos", "checked_video", "is_video", "item_media", "spooled",
+    "spooled_video",
+]
 
 VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "m4v", "webm"})
 UNSTATED_CAP = 1 << 62  # no stated size limit: SCHEDULER_MAX_MEDIA_FILE_BYTES caps the download
@@ -59,10 +63,22 @@ async def spooled(
         try:
             file = await stack.enter_async_context(ctx.media_file(item, cap))
         except MediaTooLargeError as exc:
-            if rule is None:
+            if rule is None or exc.limit < cap:  # the daemon's own, lower cap: its message stands
                 raise
             # The download stopped at the platform's limit: say the platform's rule.
             raise ContentRejectedError(f"{rule}; the {kind} of {what} is larger") from exc
+        yield file
+
+
+@contextlib.asynccontextmanager
+async def spooled_video(
+    ctx: PublishContext, display: str, max_bytes: int | None, item: MediaItem, what: str,
+    cap: int = UNSTATED_CAP,
+) -> AsyncIterator[MediaFile]:
+    """The video spooled, unchecked: past ``max_bytes`` (the platform's size limit; None:
+    ``cap``) it is refused by the platform's rule."""
+    rule = f"{display} takes videos up to {max_bytes / 1e6:g} MB" if max_bytes else None
+    async with spooled(ctx, item, max_bytes or cap, rule, what, "video") as file:
         yield file
 
 
@@ -73,9 +89,7 @@ async def checked_video(
 ) -> AsyncIterator[MediaFile]:
     """The video spooled (at most ``limit.max_bytes``, else ``cap``) and checked against
     ``limit`` (None: the platform states no video rule) before the caller uploads it."""
-    largest = limit.max_bytes if limit is not None else None
-    rule = f"{display} takes videos up to {largest / 1e6:g} MB" if largest else None
-    async with spooled(ctx, item, largest or cap, rule, what, "video") as file:
+    async with spooled_video(ctx, display, limit.max_bytes if limit else None, item, what, cap) as file:
         if limit is not None:
             check_video(display, limit, file, what)
         yield file
@@ -89,3 +103,16 @@ def item_media(prepared: Prepared, index: int) -> list[Any]:
         return list(entry) if isinstance(entry, list) else []
     legacy = prepared.get("media_ids") if index == 0 else None  # prepared before threads
     return list(legacy) if isinstance(legacy, list) else []
+
+
+async def check_videos(ctx: PublishContext, display: str, limit: VideoLimit | None, items: Sequence[PostItem]) -> None:
+    """Every video of every item, before the first call of the post (None: it takes none)."""
+    for index, item in enumerate(items):
+        for media in item.media:
+            if not is_video(media):
+                continue
+            what = describe(index, len(items))
+            if limit is None:
+                raise ContentRejectedError(f"{display} takes no video here; {what} has one")
+            async with checked_video(ctx, display, limit, media, what):
+                pass

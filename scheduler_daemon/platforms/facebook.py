@@ -45,6 +45,7 @@ from ..models import Connection, MediaItem, Post, PostItem, PublishResult
 from ._calls import json_object, require_id, text_field
 from ._http import call
 from ._tokens import TokenHolder
+from ._video import is_video, spooled_video
 from .base import (
     Adapter,
     Item,
@@ -59,7 +60,6 @@ from .base import (
 from .facebook_reels import ReelsFlow, ReelsQuota
 from .facebook_video import APP_ID_SETTING, VideoFlow
 from .graph import classify
-from .graph_media import is_video, spooled_video
 
 # Reels, as the Reels Publishing API states them: MP4 (MOV taken), H.264 or H.265 (VP9 and
 # AV1 too), AAC, 3 to 90 seconds, 24 to 60 frames per second, 9:16 of at least 540×960
