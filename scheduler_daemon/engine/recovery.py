@@ -1,65 +1,130 @@
 """Orphan recovery: rows left in 'publishing' that no daemon is publishing any more.
 
 * Ours that we are not publishing (the answer to a claim was lost: nothing was sent for
-  them) are released: due again at once.
-* Those of an instance that is gone (no session of it in ``pg_stat_activity``) for
-  longer than ``SCHEDULER_RECOVERY_AFTER_SECONDS``: where the platform deduplicates a
-  repeat they are published again, elsewhere they end as a draft saying the outcome is
-  unknown (sql/daemon.sql, ``recover_orphans``).
+  them) are released at every sync (boot, reconnect, resync): due again at once. The
+  snapshot of what we publish and ``release_own`` run inside the dispatcher's claim gate,
+  so a claim cannot commit between them and be taken for a lost one.
+* Those of a dead run: a run is alive while it holds its advisory lock (db/liveness.py).
+  Each heartbeat names the runs holding rows without their lock (``observe``); one seen
+  so for ``SCHEDULER_RECOVERY_AFTER_SECONDS`` (a lock session's reconnect rides it out)
+  is *confirmed* dead. Then, in ``recover_orphans`` (sql/daemon.sql):
 
-``recover()`` runs at every sync (boot, reconnect, resync: the daemon's ``on_sync``). A
-``Service``: while other instances still hold rows in 'publishing', ``run()`` checks
-again every ``CHECK_SECONDS`` (``started`` is set once it runs).
+  - a post on a platform that deduplicates a repeat, while its first send is within the
+    platform's window (``PlatformFacts.dedupe_window_seconds``), is published again;
+  - any other post becomes a draft "outcome unknown", once the dead run's request cannot
+    still be under way: ``SCHEDULER_HTTP_TIMEOUT_SECONDS`` after its death was confirmed,
+    or at once if the claim is older than a whole attempt's deadline.
+
+State per dead run (``_dead``): seen ──after_seconds──▶ confirmed ──request deadline──▶
+expired; a run drops out once a heartbeat no longer names it (its rows are resolved, or
+its lock is back). A ``Service``: ``run()`` sleeps until the next of those instants or the
+next heartbeat's news; it sends nothing on its own while no run is dead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import asyncio
+from collections.abc import Collection, Mapping
 
 import structlog
 
 from ..callbacks import InFlight
+from ..clock import Clock
 from ..db.errors import DB_ERRORS
 from ..db.repository import Repository
+from ..models import OrphanSweep
 from ..service import Service
 
 logger = structlog.get_logger("scheduler_daemon.recovery")
 
-CHECK_SECONDS = 5.0
+RETRY_SECONDS = 2.0  # after a failed sweep (the database is away): the next try
 
 
 class Recovery(Service):
     name = "recovery"
 
     def __init__(
-        self, repository: Repository, *, after_seconds: float, repeatable: Collection[str], in_flight: InFlight
+        self,
+        repository: Repository,
+        *,
+        after_seconds: float,
+        request_seconds: float,
+        attempt_seconds: float,
+        windows: Mapping[str, float],
+        in_flight: InFlight,
+        claim_gate: asyncio.Lock,
+        clock: Clock,
     ) -> None:
         super().__init__()
         self.repository = repository
-        self.after_seconds = after_seconds
-        self.repeatable = sorted(repeatable)  # platforms that deduplicate a repeated publish
+        self.after_seconds = after_seconds  # a run without its lock this long is dead
+        self.request_seconds = request_seconds  # a dead run's last request has run out by then
+        self.attempt_seconds = attempt_seconds
+        self.windows = dict(windows)  # platform -> seconds a repeat is deduplicated after the first send
         self.in_flight = in_flight
-        self.orphans_pending = False  # rows other instances hold in 'publishing': recheck them
+        self.claim_gate = claim_gate
+        self.clock = clock
+        self._dead: dict[str, float] = {}  # run id -> when a heartbeat first named it
+
+    def observe(self, dead_runs: Collection[str]) -> None:
+        """A heartbeat's news: the runs that hold rows in 'publishing' without their lock."""
+        now = self.clock.now()
+        fresh = [run for run in dead_runs if run not in self._dead]
+        self._dead = {run: self._dead.get(run, now) for run in dead_runs}
+        if fresh:
+            logger.warning("runs hold posts in 'publishing' without their liveness lock", runs=fresh[:10])
+        # A new dead run starts its wait; a confirmed one still named has rows left (skipped
+        # while locked, or waiting for its request deadline): look again.
+        if fresh or self._stages(now)[0]:
+            self._wakeup.set()
 
     async def recover(self) -> None:
-        """Resolve the rows left in 'publishing' (raises DB_ERRORS: the caller retries)."""
-        released = await self.repository.release_own(list(self.in_flight()))
+        """Release our own lost claims, then resolve dead runs' rows that are due to be
+        (raises DB_ERRORS: the caller retries)."""
+        async with self.claim_gate:
+            released = await self.repository.release_own(list(self.in_flight()))
         if released:
             logger.warning("released rows whose claim answer was lost", posts=len(released))
-        for orphan in await self.repository.recover_orphans(self.after_seconds, self.repeatable):
+        await self.sweep()
+
+    async def sweep(self) -> None:
+        confirmed, expired = self._stages(self.clock.now())
+        if not confirmed:
+            return
+        sweep = OrphanSweep(tuple(confirmed), tuple(expired), self.windows, self.attempt_seconds)
+        for orphan in await self.repository.recover_orphans(sweep):
             log = logger.bind(post_id=str(orphan.id), platform=orphan.platform, instance=orphan.instance)
             if orphan.status == "scheduled":
-                log.warning("republishing a post a stopped daemon left unfinished (the platform deduplicates)")
+                log.warning("republishing a post a dead daemon left unfinished (the platform deduplicates)")
             else:
-                log.error("a stopped daemon left this post unfinished: outcome unknown, set to draft")
-        self.orphans_pending = await self.repository.count_orphans() > 0
+                log.error("a dead daemon left this post unfinished: outcome unknown, set to draft")
+
+    def _stages(self, now: float) -> tuple[list[str], list[str]]:
+        confirmed = [run for run, seen in self._dead.items() if now - seen >= self.after_seconds]
+        expired = [run for run in confirmed if now - self._dead[run] >= max(self.request_seconds, self.after_seconds)]
+        return confirmed, expired
+
+    def _next_instant(self, now: float) -> float | None:
+        """When a dead run next moves on a stage (confirmed, expired), if ever."""
+        upcoming = [
+            seen + stage
+            for seen in self._dead.values()
+            for stage in (self.after_seconds, max(self.request_seconds, self.after_seconds))
+            if seen + stage > now
+        ]
+        return min(upcoming, default=None)
 
     async def run(self) -> None:
         self.started.set()
         while not self.stopping:
-            if self.orphans_pending:
-                try:
-                    await self.recover()
-                except DB_ERRORS as exc:
-                    logger.warning("recovery check failed; will retry", error=str(exc))
-            await self._pause(CHECK_SECONDS)
+            try:
+                await self.sweep()
+                wait = _until(self._next_instant(self.clock.now()), self.clock.now())
+            except DB_ERRORS as exc:
+                logger.warning("recovery sweep failed; will retry", error=str(exc))
+                wait = RETRY_SECONDS
+            await self._pause(wait)
+
+
+def _until(instant: float | None, now: float) -> float:
+    return 3600.0 if instant is None else max(0.0, instant - now)

@@ -42,6 +42,7 @@ class InstagramAdapter(Adapter):
     facts = PlatformFacts(
         "instagram", "Instagram", idempotent=True, api_base="https://graph.facebook.com", concurrency=(5, 1),
         text=(TextLimit(2_200),), media=MediaLimit(10),
+        dedupe_window_seconds=23 * 3600,  # the checkpointed container expires after 24 h
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:

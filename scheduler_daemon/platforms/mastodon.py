@@ -90,7 +90,9 @@ class MastodonAdapter(Adapter):
     # Text and media limits are the instance's (metadata.max_characters, max_media_attachments):
     # validate_item applies them; the media fact gives the default and the alt text.
     facts = PlatformFacts(
-        "mastodon", "Mastodon", idempotent=True, concurrency=(10, 2), media=MediaLimit(DEFAULT_MAX_MEDIA, alt_text=True)
+        "mastodon", "Mastodon", idempotent=True, concurrency=(10, 2),
+        media=MediaLimit(DEFAULT_MAX_MEDIA, alt_text=True),
+        dedupe_window_seconds=55 * 60,  # the server keeps an Idempotency-Key for 3,600 s: 5 min to spare
     )
 
     def validate_item(self, item: PostItem, what: str) -> None:

@@ -39,6 +39,7 @@ class ThreadsAdapter(Adapter):
     facts = PlatformFacts(
         "threads", "Threads", idempotent=True, api_base="https://graph.threads.net", concurrency=(5, 1),
         text=(TextLimit(500, threads_length),), media=MediaLimit(20),
+        dedupe_window_seconds=23 * 3600,  # the checkpointed container expires after 24 h
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
