@@ -37,6 +37,7 @@ from .repository import Repository, application_name
 logger = structlog.get_logger("scheduler_daemon.liveness")
 
 RECONNECT_BASE, RECONNECT_CAP = 0.1, 1.0
+RELEASE_SECONDS = 2.0
 
 
 class Liveness(Service):
@@ -77,6 +78,10 @@ class Liveness(Service):
                 continue
             try:
                 await self._hold(conn)
+                if self.stopping and self.held:
+                    # Stopped (the outcomes are written): say so at once, rather than when
+                    # the server notices the closed socket.
+                    await asyncio.wait_for(self.repository.release_run_lock(conn), RELEASE_SECONDS)
             except DB_ERRORS as exc:
                 logger.warning("liveness session lost", error=str(exc))
             finally:

@@ -146,6 +146,9 @@ class Repository:
         session holds it (only a hash collision with a live run could)."""
         return bool(await conn.fetchval(q("take_run_lock"), self.instance_id))
 
+    async def release_run_lock(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(q("release_run_lock"), self.instance_id)
+
     async def heartbeat(self, conn: asyncpg.Connection) -> Heartbeat:
         sent = time.monotonic()
         record = await conn.fetchrow(q("heartbeat"), self.instance_id)

@@ -24,7 +24,8 @@ next heartbeat's news; it sends nothing on its own while no run is dead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 import structlog
 
@@ -54,6 +55,7 @@ class Recovery(Service):
         in_flight: InFlight,
         claim_gate: asyncio.Lock,
         clock: Clock,
+        after_snapshot: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__()
         self.repository = repository
@@ -64,6 +66,7 @@ class Recovery(Service):
         self.in_flight = in_flight
         self.claim_gate = claim_gate
         self.clock = clock
+        self.after_snapshot = after_snapshot  # tests force a claim between snapshot and release
         self._dead: dict[str, float] = {}  # run id -> when a heartbeat first named it
 
     def observe(self, dead_runs: Collection[str]) -> None:
@@ -78,14 +81,18 @@ class Recovery(Service):
         if fresh or self._stages(now)[0]:
             self._wakeup.set()
 
-    async def recover(self) -> None:
-        """Release our own lost claims, then resolve dead runs' rows that are due to be
-        (raises DB_ERRORS: the caller retries)."""
+    async def recover(self) -> list[uuid.UUID]:
+        """Release our own lost claims (returned), then resolve dead runs' rows that are due
+        to be (raises DB_ERRORS: the caller retries)."""
         async with self.claim_gate:
-            released = await self.repository.release_own(list(self.in_flight()))
+            busy = list(self.in_flight())
+            if self.after_snapshot is not None:
+                await self.after_snapshot()
+            released = await self.repository.release_own(busy)
         if released:
             logger.warning("released rows whose claim answer was lost", posts=len(released))
         await self.sweep()
+        return released
 
     async def sweep(self) -> None:
         confirmed, expired = self._stages(self.clock.now())

@@ -146,6 +146,10 @@ UPDATE content_posts
 -- pg_locks, which every role may read and which no setting garbles or a pooler drops.
 SELECT pg_try_advisory_lock(hashtextextended($1, 0));
 
+-- name: release_run_lock
+-- A graceful stop: others see this run gone at once.
+SELECT pg_advisory_unlock(hashtextextended($1, 0));
+
 -- name: heartbeat
 -- The listener's heartbeat, the only statement an idle daemon sends: the database's clock,
 -- whether this run's lock is still held (a half-open lock session is renewed), and the
