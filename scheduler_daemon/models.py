@@ -196,13 +196,12 @@ class ResolvedOrphan:
 
 @dataclass(frozen=True, slots=True)
 class OrphanSweep:
-    """What recovery asks of one ``recover_orphans``: the dead runs it has confirmed, those
-    of them whose last request has certainly run out (``expired``), each deduplicating
-    platform's window in seconds, and a whole attempt's deadline."""
+    """What recovery asks of one ``recover_orphans``: the dead runs it has confirmed, each
+    deduplicating platform's window, a request's deadline and a whole attempt's (seconds)."""
 
     confirmed: tuple[str, ...]
-    expired: tuple[str, ...]
     windows: Mapping[str, float]
+    request_seconds: float
     attempt_seconds: float
 
 

@@ -112,7 +112,7 @@ class Repository:
         """Resolve the rows that dead runs left in 'publishing' (sql/daemon.sql, ``recover_orphans``)."""
         platforms, windows = zip(*sorted(sweep.windows.items()), strict=True) if sweep.windows else ((), ())
         found = await self.pool.fetch(
-            q("recover_orphans"), self.instance_id, list(sweep.confirmed), list(sweep.expired),
+            q("recover_orphans"), self.instance_id, list(sweep.confirmed), sweep.request_seconds,
             list(platforms), [float(w) for w in windows], sweep.attempt_seconds,
         )
         return [rows.orphan(record) for record in found]

@@ -12,13 +12,14 @@
   - a post on a platform that deduplicates a repeat, while its first send is within the
     platform's window (``PlatformFacts.dedupe_window_seconds``), is published again;
   - any other post becomes a draft "outcome unknown", once the dead run's request cannot
-    still be under way: ``SCHEDULER_HTTP_TIMEOUT_SECONDS`` after its death was confirmed,
-    or at once if the claim is older than a whole attempt's deadline.
+    still be under way: ``SCHEDULER_HTTP_TIMEOUT_SECONDS`` after the first sweep that found
+    it orphaned (stamped on the row: a survivor that restarts does not wait again), or at
+    once if the claim is older than a whole attempt's deadline.
 
-State per dead run (``_dead``): seen ──after_seconds──▶ confirmed ──request deadline──▶
-expired; a run drops out once a heartbeat no longer names it (its rows are resolved, or
-its lock is back). A ``Service``: ``run()`` sleeps until the next of those instants or the
-next heartbeat's news; it sends nothing on its own while no run is dead.
+State per dead run (``_dead``): seen ──after_seconds──▶ confirmed (swept) ──request
+deadline──▶ swept again; a run drops out once a heartbeat no longer names it (its rows are
+resolved, or its lock is back). A ``Service``: ``run()`` sleeps until the next of those
+instants or the next heartbeat's news; it sends nothing on its own while no run is dead.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class Recovery(Service):
             logger.warning("runs hold posts in 'publishing' without their liveness lock", runs=fresh[:10])
         # A new dead run starts its wait; a confirmed one still named has rows left (skipped
         # while locked, or waiting for its request deadline): look again.
-        if fresh or self._stages(now)[0]:
+        if fresh or self._confirmed(now):
             self._wakeup.set()
 
     async def recover(self) -> list[uuid.UUID]:
@@ -95,10 +96,10 @@ class Recovery(Service):
         return released
 
     async def sweep(self) -> None:
-        confirmed, expired = self._stages(self.clock.now())
+        confirmed = self._confirmed(self.clock.now())
         if not confirmed:
             return
-        sweep = OrphanSweep(tuple(confirmed), tuple(expired), self.windows, self.attempt_seconds)
+        sweep = OrphanSweep(tuple(confirmed), self.windows, self.request_seconds, self.attempt_seconds)
         for orphan in await self.repository.recover_orphans(sweep):
             log = logger.bind(post_id=str(orphan.id), platform=orphan.platform, instance=orphan.instance)
             if orphan.status == "scheduled":
@@ -106,17 +107,15 @@ class Recovery(Service):
             else:
                 log.error("a dead daemon left this post unfinished: outcome unknown, set to draft")
 
-    def _stages(self, now: float) -> tuple[list[str], list[str]]:
-        confirmed = [run for run, seen in self._dead.items() if now - seen >= self.after_seconds]
-        expired = [run for run in confirmed if now - self._dead[run] >= max(self.request_seconds, self.after_seconds)]
-        return confirmed, expired
+    def _confirmed(self, now: float) -> list[str]:
+        return [run for run, seen in self._dead.items() if now - seen >= self.after_seconds]
 
     def _next_instant(self, now: float) -> float | None:
-        """When a dead run next moves on a stage (confirmed, expired), if ever."""
+        """When a dead run next moves on a stage (confirmed; its first sweep's rows expired)."""
         upcoming = [
             seen + stage
             for seen in self._dead.values()
-            for stage in (self.after_seconds, max(self.request_seconds, self.after_seconds))
+            for stage in (self.after_seconds, self.after_seconds + self.request_seconds)
             if seen + stage > now
         ]
         return min(upcoming, default=None)

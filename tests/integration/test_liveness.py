@@ -172,8 +172,8 @@ async def test_a_live_run_is_alive_whatever_its_id_looks_like_in_pg_stat_activit
 
 @pytest.fixture
 async def survivor(dsn: str) -> AsyncIterator[tuple[Recovery, ManualClock]]:
-    """A survivor's recovery on its own clock: the stages (confirmed, expired) move when the
-    test says, the database's now() decides claim ages and windows."""
+    """A survivor's recovery on its own clock: when a run is confirmed dead moves when the
+    test says; the database's now() decides claim ages, windows and request deadlines."""
     pool = await create_pool(dsn, instance_id="feedface@survivor")
     clock = ManualClock(time.time())
     recovery = Recovery(
@@ -218,7 +218,11 @@ async def test_a_dead_runs_posts_are_repeated_inside_the_window_and_unknown_afte
     assert (await row(db, other))["status"] == "publishing"
     assert (await row(db, late))["status"] == "publishing"
 
-    clock.advance(28.0)  # 30 s, the request deadline, since it was seen dead
+    # That sweep stamped them: any survivor, even one started since, counts the wait from it.
+    assert "orphaned_at" in json.loads((await row(db, other))["publish_state"])
+    await db.execute(  # as if that sweep had been a request's deadline (30 s) ago
+        "UPDATE content_posts SET publish_state = publish_state || jsonb_build_object('orphaned_at',"
+        " now() - interval '30.5 seconds') WHERE id = ANY($1::uuid[])", [other, late])
     await recovery.sweep()
     r = await row(db, other)
     assert r["status"] == "draft" and r["error_message"].startswith(

@@ -173,13 +173,14 @@ SELECT extract(epoch FROM clock_timestamp())::float8 AS epoch,
               LIMIT 100) AS dead_runs;
 
 -- name: recover_orphans
--- Rows in 'publishing' of runs recovery has seen dead (their lock absent) for at least
--- SCHEDULER_RECOVERY_AFTER_SECONDS ($2), re-checked here: a run whose lock is back keeps
--- its rows. Platforms in $4 deduplicate a repeat within $5 seconds of the first send, so
--- their posts are published again while inside it; the others (and a repeat past the
--- window) end as a draft whose outcome is unknown, but only once the dead run's request
--- cannot still be under way: its run has been seen dead for a request's deadline ($3),
--- or the claim is older than a whole attempt's deadline ($6 seconds).
+-- Rows in 'publishing' of runs recovery has confirmed dead ($2: their lock absent for
+-- SCHEDULER_RECOVERY_AFTER_SECONDS), re-checked here: a run whose lock is back keeps its
+-- rows. Platforms in $4 deduplicate a repeat within $5 seconds of the first send, so their
+-- posts are published again while inside it; the others (and a repeat past the window) end
+-- as a draft whose outcome is unknown, but only once the dead run's request cannot still be
+-- under way: $3 seconds (a request's deadline) after the first sweep that found the row
+-- orphaned (publish_state.orphaned_at, stamped here, so a survivor that restarts does not
+-- start the wait again), or at once if the claim is older than a whole attempt's ($6).
 WITH held AS (
     SELECT (l.classid::int8 << 32) | l.objid::int8 AS key
       FROM pg_locks l
@@ -190,6 +191,7 @@ WITH held AS (
 ), candidate AS (
     SELECT p.id, p.platform, p.claimed_by, p.claimed_at, p.attempt_count,
            coalesce((p.publish_state->>'first_sent_at')::timestamptz, p.claimed_at, now()) AS first_sent_at,
+           (p.publish_state->>'orphaned_at')::timestamptz AS orphaned_at,
            w.seconds AS window_s
       FROM content_posts p
       LEFT JOIN windows w ON w.platform = p.platform
@@ -199,18 +201,27 @@ WITH held AS (
        AND hashtextextended(p.claimed_by, 0) NOT IN (SELECT key FROM held)
        FOR UPDATE OF p SKIP LOCKED
 ), orphan AS (
-    SELECT c.*, c.window_s IS NOT NULL AND c.first_sent_at > now() - make_interval(secs => c.window_s) AS repeatable
+    SELECT c.*,
+           c.window_s IS NOT NULL AND c.first_sent_at > now() - make_interval(secs => c.window_s) AS repeatable
       FROM candidate c
 ), due AS (
-    SELECT * FROM orphan o
-     WHERE o.repeatable OR o.claimed_by = ANY($3::text[]) OR o.claimed_at < now() - make_interval(secs => $6)
+    SELECT o.*,
+           o.repeatable OR coalesce(o.orphaned_at < now() - make_interval(secs => $3), false)
+               OR coalesce(o.claimed_at < now() - make_interval(secs => $6), false) AS now_due
+      FROM orphan o
+), stamped AS (
+    UPDATE content_posts p
+       SET publish_state = p.publish_state || jsonb_build_object('orphaned_at', now())
+      FROM due o
+     WHERE p.id = o.id AND NOT o.now_due AND o.orphaned_at IS NULL
 ), resolved AS (
     UPDATE content_posts p
        SET status = CASE WHEN o.repeatable THEN 'scheduled' ELSE 'draft' END,
            retry_at = CASE WHEN o.repeatable THEN now() END,
            -- the window counts from the first send, not from this repeat
            publish_state = CASE WHEN o.repeatable
-                                THEN p.publish_state || jsonb_build_object('first_sent_at', o.first_sent_at)
+                                THEN (p.publish_state - 'orphaned_at')
+                                     || jsonb_build_object('first_sent_at', o.first_sent_at)
                                 ELSE p.publish_state END,
            error_message = CASE WHEN o.repeatable THEN NULL ELSE
                'outcome unknown: the daemon publishing this post (' || coalesce(o.claimed_by, '?') ||
@@ -220,7 +231,7 @@ WITH held AS (
                '. The post may have been published: check ' || o.platform || ' before rescheduling' END,
            claimed_by = NULL, claimed_at = NULL
       FROM due o
-     WHERE p.id = o.id
+     WHERE p.id = o.id AND o.now_due
  RETURNING p.id, p.platform, p.status, p.error_message, o.claimed_by AS instance, o.claimed_at, o.attempt_count
 ), audit AS (
     INSERT INTO publish_attempts (post_id, attempt, platform, instance, started_at, finished_at, outcome, error_message)
