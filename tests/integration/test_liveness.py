@@ -27,6 +27,8 @@ from scheduler_daemon.db.repository import Repository, create_pool
 from scheduler_daemon.engine.recovery import Recovery
 from scheduler_daemon.testing.receiver import Receiver, Reply
 from support.helpers import Watcher, insert_post, make_user, row, soon
+from support.platforms.cases import settings as platform_settings
+from support.platforms.fakes.mastodon import MastodonFake
 
 GHOST = "0badc0de@ghost"  # a run id of a daemon that is gone (nobody holds its lock)
 
@@ -250,3 +252,36 @@ async def test_a_run_whose_lock_comes_back_keeps_its_rows(
         await recovery.sweep()
         assert (await row(db, post))["status"] == "publishing"
         assert await _dead_runs(recovery.repository) == ()
+
+
+# -- item 6: an unknown outcome is repeated only inside the window ----------------------------
+
+
+@pytest.mark.parametrize("first_sent_minutes", [None, 56])
+async def test_an_unknown_mastodon_outcome_is_repeated_only_inside_the_deduplication_window(
+    db: asyncpg.Connection, watcher: Watcher, start_daemon: Any, first_sent_minutes: int | None
+) -> None:
+    """Mastodon forgets an Idempotency-Key after an hour. Both sends of the attempt are
+    committed and their answers lost: a post first sent just now is repeated (the instance
+    returns its status), one first sent 56 minutes ago is an unknown outcome."""
+    fake = MastodonFake()
+    fake.fail = ["unknown", "unknown"]  # the attempt's send and the adapter's immediate repeat
+    campaign, _ = await make_user(db, "mastodon", access_token=fake.valid_token,
+                                  metadata={"instance_url": "https://mastodon.test"})
+    post = await insert_post(db, campaign, soon(0.5), platform="mastodon")
+    if first_sent_minutes is not None:  # as an earlier attempt kept it
+        await db.execute(
+            "UPDATE content_posts SET publish_state = jsonb_build_object('first_sent_at',"
+            " now() - make_interval(mins => $2)) WHERE id = $1", post, first_sent_minutes)
+    await start_daemon(transport=fake.transport(), platforms=platform_settings())
+    status = await watcher.wait(post, "published", "draft")
+    r = await row(db, post)
+    assert len(fake.posts) == 1
+    if first_sent_minutes is None:
+        assert status == "published", r["error_message"]
+        assert "first_sent_at" in json.loads(r["publish_state"])  # the next repeats count from it
+        assert fake.publish_calls == 3
+    else:
+        assert status == "draft" and fake.publish_calls == 2
+        assert "past mastodon's deduplication window" in r["error_message"]
+        assert r["error_message"].startswith("outcome unknown")
