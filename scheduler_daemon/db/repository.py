@@ -155,11 +155,3 @@ class Repository:
         received = time.monotonic()
         assert record is not None
         return Heartbeat(float(record["epoch"]), sent, received, bool(record["lock_held"]), tuple(record["dead_runs"]))
-
-    async def read_clock(self, conn: asyncpg.Connection | None = None) -> tuple[float, float, float]:
-        """(database epoch, monotonic before, monotonic after) for SystemClock.anchor."""
-        executor: Any = conn or self.pool
-        sent = time.monotonic()
-        db_epoch = float(await executor.fetchval(q("clock")))
-        return db_epoch, sent, time.monotonic()
-

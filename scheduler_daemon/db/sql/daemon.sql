@@ -240,6 +240,3 @@ WITH held AS (
       FROM resolved
 )
 SELECT id, platform, status, instance FROM resolved;
-
--- name: clock
-SELECT extract(epoch FROM clock_timestamp())::float8;
