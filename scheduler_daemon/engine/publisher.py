@@ -100,7 +100,6 @@ class Publisher:
         self.pacer = Pacer(settings.platforms)
         self.metrics = metrics or Metrics()
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._windows = registry.dedupe_windows  # platform -> seconds a repeat is deduplicated
         self._waiting: dict[uuid.UUID, asyncio.Event] = {}  # claimed ahead, not yet sent
 
     def edited(self, post_id: uuid.UUID) -> None:
@@ -200,7 +199,7 @@ class Publisher:
     def _failed(self, exc: BaseException, claimed: ClaimedPost, started_at: dt.datetime) -> Outcome:
         s = self.settings
         repeatable = self._repeatable(claimed, started_at)
-        if claimed.platform in self._windows and not repeatable and isinstance(exc, OutcomeUnknownError):
+        if claimed.platform in self.registry.idempotent and not repeatable and isinstance(exc, OutcomeUnknownError):
             exc = OutcomeUnknownError(f"{exc}; the first send is past {claimed.platform}'s deduplication window")
         return classify(
             exc, post_id=claimed.id, platform=claimed.platform, attempt=claimed.attempt, started_at=started_at,
@@ -212,7 +211,7 @@ class Publisher:
     def _repeatable(self, claimed: ClaimedPost, started_at: dt.datetime) -> bool:
         """A repeat is deduplicated: the platform does, and the post's first send (this
         attempt's start, or the one an earlier unknown outcome kept) is inside its window."""
-        window = self._windows.get(claimed.platform)
+        window = self.registry.dedupe_windows.get(claimed.platform)
         if window is None:
             return False
         first = claimed.post.publish_state.get(FIRST_SENT) if claimed.post is not None else None

@@ -167,8 +167,8 @@ SELECT extract(epoch FROM clock_timestamp())::float8 AS epoch,
        ARRAY(SELECT DISTINCT p.claimed_by
                FROM content_posts p
               WHERE p.status = 'publishing'
-                AND p.claimed_by IS DISTINCT FROM $1
-                AND hashtextextended(coalesce(p.claimed_by, ''), 0) NOT IN (SELECT key FROM held)
+                AND p.claimed_by <> $1
+                AND hashtextextended(p.claimed_by, 0) NOT IN (SELECT key FROM held)
                 AND now() - pg_postmaster_start_time() > interval '5 seconds'
               LIMIT 100) AS dead_runs;
 
