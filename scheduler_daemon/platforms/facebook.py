@@ -5,9 +5,15 @@ Connection row: ``account_id`` = the Page id; ``access_token`` = a Page access t
 means "reconnect facebook"); ``refresh_token`` unused; no metadata keys.
 
 * text: ``POST /{page}/feed`` (``message``) with ``fields=id,permalink_url``;
-* one image: ``POST /{page}/photos`` (``url``, ``caption``, ``published=true``);
-* several images: each uploaded with ``published=false`` (``prepare``: nothing is visible
-  yet), then ``/{page}/feed`` with ``attached_media``.
+* one image: ``POST /{page}/photos`` (``url``, ``caption``, ``alt_text_custom``,
+  ``published=true``);
+* several images (a multi-photo post, up to 10): each uploaded with ``published=false`` and
+  its ``alt_text_custom`` (``prepare``: nothing is visible yet), then ``/{page}/feed`` with
+  ``attached_media``;
+* one video: a Reel (``facebook_reels``): spooled and checked against the Reels rules,
+  uploaded in ``prepare``, published by ``finish`` in ``publish``; a video goes alone (no
+  images beside it, one per post);
+* first comment: ``POST /{post-id}/comments`` (``message``) once the post is out.
 
 Settings: ``SCHEDULER_FACEBOOK_API_BASE`` (host, default ``https://graph.facebook.com``),
 ``SCHEDULER_GRAPH_API_VERSION``. Exactly-once: none offered. On the call that creates
@@ -28,31 +34,54 @@ from collections.abc import Mapping
 import httpx
 
 from ..config.platforms import PlatformSettings
-from ..errors import PlatformConfigError, PublishError
-from ..models import Connection, Post, PublishResult
+from ..errors import ContentRejectedError, PlatformConfigError, PreparedStaleError, PublishError
+from ..mediafile import MediaFile
+from ..models import Connection, MediaItem, Post, PostItem, PublishResult
 from ._calls import json_object, require_id, text_field
 from ._http import call
 from ._tokens import TokenHolder
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit, VideoLimit
+from .facebook_reels import ReelsFlow
 from .graph import classify
+from .graph_media import checked_video, is_video
+
+# Reels, as the Reels Publishing API states them: MP4 (MOV taken), H.264 or H.265 (VP9 and
+# AV1 too), AAC, 3 to 90 seconds, 24 to 60 frames per second, 9:16 of at least 540×960
+# (``_check_reel_shape``); no stated size limit.
+VIDEO = VideoLimit(
+    ("mp4", "mov"), ("h264", "hevc", "vp9", "av1"), ("aac",), min_seconds=3, max_seconds=90,
+    min_frame_rate=24, max_frame_rate=60,
+)
+REEL_MIN = (540, 960)  # width, height
 
 
 class FacebookAdapter(Adapter):
     facts = PlatformFacts(
         "facebook", "Facebook", api_base="https://graph.facebook.com", concurrency=(10, 2),
-        text=(TextLimit(63_206),), media=MediaLimit(10),
+        text=(TextLimit(63_206),), media=MediaLimit(10, video=VIDEO, alt_text=True),
+        first_comment=TextLimit(8_000),
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         super().__init__(settings, client)
         self.base = f"{self.base}/{settings.graph_api_version}"
 
+    def validate_item(self, item: PostItem, what: str) -> None:
+        super().validate_item(item, what)
+        if len(item.media) > 1 and any(is_video(m) for m in item.media):
+            count = len(item.media)
+            raise ContentRejectedError(f"Facebook takes one video per post, on its own; {what} has {count} media")
+
     async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
         page = _page(connection)
+        holder = TokenHolder(self.name, connection, ctx, None)
+        if len(post.media) == 1 and is_video(post.media[0]):
+            async with checked_video(ctx, self.facts.display, VIDEO, post.media[0], "this post") as file:
+                _check_reel_shape(file)
+                return {"video_id": await self._reels(holder).upload(page, file)}
         if len(post.media) < 2:
             return {}
-        holder = TokenHolder(self.name, connection, ctx, None)
-        photos = [await self._unpublished_photo(holder, page, await ctx.media_url(m)) for m in post.media]
+        photos = [await self._unpublished_photo(holder, page, await ctx.media_url(m), m) for m in post.media]
         return {"photo_ids": photos}
 
     async def publish(
@@ -62,10 +91,28 @@ class FacebookAdapter(Adapter):
         holder = TokenHolder(self.name, connection, ctx, None)
         if not item.media:
             return await self._feed(holder, page, {"message": item.content})
+        if is_video(item.media[0]):
+            video_id = prepared.get("video_id")
+            if not isinstance(video_id, str):
+                raise PreparedStaleError("Facebook: no video was uploaded for this post")
+            return await self._reels(holder).publish(page, video_id, item.content)
         if len(item.media) == 1:
-            return await self._photo(holder, page, await ctx.media_url(item.media[0]), item.content)
+            return await self._photo(holder, page, await ctx.media_url(item.media[0]), item.content, item.media[0])
         attached = json.dumps([{"media_fbid": media_id} for media_id in prepared["photo_ids"]])
         return await self._feed(holder, page, {"message": item.content, "attached_media": attached})
+
+    async def comment(
+        self, post: Post, on: PublishResult, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        if not on.platform_post_id:
+            raise ContentRejectedError("Facebook: the post's id is unknown; the comment has nothing to go under")
+        holder = TokenHolder(self.name, connection, ctx, None)
+        fields = {"message": post.first_comment or ""}
+        data = await self._post(holder, f"{on.platform_post_id}/comments", fields, "Facebook comment", {}, creates=True)
+        return PublishResult(require_id(data, "id", what="Facebook comment"), on.platform_post_url)
+
+    def _reels(self, holder: TokenHolder) -> ReelsFlow:
+        return ReelsFlow(self.base, self.client, holder, self.settings)
 
     def _classify(self, response: httpx.Response) -> PublishError | None:
         return classify(self.name, response)
@@ -89,14 +136,16 @@ class FacebookAdapter(Adapter):
         post_id = require_id(data, "id", what="Facebook post")
         return PublishResult(post_id, text_field(data, "permalink_url") or f"https://www.facebook.com/{post_id}")
 
-    async def _photo(self, holder: TokenHolder, page: str, url: str, caption: str) -> PublishResult:
-        fields = {"url": url, "caption": caption, "published": "true"}
+    async def _photo(
+        self, holder: TokenHolder, page: str, url: str, caption: str, media: MediaItem
+    ) -> PublishResult:
+        fields = {"url": url, "caption": caption, "published": "true", **_alt(media)}
         data = await self._post(holder, f"{page}/photos", fields, "Facebook photo post", {}, creates=True)
         post_id = text_field(data, "post_id") or require_id(data, "id", what="Facebook photo post")
         return PublishResult(post_id, f"https://www.facebook.com/{post_id}")
 
-    async def _unpublished_photo(self, holder: TokenHolder, page: str, url: str) -> str:
-        fields = {"url": url, "published": "false"}
+    async def _unpublished_photo(self, holder: TokenHolder, page: str, url: str, media: MediaItem) -> str:
+        fields = {"url": url, "published": "false", **_alt(media)}
         data = await self._post(holder, f"{page}/photos", fields, "Facebook photo upload", {}, creates=False)
         return require_id(data, "id", what="Facebook photo upload")
 
@@ -105,3 +154,20 @@ def _page(connection: Connection) -> str:
     if not connection.account_id:
         raise PlatformConfigError("the facebook connection has no account_id (the Page id)")
     return connection.account_id
+
+
+def _check_reel_shape(file: MediaFile) -> None:
+    """A Reel is vertical (9:16) and at least 540×960: a landscape or smaller video would be
+    refused (or cropped) only after its upload."""
+    facts = file.video
+    width, height = (facts.width or 0, facts.height or 0) if facts else (0, 0)
+    if width < REEL_MIN[0] or height < REEL_MIN[1] or width > height:
+        raise ContentRejectedError(
+            f"Facebook takes Reels: vertical (9:16) videos of at least {REEL_MIN[0]}×{REEL_MIN[1]};"
+            f" the video of this post is {width}×{height}"
+        )
+
+
+def _alt(media: MediaItem) -> dict[str, str]:
+    """A photo's alt text, as Graph's photo upload takes it."""
+    return {"alt_text_custom": media.alt} if media.alt else {}
