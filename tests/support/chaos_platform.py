@@ -100,6 +100,11 @@ class ChaosPlatforms:
         return await self._answer(choice, {"id": status[1] if status else None,
                                            "url": f"https://mastodon.test/@u/{post}"})
 
+    async def _instance(self, _request: web.Request) -> web.StreamResponse:
+        """The instance's public description: its limits (never failed: it is no create)."""
+        return web.json_response({"configuration": {"statuses": {"max_characters": 500,
+                                                                 "max_media_attachments": 4}}})
+
     def _note(self, platform: str, record: Record, key: str) -> str:
         choice = self._choose(platform, key, len(record.outcomes))
         record.outcomes.append((time.monotonic(), choice))
@@ -121,6 +126,7 @@ class ChaosPlatforms:
         app = web.Application()
         app.router.add_post("/publish", self._webhook)
         app.router.add_post("/api/v1/statuses", self._mastodon)
+        app.router.add_get("/api/v2/instance", self._instance)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
