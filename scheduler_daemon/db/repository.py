@@ -108,14 +108,16 @@ class Repository:
     async def release(self, post_id: uuid.UUID) -> None:
         await self.pool.execute(q("release"), post_id, self.instance_id)
 
-    async def recover_orphans(self, sweep: OrphanSweep) -> list[ResolvedOrphan]:
-        """Resolve the rows that dead runs left in 'publishing' (sql/daemon.sql, ``recover_orphans``)."""
+    async def recover_orphans(self, sweep: OrphanSweep) -> tuple[list[ResolvedOrphan], float | None]:
+        """Resolve the rows that dead runs left in 'publishing' (sql/daemon.sql, ``recover_orphans``);
+        also when the first row left waiting for its request deadline is due (epoch seconds)."""
         platforms, windows = zip(*sorted(sweep.windows.items()), strict=True) if sweep.windows else ((), ())
         found = await self.pool.fetch(
             q("recover_orphans"), self.instance_id, list(sweep.confirmed), sweep.request_seconds,
             list(platforms), [float(w) for w in windows], sweep.attempt_seconds,
         )
-        return [rows.orphan(record) for record in found]
+        waiting = [r["next_due"] for r in found if r["id"] is None]
+        return [rows.orphan(r) for r in found if r["id"] is not None], (waiting[0] if waiting else None)
 
     async def checkpoint(self, post_id: uuid.UUID, values: dict[str, Any]) -> None:
         await self.pool.execute(q("checkpoint"), post_id, values, self.instance_id)

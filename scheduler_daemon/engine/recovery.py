@@ -16,10 +16,11 @@
     it orphaned (stamped on the row: a survivor that restarts does not wait again), or at
     once if the claim is older than a whole attempt's deadline.
 
-State per dead run (``_dead``): seen ──after_seconds──▶ confirmed (swept) ──request
-deadline──▶ swept again; a run drops out once a heartbeat no longer names it (its rows are
-resolved, or its lock is back). A ``Service``: ``run()`` sleeps until the next of those
-instants or the next heartbeat's news; it sends nothing on its own while no run is dead.
+State per dead run (``_dead``): seen ──after_seconds──▶ confirmed (swept; the sweep says
+when the first row it left waiting is due) ──that instant──▶ swept again; a run drops out
+once a heartbeat no longer names it (its rows are resolved, or its lock is back). A
+``Service``: ``run()`` sleeps until the next of those instants or the next heartbeat's
+news; it sends nothing on its own while no run is dead.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ..service import Service
 logger = structlog.get_logger("scheduler_daemon.recovery")
 
 RETRY_SECONDS = 2.0  # after a failed sweep (the database is away): the next try
+MIN_PAUSE = 0.05  # between sweeps: a row due "now" by our clock may be a hair early by the database's
 
 
 class Recovery(Service):
@@ -69,6 +71,9 @@ class Recovery(Service):
         self.clock = clock
         self.after_snapshot = after_snapshot  # tests force a claim between snapshot and release
         self._dead: dict[str, float] = {}  # run id -> when a heartbeat first named it
+        # When the first row the last sweep left waiting for its request deadline is due (the
+        # row's stamp says: it may be a predecessor's sweep that started the wait).
+        self._waiting_until: float | None = None
 
     def observe(self, dead_runs: Collection[str]) -> None:
         """A heartbeat's news: the runs that hold rows in 'publishing' without their lock."""
@@ -100,7 +105,8 @@ class Recovery(Service):
         if not confirmed:
             return
         sweep = OrphanSweep(tuple(confirmed), self.windows, self.request_seconds, self.attempt_seconds)
-        for orphan in await self.repository.recover_orphans(sweep):
+        resolved, self._waiting_until = await self.repository.recover_orphans(sweep)
+        for orphan in resolved:
             log = logger.bind(post_id=str(orphan.id), platform=orphan.platform, instance=orphan.instance)
             if orphan.status == "scheduled":
                 log.warning("republishing a post a dead daemon left unfinished (the platform deduplicates)")
@@ -111,13 +117,10 @@ class Recovery(Service):
         return [run for run, seen in self._dead.items() if now - seen >= self.after_seconds]
 
     def _next_instant(self, now: float) -> float | None:
-        """When a dead run next moves on a stage (confirmed; its first sweep's rows expired)."""
-        upcoming = [
-            seen + stage
-            for seen in self._dead.values()
-            for stage in (self.after_seconds, self.after_seconds + self.request_seconds)
-            if seen + stage > now
-        ]
+        """When the next sweep is due: a dead run's confirmation, or a waiting row's deadline."""
+        upcoming = [seen + self.after_seconds for seen in self._dead.values() if seen + self.after_seconds > now]
+        if self._waiting_until is not None and self._dead:
+            upcoming.append(self._waiting_until)
         return min(upcoming, default=None)
 
     async def run(self) -> None:
@@ -125,7 +128,7 @@ class Recovery(Service):
         while not self.stopping:
             try:
                 await self.sweep()
-                wait = _until(self._next_instant(self.clock.now()), self.clock.now())
+                wait = max(MIN_PAUSE, _until(self._next_instant(self.clock.now()), self.clock.now()))
             except DB_ERRORS as exc:
                 logger.warning("recovery sweep failed; will retry", error=str(exc))
                 wait = RETRY_SECONDS

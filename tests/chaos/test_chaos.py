@@ -10,7 +10,9 @@
   restart a new id instead, like the default ``host:pid``);
 * every recovery setting at its DEFAULT (heartbeat, heartbeat timeout, request deadline,
   ``SCHEDULER_RECOVERY_AFTER_SECONDS``): the failover figure is the one a user gets;
-* a random daemon SIGKILLed every 14-18 s and restarted at once (as systemd would);
+* a random daemon SIGKILLed every 14-18 s and restarted at once (as systemd would), or,
+  for about half the kills, only 20 s later (a lost host: the other replica alone must
+  take over within the bound);
 * one PostgreSQL restart, on a dedicated embedded server (the session server is untouched).
 
 At the end: 0 duplicates on either platform (its own record of what it created), 0 rows
@@ -65,6 +67,8 @@ BUDGET = 200.0  # seconds: the whole test, setup to teardown, stays under 3.5 mi
 REQUEST_DEADLINE = 30.0  # SCHEDULER_HTTP_TIMEOUT_SECONDS's default
 FAILOVER_DEDUPE, FAILOVER_OTHER = 15.0, 15.0 + REQUEST_DEADLINE
 DB_DOWN_SECONDS = 2.0
+RESTART_SEC = 0.5  # systemd's RestartSec: a killed daemon's successor takes over too
+HOST_DOWN_SECONDS = 20.0  # a lost host: only the other replica can take over, within the bound
 KILL_QUIET_AFTER_DB_RESTART = 15.0  # the failover bound is for a database that stays up
 
 # Recovery and liveness settings are left at their defaults. The rest are not recovery:
@@ -88,6 +92,7 @@ class Kill:
     held in 'publishing' at that moment (id -> platform)."""
 
     replica: str
+    host_down: bool  # restarted only after HOST_DOWN_SECONDS: the survivor alone takes over
     at: float
     db_at: dt.datetime
     held: dict[str, str]
@@ -111,6 +116,7 @@ class Replica:
         self.ready = asyncio.Event()
         self.stopping = False
         self._killed = False
+        self._down_for = RESTART_SEC
 
     def _new(self) -> DaemonProcess:
         self.generation += 1
@@ -130,20 +136,22 @@ class Replica:
                 self.ready.set()
             except RuntimeError:
                 self.failed_starts += 1
-                await asyncio.sleep(0.5)  # systemd's RestartSec
+                await asyncio.sleep(RESTART_SEC)  # systemd's RestartSec
                 continue
             code = await self.proc.wait(timeout=3600)
             if self.stopping:
                 return
+            down_for = RESTART_SEC
             if self._killed:
-                self._killed = False
+                self._killed, down_for = False, self._down_for
             else:
                 self.crashes.append(f"{self.proc.instance_id} exited {code} ({self.proc.log_path})")
-            await asyncio.sleep(0.5)  # systemd's RestartSec
+            await asyncio.sleep(down_for)  # systemd's RestartSec, or a host that stays down
 
-    def kill(self) -> None:
+    def kill(self, down_for: float = 0.5) -> None:
+        """SIGKILL; restarted after ``down_for`` seconds (a lost host: long after the failover)."""
         if self.proc.alive and self.ready.is_set():
-            self._killed = True
+            self._killed, self._down_for = True, down_for
             self.proc.kill()
             self.kills += 1
 
@@ -313,9 +321,10 @@ async def _killer(
             break
         victim = rng.choice(replicas)
         instance = victim.proc.instance_id
-        if not (victim.proc.alive and victim.ready.is_set()):
-            continue
-        victim.kill()
+        if not all(r.proc.alive and r.ready.is_set() for r in replicas):
+            continue  # one is down (a lost host, a restart): "one of two daemons" is killed, never both
+        host_down = rng.random() < 0.5
+        victim.kill(HOST_DOWN_SECONDS if host_down else RESTART_SEC)
         at = time.monotonic()
         try:
             conn = await asyncpg.connect(dsn)
@@ -328,7 +337,7 @@ async def _killer(
                 await conn.close()
         except (OSError, asyncpg.PostgresError):
             continue  # the database is restarting: this kill is not measured
-        kills.append(Kill(victim.name, at, db_at, {str(r["id"]): r["platform"] for r in held},
+        kills.append(Kill(victim.name, host_down, at, db_at, {str(r["id"]): r["platform"] for r in held},
                           quiet[0] <= at <= quiet[1]))
 
 
@@ -433,7 +442,8 @@ def _failover(kills: list[Kill], rows: list[asyncpg.Record], records: dict[str, 
             took = (ended - kill.db_at).total_seconds()
             dedupe = DEDUPLICATES[platform]
             clean = set((records[platform].get(key) or Record()).after(kill.at)) <= {OK}
-            label = ("dedupe" if dedupe else "other") + (" (db restart)" if kill.near_db_restart else "")
+            label = ("dedupe" if dedupe else "other") + (" host down" if kill.host_down else " restarted")
+            label += " (db restart)" if kill.near_db_restart else ""
             if dedupe and not clean:
                 label += " (repeat failed)"
             worst[label] = max(worst.get(label, 0.0), round(took, 2))
@@ -443,7 +453,7 @@ def _failover(kills: list[Kill], rows: list[asyncpg.Record], records: dict[str, 
                 violations.append(f"{key} ({platform}) held by a killed daemon: {r['status']} after {took:.1f} s")
             elif not dedupe and took > FAILOVER_OTHER:
                 violations.append(f"{key} ({platform}) held by a killed daemon: final after {took:.1f} s")
-    counts["kills_measured"] = [{"replica": k.replica, "held": len(k.held), "near_db_restart": k.near_db_restart}
-                                for k in kills]
+    counts["kills_measured"] = [{"replica": k.replica, "held": len(k.held), "host_down": k.host_down,
+                                 "near_db_restart": k.near_db_restart} for k in kills]
     counts["failover_max_s"] = worst
     return violations

@@ -181,6 +181,8 @@ SELECT extract(epoch FROM clock_timestamp())::float8 AS epoch,
 -- under way: $3 seconds (a request's deadline) after the first sweep that found the row
 -- orphaned (publish_state.orphaned_at, stamped here, so a survivor that restarts does not
 -- start the wait again), or at once if the claim is older than a whole attempt's ($6).
+-- Returns the rows resolved, and a row without an id whose next_due says when the first
+-- of those still waiting is due (epoch seconds), if any.
 WITH held AS (
     SELECT (l.classid::int8 << 32) | l.objid::int8 AS key
       FROM pg_locks l
@@ -239,4 +241,10 @@ WITH held AS (
            CASE WHEN status = 'scheduled' THEN 'retry' ELSE 'unknown' END, error_message
       FROM resolved
 )
-SELECT id, platform, status, instance FROM resolved;
+SELECT id, platform, status, instance, NULL::float8 AS next_due FROM resolved
+UNION ALL
+-- when the first of the rows left waiting for a request's deadline is due (the next sweep)
+SELECT NULL, NULL, NULL, NULL,
+       extract(epoch FROM min(coalesce(orphaned_at, now())) + make_interval(secs => $3))::float8
+  FROM due WHERE NOT now_due
+HAVING count(*) > 0;
