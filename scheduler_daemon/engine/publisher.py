@@ -32,6 +32,7 @@ from ..platforms.delivery import deliver, incomplete
 from ..platforms.pacing import Pacer
 from ..platforms.registry import Registry
 from .classify import classify, published
+from .clean import clean_outcome
 from .media import MediaResolver
 from .timers import Armed
 from .token_refresh import TokenRefresh
@@ -117,7 +118,8 @@ class Publisher:
                 return
             async with self._slots:
                 started, begun = self.clock.now(), True
-                outcome = await self._attempt(claimed, log)
+                # The one place a platform's answer becomes what is stored: made storable here.
+                outcome = clean_outcome(await self._attempt(claimed, log))
             written = self.writer.submit(outcome)
             self._log_summary(log, outcome, armed, started)
             await written
