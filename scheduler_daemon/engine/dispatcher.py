@@ -72,6 +72,7 @@ class Dispatcher(Service):
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._claim_backoff = Backoff(CLAIM_RETRY_BASE, CLAIM_RETRY_CAP)
+        publisher.on_room = self._wakeup.set  # backpressure: see _sleeper
 
     def in_flight(self) -> Set[uuid.UUID]:
         """Posts claimed and not yet settled (an ``InFlight`` for recovery)."""
@@ -145,8 +146,11 @@ class Dispatcher(Service):
         loop = asyncio.get_running_loop()
         while not self.stopping:
             self._wakeup.clear()
+            if self.publisher.room <= 0:  # backpressure: claim only what can start (on_room wakes us)
+                await self._wakeup.wait()
+                continue
             now = self.clock.now()
-            due = self.timers.pop_due(now + self.lead, CLAIM_BATCH)
+            due = self.timers.pop_due(now + self.lead, min(CLAIM_BATCH, self.publisher.room))
             if due:
                 await self._dispatch(due, now, tasks)
                 continue
