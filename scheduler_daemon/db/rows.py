@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from ..due import due_instant
 from ..errors import InvalidPostError
 from ..models import ClaimedPost, Connection, MediaItem, Post, PostItem, ResolvedOrphan, ScheduledRow, ScheduleKey
-from ..redact import SECRETS
 
 
 class Row(Protocol):
@@ -127,7 +126,6 @@ def connection(data: Row) -> Connection:
     if isinstance(expires, str):
         expires = dt.datetime.fromisoformat(expires)
     access, refresh = data["access_token"], data["refresh_token"]
-    SECRETS.add(access, refresh)  # from here on, these strings never reach a log line
     metadata = data["metadata"]
     return Connection(
         id=uuid.UUID(str(data["id"])),

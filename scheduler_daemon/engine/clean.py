@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 
 from ..models import Outcome, PublishResult
 
@@ -44,10 +45,12 @@ def clean_result(result: PublishResult) -> PublishResult:
     )
 
 
-def clean_outcome(outcome: Outcome) -> Outcome:
-    """``outcome`` with its platform id, URL and message storable and bounded."""
+def clean_outcome(outcome: Outcome, scrub: Callable[[str], str] = str) -> Outcome:
+    """``outcome`` with its platform id, URL and message storable and bounded; ``scrub``
+    (the secret scrubber) runs on the message first, so a cut never leaves half a token."""
+    message = None if outcome.error_message is None else clean(scrub(outcome.error_message), MAX_MESSAGE)
     return dataclasses.replace(
         outcome,
         result=None if outcome.result is None else clean_result(outcome.result),
-        error_message=_clean_or_none(outcome.error_message, MAX_MESSAGE),
+        error_message=message,
     )

@@ -43,6 +43,7 @@ from ..observability.metrics import Metrics
 from ..platforms.delivery import deliver, incomplete
 from ..platforms.pacing import Pacer
 from ..platforms.registry import Registry
+from ..redact import SECRETS, add_own, own_secrets
 from .classify import classify, published
 from .clean import clean_outcome
 from .media import MediaResolver
@@ -76,7 +77,9 @@ class _Context:
         self._state.update(values)
 
     async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
-        return await self.tokens.refresh(connection, refresher)
+        fresh = await self.tokens.refresh(connection, refresher)
+        add_own(fresh.access_token, fresh.refresh_token)  # this post's secrets too, from now on
+        return fresh
 
     async def media_url(self, item: MediaItem) -> str:
         return await self.media.media_url(item, self.owner)
@@ -137,6 +140,12 @@ class Publisher:
             self._waiting[post_id].set()
 
     async def publish(self, claimed: ClaimedPost, armed: Armed) -> None:
+        # The post's own tokens are scrubbed from everything this attempt logs or stores,
+        # and from nobody else's lines (redact.own_secrets).
+        with own_secrets(*(t for c in claimed.connections for t in (c.access_token, c.refresh_token))):
+            await self._publish(claimed, armed)
+
+    async def _publish(self, claimed: ClaimedPost, armed: Armed) -> None:
         log = logger.bind(post_id=str(claimed.id), platform=claimed.platform, attempt=claimed.attempt)
         started = self.clock.now()
         outcome: Outcome | None = None
@@ -153,7 +162,7 @@ class Publisher:
                     async with self._slots:
                         started, begun = self.clock.now(), True
                         # The one place a platform's answer becomes what is stored: made storable here.
-                        outcome = clean_outcome(await self._attempt(claimed, log))
+                        outcome = clean_outcome(await self._attempt(claimed, log), scrub=SECRETS.scrub)
             written = self.writer.submit(outcome)
             self._log_summary(log, outcome, armed, started)
             await written
