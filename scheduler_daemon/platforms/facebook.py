@@ -33,13 +33,16 @@ from ..models import Connection, Post, PublishResult
 from ._calls import json_object, require_id, text_field
 from ._http import call
 from ._tokens import TokenHolder
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from .base import UNLIMITED, Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 from .graph import classify
 
 
 class FacebookAdapter(Adapter):
+    # Pacing: Page-token calls count against the Page's Business Use Case limit (4,800 ×
+    # engaged users per Page per rolling 24 h), a per-Page budget: 2 in flight per Page and
+    # no app-wide bound (a throttled call answers codes 4/17/32/613 and is retried).
     facts = PlatformFacts(
-        "facebook", "Facebook", api_base="https://graph.facebook.com", concurrency=(10, 2),
+        "facebook", "Facebook", api_base="https://graph.facebook.com", concurrency=(UNLIMITED, 2),
         text=(TextLimit(63_206),), media=MediaLimit(10),
     )
 

@@ -31,7 +31,7 @@ from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PostItem, PublishResult
 from ._rules import check_length, check_media
 from ._tokens import TokenHolder
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from .base import UNLIMITED, Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
 
 MAX_HASHTAGS = 30
@@ -39,8 +39,13 @@ _HASHTAG = re.compile(r"(?<!\w)#\w+")
 
 
 class InstagramAdapter(Adapter):
+    # Pacing: the documented limit is per account, a publishing quota of posts per rolling
+    # 24 h (GET /{ig-user-id}/content_publishing_limit, quota_total; a carousel is one) that
+    # no app-wide bound enforces: 1 container flow in flight per account, none app-wide
+    # (5 per app serialized every tenant's burst: bench/RESULTS.md, media burst).
     facts = PlatformFacts(
-        "instagram", "Instagram", idempotent=True, api_base="https://graph.facebook.com", concurrency=(5, 1),
+        "instagram", "Instagram", idempotent=True, api_base="https://graph.facebook.com",
+        concurrency=(UNLIMITED, 1),
         text=(TextLimit(2_200),), media=MediaLimit(10),
     )
 

@@ -89,6 +89,8 @@ def _positive(value: Any, default: int) -> int:
 class MastodonAdapter(Adapter):
     # Text and media limits are the instance's (metadata.max_characters, max_media_attachments):
     # validate_item applies them; the media fact gives the default and the alt text.
+    # Pacing: an instance allows 300 requests per 5 min per account and per IP (the daemon's
+    # address: every tenant on one instance shares it). 2 in flight per account, 10 in all.
     facts = PlatformFacts(
         "mastodon", "Mastodon", idempotent=True, concurrency=(10, 2), media=MediaLimit(DEFAULT_MAX_MEDIA, alt_text=True)
     )

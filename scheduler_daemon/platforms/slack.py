@@ -46,7 +46,7 @@ from ..models import Connection, MediaItem, Post, PublishResult, Refresher, Toke
 from ._calls import best_effort, filename, json_object, text_field
 from ._http import call, retry_after, send
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from .base import UNLIMITED, Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 
 MAX_ALT_TEXT = 1_000
 AUTH_ERRORS = frozenset(
@@ -94,8 +94,11 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 
 class SlackAdapter(Adapter):
+    # Pacing: chat.postMessage allows about 1 message per second per channel (short bursts
+    # tolerated) plus a workspace-wide limit; 429 with Retry-After. 1 in flight per
+    # channel; no daemon-wide bound, since each workspace's limit is its own.
     facts = PlatformFacts(
-        "slack", "Slack", api_base="https://slack.com/api", concurrency=(10, 1),
+        "slack", "Slack", api_base="https://slack.com/api", concurrency=(UNLIMITED, 1),
         text=(TextLimit(40_000),),
         media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_ALT_TEXT),
     )

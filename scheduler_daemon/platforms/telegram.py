@@ -39,7 +39,7 @@ from ._calls import filename, json_object, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after
 from ._rules import check_length, check_media, utf16_length
 from ._tokens import reconnect
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from .base import UNLIMITED, Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 
 MAX_CAPTION = 1_024
 URL_PHOTO_BYTES = 5 * 1024 * 1024  # the most Telegram fetches from a URL
@@ -95,9 +95,11 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 
 class TelegramAdapter(Adapter):
-    # Chats and channels take about one message per second.
+    # Pacing (Bot FAQ): about one message per second per chat, 20 per minute per group,
+    # about 30 per second per bot. A connection is one tenant's bot and chat: 1 in flight
+    # per connection; no daemon-wide bound, since every bot has its own budget.
     facts = PlatformFacts(
-        "telegram", "Telegram", api_base="https://api.telegram.org", concurrency=(20, 1),
+        "telegram", "Telegram", api_base="https://api.telegram.org", concurrency=(UNLIMITED, 1),
         text=(TextLimit(4_096, utf16_length),), media=MediaLimit(10),
     )
 

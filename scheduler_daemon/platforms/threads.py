@@ -29,15 +29,17 @@ from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PostItem, PublishResult
 from ._rules import find_urls, threads_length
 from ._tokens import TokenHolder
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from .base import UNLIMITED, Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
 
 MAX_LINKS = 5
 
 
 class ThreadsAdapter(Adapter):
+    # Pacing: 250 API-published posts per profile per rolling 24 h (threads_publishing_limit),
+    # a per-profile quota: 1 container flow in flight per profile, no app-wide bound.
     facts = PlatformFacts(
-        "threads", "Threads", idempotent=True, api_base="https://graph.threads.net", concurrency=(5, 1),
+        "threads", "Threads", idempotent=True, api_base="https://graph.threads.net", concurrency=(UNLIMITED, 1),
         text=(TextLimit(500, threads_length),), media=MediaLimit(20),
     )
 
