@@ -7,7 +7,9 @@ Rate-limit errors carry no ``Retry-After``; the wait is estimated from
 
 Instagram and Threads publish through a container. ``prepare``: create it (its id is
 checkpointed at once, as the item's ``container_id``) and wait (bounded poll) until its
-status is ``FINISHED``. ``publish``: ``*_publish`` it. An attempt that may follow an earlier
+status is ``FINISHED`` (a carousel's children first, each ready before the parent is made).
+A Threads reply's container needs its parent's id, so it is made in ``publish``, under the
+item's own checkpoints. ``publish``: ``*_publish`` it. An attempt that may follow an earlier
 one (``item.resumed``) reads the container's status first and never publishes a
 ``PUBLISHED`` container again (it recovers the media id from the account's recent posts
 when it can); an ``ERROR`` or ``EXPIRED`` one is dropped and prepared anew. So containers
@@ -19,8 +21,9 @@ the container first).
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +38,8 @@ from ..errors import (
     PublishError,
     TransientError,
 )
-from ..models import Connection, PublishResult, TokenSet
-from ._calls import best_effort, json_object, poll, rate_limited, require_id, text_field
+from ..models import Connection, MediaItem, PublishResult, TokenSet
+from ._calls import best_effort, json_object, poll, preparing, rate_limited, require_id, text_field
 from ._http import call, send
 from ._tokens import TokenHolder, oauth_token_set, reconnect
 from .base import DISPLAY, Item, PublishContext
@@ -54,6 +57,9 @@ CONTENT_SUBCODES = frozenset(
 )
 CONFIG_CODES = frozenset({803})
 DAY_QUOTA_SUBCODES = frozenset({2207042})  # Instagram's 24-hour publishing quota
+
+Build = Callable[[], Awaitable[Mapping[str, str]]]  # the fields of a container, made when it is needed
+Part = Callable[[MediaItem, str, bool], dict[str, str]]  # one media item's fields (item, url, in a carousel)
 
 
 def _int(value: Any) -> int | None:
@@ -140,6 +146,7 @@ class ContainerApi:
     publish_edge: str  # "media_publish" | "threads_publish"
     status_field: str  # "status_code" | "status"
     caption_field: str  # "caption" | "text"
+    reply_edge: str | None = None  # where the account's replies are listed ("replies" on Threads)
 
 
 class ContainerFlow:
@@ -215,12 +222,12 @@ class ContainerFlow:
         data = await self._get(media_id, "permalink", f"{DISPLAY[self.api.platform]} permalink")
         return text_field(data, "permalink")
 
-    async def recover(self, caption: str) -> PublishResult:
-        """The already-published post among the account's latest, matched by its text."""
+    async def recover(self, caption: str, reply: bool = False) -> PublishResult:
+        """The already-published post (or reply) among the account's latest, matched by its text."""
         fields = f"id,{self.api.caption_field},permalink"
+        edge = self.api.reply_edge if reply and self.api.reply_edge else self.api.create_edge
         data = await self._get(
-            f"{self.api.user_id}/{self.api.create_edge}", fields, f"{DISPLAY[self.api.platform]} recent posts",
-            {"limit": "10"},
+            f"{self.api.user_id}/{edge}", fields, f"{DISPLAY[self.api.platform]} recent posts", {"limit": "10"},
         )
         entries = data.get("data")
         for entry in entries if isinstance(entries, list) else []:
@@ -228,8 +235,30 @@ class ContainerFlow:
                 return PublishResult(text_field(entry, "id"), text_field(entry, "permalink"))
         return PublishResult(None, None)
 
+    async def media_fields(
+        self, media: Sequence[MediaItem], ctx: PublishContext, part: Part
+    ) -> dict[str, str]:
+        """The fields of an item's container for its media: the one image's or video's own
+        (``part(item, url, False)``), or a ``CAROUSEL`` of children made now, each ready
+        (``FINISHED``) before the parent is (a video child takes a while)."""
+        urls = [await ctx.media_url(item) for item in media]
+        if len(media) == 1:
+            return part(media[0], urls[0], False)
+        children = []
+        for item, url in zip(media, urls, strict=True):
+            child = await self.create({**part(item, url, True), "is_carousel_item": "true"})
+            await self.wait_finished(child)
+            children.append(child)
+        return {"media_type": "CAROUSEL", "children": ",".join(children)}
+
+    async def comment(self, media_id: str, message: str) -> str:
+        """A comment under a published post (Instagram's first comment): it creates."""
+        name = DISPLAY[self.api.platform]
+        data = await self._post(f"{media_id}/comments", {"message": message}, f"{name} comment", creates=True)
+        return require_id(data, "id", what=f"{name} comment")
+
     async def prepare(
-        self, state: Mapping[str, Any], ctx: PublishContext, build: Callable[[], Awaitable[Mapping[str, str]]]
+        self, state: Mapping[str, Any], ctx: PublishContext, build: Build
     ) -> None:
         """Create the container (its id checkpointed at once) and wait until it is ready. One
         an earlier attempt made is kept: ``publish`` checks it before using it."""
@@ -239,9 +268,13 @@ class ContainerFlow:
         await ctx.checkpoint(container_id=container)
         await self.wait_finished(container)
 
-    async def publish(self, item: Item, ctx: PublishContext) -> PublishResult:
-        """Publish the item's container once."""
+    async def publish(self, item: Item, ctx: PublishContext, build: Build | None = None) -> PublishResult:
+        """Publish the item's container once. ``build``: the item's container is made here
+        (a Threads reply's needs its parent's id), unless an earlier attempt made it."""
         name = DISPLAY[self.api.platform]
+        if build is not None and _container(item.state) is None:
+            await preparing(self.prepare(item.state, ctx, build))
+            item = dataclasses.replace(item, state=ctx.state, resumed=False)
         container = _container(item.state)
         if container is None:
             raise PreparedStaleError(f"{name}: no container was prepared for this post")
@@ -249,7 +282,7 @@ class ContainerFlow:
             status, _ = await self.status(container)
             if status == "PUBLISHED":
                 try:
-                    return await self.recover(item.content)
+                    return await self.recover(item.content, reply=item.reply_to is not None)
                 except PublishError:
                     return PublishResult(None, None)
             if status not in ("FINISHED", "IN_PROGRESS"):  # ERROR / EXPIRED: never published

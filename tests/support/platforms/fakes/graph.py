@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .base import AFTER_COMMIT, IMAGE_URL, Fake, Published, form, reply
+from .base import AFTER_COMMIT, Fake, Published, form, reply
 
 
 def graph_error(
@@ -38,7 +38,16 @@ def graph_error(
 
 
 class ContainerFake(Fake):
-    """Instagram and Threads: containers, status polls, *_publish, permalink, recent posts."""
+    """Instagram and Threads: containers, status polls, *_publish, permalink, recent posts,
+    comments.
+
+    A container is ``IN_PROGRESS`` at its first status read and ``FINISHED`` at the next; a
+    video container takes one read more, and ends as ``video_outcome`` says (``ERROR`` with
+    the platform's reason, or ``EXPIRED``). ``expire``: container ids that turn ``EXPIRED``
+    at their next read (24 hours passed). ``shown``: what each published post was made of
+    (its container's fields and its children's, in order). ``comments``: the comments
+    posted; ``comment_fail``: failure kinds the comment calls play.
+    """
 
     refreshable = True
     root = ""
@@ -52,6 +61,11 @@ class ContainerFake(Fake):
         self.containers: dict[str, dict[str, Any]] = {}
         self.published: dict[str, str] = {}  # media id → caption
         self.refresh_token_ok = True
+        self.video_outcome = "FINISHED"
+        self.expire: set[str] = set()
+        self.shown: list[dict[str, Any]] = []
+        self.comments: list[dict[str, str]] = []
+        self.comment_fail: list[str] = []
 
     def error(self, kind: str) -> httpx.Response:
         return graph_error(kind, self.content_error)
@@ -69,30 +83,59 @@ class ContainerFake(Fake):
         assert path.startswith(prefix), path
         tail = path[len(prefix):]
         if request.method == "POST" and tail == f"{self.user}/{self.create_edge}":
-            return self.create(form(request))
+            return self.create({k: v for k, v in form(request).items() if k != "access_token"})
         if request.method == "POST" and tail == f"{self.user}/{self.publish_edge}":
             return self.publish(request, form(request)["creation_id"])
+        if request.method == "POST" and tail.endswith("/comments"):
+            return self.comment(request, tail.split("/")[0], form(request))
         assert request.method == "GET"
         fields = request.url.params["fields"]
-        if tail == f"{self.user}/{self.create_edge}":
-            data = [{"id": mid, self.caption_field: caption, "permalink": f"https://posts.test/{mid}"}
-                    for mid, caption in self.published.items()]
+        if tail in (f"{self.user}/{self.create_edge}", f"{self.user}/replies"):
+            replies = tail.endswith("/replies")
+            data = [{"id": s["id"], self.caption_field: s.get(self.caption_field, ""),
+                     "permalink": f"https://posts.test/{s['id']}"}
+                    for s in self.shown if ("reply_to_id" in s) == replies]
             return reply(200, {"data": data})
         if tail in self.containers:
             assert self.status_field in fields
-            container = self.containers[tail]
-            container["polls"] += 1
-            if container["status"] == "IN_PROGRESS" and container["polls"] > 1:
-                container["status"] = "FINISHED"
-            return reply(200, {self.status_field: container["status"], "id": tail})
+            return self.status(tail)
         assert fields == "permalink" and tail in self.published, (tail, fields)
         return reply(200, {"permalink": f"https://posts.test/{tail}", "id": tail})
 
+    def status(self, cid: str) -> httpx.Response:
+        container = self.containers[cid]
+        container["polls"] += 1
+        video = "video_url" in container["fields"]
+        if cid in self.expire and container["status"] != "PUBLISHED":
+            container["status"] = "EXPIRED"
+        elif container["status"] == "IN_PROGRESS" and container["polls"] > (2 if video else 1):
+            container["status"] = self.video_outcome if video else "FINISHED"
+        answer = {self.status_field: container["status"], "id": cid}
+        if container["status"] == "ERROR":
+            answer["error_message" if self.status_field == "status" else "status"] = (
+                "Error: the video's codec is not supported (2207026)")
+        return reply(200, answer)
+
+    def comment(self, request: httpx.Request, media_id: str, fields: dict[str, str]) -> httpx.Response:
+        assert media_id in self.published, f"a comment under {media_id}, which is not a post"
+        kind = self.comment_fail.pop(0) if self.comment_fail else None
+        if kind:
+            return self.error(kind)
+        comment_id = f"cm{len(self.comments) + 1}"
+        self.comments.append({"on": media_id, "message": fields["message"], "id": comment_id})
+        return reply(200, {"id": comment_id})
+
     def create(self, fields: dict[str, str]) -> httpx.Response:
         cid = f"c{len(self.containers) + 1}"
-        if "image_url" in fields:
-            assert fields["image_url"] == IMAGE_URL
-            self.media_refs.append(fields["image_url"])
+        for key in ("image_url", "video_url"):
+            if key in fields:
+                assert fields[key].startswith("https://cdn.test/"), fields[key]
+                self.media_refs.append(fields[key])
+        for child in filter(None, fields.get("children", "").split(",")):
+            assert self.containers[child]["status"] == "FINISHED", f"a carousel of a {child} not ready"
+            assert self.containers[child]["fields"].get("is_carousel_item") == "true"
+        if "reply_to_id" in fields:
+            assert fields["reply_to_id"] in self.published, f"a reply to {fields['reply_to_id']}, not a post"
         self.containers[cid] = {"status": "IN_PROGRESS", "polls": 0, "fields": fields}
         return reply(200, {"id": cid})
 
@@ -106,10 +149,11 @@ class ContainerFake(Fake):
         media_id = f"m{len(self.published) + 1}"
         fields = container["fields"]
         self.published[media_id] = fields.get(self.caption_field, "")
-        media = [fields["image_url"]] if "image_url" in fields else [
-            self.containers[c]["fields"]["image_url"] for c in fields.get("children", "").split(",") if c
-        ]
+        parts = [self.containers[c]["fields"] for c in fields.get("children", "").split(",") if c] or [fields]
+        media = [part.get("image_url") or part.get("video_url") for part in parts if "media_type" not in part
+                 or part["media_type"] != "TEXT"]
         self.posts.append(Published(fields.get(self.caption_field, ""), media))
+        self.shown.append({"id": media_id, **fields, "parts": parts})
         return self.commit_then(kind, request, reply(200, {"id": media_id}))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:

@@ -19,7 +19,11 @@ class ThreadsFake(ContainerFake):
     content_error = (100, 2207051, "This action was blocked: restricted activity")
 
     def create(self, fields: dict[str, str]) -> httpx.Response:
-        assert fields["media_type"] in ("TEXT", "IMAGE", "CAROUSEL")
+        assert fields["media_type"] in ("TEXT", "IMAGE", "VIDEO", "CAROUSEL")
+        assert ("video_url" in fields) == (fields["media_type"] == "VIDEO")
+        assert "alt_text" not in fields or fields["media_type"] in ("IMAGE", "VIDEO")  # none on text
+        if fields["media_type"] == "CAROUSEL":
+            assert 2 <= len(fields["children"].split(",")) <= 20
         if len(find_urls(fields.get("text", ""))) > 5:  # since 2025-12-22
             return reply(400, {"error": {"message": "The post has too many links.", "type": "THApiException",
                                          "code": 100, "error_subcode": 4279009,
