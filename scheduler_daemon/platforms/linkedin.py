@@ -66,7 +66,7 @@ from ..models import Connection, Post, PostItem, PublishResult, Refresher, Token
 from ._calls import json_object, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after, send
 from ._rules import find_urls
-from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
+from ._tokens import TokenHolder, reconnect, refresh_grant, refreshed_tokens
 from ._video import is_video
 from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit
 from .linkedin_media import VIDEO, LinkedInMedia
@@ -289,12 +289,7 @@ class LinkedInAdapter(Adapter):
             )
             request = self.client.build_request("POST", f"{self.oauth_base}/accessToken", data=form)
             response = await send(self.client, request, what="LinkedIn token refresh")
-            if response.status_code in (400, 401):
-                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
-            error = classify(response)
-            if error is not None:
-                raise error
-            return oauth_token_set(json_object(response), platform=self.name)
+            return refreshed_tokens(response, platform=self.name, classify=classify)
 
         return refresh
 

@@ -48,7 +48,7 @@ from ..models import Connection, MediaItem, Post, PostItem, PublishResult, Refre
 from ._calls import filename, json_object, poll, rate_limited, require_id, seconds_until_epoch, text_field
 from ._http import body_excerpt, call, excerpt, retry_after, send
 from ._rules import check_length
-from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect
+from ._tokens import TokenHolder, reconnect, refreshed_tokens
 from ._video import check_one_video, checked_video, is_video, item_media
 from .base import (
     Adapter,
@@ -325,11 +325,6 @@ class XAdapter(Adapter):
                 headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
             request = self.client.build_request("POST", f"{self.base}/oauth2/token", data=form, headers=headers)
             response = await send(self.client, request, what="X token refresh")
-            if response.status_code in (400, 401):
-                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
-            error = classify(response)
-            if error is not None:
-                raise error
-            return oauth_token_set(json_object(response), platform=self.name)
+            return refreshed_tokens(response, platform=self.name, classify=classify)
 
         return refresh
