@@ -25,7 +25,6 @@ from ..models import (
     ResolvedOrphan,
     Verdict,
 )
-from ..redact import SECRETS
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -164,7 +163,6 @@ def connection(data: Row) -> Connection:
     if isinstance(expires, str):
         expires = dt.datetime.fromisoformat(expires)
     access, refresh = data["access_token"], data["refresh_token"]
-    SECRETS.add(access, refresh)  # from here on, these strings never reach a log line
     metadata = data["metadata"]
     return Connection(
         id=uuid.UUID(str(data["id"])),

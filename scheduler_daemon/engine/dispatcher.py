@@ -90,6 +90,7 @@ class Dispatcher(Service):
         # Held around each claim's round trip; recovery holds it while it snapshots what is
         # in flight and releases our other claims, so no claim commits in between.
         self.claim_gate = asyncio.Lock()
+        publisher.on_room = self._wakeup.set  # backpressure: see _sleeper
 
     def in_flight(self) -> Set[uuid.UUID]:
         """Posts claimed and not yet settled (an ``InFlight`` for recovery)."""
@@ -193,8 +194,11 @@ class Dispatcher(Service):
         loop = asyncio.get_running_loop()
         while not self.stopping:
             self._wakeup.clear()
+            if self.publisher.room <= 0:  # backpressure: claim only what can start (on_room wakes us)
+                await self._wakeup.wait()
+                continue
             now = self.clock.now()
-            due = self.timers.pop_due(now + self.lead, CLAIM_BATCH)
+            due = self.timers.pop_due(now + self.lead, min(CLAIM_BATCH, self.publisher.room))
             if due:
                 await self._dispatch(due, now, tasks)
                 continue
