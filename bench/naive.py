@@ -12,6 +12,7 @@ the database.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import sys
@@ -28,11 +29,17 @@ async def _sleep_until(due: float) -> None:
     await asyncio.sleep(max(0.0, due - time.time()))
 
 
+# The naive designs arm every row, whatever the daemon's horizon: the end of year 9999.
+EVERYTHING = 253402300799.0
+
+
 async def _scheduled(repository: Repository) -> AsyncIterator[list[LoadedRow]]:
-    """The rows as the daemon loads them: streamed in batches where the package does so."""
+    """The rows as the daemon loads them: streamed in batches where the package does so
+    (up to a horizon's end where it takes one)."""
     batches = getattr(repository, "scheduled_batches", None)
     if batches is not None:
-        async for batch in batches():
+        takes_end = "until" in inspect.signature(batches).parameters
+        async for batch in (batches(EVERYTHING) if takes_end else batches()):
             yield batch
     else:
         yield await repository.load_scheduled()  # type: ignore[attr-defined, unused-ignore]

@@ -3,8 +3,8 @@
 ``Daemon.run()`` serves until ``stop()``; ``started`` is set once LISTEN is active and the
 boot load is armed. The services (``service.Service``) start in the order data flows
 backwards: the liveness lock (no claim before other runs can see this one alive), the
-writer, the dispatcher, the listener; once ready, recovery and the status reporter. Each
-registers its ``stop`` on the exit stack, so shutdown runs in reverse: stop reporting,
+writer, the dispatcher, the listener; once ready, recovery, the horizon step and the status
+reporter. Each registers its ``stop`` on the exit stack, so shutdown runs in reverse: stop reporting,
 stop arming (listener), stop claiming and let in-flight publishes end (dispatcher, bounded
 by the shutdown timeout), write every outcome (writer), drop the liveness lock, then close
 HTTP and the pool.
@@ -29,6 +29,7 @@ from .db.listener import Listener
 from .db.liveness import Liveness
 from .db.repository import Repository, create_pool
 from .engine.dispatcher import Dispatcher
+from .engine.horizon import HorizonStepper
 from .engine.publisher import Publisher
 from .engine.recovery import Recovery
 from .engine.status import StatusReporter, status_line
@@ -71,6 +72,7 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.listener: Listener | None = None
         self.recovery: Recovery | None = None
+        self.horizon: HorizonStepper | None = None
         self.liveness: Liveness | None = None
         self._stop = asyncio.Event()
         # claimed_by and the liveness lock name this run, not just the instance: a restarted
@@ -123,6 +125,8 @@ class Daemon:
                     service.start(tasks, stack)
             if await self._until_ready_or_stop(listener):
                 recovery.start(tasks, stack)
+                self.horizon = HorizonStepper(dispatcher.advance_horizon, self.clock, s.horizon_seconds)
+                self.horizon.start(tasks, stack)
                 StatusReporter(self.notifier, self.metrics, dispatcher, self.clock).start(tasks, stack)
             await self._stop.wait()
             logger.info("stopping")
@@ -171,7 +175,7 @@ class Daemon:
     async def _sync(self) -> None:
         """The listener's ``on_sync``: reload the timers, then resolve orphaned claims."""
         assert self.dispatcher is not None and self.recovery is not None
-        await self.dispatcher.sync(self.dispatcher.repository.scheduled_batches())
+        await self.dispatcher.load()
         await self.recovery.recover()
         if self.started.is_set():
             self.notifier.ready(self.status_line())  # ends a SIGHUP's RELOADING=1

@@ -68,6 +68,9 @@ class Settings:
     # A run seen without its liveness lock this long is dead (rides out a lock session's reconnect).
     recovery_after_seconds: float = 2.0
     heartbeat_seconds: float = 10.0
+    # Only the posts due within this many seconds are armed (memory follows them, not the
+    # table); the horizon moves on every HORIZON_STEP_FRACTION of it, by one range query.
+    horizon_seconds: float = 86400.0
     heartbeat_timeout_seconds: float = 5.0
     max_content_chars: int = 100_000
     log_level: str = "info"
@@ -123,6 +126,7 @@ class Settings:
             recovery_after_seconds=read.number(
                 "SCHEDULER_RECOVERY_AFTER_SECONDS", cls.recovery_after_seconds, minimum=0
             ),
+            horizon_seconds=read.number("SCHEDULER_HORIZON_SECONDS", cls.horizon_seconds, minimum=60),
             heartbeat_seconds=read.number("SCHEDULER_HEARTBEAT_SECONDS", cls.heartbeat_seconds, minimum=0.05),
             heartbeat_timeout_seconds=read.number(
                 "SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS", cls.heartbeat_timeout_seconds, minimum=0.05

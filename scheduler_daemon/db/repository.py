@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from ..clock import utc_from_ts
 from ..config import Settings
 from ..models import ClaimResult, Connection, Heartbeat, LoadedRow, OrphanSweep, Outcome, ResolvedOrphan, TokenSet
 from ..redact import SECRETS
@@ -69,13 +70,19 @@ class Repository:
         self.claim_ahead_seconds = claim_lead_seconds + CLAIM_SLACK_SECONDS
         self.grace_seconds = grace_seconds
 
-    async def scheduled_batches(self, size: int = 5000) -> AsyncIterator[list[LoadedRow]]:
-        """Every scheduled row with its version and due instant, streamed in batches through a
-        cursor, so a million rows never sit in memory as records at once."""
+    async def scheduled_batches(self, until: float, size: int = 5000) -> AsyncIterator[list[LoadedRow]]:
+        """Every scheduled row due before ``until`` (epoch seconds: the horizon's end) or
+        without a stored instant, with its version and due instant, streamed in batches
+        through a cursor, so a million rows never sit in memory as records at once."""
         async with self.pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
-            cursor = await conn.cursor(q("load_scheduled"))
+            cursor = await conn.cursor(q("load_scheduled"), utc_from_ts(until))
             while batch := await cursor.fetch(size):
                 yield [rows.loaded_row(r) for r in batch]
+
+    async def horizon_step(self, start: float, end: float) -> list[LoadedRow]:
+        """The scheduled rows due in [``start``, ``end``) (epoch seconds): one statement."""
+        found = await self.pool.fetch(q("load_horizon_step"), utc_from_ts(start), utc_from_ts(end))
+        return [rows.loaded_row(r) for r in found]
 
     async def claim(self, items: Sequence[tuple[uuid.UUID, int]]) -> ClaimResult:
         """Claim (id, version) pairs that the rows say are due; returns the posts won, with

@@ -15,6 +15,12 @@ notification (any role can NOTIFY on the channel) can neither publish a post ear
 turn it into a draft. A post still in flight here is never claimed again: its timer waits
 until the outcome is written.
 
+Only the posts due before ``horizon_end`` (now + SCHEDULER_HORIZON_SECONDS at each load,
+moved on by ``advance_horizon``, which engine/horizon.py calls every step) are armed: a
+notification for a post beyond it arms nothing (its step loads it), one that moves a post
+inside arms it. ``load`` and ``advance_horizon`` take turns (one lock), and each moves the
+end before it reads, so a row committed meanwhile is either read or notified inside.
+
 Registration is synchronous and cheap (``on_payload``, ``arm``, and ``sync`` for a whole
 table): the listener calls it from its notification callback, so arming a post costs no
 query and no task. Each payload is handled inside its own error boundary: nothing one holds
@@ -75,6 +81,10 @@ class Dispatcher(Service):
         self.reject = reject
         self.request_resync = request_resync
         self.timers = Timers()
+        self.horizon_seconds = settings.horizon_seconds
+        # Every scheduled post due before this instant is armed; None until the first load.
+        self.horizon_end: float | None = None
+        self._loading = asyncio.Lock()  # a load and a horizon step never interleave
         # Claim this far ahead of the instant and send exactly on it, so the claim's round
         # trip does not make posts late. A user edit or delete in that window abandons the
         # claim before anything is sent (see migrations/002).
@@ -150,8 +160,47 @@ class Dispatcher(Service):
             # instant the claim answers with the row's own (one round trip), so a forged
             # higher version cannot postpone a post.
             due = current.due
+        if current is None and self.horizon_end is not None and due >= self.horizon_end:
+            logger.debug("beyond the horizon: armed by its step", post_id=str(row.id))
+            return
         if self.timers.arm(row.id, due, version):
             self._wakeup.set()
+
+    async def load(self) -> None:
+        """Boot and every resync: arm the rows due within the horizon (and those without an
+        instant, which go to draft)."""
+        async with self._loading:
+            end = self.horizon_end = self.clock.now() + self.horizon_seconds
+            await self.sync(self.repository.scheduled_batches(end))
+
+    async def advance_horizon(self) -> int:
+        """One horizon step: arm the rows due in [the previous end, now + horizon), read by one
+        statement; returns how many rows it read. A database error leaves the end where it
+        was (the step is retried) and propagates."""
+        async with self._loading:
+            start, end = self.horizon_end, self.clock.now() + self.horizon_seconds
+            if start is None or end <= start:
+                return 0
+            self.horizon_end = end  # first: a row committed while we read is notified inside
+            try:
+                found = await self.repository.horizon_step(start, end)
+            except BaseException:
+                self.horizon_end = start
+                raise
+            self._arm_loaded(self.timers, found)
+            self._wakeup.set()
+            return len(found)
+
+    def _arm_loaded(self, timers: Timers, batch: Iterable[LoadedRow]) -> None:
+        for row in batch:
+            # Rows in flight are armed too: a claim still being decided (or retried
+            # after a failure) must not leave its post unarmed, and a stale timer only
+            # loses its claim.
+            if row.due is None:
+                logger.warning("cannot schedule post", post_id=str(row.id), error=row.problem)
+                self.reject(row.id, row.version, row.problem or "the due instant cannot be computed")
+            else:
+                timers.arm(row.id, row.due, row.version)
 
     async def sync(self, batches: AsyncIterable[list[LoadedRow]]) -> None:
         """Replace the timers with the table's scheduled rows (boot and every resync).
@@ -162,18 +211,11 @@ class Dispatcher(Service):
         """
         fresh = Timers()
         async for batch in batches:
-            for row in batch:
-                # Rows in flight are armed too: a claim still being decided (or retried
-                # after a failure) must not leave its post unarmed, and a stale timer only
-                # loses its claim.
-                if row.due is None:
-                    logger.warning("cannot schedule post", post_id=str(row.id), error=row.problem)
-                    self.reject(row.id, row.version, row.problem or "the due instant cannot be computed")
-                else:
-                    fresh.arm(row.id, row.due, row.version)
+            self._arm_loaded(fresh, batch)
         self.timers = fresh
         self._wakeup.set()
-        logger.info("schedule loaded", armed=len(self.timers), next_due=self.next_due_iso())
+        logger.info("schedule loaded", armed=len(self.timers), next_due=self.next_due_iso(),
+                    horizon_end=None if self.horizon_end is None else utc_from_ts(self.horizon_end).isoformat())
 
     def next_due_iso(self) -> str | None:
         nxt = self.timers.next_due()

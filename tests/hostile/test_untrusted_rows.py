@@ -226,6 +226,7 @@ RAW_INSERT = (
 )
 RAW_COLUMNS = ("scheduled_date", "scheduled_time", "timezone", "retry_at", "attempt_count", "schedule_version")
 CLAIM_ANY = (1e11, 1e11)  # seconds ahead, seconds of grace: any instant PostgreSQL can hold near now
+EVERYTHING = dt.datetime.max.replace(tzinfo=dt.timezone.utc)  # load_scheduled's horizon end: every row
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -249,7 +250,7 @@ async def test_whatever_a_row_holds_the_load_and_the_claim_answer_without_failin
             return  # a value PostgreSQL itself refuses: nothing to load
         good = await insert_post(db, campaign, soon(0.0), content="good")
         await db.execute("SET LOCAL session_replication_role = origin")
-        loaded = {r["id"]: rows.loaded_row(r) for r in await db.fetch(q("load_scheduled"))}
+        loaded = {r["id"]: rows.loaded_row(r) for r in await db.fetch(q("load_scheduled"), EVERYTHING)}
         row = loaded[post]
         assert (row.due is None) == bool(row.problem), row
         event("armed" if row.due is not None else "draft with a reason")

@@ -49,6 +49,8 @@ from scheduler_daemon.testing.postgres import WATCH_SQL
 from scheduler_daemon.testing.receiver import Receiver
 from support.helpers import Watcher, insert_post, make_user, migrate_through, soon
 
+EVERYTHING = dt.datetime.max.replace(tzinfo=dt.timezone.utc)  # load_scheduled's horizon end: every row
+
 UTC = dt.timezone.utc
 BEFORE_004 = "003_roles_rls.sql"
 MIGRATION_004 = next(m.sql for m in available() if m.name == "004_tenant_input.sql")
@@ -798,7 +800,7 @@ async def the_daemon_reads(db: asyncpg.Connection, post_id: uuid.UUID) -> str:
     (at the instant the database computed) or rejects it with a reason; an armed row is claimed and read
     by ``rows.post``. Anything else it raises is a crash."""
     await db.execute("UPDATE content_posts SET status = 'scheduled' WHERE id = $1 AND status <> 'scheduled'", post_id)
-    [record] = [r for r in await db.fetch(q("load_scheduled")) if r["id"] == post_id]
+    [record] = [r for r in await db.fetch(q("load_scheduled"), EVERYTHING) if r["id"] == post_id]
     loaded = rows.loaded_row(record)
     if loaded.due is None:
         assert loaded.problem, record

@@ -2,7 +2,10 @@
 -- Batched statements take parallel arrays and unnest them: one round trip per batch.
 
 -- name: load_scheduled
--- The boot load and every resync: all that is needed to arm each scheduled row. The due
+-- The boot load and every resync: all that is needed to arm each scheduled row due before $1
+-- (now + SCHEDULER_HORIZON_SECONDS; later rows are loaded by load_horizon_step as the
+-- horizon moves on), and every row without a stored due_at (written with the trigger off,
+-- or unschedulable), so that those still go to draft with their reason. The due
 -- instant comes from the database (migrations/007: due_at, or computed where a row was
 -- written with the trigger off) as microseconds since the epoch; the date, time and
 -- retry_at columns are never decoded here, so no value in them (year 10000, a BC date) can
@@ -17,7 +20,22 @@ SELECT id, schedule_version,
   FROM (SELECT id, schedule_version, attempt_count, scheduled_date, scheduled_time, timezone, retry_at,
                coalesce(due_at, scheduler_due_at(scheduled_date, scheduled_time, timezone, retry_at)) AS due
           FROM content_posts
-         WHERE status = 'scheduled') s;
+         WHERE status = 'scheduled' AND (due_at < $1 OR due_at IS NULL)) s;
+
+-- name: load_horizon_step
+-- One step of the horizon: the scheduled rows due in [$1, $2), the previous end of the
+-- horizon and its new one. One range scan of 007's partial index (due_at) WHERE status =
+-- 'scheduled', so the cost is the rows in the step, not the table. due_at is never NULL
+-- here (load_scheduled takes those); problem: a counter at its maximum.
+SELECT id, schedule_version,
+       (extract(epoch FROM due_at) * 1000000)::bigint AS due_us,
+       CASE WHEN attempt_count >= 2147483647 OR schedule_version >= 9223372036854775807
+            THEN coalesce(scheduler_due_problem(scheduled_date, scheduled_time, timezone, retry_at,
+                                                attempt_count, schedule_version),
+                          'the due instant cannot be computed')
+       END AS problem
+  FROM content_posts
+ WHERE status = 'scheduled' AND due_at >= $1 AND due_at < $2;
 
 -- name: claim
 -- Atomically move due rows from 'scheduled' to 'publishing', only if they are still at the
