@@ -38,7 +38,7 @@ from aiohttp import web
 
 from scheduler_daemon.clock import SystemClock
 from scheduler_daemon.testing.receiver import Arrival, Receiver, Reply
-from support.helpers import Watcher, input_checks_off, insert_post, make_user, row
+from support.helpers import Watcher, input_checks_off, insert_post, make_user, row, until
 from support.pg import DedicatedServer, dedicated_server
 from support.procs import DaemonProcess
 from support.tcp_proxy import Link, Proxy
@@ -69,18 +69,6 @@ def deliveries(rx: Receiver) -> dict[str, int]:
         key = a.headers.get("idempotency-key", "?")
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-async def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """For in-process state without an event of its own (e.g. the schedule): re-check on
-    every loop turn, bounded by ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not (result := condition()):  # noqa: ASYNC110 - no event to wait on (the docstring)
-                await asyncio.sleep(0.01)
-            return result
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
 async def watch_statuses(url: str) -> tuple[asyncpg.Connection, Watcher]:

@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,18 @@ class Watcher:
 
     async def wait_all(self, ids: list[uuid.UUID], *statuses: str, timeout: float = 20.0) -> None:
         await self._until(lambda: all(self.status.get(i) in statuses for i in ids), timeout)
+
+
+async def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """For in-process state without an event of its own (e.g. the schedule): re-check on
+    every loop turn, bounded by ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not (result := condition()):  # noqa: ASYNC110 - no event to wait on (the docstring)
+                await asyncio.sleep(0.01)
+            return result
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
 # -- plain-SQL helpers, written the way a frontend would --------------------------------

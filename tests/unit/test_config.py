@@ -16,6 +16,7 @@ def test_defaults() -> None:
     assert s.database_url is None and s.grace_seconds == 3600 and s.concurrency == default_concurrency()
     assert default_concurrency() in (2048, 1024)  # uvloop or asyncio: never a cap that serializes a burst
     assert s.log_level == "info" and s.log_format == "auto" and s.metrics_address is None
+    assert s.horizon_seconds == 86400
 
 
 def test_every_variable_is_read() -> None:
@@ -25,6 +26,7 @@ def test_every_variable_is_read() -> None:
         "SCHEDULER_LOG_FORMAT": "json", "SCHEDULER_INSTANCE_ID": "vm-a", "SCHEDULER_STATE_DIR": "/srv/x",
         "SCHEDULER_METRICS_ADDRESS": "127.0.0.1:9464", "SCHEDULER_RECOVERY_AFTER_SECONDS": "5",
         "SCHEDULER_HEARTBEAT_SECONDS": "2.5", "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS": "9",
+        "SCHEDULER_HORIZON_SECONDS": "3600",
     })
     assert (s.database_url, s.grace_seconds, s.concurrency, s.max_attempts) == (
         "postgresql://u:p@db:5432/app",
@@ -34,7 +36,7 @@ def test_every_variable_is_read() -> None:
     )
     assert (s.log_level, s.log_format, s.instance_id, s.state_dir) == ("debug", "json", "vm-a", Path("/srv/x"))
     assert (s.metrics_address, s.recovery_after_seconds, s.heartbeat_seconds) == ("127.0.0.1:9464", 5, 2.5)
-    assert s.shutdown_timeout_seconds == 9
+    assert s.shutdown_timeout_seconds == 9 and s.horizon_seconds == 3600
 
 
 @pytest.mark.parametrize(
@@ -45,6 +47,7 @@ def test_every_variable_is_read() -> None:
         ({"SCHEDULER_GRACE_SECONDS": "-1"}, "SCHEDULER_GRACE_SECONDS"),
         ({"SCHEDULER_GRACE_SECONDS": "nan"}, "SCHEDULER_GRACE_SECONDS"),
         ({"SCHEDULER_GRACE_SECONDS": "inf"}, "SCHEDULER_GRACE_SECONDS"),
+        ({"SCHEDULER_HORIZON_SECONDS": "59"}, "SCHEDULER_HORIZON_SECONDS='59' must be a finite number of at least 60"),
         ({"SCHEDULER_LOG_LEVEL": "loud"}, "SCHEDULER_LOG_LEVEL='loud' must be one of: debug, info, warning, error"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with postgresql://"),
         ({"SCHEDULER_METRICS_ADDRESS": "9464"}, "SCHEDULER_METRICS_ADDRESS='9464' must be host:port"),
