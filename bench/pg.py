@@ -89,8 +89,11 @@ async def seed_far_future(
     """``count`` scheduled posts due over the next ``days`` days, in four time zones.
 
     ``notify=False`` seeds with triggers off (``session_replication_role = replica``): the
-    big-schedule scenario measures the boot load, not a million notifications. One
-    ``INSERT … SELECT generate_series`` per ``chunk`` rows, each its own transaction.
+    big-schedule scenario measures the boot load, not a million notifications. ``due_at``
+    is written as 007's trigger keeps it on every real table (the instant each row's local
+    time was made from; in a fall-back hour's second occurrence the trigger would say an
+    hour earlier, which moves no figure): a row without it is loaded whatever the horizon.
+    One ``INSERT … SELECT generate_series`` per ``chunk`` rows, each its own transaction.
     """
     span = days * 86400
     for start in range(1, count + 1, chunk):
@@ -100,8 +103,9 @@ async def seed_far_future(
             await db.execute(
                 """
                 INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time,
-                                           timezone)
-                SELECT $1, 'webhook', 'scheduled post ' || g, 'scheduled', (local_due)::date, (local_due)::time, zone
+                                           timezone, due_at)
+                SELECT $1, 'webhook', 'scheduled post ' || g, 'scheduled', (local_due)::date, (local_due)::time, zone,
+                       due
                   FROM (SELECT g,
                                (ARRAY['UTC', 'Europe/Paris', 'America/New_York', 'Asia/Tokyo'])[1 + g % 4] AS zone,
                                now() + interval '1 hour' + ((g::bigint * 7919) % $4) * interval '1 second' AS due
