@@ -17,6 +17,7 @@ from scheduler_daemon.config import Settings
 from scheduler_daemon.db.listener import Listener
 from scheduler_daemon.db.liveness import Liveness
 from scheduler_daemon.engine.dispatcher import Dispatcher
+from scheduler_daemon.engine.horizon import HorizonStepper
 from scheduler_daemon.engine.publisher import Publisher
 from scheduler_daemon.engine.recovery import Recovery
 from scheduler_daemon.engine.status import StatusReporter
@@ -29,6 +30,10 @@ from scheduler_daemon.systemd import Notifier
 
 async def _no_sync() -> None:
     return None
+
+
+async def _no_step() -> int:
+    return 0
 
 
 def _dispatcher(client: httpx.AsyncClient) -> Dispatcher:
@@ -48,6 +53,7 @@ def _services(client: httpx.AsyncClient) -> dict[str, Callable[[], Service]]:
         "liveness": lambda: Liveness(
             "postgresql://127.0.0.1:1/none", SimpleNamespace(instance_id="t"),  # type: ignore[arg-type]
         ),
+        "horizon": lambda: HorizonStepper(_no_step, ManualClock(0.0), Settings.horizon_seconds),
         "status": lambda: StatusReporter(Notifier(None), Metrics(), _dispatcher(client), ManualClock(0.0)),
         # never reaches the database: stopped before it could connect, or cancelled while connecting
         "listener": lambda: Listener(
@@ -57,7 +63,7 @@ def _services(client: httpx.AsyncClient) -> dict[str, Callable[[], Service]]:
     }
 
 
-NAMES = ["writer", "dispatcher", "recovery", "status", "listener", "liveness"]
+NAMES = ["writer", "dispatcher", "recovery", "status", "listener", "liveness", "horizon"]
 
 
 @pytest.mark.parametrize("name", NAMES)
