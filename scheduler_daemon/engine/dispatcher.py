@@ -170,8 +170,12 @@ class Dispatcher(Service):
         """Boot and every resync: arm the rows due within the horizon (and those without an
         instant, which go to draft)."""
         async with self._loading:
-            end = self.horizon_end = self.clock.now() + self.horizon_seconds
-            await self.sync(self.repository.scheduled_batches(end))
+            before, self.horizon_end = self.horizon_end, self.clock.now() + self.horizon_seconds
+            try:
+                await self.sync(self.repository.scheduled_batches(self.horizon_end))
+            except BaseException:
+                self.horizon_end = before  # the timers are still the previous load's
+                raise
 
     async def advance_horizon(self) -> int:
         """One horizon step: arm the rows due in [the previous end, now + horizon), read by one
