@@ -48,6 +48,7 @@ async def test_rows_beyond_the_horizon_are_armed_when_its_step_reaches_them(db, 
     clock = AheadClock()
     running = await start_daemon(clock=clock)
     stepper = running.daemon.horizon
+    await asyncio.wait_for(stepper.started.wait(), STEP_TIMEOUT)  # its first step: from now on
     assert len(running.daemon.dispatcher.timers) == 0, "nothing is due within the horizon"
 
     stepper.stepped.clear()
