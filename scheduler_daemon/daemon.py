@@ -4,10 +4,10 @@
 boot load is armed. The services (``service.Service``) start in the order data flows
 backwards: the liveness lock (no claim before other runs can see this one alive), the
 writer, the dispatcher, the listener; once ready, recovery, the horizon step and the status
-reporter. Each registers its ``stop`` on the exit stack, so shutdown runs in reverse: stop reporting,
-stop arming (listener), stop claiming and let in-flight publishes end (dispatcher, bounded
-by the shutdown timeout), write every outcome (writer), drop the liveness lock, then close
-HTTP and the pool.
+reporter. Each registers its ``stop`` on the exit stack, so shutdown runs in reverse: stop
+reporting, stop stepping the horizon, stop arming (listener), stop claiming and let
+in-flight publishes end (dispatcher, bounded by the shutdown timeout), write every outcome
+(writer), drop the liveness lock, then close HTTP and the pool.
 """
 
 from __future__ import annotations
