@@ -2,11 +2,11 @@
 
 ``Daemon.run()`` serves until ``stop()``; ``started`` is set once LISTEN is active and the
 boot load is armed. The services (``service.Service``) start in the order data flows
-backwards: the writer, the dispatcher, the listener; once ready, recovery and the status
-reporter. Each registers its ``stop`` on the exit stack, so shutdown runs in reverse:
-stop reporting, stop arming (listener), stop claiming and let in-flight publishes end
-(dispatcher, bounded by the shutdown timeout), write every outcome (writer), then close
-HTTP and the pool.
+backwards: the writer, the preparer (fed by the dispatcher), the dispatcher, the listener;
+once ready, recovery and the status reporter. Each registers its ``stop`` on the exit
+stack, so shutdown runs in reverse: stop reporting, stop arming (listener), stop claiming
+and let in-flight publishes end (dispatcher, bounded by the shutdown timeout), cut
+preparations short (preparer), write every outcome (writer), then close HTTP and the pool.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from .clock import SystemClock
 from .config import Settings
 from .db.listener import Listener
 from .db.repository import Repository, create_pool
+from .db.prepare import PrepareStore
 from .engine.dispatcher import Dispatcher
+from .engine.preparer import Preparer
 from .engine.publisher import Publisher
 from .engine.recovery import Recovery
 from .engine.status import StatusReporter, status_line
@@ -67,6 +69,7 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.listener: Listener | None = None
         self.recovery: Recovery | None = None
+        self.preparer: Preparer | None = None
         self._stop = asyncio.Event()
         # claimed_by and application_name name this run, not just the instance: a restarted
         # daemon with the same SCHEDULER_INSTANCE_ID must treat its predecessor's claims as
@@ -98,13 +101,13 @@ class Daemon:
             stack.push_async_callback(pool.close)
             repository = Repository(pool, self.run_id, max_content_chars=s.max_content_chars)
             client = await stack.enter_async_context(outbound_client(s, self.transport))
-            writer, dispatcher, listener, recovery = self._build(repository, client)
+            writer, preparer, dispatcher, listener, recovery = self._build(repository, client)
             logger.info("starting", run=self.run_id, grace_s=s.grace_seconds, concurrency=s.concurrency)
             # On the stack after the pool and the client, before the services' stops: leaving
             # it stops the services (last started first), then waits for their tasks, then
             # closes HTTP and the pool.
             tasks = await stack.enter_async_context(asyncio.TaskGroup())
-            for service in (writer, dispatcher, listener):
+            for service in (writer, preparer, dispatcher, listener):
                 service.start(tasks, stack)
             if await self._until_ready_or_stop(listener):
                 recovery.start(tasks, stack)
@@ -116,15 +119,18 @@ class Daemon:
 
     def _build(
         self, repository: Repository, client: httpx.AsyncClient
-    ) -> tuple[OutcomeWriter, Dispatcher, Listener, Recovery]:
+    ) -> tuple[OutcomeWriter, Preparer, Dispatcher, Listener, Recovery]:
         s = self.settings
         if unknown := unknown_platforms(s.platforms):
             logger.warning("settings name platforms that do not exist (a typo?)", platforms=unknown)
         registry = Registry.build(s.platforms, client, self.adapters)
         writer = OutcomeWriter(repository, stop_timeout=OUTCOME_STOP_SECONDS)
         publisher = Publisher(s, repository, registry, writer, self.clock, client, self.metrics)
+        store = PrepareStore(repository.pool, self.run_id, max_content_chars=s.max_content_chars)
+        preparer = self.preparer = Preparer(s, store, publisher, self.clock)
         dispatcher = Dispatcher(
-            s, repository, publisher, self.clock, reject=writer.reject, request_resync=self._request_resync
+            s, repository, publisher, self.clock, reject=writer.reject, request_resync=self._request_resync,
+            on_armed=preparer.on_armed,
         )
         recovery = Recovery(
             repository, after_seconds=s.recovery_after_seconds, repeatable=registry.idempotent,
@@ -137,7 +143,7 @@ class Daemon:
             metrics=self.metrics,
         )
         self.dispatcher, self.listener, self.recovery = dispatcher, listener, recovery
-        return writer, dispatcher, listener, recovery
+        return writer, preparer, dispatcher, listener, recovery
 
     def _request_resync(self) -> None:
         """A resync the daemon asks for itself (TRUNCATE, a failed claim): no RELOADING=1."""

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterable, Iterable, Set
 
 import structlog
 
-from ..callbacks import Reject, RequestResync
+from ..callbacks import OnArmed, Reject, RequestResync
 from ..clock import Clock, format_delay, utc_from_ts
 from ..config import Settings
 from ..db.errors import DB_ERRORS
@@ -55,6 +55,7 @@ class Dispatcher(Service):
         *,
         reject: Reject,
         request_resync: RequestResync,
+        on_armed: OnArmed | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -63,6 +64,7 @@ class Dispatcher(Service):
         self.clock = clock
         self.reject = reject
         self.request_resync = request_resync
+        self.on_armed = on_armed  # the preparer's: every arm and disarm, for its window before the instant
         self.timers = Timers()
         # Claim this far ahead of the instant and send exactly on it, so the claim's round
         # trip does not make posts late. A user edit or delete in that window abandons the
@@ -93,7 +95,10 @@ class Dispatcher(Service):
             self.publisher.edited(note.id)  # the user edited a post claimed ahead of its instant
         if note.arms:
             self.arm(ScheduledRow(note.id, note.key), note.version)
-        elif self.timers.cancel(note.id):
+            return
+        if self.on_armed is not None:
+            self.on_armed(note.id, None, note.version)
+        if self.timers.cancel(note.id):
             logger.debug("disarmed", post_id=str(note.id), status=note.status, op=note.op.value)
 
     def arm(self, row: ScheduledRow, version: int, timers: Timers | None = None) -> None:
@@ -103,6 +108,8 @@ class Dispatcher(Service):
             logger.warning("cannot schedule post", post_id=str(row.id), error=str(exc))
             self.reject(row.id, version, str(exc))
             return
+        if self.on_armed is not None:  # on every arm, a sync's included
+            self.on_armed(row.id, due, version)
         if timers is None:
             if self.timers.arm(row.id, due, version):
                 self._wakeup.set()

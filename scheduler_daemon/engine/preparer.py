@@ -1,0 +1,235 @@
+"""Prepare ahead, fire on the instant (``SCHEDULER_PREPARE_SECONDS``).
+
+Inside the window before a scheduled post's instant, the preparer runs what does not make
+the post visible (``platforms.delivery.prepare``: media checked and uploaded, containers
+created and waited for, tokens refreshed) and checkpoints it in the row's
+``publish_state``. At the instant the publisher's own ``prepare`` finds it (same post, same
+connection: the fingerprint matches) and only the final call goes out.
+
+Each post, in this service::
+
+    armed (dispatcher's on_armed) ──due − window──▶ due ──lease won──▶ preparing
+      │  disarmed / re-armed: the heap entry is replaced or dropped       │
+      │                                                     ┌─────────────┴──────────┐
+      │                                                 succeeded                  failed
+      │                                      prepared_version = version   prepare_error = why;
+      │                                      (prepare_error cleared)      armed again after a
+      │                                                                   backoff, if before the instant
+      └─ lease lost (another replica has it, the row changed, already prepared): dropped
+
+* A post armed closer to its instant than the window is due at once; one whose instant has
+  passed is the dispatcher's alone.
+* The lease (migrations/010) is a compare-and-swap UPDATE for a batch; it lasts one attempt
+  deadline and is given back by the write that ends the preparation (or on stop), so two
+  replicas do not both prepare a post, and no lock is held across the platform's calls. A
+  replica that loses the lease leaves the post to the winner; if the winner stops mid-way,
+  the post is prepared at its instant, as with the window at 0.
+* Each preparation runs in its own task of the service's TaskGroup, inside its own error
+  boundary and the attempt deadline, cut at the instant (from then on the publisher
+  prepares); at most ``PREPARE_SLOTS`` at once.
+* Every write is for the version leased: an edit that moves the instant (a new
+  schedule_version) makes the writes miss, clears the lease and the error (010's trigger)
+  and re-arms the post, which is prepared again. An edit of the content alone is caught by
+  the fingerprint at the instant, which then prepares anew.
+
+A ``Service``: ``started`` is set once the sleeper runs; ``stop()`` cancels preparations in
+flight (they publish nothing) and gives their leases back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import structlog
+
+from ..clock import Clock
+from ..config import Settings
+from ..db.errors import DB_ERRORS
+from ..db.prepare import PrepareStore
+from ..due import due_instant
+from ..errors import PublishError
+from ..models import ClaimedPost, Post, ScheduledRow
+from ..net.deadline import within_deadline
+from ..platforms.delivery import prepare
+from ..retry import Backoff, delay
+from ..service import Service
+from .publisher import Publisher, _Context
+from .timers import Armed, Timers
+
+logger = structlog.get_logger("scheduler_daemon.preparer")
+
+# Preparations mostly wait (Meta processes a container for seconds): the bound is memory and
+# connections, not the platform's pacing, which still applies (``Pacer``) to every one.
+PREPARE_SLOTS = 1000
+LEASE_BATCH = 1000
+RETRY_BASE, RETRY_CAP = 5.0, 60.0  # a failed preparation, again, until the instant
+LEASE_RETRY_BASE, LEASE_RETRY_CAP = 0.5, 5.0  # the lease statement itself failed
+
+
+class _Leased(_Context):
+    """The publisher's attempt context, checkpointing to a row still scheduled at ``version``
+    under our lease (the publisher's checkpoints need a claim)."""
+
+    def __init__(self, post: Post, version: int, store: PrepareStore, publisher: Publisher) -> None:
+        super().__init__(post, publisher.repository, publisher.media, publisher.tokens)
+        self.version = version
+        self.store = store
+
+    async def checkpoint(self, **values: Any) -> None:
+        await self.store.checkpoint(self.post_id, self.version, values)
+        self._state.update(values)
+
+
+class Preparer(Service):
+    name = "preparer"
+
+    def __init__(
+        self, settings: Settings, store: PrepareStore, publisher: Publisher, clock: Clock, *,
+        slots: int = PREPARE_SLOTS,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.store = store
+        self.publisher = publisher
+        self.clock = clock
+        self.window = settings.prepare_seconds
+        self.slots = slots
+        self.timers = Timers()  # keyed by the instant the preparation is due: due − window, or a retry
+        self.prepared = 0  # preparations that succeeded (for tests and the bench)
+        self._failures: dict[uuid.UUID, tuple[int, float]] = {}  # retrying: (failures, the post's instant)
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._lease_backoff = Backoff(LEASE_RETRY_BASE, LEASE_RETRY_CAP)
+
+    # -- registration (synchronous: the dispatcher's on_armed) -------------------------
+
+    def on_armed(self, post_id: uuid.UUID, due: float | None, version: int) -> None:
+        if self.window <= 0 or self.stopping:
+            return
+        if due is None:
+            self.timers.cancel(post_id)
+            self._failures.pop(post_id, None)
+            return
+        retrying = self._failures.get(post_id)
+        if retrying is not None and retrying[1] != due:  # rescheduled: a fresh start
+            del self._failures[post_id]
+        if self.timers.arm(post_id, due - self.window, version):
+            self._wakeup.set()
+
+    # -- the sleeper ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            self.started.set()
+            try:
+                await self._sleeper(tasks)
+            finally:
+                await self._cut_short()
+
+    async def _sleeper(self, tasks: asyncio.TaskGroup) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            self._wakeup.clear()
+            now = self.clock.now()
+            free = self.slots - len(self._tasks)
+            due = self.timers.pop_due(now, min(free, LEASE_BATCH)) if free > 0 else []
+            if due:
+                await self._start(due, now, tasks)
+                continue
+            nxt = self.timers.next_due() if free > 0 else None  # full: a task's end wakes us
+            timer = None if nxt is None else loop.call_later(max(0.0, nxt - now), self._wakeup.set)
+            await self._wakeup.wait()
+            if timer is not None:
+                timer.cancel()
+
+    async def _cut_short(self) -> None:
+        """Stop: cancel the preparations in flight and give their leases back."""
+        cut = list(self._tasks)
+        for task in self._tasks.values():
+            task.cancel()
+        if cut:
+            await asyncio.wait(set(self._tasks.values()))
+            with contextlib.suppress(*DB_ERRORS):
+                await self.store.release(cut)
+
+    def _instant(self, armed: Armed) -> float:
+        retrying = self._failures.get(armed.id)
+        return retrying[1] if retrying is not None else armed.due + self.window
+
+    async def _start(self, due: list[Armed], now: float, tasks: asyncio.TaskGroup) -> None:
+        ahead = [a for a in due if self._instant(a) > now]  # the others are being published
+        try:
+            won = await self.store.lease([(a.id, a.version) for a in ahead], self.settings.attempt_timeout_seconds)
+        except DB_ERRORS as exc:
+            wait = self._lease_backoff.next()
+            logger.warning("prepare lease failed; trying again", error=str(exc), posts=len(ahead),
+                           retry_in_s=round(wait, 2))
+            for armed in ahead:
+                self.timers.arm(armed.id, now + wait, armed.version)
+            return
+        self._lease_backoff.reset()
+        versions = {a.id: a.version for a in ahead}
+        for claimed, row in won:
+            self._tasks[claimed.id] = tasks.create_task(self._prepare(claimed, row, versions[claimed.id]))
+
+    # -- one preparation ------------------------------------------------------------------
+
+    async def _prepare(self, claimed: ClaimedPost, row: ScheduledRow, version: int) -> None:
+        log = logger.bind(post_id=str(claimed.id), platform=claimed.platform)
+        instant = due_instant(row.key).timestamp()
+        try:
+            error = await self._attempt(claimed, version, instant, log)
+            try:
+                await self.store.finish(claimed.id, version, error)
+            except DB_ERRORS as exc:
+                log.warning("could not record the preparation", error=str(exc))
+        finally:
+            del self._tasks[claimed.id]
+            self._wakeup.set()  # a slot is free
+        if error is None:
+            self.prepared += 1
+            self._failures.pop(claimed.id, None)
+            log.debug("prepared", due_in_s=round(instant - self.clock.now(), 3))
+        else:
+            self._again(claimed.id, version, instant, error, log)
+
+    async def _attempt(self, claimed: ClaimedPost, version: int, instant: float, log: Any) -> str | None:
+        """Prepare within the attempt deadline, cut at the instant; None, or what went wrong."""
+        try:
+            seconds = min(self.settings.attempt_timeout_seconds, instant - self.clock.now())
+            await within_deadline(self._run(claimed, version), seconds)
+        except Exception as exc:  # this post's problem, recorded on its row: every other goes on
+            if not isinstance(exc, PublishError):
+                log.error("preparation raised an unexpected error", exc_info=exc)
+            return _describe(exc)
+        return None
+
+    async def _run(self, claimed: ClaimedPost, version: int) -> None:
+        post = claimed.publishable()
+        connection = claimed.connection()
+        adapter = self.publisher.registry.get(claimed.platform)
+        async with self.publisher.pacer.slot(claimed.platform, str(connection.id)):
+            context = _Leased(post, version, self.store, self.publisher)
+            await prepare(adapter, post, connection, context)
+
+    def _again(self, post_id: uuid.UUID, version: int, instant: float, error: str, log: Any) -> None:
+        """Arm a failed preparation again after a backoff, unless the instant comes first."""
+        failures = self._failures.get(post_id, (0, instant))[0] + 1
+        at = self.clock.now() + delay(failures, RETRY_BASE, RETRY_CAP)
+        if at >= instant or self.stopping:
+            self._failures.pop(post_id, None)
+            log.warning("preparation failed; the post is prepared again at its instant", error=error)
+            return
+        self._failures[post_id] = (failures, instant)
+        self.timers.arm(post_id, at, version)
+        self._wakeup.set()
+        log.warning("preparation failed; trying again", error=error, retry_in_s=round(at - self.clock.now(), 1))
+
+
+def _describe(exc: BaseException) -> str:
+    """What the user reads in prepare_error (``status`` shows it)."""
+    if isinstance(exc, PublishError):
+        return str(exc) or type(exc).__name__
+    return f"internal error while preparing ({type(exc).__name__})"
