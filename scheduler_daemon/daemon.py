@@ -24,8 +24,8 @@ import structlog
 from .clock import SystemClock
 from .config import Settings
 from .db.listener import Listener
-from .db.repository import Repository, create_pool
 from .db.prepare import PrepareStore
+from .db.repository import Repository, create_pool
 from .engine.dispatcher import Dispatcher
 from .engine.preparer import Preparer
 from .engine.publisher import Publisher
