@@ -98,7 +98,9 @@ class Preparer(Service):
         self.window = settings.prepare_seconds
         self.slots = slots
         self.timers = Timers()  # keyed by the instant the preparation is due: due − window, or a retry
-        self.prepared = 0  # preparations that succeeded (for tests and the bench)
+        # Counts for tests, the bench and logs; ``progress`` is set whenever one moves.
+        self.prepared = self.failed = self.lost = 0
+        self.progress = asyncio.Event()
         self._failures: dict[uuid.UUID, tuple[int, float]] = {}  # retrying: (failures, the post's instant)
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._lease_backoff = Backoff(LEASE_RETRY_BASE, LEASE_RETRY_CAP)
@@ -171,6 +173,8 @@ class Preparer(Service):
             return
         self._lease_backoff.reset()
         versions = {a.id: a.version for a in ahead}
+        self.lost += len(ahead) - len(won)
+        self.progress.set()
         for claimed, row in won:
             self._tasks[claimed.id] = tasks.create_task(self._prepare(claimed, row, versions[claimed.id]))
 
@@ -188,11 +192,13 @@ class Preparer(Service):
         finally:
             del self._tasks[claimed.id]
             self._wakeup.set()  # a slot is free
+        self.progress.set()
         if error is None:
             self.prepared += 1
             self._failures.pop(claimed.id, None)
             log.debug("prepared", due_in_s=round(instant - self.clock.now(), 3))
         else:
+            self.failed += 1
             self._again(claimed.id, version, instant, error, log)
 
     async def _attempt(self, claimed: ClaimedPost, version: int, instant: float, log: Any) -> str | None:

@@ -1,0 +1,208 @@
+"""Prepare ahead, fire on the instant (issue 16, item 1; engine/preparer.py, migrations/010).
+
+A Mastodon post with an image, through the daemon against the Mastodon fake, whose media
+upload is held by an event until the test lets it answer: the upload happens before the
+instant, and at the instant only the create call (``POST /api/v1/statuses``) goes out. An
+edit after preparation prepares again; a failed preparation shows in ``prepare_error``
+and in ``status`` while the row stays scheduled; two daemons prepare once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import httpx
+
+from scheduler_daemon.cli.status import compute
+from scheduler_daemon.db.admin import open_admin
+from scheduler_daemon.engine.preparer import Preparer
+from support.helpers import insert_post, local, row, soon
+from support.platforms.cases import settings
+from support.platforms.context import IMAGE, IMAGE_URL
+from support.platforms.fakes.mastodon import MastodonFake
+
+UPLOAD, CREATE = "/api/v2/media", "/api/v1/statuses"
+MEDIA = json.dumps([{"url": IMAGE_URL, "alt": "a cat", "mime": "image/png"}])
+WAIT = 15.0
+
+
+class HeldUploads:
+    """The daemon's transport: the CDN serving the image, and the Mastodon fake whose media
+    upload waits for ``release`` (``seen`` is set when one arrives)."""
+
+    def __init__(self, fake: MastodonFake) -> None:
+        self.fake = fake
+        self.seen = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def transport(self) -> httpx.MockTransport:
+        async def handle(request: httpx.Request) -> httpx.Response:
+            if request.url.host == "cdn.test":
+                return httpx.Response(200, content=IMAGE, headers={"content-type": "image/png"})
+            if request.url.path == UPLOAD:
+                self.seen.set()
+                await self.release.wait()
+            return await self.fake.handle(request)
+
+        return httpx.MockTransport(handle)
+
+    def paths(self, since: int = 0) -> list[str]:
+        return [r.url.path for r in self.fake.requests[since:]]
+
+
+async def mastodon_user(db: asyncpg.Connection, fake: MastodonFake) -> uuid.UUID:
+    user = uuid.uuid4()
+    campaign: uuid.UUID = await db.fetchval("INSERT INTO content_campaigns (user_id) VALUES ($1) RETURNING id", user)
+    await db.execute(
+        "INSERT INTO platform_connections (user_id, platform, account_id, access_token, metadata)"
+        " VALUES ($1, 'mastodon', 'alice', $2, $3::jsonb)",
+        user, fake.valid_token, json.dumps({"instance_url": "https://mastodon.test"}),
+    )
+    return campaign
+
+
+async def running(start_daemon: Any, held: HeldUploads) -> Preparer:
+    daemon = (await start_daemon(transport=held.transport(), platforms=settings())).daemon
+    assert daemon.preparer is not None
+    return daemon.preparer  # type: ignore[no-any-return]
+
+
+async def until(preparers: list[Preparer], done: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT):
+        while not done():
+            for p in preparers:
+                p.progress.clear()
+            waiters = {asyncio.ensure_future(p.progress.wait()) for p in preparers}
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+
+
+def prepared(r: asyncpg.Record) -> Any:
+    return json.loads(r["publish_state"])["prepared"]["value"]
+
+
+def fresh_fake() -> MastodonFake:
+    fake = MastodonFake()
+    fake.processing_polls = 0  # processed at once: the upload is what the test holds
+    return fake
+
+
+async def test_an_image_is_uploaded_before_the_instant_and_only_the_create_call_goes_out_at_it(
+    db, watcher, start_daemon,  # type: ignore[no-untyped-def]
+) -> None:
+    fake = fresh_fake()
+    held = HeldUploads(fake)
+    preparer = await running(start_daemon, held)
+    campaign = await mastodon_user(db, fake)
+    post_id = await insert_post(db, campaign, soon(4.0), platform="mastodon", content="a cat", media=MEDIA)
+    async with asyncio.timeout(WAIT):
+        await held.seen.wait()
+    assert (await row(db, post_id))["status"] == "scheduled"  # the upload runs ahead of the instant
+    held.release.set()
+    await until([preparer], lambda: preparer.prepared == 1)
+    r = await row(db, post_id)
+    assert (r["status"], r["prepared_version"], r["prepare_error"]) == ("scheduled", r["schedule_version"], None)
+    assert prepared(r) == {"media_ids": ["22348641"]}
+    before = len(fake.requests)
+    assert held.paths() == [UPLOAD, "/api/v1/media/22348641"]  # the upload and its status
+    await watcher.wait(post_id, "published", "draft", timeout=WAIT)
+    assert held.paths(before) == [CREATE]  # the instant's only call
+    assert [p.media for p in fake.posts] == [["22348641"]]
+    assert (await row(db, post_id))["status"] == "published"
+
+
+async def test_an_edit_after_preparation_prepares_again(
+    db, watcher, start_daemon,  # type: ignore[no-untyped-def]
+) -> None:
+    fake = fresh_fake()
+    held = HeldUploads(fake)
+    held.release.set()
+    preparer = await running(start_daemon, held)
+    campaign = await mastodon_user(db, fake)
+    first = soon(30.0)
+    post_id = await insert_post(db, campaign, first, platform="mastodon", content="a cat", media=MEDIA)
+    await until([preparer], lambda: preparer.prepared == 1)
+    version = (await row(db, post_id))["schedule_version"]
+    date, time = local(soon(4.0))  # the user moves it: a new version, its artifacts dropped
+    await db.execute("UPDATE content_posts SET scheduled_date = $2, scheduled_time = $3 WHERE id = $1",
+                     post_id, date, time)
+    await until([preparer], lambda: preparer.prepared == 2)
+    r = await row(db, post_id)
+    assert r["schedule_version"] > version and r["prepared_version"] == r["schedule_version"]
+    assert prepared(r) == {"media_ids": ["22348642"]}
+    before = len(fake.requests)
+    await watcher.wait(post_id, "published", "draft", timeout=WAIT)
+    assert held.paths(before) == [CREATE]
+    assert held.paths().count(UPLOAD) == 2 and [p.media for p in fake.posts] == [["22348642"]]
+
+
+async def test_a_failed_preparation_shows_in_the_row_and_in_status_and_the_post_stays_scheduled(
+    db, dsn, start_daemon,  # type: ignore[no-untyped-def]
+) -> None:
+    fake = fresh_fake()
+    fake.fail_at = {UPLOAD: ["transient"]}  # the instance answers 503 to the upload, once
+    held = HeldUploads(fake)
+    held.release.set()
+    preparer = await running(start_daemon, held)
+    campaign = await mastodon_user(db, fake)
+    post_id = await insert_post(db, campaign, soon(200.0), platform="mastodon", content="a cat", media=MEDIA)
+    await until([preparer], lambda: preparer.failed == 1)
+    r = await row(db, post_id)
+    assert r["status"] == "scheduled" and r["prepared_version"] is None
+    assert "503" in r["prepare_error"] or "Remote data" in r["prepare_error"], r["prepare_error"]
+    async with open_admin(dsn) as ops:
+        report = await compute(ops, argparse.Namespace(stuck_after=900.0, overdue_after=60.0, drafts=10,
+                                                        failures=10))
+    [shown] = report.prepare_failed
+    assert (shown["id"], shown["error"]) == (post_id, r["prepare_error"])
+    assert report.problems == 1
+
+
+async def test_two_daemons_prepare_a_post_once(db, watcher, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    fake = fresh_fake()
+    held = HeldUploads(fake)
+    preparers = [await running(start_daemon, held), await running(start_daemon, held)]
+    campaign = await mastodon_user(db, fake)
+    post_id = await insert_post(db, campaign, soon(5.0), platform="mastodon", content="a cat", media=MEDIA)
+    async with asyncio.timeout(WAIT):
+        await held.seen.wait()
+    await until(preparers, lambda: sum(p.lost for p in preparers) == 1)  # the other replica: lease lost
+    held.release.set()
+    await until(preparers, lambda: sum(p.prepared for p in preparers) == 1)
+    await watcher.wait(post_id, "published", "draft", timeout=WAIT)
+    assert held.paths() == [UPLOAD, "/api/v1/media/22348641", CREATE] and len(fake.posts) == 1
+
+
+async def test_a_tenant_cannot_write_the_preparers_columns(db) -> None:  # type: ignore[no-untyped-def]
+    tenant = f"tenant_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE ROLE {tenant} NOLOGIN")
+    try:
+        await db.execute(f"GRANT SELECT, INSERT, UPDATE ON content_posts, content_campaigns TO {tenant}")
+        campaign = await db.fetchval("INSERT INTO content_campaigns (user_id) VALUES ($1) RETURNING id", uuid.uuid4())
+        date, time = local(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+        async with db.transaction():
+            await db.execute(f"SET LOCAL ROLE {tenant}")
+            post_id = await db.fetchval(
+                "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time,"
+                " timezone, prepare_error, prepared_version, prepare_lease) VALUES"
+                " ($1, 'webhook', 'x', 'scheduled', $2, $3, 'UTC', 'mine', 7, 'me') RETURNING id",
+                campaign, date, time)
+            await db.execute("UPDATE content_posts SET prepared_version = 0, prepare_error = 'x' WHERE id = $1",
+                             post_id)
+        r = await row(db, post_id)
+        assert (r["prepare_error"], r["prepared_version"], r["prepare_lease"]) == (None, None, None)
+        await db.execute("UPDATE content_posts SET prepare_error = 'the daemon says' WHERE id = $1", post_id)
+        assert (await row(db, post_id))["prepare_error"] == "the daemon says"  # the owner is trusted
+    finally:
+        await db.execute(f"DROP OWNED BY {tenant}")
+        await db.execute(f"DROP ROLE {tenant}")
