@@ -26,13 +26,14 @@ class PrepareStore:
 
     async def lease(
         self, items: Sequence[tuple[uuid.UUID, int]], seconds: float
-    ) -> list[tuple[ClaimedPost, ScheduledRow]]:
-        """Lease (id, version) pairs for ``seconds``; the posts won, with their schedules."""
+    ) -> list[tuple[ClaimedPost, ScheduledRow, bool]]:
+        """Lease (id, version) pairs for ``seconds``; the posts won, with their schedules and
+        whether their row holds a ``prepare_error``."""
         if not items:
             return []
         ids, versions = zip(*items, strict=True)
         won = await self.pool.fetch(q("prepare_lease"), list(ids), list(versions), self.instance_id, seconds)
-        return [(rows.claimed(r, self.max_content_chars), rows.scheduled_row(r)) for r in won]
+        return [(rows.claimed(r, self.max_content_chars), rows.scheduled_row(r), r["failed_before"]) for r in won]
 
     async def checkpoint(self, post_id: uuid.UUID, version: int, values: dict[str, Any]) -> None:
         await self.pool.execute(q("prepare_checkpoint"), post_id, values, version, self.instance_id)

@@ -65,6 +65,9 @@ logger = structlog.get_logger("scheduler_daemon.preparer")
 # connections, not the platform's pacing, which still applies (``Pacer``) to every one.
 PREPARE_SLOTS = 1000
 LEASE_BATCH = 1000
+# Posts whose window opens within this fraction of it are leased together: one statement for
+# a schedule's neighbours instead of one each (they are prepared up to 10% earlier).
+LOOKAHEAD = 0.1
 RETRY_BASE, RETRY_CAP = 5.0, 60.0  # a failed preparation, again, until the instant
 LEASE_RETRY_BASE, LEASE_RETRY_CAP = 0.5, 5.0  # the lease statement itself failed
 
@@ -77,10 +80,12 @@ class _Leased(_Context):
         super().__init__(post, publisher.repository, publisher.media, publisher.tokens)
         self.version = version
         self.store = store
+        self.checkpoints = 0
 
     async def checkpoint(self, **values: Any) -> None:
         await self.store.checkpoint(self.post_id, self.version, values)
         self._state.update(values)
+        self.checkpoints += 1
 
 
 class Preparer(Service):
@@ -96,12 +101,14 @@ class Preparer(Service):
         self.publisher = publisher
         self.clock = clock
         self.window = settings.prepare_seconds
+        self.ahead = self.window * LOOKAHEAD  # the heap is popped this far ahead of the clock
         self.slots = slots
         self.timers = Timers()  # keyed by the instant the preparation is due: due − window, or a retry
         # Counts for tests, the bench and logs; ``progress`` is set whenever one moves.
         self.prepared = self.failed = self.lost = 0
         self.progress = asyncio.Event()
-        self._failures: dict[uuid.UUID, tuple[int, float]] = {}  # retrying: (failures, the post's instant)
+        # Posts armed at another time than due − window (a retry): (failures, their instant).
+        self._failures: dict[uuid.UUID, tuple[int, float]] = {}
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._lease_backoff = Backoff(LEASE_RETRY_BASE, LEASE_RETRY_CAP)
 
@@ -136,12 +143,12 @@ class Preparer(Service):
             self._wakeup.clear()
             now = self.clock.now()
             free = self.slots - len(self._tasks)
-            due = self.timers.pop_due(now, min(free, LEASE_BATCH)) if free > 0 else []
+            due = self.timers.pop_due(now + self.ahead, min(free, LEASE_BATCH)) if free > 0 else []
             if due:
                 await self._start(due, now, tasks)
                 continue
             nxt = self.timers.next_due() if free > 0 else None  # full: a task's end wakes us
-            timer = None if nxt is None else loop.call_later(max(0.0, nxt - now), self._wakeup.set)
+            timer = None if nxt is None else loop.call_later(max(0.0, nxt - self.ahead - now), self._wakeup.set)
             await self._wakeup.wait()
             if timer is not None:
                 timer.cancel()
@@ -161,34 +168,36 @@ class Preparer(Service):
         return retrying[1] if retrying is not None else armed.due + self.window
 
     async def _start(self, due: list[Armed], now: float, tasks: asyncio.TaskGroup) -> None:
-        ahead = [a for a in due if self._instant(a) > now]  # the others are being published
+        pending = [a for a in due if self._instant(a) > now]  # the others are being published
         try:
-            won = await self.store.lease([(a.id, a.version) for a in ahead], self.settings.attempt_timeout_seconds)
+            won = await self.store.lease([(a.id, a.version) for a in pending], self.settings.attempt_timeout_seconds)
         except DB_ERRORS as exc:
             wait = self._lease_backoff.next()
-            logger.warning("prepare lease failed; trying again", error=str(exc), posts=len(ahead),
+            logger.warning("prepare lease failed; trying again", error=str(exc), posts=len(pending),
                            retry_in_s=round(wait, 2))
-            for armed in ahead:
-                self.timers.arm(armed.id, now + wait, armed.version)
+            for armed in pending:  # re-armed at another time: their instant is kept aside
+                self._failures.setdefault(armed.id, (0, self._instant(armed)))
+                self.timers.arm(armed.id, now + wait + self.ahead, armed.version)
             return
         self._lease_backoff.reset()
-        versions = {a.id: a.version for a in ahead}
-        self.lost += len(ahead) - len(won)
+        versions = {a.id: a.version for a in pending}
+        self.lost += len(pending) - len(won)
         self.progress.set()
-        for claimed, row in won:
-            self._tasks[claimed.id] = tasks.create_task(self._prepare(claimed, row, versions[claimed.id]))
+        for claimed, row, failed_before in won:
+            self._tasks[claimed.id] = tasks.create_task(
+                self._prepare(claimed, row, versions[claimed.id], failed_before))
 
     # -- one preparation ------------------------------------------------------------------
 
-    async def _prepare(self, claimed: ClaimedPost, row: ScheduledRow, version: int) -> None:
+    async def _prepare(self, claimed: ClaimedPost, row: ScheduledRow, version: int, failed_before: bool) -> None:
         log = logger.bind(post_id=str(claimed.id), platform=claimed.platform)
         instant = due_instant(row.key).timestamp()
         try:
-            error = await self._attempt(claimed, version, instant, log)
-            try:
-                await self.store.finish(claimed.id, version, error)
-            except DB_ERRORS as exc:
-                log.warning("could not record the preparation", error=str(exc))
+            error, made = await self._attempt(claimed, version, instant, log)
+            # A post with nothing to prepare (a text post, a webhook) costs no write: its
+            # lease simply lapses, and the instant finds nothing to reuse either way.
+            if error is not None or made or failed_before:
+                await self._finish(claimed.id, version, error, log)
         finally:
             del self._tasks[claimed.id]
             self._wakeup.set()  # a slot is free
@@ -201,23 +210,33 @@ class Preparer(Service):
             self.failed += 1
             self._again(claimed.id, version, instant, error, log)
 
-    async def _attempt(self, claimed: ClaimedPost, version: int, instant: float, log: Any) -> str | None:
-        """Prepare within the attempt deadline, cut at the instant; None, or what went wrong."""
+    async def _attempt(
+        self, claimed: ClaimedPost, version: int, instant: float, log: Any
+    ) -> tuple[str | None, bool]:
+        """Prepare within the attempt deadline, cut at the instant: (what went wrong or None,
+        whether anything was checkpointed)."""
+        context: _Leased | None = None
         try:
+            post = claimed.publishable()
+            context = _Leased(post, version, self.store, self.publisher)
             seconds = min(self.settings.attempt_timeout_seconds, instant - self.clock.now())
-            await within_deadline(self._run(claimed, version), seconds)
+            await within_deadline(self._run(claimed, post, context), seconds)
         except Exception as exc:  # this post's problem, recorded on its row: every other goes on
             if not isinstance(exc, PublishError):
                 log.error("preparation raised an unexpected error", exc_info=exc)
-            return _describe(exc)
-        return None
+            return _describe(exc), context is not None and context.checkpoints > 0
+        return None, context.checkpoints > 0
 
-    async def _run(self, claimed: ClaimedPost, version: int) -> None:
-        post = claimed.publishable()
+    async def _finish(self, post_id: uuid.UUID, version: int, error: str | None, log: Any) -> None:
+        try:
+            await self.store.finish(post_id, version, error)
+        except DB_ERRORS as exc:
+            log.warning("could not record the preparation", error=str(exc))
+
+    async def _run(self, claimed: ClaimedPost, post: Post, context: _Leased) -> None:
         connection = claimed.connection()
         adapter = self.publisher.registry.get(claimed.platform)
         async with self.publisher.pacer.slot(claimed.platform, str(connection.id)):
-            context = _Leased(post, version, self.store, self.publisher)
             await prepare(adapter, post, connection, context)
 
     def _again(self, post_id: uuid.UUID, version: int, instant: float, error: str, log: Any) -> None:
@@ -229,7 +248,7 @@ class Preparer(Service):
             log.warning("preparation failed; the post is prepared again at its instant", error=error)
             return
         self._failures[post_id] = (failures, instant)
-        self.timers.arm(post_id, at, version)
+        self.timers.arm(post_id, at + self.ahead, version)  # popped at ``at``, not earlier
         self._wakeup.set()
         log.warning("preparation failed; trying again", error=error, retry_in_s=round(at - self.clock.now(), 1))
 

@@ -22,7 +22,7 @@ WITH leased AS (
  RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
            p.thread, p.first_comment, p.platform_options,
            p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
-           p.attempt_count, p.publish_state, p.schedule_version
+           p.attempt_count, p.publish_state, p.prepare_error IS NOT NULL AS failed_before
 )
 SELECT l.*,
        camp.user_id,
