@@ -127,7 +127,7 @@ class Daemon:
         writer = OutcomeWriter(repository, stop_timeout=OUTCOME_STOP_SECONDS)
         publisher = Publisher(s, repository, registry, writer, self.clock, client, self.metrics)
         store = PrepareStore(repository.pool, self.run_id, max_content_chars=s.max_content_chars)
-        preparer = self.preparer = Preparer(s, store, publisher, self.clock)
+        preparer = self.preparer = Preparer(s, store, publisher, self.clock, armed=lambda: dispatcher.timers)
         dispatcher = Dispatcher(
             s, repository, publisher, self.clock, reject=writer.reject, request_resync=self._request_resync,
             on_armed=preparer.on_armed,

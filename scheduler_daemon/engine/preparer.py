@@ -8,15 +8,18 @@ connection: the fingerprint matches) and only the final call goes out.
 
 Each post, in this service::
 
-    armed (dispatcher's on_armed) ──due − window──▶ due ──lease won──▶ preparing
-      │  disarmed / re-armed: the heap entry is replaced or dropped       │
-      │                                                     ┌─────────────┴──────────┐
-      │                                                 succeeded                  failed
-      │                                      prepared_version = version   prepare_error = why;
-      │                                      (prepare_error cleared)      armed again after a
-      │                                                                   backoff, if before the instant
-      └─ lease lost (another replica has it, the row changed, already prepared): dropped
+    armed: the dispatcher's on_armed (due within the frontier), or its timers as the
+    │      frontier passes; re-armed: the entry replaced; disarmed: dropped
+    └──due − window──▶ due ──lease won──▶ preparing ─┬─ succeeded: prepared_version = version,
+            │                                        │  prepare_error cleared
+            │                                        └─ failed: prepare_error = why; armed again
+            │                                           after a backoff, if before the instant
+            └── lease lost (another replica has it, the row changed, already prepared): dropped
 
+* The frontier is a window and two steps (a step: a tenth of the window) ahead: this heap
+  holds the posts due before it, never the whole schedule; once a step the posts the
+  frontier passes are taken from the dispatcher's timers (``Timers.due_by``: it costs the
+  posts due by then, not the table).
 * A post armed closer to its instant than the window is due at once; one whose instant has
   passed is the dispatcher's alone.
 * The lease (migrations/010) is a compare-and-swap UPDATE for a batch; it lasts one attempt
@@ -41,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -65,9 +69,12 @@ logger = structlog.get_logger("scheduler_daemon.preparer")
 # connections, not the platform's pacing, which still applies (``Pacer``) to every one.
 PREPARE_SLOTS = 1000
 LEASE_BATCH = 1000
-# Posts whose window opens within this fraction of it are leased together: one statement for
-# a schedule's neighbours instead of one each (they are prepared up to 10% earlier).
-LOOKAHEAD = 0.1
+# A tenth of the window is the step: posts whose window opens within a step are leased
+# together (one statement for a schedule's neighbours, prepared up to a step earlier), and
+# the posts due within the window and two steps are taken from the dispatcher's timers once
+# a step, so this heap holds those only, never the whole schedule.
+STEP = 0.1
+MIN_STEP = 0.5  # seconds: a tiny window must not make the sleeper spin
 RETRY_BASE, RETRY_CAP = 5.0, 60.0  # a failed preparation, again, until the instant
 LEASE_RETRY_BASE, LEASE_RETRY_CAP = 0.5, 5.0  # the lease statement itself failed
 
@@ -93,7 +100,7 @@ class Preparer(Service):
 
     def __init__(
         self, settings: Settings, store: PrepareStore, publisher: Publisher, clock: Clock, *,
-        slots: int = PREPARE_SLOTS,
+        armed: Callable[[], Timers], slots: int = PREPARE_SLOTS,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -101,9 +108,13 @@ class Preparer(Service):
         self.publisher = publisher
         self.clock = clock
         self.window = settings.prepare_seconds
-        self.ahead = self.window * LOOKAHEAD  # the heap is popped this far ahead of the clock
+        self.ahead = max(self.window * STEP, MIN_STEP)  # the heap is popped this far ahead of the clock
         self.slots = slots
-        self.timers = Timers()  # keyed by the instant the preparation is due: due − window, or a retry
+        self.armed = armed  # the dispatcher's timers (a sync replaces them)
+        # Keyed by when the preparation is due (due − window, or a retry), for the posts due
+        # by ``frontier``; the later ones are taken from ``armed`` as the frontier moves.
+        self.timers = Timers()
+        self.frontier = clock.now() + self.window + 2 * self.ahead
         # Counts for tests, the bench and logs; ``progress`` is set whenever one moves.
         self.prepared = self.failed = self.lost = 0
         self.progress = asyncio.Event()
@@ -124,12 +135,19 @@ class Preparer(Service):
         retrying = self._failures.get(post_id)
         if retrying is not None and retrying[1] != due:  # rescheduled: a fresh start
             del self._failures[post_id]
-        if self.timers.arm(post_id, due - self.window, version):
+        if due > self.frontier:  # taken from the dispatcher's timers when the frontier gets there
+            self.timers.cancel(post_id)
+        elif self.timers.arm(post_id, due - self.window, version):
             self._wakeup.set()
 
     # -- the sleeper ---------------------------------------------------------------------
 
     async def run(self) -> None:
+        if self.window <= 0:  # SCHEDULER_PREPARE_SECONDS=0: everything is prepared at the instant
+            self.started.set()
+            while not self.stopping:
+                await self._pause(3600)
+            return
         async with asyncio.TaskGroup() as tasks:
             self.started.set()
             try:
@@ -142,16 +160,26 @@ class Preparer(Service):
         while not self.stopping:
             self._wakeup.clear()
             now = self.clock.now()
+            if now >= self.frontier - self.window - self.ahead:
+                self._advance(now)
             free = self.slots - len(self._tasks)
             due = self.timers.pop_due(now + self.ahead, min(free, LEASE_BATCH)) if free > 0 else []
             if due:
                 await self._start(due, now, tasks)
                 continue
+            advance = self.frontier - self.window - self.ahead
             nxt = self.timers.next_due() if free > 0 else None  # full: a task's end wakes us
-            timer = None if nxt is None else loop.call_later(max(0.0, nxt - self.ahead - now), self._wakeup.set)
+            wake = advance if nxt is None else min(advance, nxt - self.ahead)
+            timer = loop.call_later(max(0.0, wake - now), self._wakeup.set)
             await self._wakeup.wait()
-            if timer is not None:
-                timer.cancel()
+            timer.cancel()
+
+    def _advance(self, now: float) -> None:
+        """Move the frontier a window and two steps ahead, arming what it passes."""
+        frontier = now + self.window + 2 * self.ahead
+        for armed in self.armed().due_by(frontier, self.frontier):
+            self.timers.arm(armed.id, armed.due - self.window, armed.version)
+        self.frontier = frontier
 
     async def _cut_short(self) -> None:
         """Stop: cancel the preparations in flight and give their leases back."""

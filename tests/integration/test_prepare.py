@@ -121,6 +121,26 @@ async def test_an_image_is_uploaded_before_the_instant_and_only_the_create_call_
     assert (await row(db, post_id))["status"] == "published"
 
 
+async def test_a_post_beyond_the_window_is_prepared_when_its_window_opens(
+    db, watcher, start_daemon,  # type: ignore[no-untyped-def]
+) -> None:
+    # A short window, so that the post is armed beyond the preparer's frontier (window and
+    # two steps: 3 s) and reaches it through the dispatcher's timers, as a far post would.
+    fake = fresh_fake()
+    held = HeldUploads(fake)
+    held.release.set()
+    daemon = (await start_daemon(transport=held.transport(), platforms=settings(), prepare_seconds=2.0)).daemon
+    preparer = daemon.preparer
+    campaign = await mastodon_user(db, fake)
+    post_id = await insert_post(db, campaign, soon(6.0), platform="mastodon", content="a cat", media=MEDIA)
+    await until([preparer], lambda: preparer.prepared == 1)
+    r = await row(db, post_id)
+    assert (r["status"], r["prepared_version"]) == ("scheduled", r["schedule_version"])
+    before = len(fake.requests)
+    await watcher.wait(post_id, "published", "draft", timeout=WAIT)
+    assert held.paths(before) == [CREATE]
+
+
 async def test_an_edit_after_preparation_prepares_again(
     db, watcher, start_daemon,  # type: ignore[no-untyped-def]
 ) -> None:
