@@ -128,16 +128,15 @@ class Preparer(Service):
     def on_armed(self, post_id: uuid.UUID, due: float | None, version: int) -> None:
         if self.window <= 0 or self.stopping:
             return
-        if due is None:
+        if due is None or due > self.frontier:  # a far one is taken from the dispatcher's timers later
             self.timers.cancel(post_id)
-            self._failures.pop(post_id, None)
+            if self._failures:
+                self._failures.pop(post_id, None)
             return
-        retrying = self._failures.get(post_id)
+        retrying = self._failures.get(post_id) if self._failures else None
         if retrying is not None and retrying[1] != due:  # rescheduled: a fresh start
             del self._failures[post_id]
-        if due > self.frontier:  # taken from the dispatcher's timers when the frontier gets there
-            self.timers.cancel(post_id)
-        elif self.timers.arm(post_id, due - self.window, version):
+        if self.timers.arm(post_id, due - self.window, version):
             self._wakeup.set()
 
     # -- the sleeper ---------------------------------------------------------------------
