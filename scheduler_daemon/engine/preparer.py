@@ -20,8 +20,8 @@ Each post, in this service::
   holds the posts due before it, never the whole schedule; once a step the posts the
   frontier passes are taken from the dispatcher's timers (``Timers.due_by``: it costs the
   posts due by then, not the table).
-* A post armed closer to its instant than the window is due at once; one whose instant has
-  passed is the dispatcher's alone.
+* A post armed closer to its instant than the window is due at once; one due in less than
+  ``MIN_LEAD_SECONDS`` is the dispatcher's alone.
 * The lease (migrations/010) is a compare-and-swap UPDATE for a batch; it lasts one attempt
   deadline and is given back by the write that ends the preparation (or on stop), so two
   replicas do not both prepare a post, and no lock is held across the platform's calls. A
@@ -75,6 +75,9 @@ LEASE_BATCH = 1000
 # a step, so this heap holds those only, never the whole schedule.
 STEP = 0.1
 MIN_STEP = 0.5  # seconds: a tiny window must not make the sleeper spin
+# A post due sooner than this is left to its instant: a preparation would hardly be done by
+# then, and the instant's own would only repeat its uploads.
+MIN_LEAD_SECONDS = 1.0
 RETRY_BASE, RETRY_CAP = 5.0, 60.0  # a failed preparation, again, until the instant
 LEASE_RETRY_BASE, LEASE_RETRY_CAP = 0.5, 5.0  # the lease statement itself failed
 
@@ -195,7 +198,7 @@ class Preparer(Service):
         return retrying[1] if retrying is not None else armed.due + self.window
 
     async def _start(self, due: list[Armed], now: float, tasks: asyncio.TaskGroup) -> None:
-        pending = [a for a in due if self._instant(a) > now]  # the others are being published
+        pending = [a for a in due if self._instant(a) > now + MIN_LEAD_SECONDS]
         try:
             won = await self.store.lease([(a.id, a.version) for a in pending], self.settings.attempt_timeout_seconds)
         except DB_ERRORS as exc:
@@ -270,7 +273,7 @@ class Preparer(Service):
         """Arm a failed preparation again after a backoff, unless the instant comes first."""
         failures = self._failures.get(post_id, (0, instant))[0] + 1
         at = self.clock.now() + delay(failures, RETRY_BASE, RETRY_CAP)
-        if at >= instant or self.stopping:
+        if at + MIN_LEAD_SECONDS >= instant or self.stopping:
             self._failures.pop(post_id, None)
             log.warning("preparation failed; the post is prepared again at its instant", error=error)
             return

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -57,7 +58,39 @@ class HeldUploads:
         return [r.url.path for r in self.fake.requests[since:]]
 
 
-async def mastodon_user(db: asyncpg.Connection, fake: MastodonFake) -> uuid.UUID:
+def prepared(r: asyncpg.Record) -> Any:
+    return json.loads(r["publish_state"])["prepared"]["value"]
+
+
+@dataclass
+class Scene:
+    """Daemons against one Mastodon fake (processed at once: the upload is what is held), and
+    a campaign of a user connected there."""
+
+    fake: MastodonFake
+    held: HeldUploads
+    preparers: list[Preparer]
+    campaign: uuid.UUID
+
+    @property
+    def preparer(self) -> Preparer:
+        return self.preparers[0]
+
+    async def schedule(self, db: asyncpg.Connection, seconds: float) -> uuid.UUID:
+        return await insert_post(db, self.campaign, soon(seconds), platform="mastodon", content="a cat", media=MEDIA)
+
+
+async def scene(db: asyncpg.Connection, start_daemon: Any, *, released: bool = True, daemons: int = 1,
+                **overrides: Any) -> Scene:
+    fake = MastodonFake()
+    fake.processing_polls = 0
+    held = HeldUploads(fake)
+    if released:
+        held.release.set()
+    preparers = []
+    for _ in range(daemons):
+        daemon = (await start_daemon(transport=held.transport(), platforms=settings(), **overrides)).daemon
+        preparers.append(daemon.preparer)
     user = uuid.uuid4()
     campaign: uuid.UUID = await db.fetchval("INSERT INTO content_campaigns (user_id) VALUES ($1) RETURNING id", user)
     await db.execute(
@@ -65,13 +98,7 @@ async def mastodon_user(db: asyncpg.Connection, fake: MastodonFake) -> uuid.UUID
         " VALUES ($1, 'mastodon', 'alice', $2, $3::jsonb)",
         user, fake.valid_token, json.dumps({"instance_url": "https://mastodon.test"}),
     )
-    return campaign
-
-
-async def running(start_daemon: Any, held: HeldUploads) -> Preparer:
-    daemon = (await start_daemon(transport=held.transport(), platforms=settings())).daemon
-    assert daemon.preparer is not None
-    return daemon.preparer  # type: ignore[no-any-return]
+    return Scene(fake, held, preparers, campaign)
 
 
 async def until(preparers: list[Preparer], done: Callable[[], bool]) -> None:
@@ -87,37 +114,24 @@ async def until(preparers: list[Preparer], done: Callable[[], bool]) -> None:
                     w.cancel()
 
 
-def prepared(r: asyncpg.Record) -> Any:
-    return json.loads(r["publish_state"])["prepared"]["value"]
-
-
-def fresh_fake() -> MastodonFake:
-    fake = MastodonFake()
-    fake.processing_polls = 0  # processed at once: the upload is what the test holds
-    return fake
-
-
 async def test_an_image_is_uploaded_before_the_instant_and_only_the_create_call_goes_out_at_it(
     db, watcher, start_daemon,  # type: ignore[no-untyped-def]
 ) -> None:
-    fake = fresh_fake()
-    held = HeldUploads(fake)
-    preparer = await running(start_daemon, held)
-    campaign = await mastodon_user(db, fake)
-    post_id = await insert_post(db, campaign, soon(4.0), platform="mastodon", content="a cat", media=MEDIA)
+    s = await scene(db, start_daemon, released=False)
+    post_id = await s.schedule(db, 4.0)
     async with asyncio.timeout(WAIT):
-        await held.seen.wait()
+        await s.held.seen.wait()
     assert (await row(db, post_id))["status"] == "scheduled"  # the upload runs ahead of the instant
-    held.release.set()
-    await until([preparer], lambda: preparer.prepared == 1)
+    s.held.release.set()
+    await until(s.preparers, lambda: s.preparer.prepared == 1)
     r = await row(db, post_id)
     assert (r["status"], r["prepared_version"], r["prepare_error"]) == ("scheduled", r["schedule_version"], None)
     assert prepared(r) == {"media_ids": ["22348641"]}
-    before = len(fake.requests)
-    assert held.paths() == [UPLOAD, "/api/v1/media/22348641"]  # the upload and its status
+    before = len(s.fake.requests)
+    assert s.held.paths() == [UPLOAD, "/api/v1/media/22348641"]  # the upload and its status
     await watcher.wait(post_id, "published", "draft", timeout=WAIT)
-    assert held.paths(before) == [CREATE]  # the instant's only call
-    assert [p.media for p in fake.posts] == [["22348641"]]
+    assert s.held.paths(before) == [CREATE]  # the instant's only call
+    assert [p.media for p in s.fake.posts] == [["22348641"]]
     assert (await row(db, post_id))["status"] == "published"
 
 
@@ -126,57 +140,43 @@ async def test_a_post_beyond_the_window_is_prepared_when_its_window_opens(
 ) -> None:
     # A short window, so that the post is armed beyond the preparer's frontier (window and
     # two steps: 3 s) and reaches it through the dispatcher's timers, as a far post would.
-    fake = fresh_fake()
-    held = HeldUploads(fake)
-    held.release.set()
-    daemon = (await start_daemon(transport=held.transport(), platforms=settings(), prepare_seconds=2.0)).daemon
-    preparer = daemon.preparer
-    campaign = await mastodon_user(db, fake)
-    post_id = await insert_post(db, campaign, soon(6.0), platform="mastodon", content="a cat", media=MEDIA)
-    await until([preparer], lambda: preparer.prepared == 1)
+    s = await scene(db, start_daemon, prepare_seconds=2.0)
+    post_id = await s.schedule(db, 6.0)
+    await until(s.preparers, lambda: s.preparer.prepared == 1)
     r = await row(db, post_id)
     assert (r["status"], r["prepared_version"]) == ("scheduled", r["schedule_version"])
-    before = len(fake.requests)
+    before = len(s.fake.requests)
     await watcher.wait(post_id, "published", "draft", timeout=WAIT)
-    assert held.paths(before) == [CREATE]
+    assert s.held.paths(before) == [CREATE]
 
 
 async def test_an_edit_after_preparation_prepares_again(
     db, watcher, start_daemon,  # type: ignore[no-untyped-def]
 ) -> None:
-    fake = fresh_fake()
-    held = HeldUploads(fake)
-    held.release.set()
-    preparer = await running(start_daemon, held)
-    campaign = await mastodon_user(db, fake)
-    first = soon(30.0)
-    post_id = await insert_post(db, campaign, first, platform="mastodon", content="a cat", media=MEDIA)
-    await until([preparer], lambda: preparer.prepared == 1)
+    s = await scene(db, start_daemon)
+    post_id = await s.schedule(db, 30.0)
+    await until(s.preparers, lambda: s.preparer.prepared == 1)
     version = (await row(db, post_id))["schedule_version"]
     date, time = local(soon(4.0))  # the user moves it: a new version, its artifacts dropped
     await db.execute("UPDATE content_posts SET scheduled_date = $2, scheduled_time = $3 WHERE id = $1",
                      post_id, date, time)
-    await until([preparer], lambda: preparer.prepared == 2)
+    await until(s.preparers, lambda: s.preparer.prepared == 2)
     r = await row(db, post_id)
     assert r["schedule_version"] > version and r["prepared_version"] == r["schedule_version"]
     assert prepared(r) == {"media_ids": ["22348642"]}
-    before = len(fake.requests)
+    before = len(s.fake.requests)
     await watcher.wait(post_id, "published", "draft", timeout=WAIT)
-    assert held.paths(before) == [CREATE]
-    assert held.paths().count(UPLOAD) == 2 and [p.media for p in fake.posts] == [["22348642"]]
+    assert s.held.paths(before) == [CREATE]
+    assert s.held.paths().count(UPLOAD) == 2 and [p.media for p in s.fake.posts] == [["22348642"]]
 
 
 async def test_a_failed_preparation_shows_in_the_row_and_in_status_and_the_post_stays_scheduled(
     db, dsn, start_daemon,  # type: ignore[no-untyped-def]
 ) -> None:
-    fake = fresh_fake()
-    fake.fail_at = {UPLOAD: ["transient"]}  # the instance answers 503 to the upload, once
-    held = HeldUploads(fake)
-    held.release.set()
-    preparer = await running(start_daemon, held)
-    campaign = await mastodon_user(db, fake)
-    post_id = await insert_post(db, campaign, soon(200.0), platform="mastodon", content="a cat", media=MEDIA)
-    await until([preparer], lambda: preparer.failed == 1)
+    s = await scene(db, start_daemon)
+    s.fake.fail_at = {UPLOAD: ["transient"]}  # the instance answers 503 to the upload, once
+    post_id = await s.schedule(db, 200.0)
+    await until(s.preparers, lambda: s.preparer.failed == 1)
     r = await row(db, post_id)
     assert r["status"] == "scheduled" and r["prepared_version"] is None
     assert "503" in r["prepare_error"] or "Remote data" in r["prepare_error"], r["prepare_error"]
@@ -189,18 +189,15 @@ async def test_a_failed_preparation_shows_in_the_row_and_in_status_and_the_post_
 
 
 async def test_two_daemons_prepare_a_post_once(db, watcher, start_daemon) -> None:  # type: ignore[no-untyped-def]
-    fake = fresh_fake()
-    held = HeldUploads(fake)
-    preparers = [await running(start_daemon, held), await running(start_daemon, held)]
-    campaign = await mastodon_user(db, fake)
-    post_id = await insert_post(db, campaign, soon(5.0), platform="mastodon", content="a cat", media=MEDIA)
+    s = await scene(db, start_daemon, released=False, daemons=2)
+    post_id = await s.schedule(db, 5.0)
     async with asyncio.timeout(WAIT):
-        await held.seen.wait()
-    await until(preparers, lambda: sum(p.lost for p in preparers) == 1)  # the other replica: lease lost
-    held.release.set()
-    await until(preparers, lambda: sum(p.prepared for p in preparers) == 1)
+        await s.held.seen.wait()
+    await until(s.preparers, lambda: sum(p.lost for p in s.preparers) == 1)  # the other replica: lease lost
+    s.held.release.set()
+    await until(s.preparers, lambda: sum(p.prepared for p in s.preparers) == 1)
     await watcher.wait(post_id, "published", "draft", timeout=WAIT)
-    assert held.paths() == [UPLOAD, "/api/v1/media/22348641", CREATE] and len(fake.posts) == 1
+    assert s.held.paths() == [UPLOAD, "/api/v1/media/22348641", CREATE] and len(s.fake.posts) == 1
 
 
 async def test_a_tenant_cannot_write_the_preparers_columns(db) -> None:  # type: ignore[no-untyped-def]
