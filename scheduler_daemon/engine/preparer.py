@@ -17,9 +17,9 @@ Each post, in this service::
             └── lease lost (another replica has it, the row changed, already prepared): dropped
 
 * The frontier is a window and two steps (a step: a tenth of the window) ahead: this heap
-  holds the posts due before it, never the whole schedule; once a step the posts the
-  frontier passes are taken from the dispatcher's timers (``Timers.due_by``: it costs the
-  posts due by then, not the table).
+  holds the posts due before it (and two steps past it), never the whole schedule; once a
+  step the posts the frontier passes are taken from the dispatcher's timers
+  (``Timers.due_by``: it costs the posts due by then, not the table).
 * A post armed closer to its instant than the window is due at once; one due in less than
   ``MIN_LEAD_SECONDS`` is the dispatcher's alone.
 * The lease (migrations/010) is a compare-and-swap UPDATE for a batch; it lasts one attempt
@@ -131,7 +131,11 @@ class Preparer(Service):
     def on_armed(self, post_id: uuid.UUID, due: float | None, version: int) -> None:
         if self.window <= 0 or self.stopping:
             return
-        if due is None or due > self.frontier:  # a far one is taken from the dispatcher's timers later
+        # A far post is taken from the dispatcher's timers when the frontier passes it. Two steps
+        # past the frontier are armed here all the same: a sync's posts reach the dispatcher's
+        # timers only at its end, and the next advance, which may come first, must not miss
+        # them (it finds them armed, not yet due: an advance comes before their pop).
+        if due is None or due > self.frontier + 2 * self.ahead:
             self.timers.cancel(post_id)
             if self._failures:
                 self._failures.pop(post_id, None)
