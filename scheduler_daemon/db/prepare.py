@@ -35,13 +35,13 @@ class PrepareStore:
         won = await self.pool.fetch(q("prepare_lease"), list(ids), list(versions), self.instance_id, seconds)
         return [(rows.claimed(r, self.max_content_chars), rows.scheduled_row(r), r["failed_before"]) for r in won]
 
-    async def checkpoint(self, post_id: uuid.UUID, version: int, values: dict[str, Any]) -> None:
-        await self.pool.execute(q("prepare_checkpoint"), post_id, values, version, self.instance_id)
-
-    async def finish(self, post_id: uuid.UUID, version: int, error: str | None) -> None:
-        """Prepared for ``version`` (``error`` None), or failed with ``error``; the lease ends."""
+    async def finish(
+        self, post_id: uuid.UUID, version: int, error: str | None, made: dict[str, Any] | None = None
+    ) -> None:
+        """Prepared for ``version`` with the checkpoints ``made`` (``error`` None), or failed
+        with ``error`` (what it made is dropped); the lease ends either way."""
         message = SECRETS.scrub(error)[:2000] if error else None
-        await self.pool.execute(q("prepare_finish"), post_id, version, message, self.instance_id)
+        await self.pool.execute(q("prepare_finish"), post_id, version, message, self.instance_id, made or {})
 
     async def release(self, post_ids: Sequence[uuid.UUID]) -> None:
         if post_ids:

@@ -30,8 +30,9 @@ Each post, in this service::
 * Each preparation runs in its own task of the service's TaskGroup, inside its own error
   boundary and the attempt deadline, cut at the instant (from then on the publisher
   prepares); at most ``PREPARE_SLOTS`` at once.
-* Every write is for the version leased: an edit that moves the instant (a new
-  schedule_version) makes the writes miss, clears the lease and the error (010's trigger)
+* What a preparation made is written once, when it succeeded, with the end of the lease,
+  and only for the version leased: an edit that moves the instant (a new
+  schedule_version) makes the write miss, clears the lease and the error (010's trigger)
   and re-arms the post, which is prepared again. An edit of the content alone is caught by
   the fingerprint at the instant, which then prepares anew.
 
@@ -83,19 +84,18 @@ LEASE_RETRY_BASE, LEASE_RETRY_CAP = 0.5, 5.0  # the lease statement itself faile
 
 
 class _Leased(_Context):
-    """The publisher's attempt context, checkpointing to a row still scheduled at ``version``
-    under our lease (the publisher's checkpoints need a claim)."""
+    """The publisher's attempt context whose checkpoints are kept aside (``made``) and
+    written by the one statement that ends a successful preparation: a preparation that
+    fails or is cut short at the instant leaves nothing half-made on the row (a container
+    created but never ``FINISHED`` that the instant would publish unchecked)."""
 
-    def __init__(self, post: Post, version: int, store: PrepareStore, publisher: Publisher) -> None:
+    def __init__(self, post: Post, publisher: Publisher) -> None:
         super().__init__(post, publisher.repository, publisher.media, publisher.tokens)
-        self.version = version
-        self.store = store
-        self.checkpoints = 0
+        self.made: dict[str, Any] = {}
 
     async def checkpoint(self, **values: Any) -> None:
-        await self.store.checkpoint(self.post_id, self.version, values)
         self._state.update(values)
-        self.checkpoints += 1
+        self.made.update(values)
 
 
 class Preparer(Service):
@@ -227,11 +227,11 @@ class Preparer(Service):
         log = logger.bind(post_id=str(claimed.id), platform=claimed.platform)
         instant = due_instant(row.key).timestamp()
         try:
-            error, made = await self._attempt(claimed, version, instant, log)
+            error, made = await self._attempt(claimed, instant, log)
             # A post with nothing to prepare (a text post, a webhook) costs no write: its
             # lease simply lapses, and the instant finds nothing to reuse either way.
             if error is not None or made or failed_before:
-                await self._finish(claimed.id, version, error, log)
+                await self._finish(claimed.id, version, error, made, log)
         finally:
             del self._tasks[claimed.id]
             self._wakeup.set()  # a slot is free
@@ -244,26 +244,25 @@ class Preparer(Service):
             self.failed += 1
             self._again(claimed.id, version, instant, error, log)
 
-    async def _attempt(
-        self, claimed: ClaimedPost, version: int, instant: float, log: Any
-    ) -> tuple[str | None, bool]:
+    async def _attempt(self, claimed: ClaimedPost, instant: float, log: Any) -> tuple[str | None, dict[str, Any]]:
         """Prepare within the attempt deadline, cut at the instant: (what went wrong or None,
-        whether anything was checkpointed)."""
-        context: _Leased | None = None
+        the checkpoints it made)."""
         try:
             post = claimed.publishable()
-            context = _Leased(post, version, self.store, self.publisher)
+            context = _Leased(post, self.publisher)
             seconds = min(self.settings.attempt_timeout_seconds, instant - self.clock.now())
             await within_deadline(self._run(claimed, post, context), seconds)
         except Exception as exc:  # this post's problem, recorded on its row: every other goes on
             if not isinstance(exc, PublishError):
                 log.error("preparation raised an unexpected error", exc_info=exc)
-            return _describe(exc), context is not None and context.checkpoints > 0
-        return None, context.checkpoints > 0
+            return _describe(exc), {}
+        return None, context.made
 
-    async def _finish(self, post_id: uuid.UUID, version: int, error: str | None, log: Any) -> None:
+    async def _finish(
+        self, post_id: uuid.UUID, version: int, error: str | None, made: dict[str, Any], log: Any
+    ) -> None:
         try:
-            await self.store.finish(post_id, version, error)
+            await self.store.finish(post_id, version, error, made)
         except DB_ERRORS as exc:
             log.warning("could not record the preparation", error=str(exc))
 

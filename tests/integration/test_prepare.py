@@ -27,6 +27,7 @@ from scheduler_daemon.engine.preparer import Preparer
 from support.helpers import insert_post, local, row, soon
 from support.platforms.cases import settings
 from support.platforms.context import IMAGE, IMAGE_URL
+from support.platforms.fakes.instagram import InstagramFake
 from support.platforms.fakes.mastodon import MastodonFake
 
 UPLOAD, CREATE = "/api/v2/media", "/api/v1/statuses"
@@ -223,3 +224,35 @@ async def test_a_tenant_cannot_write_the_preparers_columns(db) -> None:  # type:
     finally:
         await db.execute(f"DROP OWNED BY {tenant}")
         await db.execute(f"DROP ROLE {tenant}")
+
+
+async def test_a_failed_preparation_leaves_nothing_half_made_and_its_retry_prepares_anew(
+    db, watcher, start_daemon,  # type: ignore[no-untyped-def]
+) -> None:
+    # Instagram: the container is created, then its status polls fail. Had its id been kept,
+    # the instant would publish a container nobody saw FINISHED (a first attempt does not
+    # check it); the retry before the instant makes a new one and waits for it.
+    fake = InstagramFake()
+    fake.fail_at = {"/c1": ["transient"] * 3}
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        return await fake.handle(request)
+
+    daemon = (await start_daemon(transport=httpx.MockTransport(handle), platforms=settings(
+        {"SCHEDULER_MEDIA_POLL_INTERVAL_SECONDS": "0.05"}))).daemon
+    preparer = daemon.preparer
+    user = uuid.uuid4()
+    campaign = await db.fetchval("INSERT INTO content_campaigns (user_id) VALUES ($1) RETURNING id", user)
+    await db.execute("INSERT INTO platform_connections (user_id, platform, account_id, access_token)"
+                     " VALUES ($1, 'instagram', '17841', $2)", user, fake.valid_token)
+    post_id = await insert_post(db, campaign, soon(12.0), platform="instagram", content="a cat", media=MEDIA)
+    await until([preparer], lambda: preparer.failed == 1)
+    r = await row(db, post_id)
+    assert r["status"] == "scheduled" and r["prepare_error"] and json.loads(r["publish_state"]) == {}
+    await until([preparer], lambda: preparer.prepared == 1)
+    r = await row(db, post_id)
+    assert (json.loads(r["publish_state"])["container_id"], r["prepare_error"]) == ("c2", None)
+    before = len(fake.requests)
+    await watcher.wait(post_id, "published", "draft", timeout=WAIT)
+    assert [q.url.path for q in fake.requests[before:]] == ["/v26.0/17841/media_publish", "/v26.0/m1"]
+    assert [p.text for p in fake.posts] == ["a cat"] and fake.containers["c2"]["status"] == "PUBLISHED"

@@ -1,8 +1,8 @@
 -- The preparer's statements (engine/preparer.py: SCHEDULER_PREPARE_SECONDS), by name.
 -- Each one holds no lock beyond itself: the lease (prepare_lease, prepare_lease_until,
--- migrations/010) is a compare-and-swap, and every write is for the row's version as it
--- was leased (a reschedule, a cancel or the claim at the instant bumps schedule_version,
--- and 010's trigger then clears the lease).
+-- migrations/010) is a compare-and-swap, and the one write that ends a preparation is for
+-- the row's version as it was leased (a reschedule, a cancel or the claim at the instant
+-- bumps schedule_version, and 010's trigger then clears the lease).
 
 -- name: prepare_lease
 -- Lease the (id, version) pairs still scheduled at that version, not yet prepared for it,
@@ -38,18 +38,13 @@ SELECT l.*,
   FROM leased l
   LEFT JOIN content_campaigns camp ON camp.id = l.campaign_id;
 
--- name: prepare_checkpoint
--- What a preparation made (publish_state keys, as delivery.py names them), kept only while
--- the row is still the version it was leased at and the lease is still ours.
-UPDATE content_posts
-   SET publish_state = publish_state || $2::jsonb
- WHERE id = $1 AND status = 'scheduled' AND schedule_version = $3 AND prepare_lease = $4;
-
 -- name: prepare_finish
--- The end of one preparation: $3 NULL = prepared for version $2 (the error cleared), else
--- the error the user sees. The lease is given back either way.
+-- The end of one preparation: $3 NULL = prepared for version $2, its checkpoints ($5,
+-- publish_state keys as delivery.py and the adapter name them) kept and the error cleared;
+-- else the error the user sees, and nothing of what it made. The lease is given back.
 UPDATE content_posts
    SET prepared_version = CASE WHEN $3::text IS NULL THEN $2 ELSE prepared_version END,
+       publish_state = CASE WHEN $3::text IS NULL THEN publish_state || $5::jsonb ELSE publish_state END,
        prepare_error = $3::text,
        prepare_lease = NULL,
        prepare_lease_until = NULL
