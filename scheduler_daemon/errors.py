@@ -12,6 +12,7 @@
         │   ├── AuthError                token invalid/revoked: "reconnect <platform>"
         │   │   └── RefreshableAuthError     expired: a token refresh may cure it (adapters refresh once)
         │   ├── ContentRejectedError     the platform (or our validation) rejected the content
+        │   │   └── MediaTooLargeError       a media download went past its cap
         │   └── PlatformConfigError      a setting or the target is wrong (names the setting)
         │       └── AddressNotAllowedError   the outbound guard refused the target's address
         ├── RetryablePublishError    the post waits and goes out later
@@ -74,6 +75,15 @@ class RefreshableAuthError(AuthError):
 
 class ContentRejectedError(PermanentPublishError):
     """The content breaks a platform rule (checked locally or by the platform)."""
+
+
+class MediaTooLargeError(ContentRejectedError):
+    """A media download went past its cap (the platform's limit or the daemon's): nothing
+    of it is kept; adapters restate it with the platform's rule."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class PlatformConfigError(PermanentPublishError):

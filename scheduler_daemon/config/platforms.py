@@ -16,6 +16,8 @@ THREADS, BLUESKY, MASTODON, TELEGRAM, DISCORD, SLACK, WEBHOOK, LOG):
   warns 60 days before one sunsets and refuses to start past it.
 * ``SCHEDULER_<P>_CLIENT_ID`` / ``SCHEDULER_<P>_CLIENT_SECRET``: app credentials used to
   refresh tokens (X, LinkedIn, Slack); never read from a connection row.
+  ``SCHEDULER_FACEBOOK_CLIENT_ID`` is the Meta app's id: Facebook Page videos that are not
+  Reels need it (their upload session belongs to the app; ``platforms.facebook_video``).
 * ``SCHEDULER_<P>_CONCURRENCY`` / ``SCHEDULER_<P>_ACCOUNT_CONCURRENCY``: publishes in
   flight at once per platform and per account (see ``platforms.pacing.Pacer``).
 * ``SCHEDULER_MEDIA_POLL_INTERVAL_SECONDS`` / ``SCHEDULER_MEDIA_POLL_TIMEOUT_SECONDS``:

@@ -41,7 +41,13 @@ from typing import Any, Protocol
 import httpx
 
 from ..config.platforms import PlatformSettings
-from ..errors import AddressNotAllowedError, ContentRejectedError, PlatformConfigError, TransientError
+from ..errors import (
+    AddressNotAllowedError,
+    ContentRejectedError,
+    MediaTooLargeError,
+    PlatformConfigError,
+    TransientError,
+)
 from ..mediafile import MediaFile, MediaTooLarge, Spool
 from ..models import MediaItem
 from ..net.transport import MAX_BYTES, ResponseTooLarge
@@ -177,7 +183,7 @@ class MediaResolver:
                     await spool.write(chunk)
             except (ResponseTooLarge, MediaTooLarge):
                 spool.discard()
-                raise ContentRejectedError(f"media {name} is larger than {cap} bytes") from None
+                raise MediaTooLargeError(f"media {name} is larger than {cap} bytes", cap) from None
             except httpx.TransportError as exc:
                 spool.discard()
                 raise TransientError(f"media {name}: the download broke off ({type(exc).__name__})") from exc
@@ -222,7 +228,7 @@ class MediaResolver:
         except AddressNotAllowedError as exc:
             raise AddressNotAllowedError(f"media {name}: {exc}") from None
         except ResponseTooLarge as exc:  # its declared length
-            raise ContentRejectedError(f"media {name} is larger than {exc.limit} bytes") from None
+            raise MediaTooLargeError(f"media {name} is larger than {exc.limit} bytes", exc.limit) from None
         except httpx.TransportError as exc:
             raise TransientError(f"media {name} could not be downloaded ({type(exc).__name__})") from exc
 
@@ -245,9 +251,9 @@ async def _read(response: httpx.Response, cap: int, name: str) -> bytes:
     try:
         content = await response.aread()
     except ResponseTooLarge as exc:
-        raise ContentRejectedError(f"media {name} is larger than {exc.limit} bytes") from None
+        raise MediaTooLargeError(f"media {name} is larger than {exc.limit} bytes", exc.limit) from None
     except httpx.TransportError as exc:
         raise TransientError(f"media {name}: the download broke off ({type(exc).__name__})") from exc
     if len(content) > cap:  # a transport without the MAX_BYTES extension (a test's)
-        raise ContentRejectedError(f"media {name} is larger than {cap} bytes")
+        raise MediaTooLargeError(f"media {name} is larger than {cap} bytes", cap)
     return content

@@ -4,14 +4,14 @@
 ``PublishContext.refresh_tokens`` (once per connection, stored by compare-and-swap:
 ``engine.token_refresh``) at most once: before the call when it expires within a margin, or
 after the first auth failure the platform marks as curable by a refresh
-(``RefreshableAuthError``). ``oauth_token_set`` and
-``refresh_grant`` are the OAuth 2.0 halves the refreshers share.
+(``RefreshableAuthError``). ``refresh_grant``, ``refreshed_tokens`` and
+``oauth_token_set`` are the OAuth 2.0 parts the refreshers share.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -98,6 +98,20 @@ def oauth_token_set(data: Mapping[str, Any], *, platform: str) -> TokenSet:
         expires_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=float(expires_in))
     refresh = text_field(data, "refresh_token")
     return TokenSet(access_token=access, refresh_token=refresh, expires_at=expires_at)
+
+
+def refreshed_tokens(
+    response: httpx.Response, *, platform: str, classify: Callable[[httpx.Response], Exception | None]
+) -> TokenSet:
+    """The answer of a standard OAuth 2.0 token refresh: a 400/401 means the refresh token
+    was refused (reconnect, with the server's reason); the platform's other errors
+    (``classify``: a 429, a 5xx) are raised as they are; else the new tokens."""
+    if response.status_code in (400, 401):
+        raise reconnect(platform, f"the refresh token was refused ({oauth_reason(response)})")
+    error = classify(response)
+    if error is not None:
+        raise error
+    return oauth_token_set(json_object(response), platform=platform)
 
 
 def refresh_grant(credentials: ClientCredentials, connection: Connection, *, needs: str) -> dict[str, str]:

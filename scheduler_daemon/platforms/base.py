@@ -83,6 +83,7 @@ class VideoLimit:
     min_frame_rate: float | None = None
     max_bitrate: int | None = None  # bits per second
     per_post: int = 1  # videos in one post
+    per_day: int | None = None  # videos one account may publish in a moving 24 h (the platform refuses more)
 
 
 @dataclass(frozen=True)

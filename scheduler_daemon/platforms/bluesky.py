@@ -12,21 +12,23 @@ refreshed with ``com.atproto.server.refreshSession`` through the daemon (row loc
 pair stored atomically: the refresh JWT rotates) when it expires within the margin or
 after a first ``ExpiredToken``.
 
-Flow (1 and 2 are ``prepare``: the record, kept for ``publish``; 3 is ``publish``):
+Flow (1 and 2 are ``prepare``, for every item of the thread: the records, kept for
+``publish``; 3 is ``publish``, once per item):
 
 1. mentions are resolved with ``com.atproto.identity.resolveHandle`` on the account's
    PDS (all at once; a handle that does not resolve stays plain text), and the text's
    mentions, links, tags and cashtags become facets with UTF-8 byte ranges
    (``bluesky_richtext``);
-2. images → ``com.atproto.repo.uploadBlob`` (raw bytes) and an ``app.bsky.embed.images``
-   embed with their alt texts; a post without images gets a link card
-   (``app.bsky.embed.external``) for its first link, from the page's Open Graph tags
-   (``bluesky_card``). The page and its image come through the daemon's media path
-   (``ctx.media_bytes``: outbound rules, size caps), within ``CARD_SECONDS``; a card
-   that cannot be made is left out, it never fails the post;
+2. the embed (``bluesky_embed``): images → ``com.atproto.repo.uploadBlob`` and an
+   ``app.bsky.embed.images`` embed with their alt texts; a video (alone in its post) →
+   checked against the lexicon's limits, streamed to ``uploadBlob`` and an
+   ``app.bsky.embed.video`` embed with its alt text and aspect ratio; a post without media
+   gets a link card (``app.bsky.embed.external``) for its first link. ``platform_options``
+   ``langs`` and ``labels`` (self-labels) go on every record;
 3. the record is written with ``com.atproto.repo.putRecord`` under a record key fixed
-   per post, ``createdAt`` being the moment it is sent (feeds sort by it: a late post is
-   not buried).
+   per post and item, ``createdAt`` being the moment it is sent (feeds sort by it: a late
+   post is not buried); an item after the first carries ``reply {root, parent}``, the
+   strong refs (uri and cid) of the thread's first post and of the item before it.
 
 Settings: ``SCHEDULER_BLUESKY_API_BASE`` (default ``https://bsky.social``), token refresh
 margin.
@@ -64,24 +66,33 @@ from ..config.platforms import PlatformSettings
 from ..errors import (
     AuthError,
     ContentRejectedError,
+    InvalidPostError,
+    NotCreatedError,
     PlatformConfigError,
+    PreparedStaleError,
     PublishError,
     TransientError,
 )
-from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
+from ..mediafile import MediaFile
+from ..models import Connection, Post, PostItem, PublishResult, Refresher, TokenSet
 from . import bluesky_richtext as richtext
 from ._calls import json_object, rate_limited, require_id, seconds_until_epoch, text_field
 from ._http import body_excerpt, call, excerpt, retry_after, send
 from ._rules import graphemes
 from ._tokens import TokenHolder, reconnect
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
-from .bluesky_card import page_card
+from ._video import check_one_video
+from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, describe
+from .bluesky_embed import VIDEO, link_card, media_embed
 
-IMAGE_BYTES = 2_000_000  # app.bsky.embed.images lexicon
-THUMB_BYTES = 1_000_000  # app.bsky.embed.external lexicon
-PAGE_BYTES = 1_000_000  # a link card's page: the head is what counts
-CARD_SECONDS = 5.0  # a card is a nicety: it never holds a post longer than this
 POST = "app.bsky.feed.post"
+UPLOAD = "com.atproto.repo.uploadBlob"
+THREAD_MAX = 25  # Bluesky states no limit for a reply chain; ours, so one row stays reviewable
+LANGS_MAX = 3  # app.bsky.feed.post: langs has at most 3
+SELF_LABELS = ("sexual", "nudity", "porn", "graphic-media")  # the self-labels Bluesky's clients show
+OPTIONS = (
+    Option("langs", "strings", description="the post's languages, at most 3 (BCP 47)"),
+    Option("labels", "strings", SELF_LABELS, "self-labels: a content warning on the post's media"),
+)
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 _AUTH_ERRORS = frozenset({"InvalidToken", "AuthMissing", "AuthRequired", "AccountTakedown", "AccountDeactivated"})
 
@@ -98,9 +109,10 @@ def _s32(value: int, width: int) -> str:
     return "".join(reversed(chars))
 
 
-def record_key(post_id: uuid.UUID, scheduled_at: dt.datetime) -> str:
-    """A TID fixed by the post: its scheduled instant in µs plus up to 1 s from the id."""
-    micros = int(scheduled_at.timestamp() * 1_000_000) + post_id.int % 1_000_000
+def record_key(post_id: uuid.UUID, scheduled_at: dt.datetime, index: int = 0) -> str:
+    """A TID fixed by the post (and ``index``, its item in a thread): its scheduled instant
+    in µs plus up to 1 s from the id, plus the item's index (later items sort later)."""
+    micros = int(scheduled_at.timestamp() * 1_000_000) + post_id.int % 1_000_000 + index
     clock_id = (post_id.int >> 20) % 1024
     return _s32(micros & ((1 << 53) - 1), 11) + _s32(clock_id, 2)
 
@@ -130,11 +142,18 @@ def _reason(response: httpx.Response) -> tuple[str, str]:
     return error, message or error or f"HTTP {response.status_code}"
 
 
+class BlobGoneError(PreparedStaleError, NotCreatedError):
+    """The PDS no longer holds a blob the record references (it drops blobs no record took
+    up): the record was not written, and the item's media are uploaded again."""
+
+
 def classify(response: httpx.Response) -> PublishError | None:
     if response.is_success:
         return None
     error, message = _reason(response)
     status = response.status_code
+    if error == "BlobNotFound":
+        return BlobGoneError(f"Bluesky no longer holds an uploaded file ({message}): uploading it again")
     if error == "ExpiredToken":
         return reconnect("bluesky", f"the session expired ({message})", refreshable=True)
     if error in _AUTH_ERRORS or status in (401, 403):
@@ -151,7 +170,7 @@ class BlueskyAdapter(Adapter):
     facts = PlatformFacts(
         "bluesky", "Bluesky", idempotent=True, api_base="https://bsky.social", concurrency=(10, 2),
         text=(TextLimit(300, graphemes, "graphemes"), TextLimit(3_000, _utf8_bytes, "bytes of text")),
-        media=MediaLimit(4, alt_text=True),
+        media=MediaLimit(4, video=VIDEO, alt_text=True), thread=THREAD_MAX, options=OPTIONS,
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
@@ -160,15 +179,36 @@ class BlueskyAdapter(Adapter):
         # connection id → (the row's access token it came from, the newest session)
         self._sessions: dict[uuid.UUID, tuple[str | None, Connection]] = {}
 
+    def validate_item(self, item: PostItem, what: str) -> None:
+        super().validate_item(item, what)
+        check_one_video(self.facts.display, item.media, what)
+
+    def validate(self, post: Post) -> None:
+        super().validate(post)
+        langs = post.options.get("langs") or []
+        if len(langs) > LANGS_MAX:
+            raise InvalidPostError(f"platform_options.langs takes at most {LANGS_MAX} languages; it has {len(langs)}")
+
     async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
         async with self._session(connection, ctx) as (_, pds, holder):
-            return {"record": await self._record(post, pds, holder, ctx)}
+            items = post.items
+            records = [
+                await self._record(post, item, pds, holder, ctx, describe(index, len(items)))
+                for index, item in enumerate(items)
+            ]
+        return {"records": records}
 
     async def publish(
         self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
     ) -> PublishResult:
+        records = prepared.get("records")
+        record = dict(records[item.index] if isinstance(records, list) else prepared["record"])
         async with self._session(connection, ctx) as (did, pds, holder):
-            return await self._put(post, item, did, pds, holder, ctx, dict(prepared["record"]))
+            if item.reply_to is not None:  # app.bsky.feed.post#replyRef: the thread's first post and the one before
+                root, parent = item.reply_to.root, item.reply_to.parent
+                record["reply"] = {"root": await self._strong_ref(pds, did, root),
+                                   "parent": await self._strong_ref(pds, did, parent)}
+            return await self._put(post, item, did, pds, holder, ctx, record)
 
     @contextlib.asynccontextmanager
     async def _session(
@@ -194,10 +234,10 @@ class BlueskyAdapter(Adapter):
     ) -> PublishResult:
         rkey = item.state.get("rkey")
         if isinstance(rkey, str) and rkey:  # an earlier attempt may have written it
-            if uri := await self._existing(pds, did, rkey):
-                return self._result(uri, did, holder)
+            if found := await self._existing(pds, did, rkey):
+                return self._result(*found, did, holder)
         else:
-            rkey = record_key(post.id, post.scheduled_at)
+            rkey = record_key(post.id, post.scheduled_at, item.index)
         record["createdAt"] = created_at(dt.datetime.now(dt.timezone.utc))
         await ctx.checkpoint(rkey=rkey, created_at=record["createdAt"])
         body = {"repo": did, "collection": POST, "rkey": rkey, "record": record}
@@ -205,26 +245,37 @@ class BlueskyAdapter(Adapter):
             self.client, holder, lambda: self._request(holder, pds, "com.atproto.repo.putRecord", json=body),
             classify, what="Bluesky post", creates=True,
         )
-        return self._result(require_id(json_object(response), "uri", what="Bluesky post"), did, holder)
+        data = json_object(response)
+        return self._result(require_id(data, "uri", what="Bluesky post"), text_field(data, "cid"), did, holder)
 
-    async def _record(self, post: Post, pds: str, holder: TokenHolder, ctx: PublishContext) -> dict[str, Any]:
-        """The post record but its ``createdAt``: text, facets and embed."""
-        record: dict[str, Any] = {"$type": POST, "text": post.content}
-        spans = richtext.spans(post.content)
+    async def _record(
+        self, post: Post, item: PostItem, pds: str, holder: TokenHolder, ctx: PublishContext, what: str
+    ) -> dict[str, Any]:
+        """An item's record but its ``createdAt`` and reply: text, facets, embed, options."""
+        record: dict[str, Any] = {"$type": POST, "text": item.content}
+        spans = richtext.spans(item.content)
         dids = await self._dids(pds, richtext.handles(spans))
-        if facets := richtext.facets(post.content, spans, dids):
+        if facets := richtext.facets(item.content, spans, dids):
             record["facets"] = facets
-        if post.media:
-            images = [await self._image(holder, ctx, pds, item) for item in post.media]
-            record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
-        elif (link := richtext.first_link(spans)) and (card := await self._card(link, pds, holder, ctx)):
-            record["embed"] = {"$type": "app.bsky.embed.external", "external": card}
+
+        async def upload(content: bytes | MediaFile, mime: str, label: str) -> dict[str, Any]:
+            return await self._blob(holder, pds, content, mime, label)
+
+        if item.media:
+            record["embed"] = await media_embed(ctx, item.media, upload, what)
+        elif (link := richtext.first_link(spans)) and (card := await link_card(ctx, link, upload)):
+            record["embed"] = card
+        if langs := post.options.get("langs"):
+            record["langs"] = list(langs)
+        if labels := post.options.get("labels"):
+            record["labels"] = {"$type": "com.atproto.label.defs#selfLabels", "values": [{"val": v} for v in labels]}
         return record
 
-    def _result(self, uri: str, did: str, holder: TokenHolder) -> PublishResult:
+    def _result(self, uri: str, cid: str | None, did: str, holder: TokenHolder) -> PublishResult:
         handle = holder.connection.metadata.get("handle")
         profile = handle if isinstance(handle, str) and handle else did
-        return PublishResult(uri, f"https://bsky.app/profile/{profile}/post/{uri.rsplit('/', 1)[-1]}")
+        url = f"https://bsky.app/profile/{profile}/post/{uri.rsplit('/', 1)[-1]}"
+        return PublishResult(uri, url, {"uri": uri, "cid": cid} if cid else None)
 
     def _request(self, holder: TokenHolder, pds: str, method: str, **kwargs: Any) -> httpx.Request:
         headers = {"authorization": f"Bearer {holder.token}", **kwargs.pop("headers", {})}
@@ -239,11 +290,23 @@ class BlueskyAdapter(Adapter):
             return None
         return json_object(response) if response.is_success else None
 
-    async def _existing(self, pds: str, did: str, rkey: str) -> str | None:
-        """The uri of the record under ``rkey``, if there is one (unsure: None, and the
-        write under the same key replaces it rather than adding one)."""
+    async def _existing(self, pds: str, did: str, rkey: str) -> tuple[str, str | None] | None:
+        """The uri and cid of the record under ``rkey``, if there is one (unsure: None, and
+        the write under the same key replaces it rather than adding one)."""
         found = await self._query(pds, "com.atproto.repo.getRecord", {"repo": did, "collection": POST, "rkey": rkey})
-        return text_field(found, "uri") if found else None
+        uri = text_field(found, "uri") if found else None
+        return (uri, text_field(found, "cid")) if found and uri else None
+
+    async def _strong_ref(self, pds: str, did: str, result: PublishResult) -> dict[str, Any]:
+        """com.atproto.repo.strongRef of a published item: its uri and cid, as checkpointed
+        (``ref``), else as the PDS holds it."""
+        ref = result.ref or {}
+        uri, cid = ref.get("uri") or result.platform_post_id, ref.get("cid")
+        if uri and not cid and (found := await self._existing(pds, did, str(uri).rsplit("/", 1)[-1])):
+            uri, cid = found
+        if not uri or not cid:
+            raise TransientError(f"Bluesky: the post a reply answers ({uri}) could not be read; will try again")
+        return {"uri": uri, "cid": cid}
 
     async def _dids(self, pds: str, handles: list[str]) -> dict[str, str]:
         async def resolve(handle: str) -> str | None:
@@ -254,42 +317,22 @@ class BlueskyAdapter(Adapter):
         resolved = await asyncio.gather(*(resolve(h) for h in handles))
         return {h: did for h, did in zip(handles, resolved, strict=True) if did}
 
-    async def _blob(self, holder: TokenHolder, pds: str, content: bytes, mime: str, what: str) -> dict[str, Any]:
-        response = await call(
-            self.client, holder,
-            lambda: self._request(
-                holder, pds, "com.atproto.repo.uploadBlob", content=content, headers={"content-type": mime}
-            ),
-            classify, what=what,
-        )
+    async def _blob(
+        self, holder: TokenHolder, pds: str, content: bytes | MediaFile, mime: str, what: str
+    ) -> dict[str, Any]:
+        """``uploadBlob``: bytes, or a spooled file streamed in chunks (never read whole)."""
+
+        def build() -> httpx.Request:
+            if isinstance(content, bytes):
+                return self._request(holder, pds, UPLOAD, content=content, headers={"content-type": mime})
+            headers = {"content-type": mime, "content-length": str(content.size)}
+            return self._request(holder, pds, UPLOAD, content=content.chunks(), headers=headers)
+
+        response = await call(self.client, holder, build, classify, what=what)
         blob = json_object(response).get("blob")
         if not isinstance(blob, dict):
             raise TransientError(f"{what}: no blob in the answer")
         return blob
-
-    async def _image(self, holder: TokenHolder, ctx: PublishContext, pds: str, item: MediaItem) -> dict[str, Any]:
-        content, mime = await ctx.media_bytes(item, IMAGE_BYTES)
-        return {"alt": item.alt or "", "image": await self._blob(holder, pds, content, mime, "Bluesky image upload")}
-
-    async def _card(self, uri: str, pds: str, holder: TokenHolder, ctx: PublishContext) -> dict[str, Any] | None:
-        """``app.bsky.embed.external#external`` for ``uri``, or None (never an error)."""
-        try:
-            async with asyncio.timeout(CARD_SECONDS):
-                html, mime = await ctx.media_bytes(_linked(uri), PAGE_BYTES)
-                card = page_card(html, uri) if mime in ("text/html", "application/xhtml+xml") else None
-                if card is None:
-                    return None
-                external: dict[str, Any] = {"uri": uri, "title": card.title, "description": card.description}
-                if card.image:
-                    try:
-                        image, image_mime = await ctx.media_bytes(_linked(card.image), THUMB_BYTES)
-                        if image_mime.startswith("image/"):
-                            external["thumb"] = await self._blob(holder, pds, image, image_mime, "Bluesky card image")
-                    except PublishError:
-                        pass  # a card without its picture
-                return external
-        except (PublishError, TimeoutError):
-            return None
 
     def _cached(self, connection: Connection) -> Connection:
         """The newest session we hold for this row, unless the row changed since (a reconnect)."""
@@ -321,11 +364,6 @@ class BlueskyAdapter(Adapter):
             return TokenSet(access_token=access, refresh_token=refresh_jwt, expires_at=jwt_expiry(access))
 
         return refresh
-
-
-def _linked(url: str) -> MediaItem:
-    """A page or picture a post links to, fetched through the media path like any media."""
-    return MediaItem(url=url, storage_path=None, alt=None, mime=None)
 
 
 def _did(connection: Connection) -> str:

@@ -37,6 +37,8 @@ def _video_limit(v: VideoLimit) -> str:
         parts.append(f"up to {v.max_bytes / 1e6:,.0f} MB")
     if v.max_seconds:
         parts.append(f"{v.min_seconds or 0:g}–{v.max_seconds:g} s")
+    if v.per_day:
+        parts.append(f"{v.per_day} per 24 h")
     return "; ".join(parts)
 
 

@@ -9,8 +9,15 @@ from the webhook for the public URL), ``metadata.allow_mentions``: ``true`` (or 
 ``users``/``roles``/``everyone``) lets the post ping; by default ``allowed_mentions`` is
 ``{"parse": []}``, so ``@everyone``, ``@here`` and ``<@id>`` in a post ping nobody.
 
-Flow: text → JSON ``{content}``; images → multipart ``files[n]`` + ``payload_json`` with
-``attachments``. Content up to 2,000 characters, up to 10 files of 10 MiB.
+Flow: text → JSON ``{content}``; files → multipart ``files[n]`` + ``payload_json`` with
+``attachments`` (each one's ``description`` is its alt text, up to 1,024 characters).
+Content up to 2,000 characters, up to 10 files of 10 MiB (a webhook's default upload
+limit): images are read whole, anything else (a video) is streamed from a spooled file,
+refused past 10 MiB before anything is sent. Discord states no codec or duration rule, so a
+video is a file like any other. ``platform_options``: ``thread_name`` and
+``applied_tags`` (a forum channel's new post), ``username``, ``avatar_url`` (over the
+connection's), ``suppress_embeds``, ``silent`` (message flags ``SUPPRESS_EMBEDS``,
+``SUPPRESS_NOTIFICATIONS``). A webhook cannot reply, so Discord has no threads here.
 
 Settings: ``SCHEDULER_DISCORD_API_BASE`` (default ``https://discord.com/api/v10``).
 Exactly-once: none for webhooks (no nonce). Only a 429 (the rate limiter refused the
@@ -22,19 +29,21 @@ timeout or a reset is an unknown outcome, reported and never retried
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError, PublishError, TransientError
-from ..models import Connection, Post, PublishResult
+from ..models import Connection, MediaItem, Post, PublishResult
 from ._calls import best_effort, filename, json_object, rate_limited, require_id, text_field
 from ._http import body_excerpt, call, retry_after
 from ._tokens import reconnect
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from ._video import spooled
+from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit
 
 FILE_BYTES = 10 * 1024 * 1024
 MAX_DESCRIPTION = 1_024  # an attachment's description (its alt text)
@@ -66,11 +75,23 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"Discord rejected the post: {message}{detail}")
 
 
+OPTIONS = (
+    Option("thread_name", "string", description="a forum channel's new post is titled so"),
+    Option("applied_tags", "strings", description="the forum tags (ids) of the new post"),
+    Option("username", "string", description="the name the webhook posts as"),
+    Option("avatar_url", "string", description="the avatar the webhook posts with"),
+    Option("suppress_embeds", "boolean", description="no link embeds under the message"),
+    Option("silent", "boolean", description="no push or desktop notification"),
+)
+FLAGS = {"suppress_embeds": 1 << 2, "silent": 1 << 12}  # SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS
+
+
 class DiscordAdapter(Adapter):
     facts = PlatformFacts(
         "discord", "Discord", token_in_metadata="webhook_url", api_base="https://discord.com/api/v10",
         concurrency=(10, 1), text=(TextLimit(2_000),),
-        media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_DESCRIPTION),
+        media=MediaLimit(10, images_only=False, mixed=True, alt_text=True, alt_text_max=MAX_DESCRIPTION),
+        options=OPTIONS,
     )
 
     async def publish(
@@ -82,25 +103,23 @@ class DiscordAdapter(Adapter):
         params = {"wait": "true"}
         if meta.get("thread_id"):
             params["thread_id"] = str(meta["thread_id"])
-        payload: dict[str, Any] = {"content": item.content, "allowed_mentions": _allowed_mentions(meta)}
-        for key in ("username", "avatar_url", "thread_name"):
-            if isinstance(meta.get(key), str) and meta[key]:
-                payload[key] = meta[key]
-        files: dict[str, tuple[str, bytes, str]] = {}
-        attachments = []
-        for index, media in enumerate(item.media):
-            content, mime = await ctx.media_bytes(media, FILE_BYTES)
-            name = filename(media, mime, index)
-            files[f"files[{index}]"] = (name, content, mime)
-            attachments.append({"id": index, "filename": name, **({"description": media.alt} if media.alt else {})})
+        payload = _payload(item.content, meta, post.options)
+        async with contextlib.AsyncExitStack() as stack:
+            files: dict[str, Upload] = {}
+            attachments = []
+            for index, media in enumerate(item.media):
+                name, files[f"files[{index}]"] = await _file(ctx, stack, media, index)
+                attachments.append({"id": index, "filename": name, **({"description": media.alt} if media.alt else {})})
 
-        def build() -> httpx.Request:
-            if not files:
-                return self.client.build_request("POST", url, params=params, json=payload)
-            body = json.dumps({**payload, "attachments": attachments})
-            return self.client.build_request("POST", url, params=params, files=files, data={"payload_json": body})
+            def build() -> httpx.Request:
+                if not files:
+                    return self.client.build_request("POST", url, params=params, json=payload)
+                body = json.dumps({**payload, "attachments": attachments})
+                uploads = {field: make() for field, make in files.items()}
+                return self.client.build_request("POST", url, params=params, files=uploads,
+                                                 data={"payload_json": body})
 
-        response = await call(self.client, None, build, classify, what="Discord post", creates=True)
+            response = await call(self.client, None, build, classify, what="Discord post", creates=True)
         message = json_object(response)
         message_id = require_id(message, "id", what="Discord post")
         guild = text_field(meta, "guild_id") or await best_effort(self._guild(url))
@@ -113,6 +132,38 @@ class DiscordAdapter(Adapter):
             self.client, None, lambda: self.client.build_request("GET", url), classify, what="Discord webhook"
         )
         return text_field(json_object(response), "guild_id")
+
+
+Upload = Callable[[], tuple[str, Any, str]]  # a multipart file, made anew for each request
+
+
+def _payload(content: str, meta: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON fields: the connection's defaults, the post's options over them."""
+    payload: dict[str, Any] = {"content": content, "allowed_mentions": _allowed_mentions(meta)}
+    for key in ("username", "avatar_url", "thread_name"):
+        value = options.get(key, meta.get(key))
+        if isinstance(value, str) and value:
+            payload[key] = value
+    if options.get("applied_tags"):
+        payload["applied_tags"] = list(options["applied_tags"])
+    if flags := sum(bit for key, bit in FLAGS.items() if options.get(key)):
+        payload["flags"] = flags
+    return payload
+
+
+async def _file(ctx: PublishContext, stack: contextlib.AsyncExitStack, media: MediaItem, index: int) -> tuple[
+        str, Upload]:
+    """An attachment: an image read whole (small), anything else (a video) streamed from a
+    spooled file; each at most Discord's 10 MiB."""
+    if media.mime and media.mime.startswith("image/"):
+        content, mime = await ctx.media_bytes(media, FILE_BYTES)
+        name = filename(media, mime, index)
+        return name, lambda: (name, content, mime)
+    file = await stack.enter_async_context(
+        spooled(ctx, media, FILE_BYTES, "Discord takes files up to 10 MiB", f"attachment {index + 1}")
+    )
+    name = filename(media, file.mime, index)
+    return name, lambda: (name, file.open(), file.mime)
 
 
 _MENTION_KINDS = ("users", "roles", "everyone")

@@ -36,9 +36,9 @@ from ..errors import ContentRejectedError, InvalidPostError, PlatformConfigError
 from ..models import Connection, MediaItem, Post, PostItem, PublishResult
 from ._rules import check_alt_text, check_length, check_media
 from ._tokens import TokenHolder
+from ._video import check_videos, is_video
 from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, VideoLimit
 from .graph import ContainerApi, ContainerFlow, Part, long_lived_refresher
-from .graph_media import check_videos, is_video
 
 MAX_HASHTAGS = 30
 _HASHTAG = re.compile(r"(?<!\w)#\w+")

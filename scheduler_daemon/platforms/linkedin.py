@@ -1,4 +1,4 @@
-r"""LinkedIn Posts API (+ Images API for image posts).
+r"""LinkedIn Posts API (+ Images and Videos APIs, + Comments API for a first comment).
 
 Connection row: ``account_id`` = the member id (``urn:li:person:{id}`` is built) or a full
 author URN (``urn:li:person:…`` / ``urn:li:organization:…``); ``metadata.author_urn``
@@ -7,9 +7,14 @@ overrides both; ``access_token`` = a 60-day token with ``w_member_social`` (or
 is refreshed when it expires within the long-lived margin or after a first 401
 ``EXPIRED_ACCESS_TOKEN`` (needs ``SCHEDULER_LINKEDIN_CLIENT_ID`` and ``_CLIENT_SECRET``).
 
-Flow: ``prepare``: images → ``POST /rest/images?action=initializeUpload``, one ``PUT`` of
-the bytes, bounded poll until ``AVAILABLE`` (the image URNs are what it keeps);
-``publish``: ``POST /rest/posts`` (201, id in ``x-restli-id``).
+Flow: ``prepare``: images or one video uploaded until ``AVAILABLE`` (``linkedin_media``:
+the image or video URNs, with each one's ``altText``, are what it keeps); ``publish``:
+``POST /rest/posts`` (201, id in ``x-restli-id``) with ``content.media`` (one image or the
+video) or ``content.multiImage`` (2–20 images); ``comment``: ``POST
+/rest/socialActions/{post URN}/comments`` ``{actor, object, message.text}`` (201, the
+comment URN in ``x-restli-id``), at most 1,250 characters. A video goes alone: LinkedIn
+mixes no images with it. ``platform_options``: ``visibility`` (``PUBLIC`` by default,
+``CONNECTIONS``, ``LOGGED_IN``), ``disable_reshare``. LinkedIn has no threads.
 Commentary is "little text": LinkedIn reads ``\ | { } @ [ ] ( ) < > # * _ ~`` as markup
 and may cut the text at one left bare, so ``commentary`` escapes them, except in URLs
 (``_rules.find_urls``: an escaped URL no longer links) and in hashtags, which are sent as
@@ -57,17 +62,20 @@ from ..errors import (
     RetryablePublishError,
     TransientError,
 )
-from ..models import Connection, MediaItem, Post, PublishResult, Refresher, TokenSet
-from ._calls import json_object, poll, rate_limited, text_field
+from ..models import Connection, Post, PostItem, PublishResult, Refresher, TokenSet
+from ._calls import json_object, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after, send
 from ._rules import find_urls
-from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from ._tokens import TokenHolder, reconnect, refresh_grant, refreshed_tokens
+from ._video import is_video
+from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit
+from .linkedin_media import VIDEO, LinkedInMedia
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 _HASHTAG = regex.compile(r"(?<![\w#&])#([\p{L}\p{M}\p{N}_]+)")
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
 MAX_ALT_TEXT = 4_086  # the Images API's altText
+MAX_COMMENT = 1_250  # LinkedIn's comment limit (its Help Center); the Comments API states none
 SENT = "create_sent_at"  # publish_state: a create call went out and its outcome is not known
 
 
@@ -146,23 +154,44 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"LinkedIn rejected the post: {message}")
 
 
+OPTIONS = (
+    Option("visibility", "string", ("PUBLIC", "CONNECTIONS", "LOGGED_IN"),
+           "who sees the post (CONNECTIONS: a member's posts only)"),
+    Option("disable_reshare", "boolean", description="others cannot reshare the post"),
+)
+
+
 class LinkedInAdapter(Adapter):
     # LinkedIn's limits are small and unpublished.
     facts = PlatformFacts(
         "linkedin", "LinkedIn", api_base="https://api.linkedin.com/rest", concurrency=(2, 1),
-        text=(TextLimit(3_000),), media=MediaLimit(20, alt_text=True, alt_text_max=MAX_ALT_TEXT),
+        text=(TextLimit(3_000),),
+        media=MediaLimit(20, video=VIDEO, alt_text=True, alt_text_max=MAX_ALT_TEXT),
+        first_comment=TextLimit(MAX_COMMENT), options=OPTIONS,
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:
         super().__init__(settings, client)
         self.oauth_base = settings.api_base("linkedin_oauth", "https://www.linkedin.com/oauth/v2")
+        self.media = LinkedInMedia(client, settings, self.base, self._request, classify)
+
+    def validate_item(self, item: PostItem, what: str) -> None:
+        super().validate_item(item, what)
+        if any(is_video(media) for media in item.media) and len(item.media) > 1:
+            raise ContentRejectedError(
+                f"LinkedIn takes one video per post, alone; {what} has {len(item.media)} media"
+            )
 
     async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+        """Images (``multiImage`` from two on) or one video, uploaded and AVAILABLE."""
         author = _author(connection)
         holder = await self._holder(connection, ctx)
         if not post.media:
             return {}
-        return {"images": [await self._upload(holder, ctx, author, item) for item in post.media]}
+        if is_video(post.media[0]):
+            source = f"{connection.id}:{post.media[0].url or post.media[0].storage_path}"
+            return {"video": await self.media.video(holder, ctx, author, post.media[0], source)}
+        return {"images": [await self.media.image(holder, ctx, author, item) for item in post.media]}
 
     async def _holder(self, connection: Connection, ctx: PublishContext) -> TokenHolder:
         refresher = self._refresher() if connection.refresh_token else None
@@ -178,14 +207,17 @@ class LinkedInAdapter(Adapter):
         body: dict[str, Any] = {
             "author": author,
             "commentary": commentary(item.content),
-            "visibility": "PUBLIC",
+            "visibility": post.options.get("visibility", "PUBLIC"),
             "distribution": {
                 "feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []
             },
             "lifecycleState": "PUBLISHED",
-            "isReshareDisabledByAuthor": False,
+            "isReshareDisabledByAuthor": bool(post.options.get("disable_reshare", False)),
         }
-        if len(images) == 1:
+        video: dict[str, str] | None = prepared.get("video")
+        if video:
+            body["content"] = {"media": video}
+        elif len(images) == 1:
             body["content"] = {"media": images[0]}
         elif images:
             body["content"] = {"multiImage": {"images": images}}
@@ -218,6 +250,25 @@ class LinkedInAdapter(Adapter):
         urn = response.headers.get("x-restli-id") or text_field(json_object(response), "id")
         return _published(urn) if urn else PublishResult(None, None)
 
+    async def comment(
+        self, post: Post, on: PublishResult, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        """``POST /rest/socialActions/{post URN}/comments`` as the post's author."""
+        urn = on.platform_post_id
+        if not urn:
+            raise OutcomeUnknownError("LinkedIn comment: the post's URN is not known")
+        holder = await self._holder(connection, ctx)
+        body = {"actor": _author(connection), "object": urn, "message": {"text": post.first_comment or ""}}
+        url = f"{self.base}/socialActions/{urllib.parse.quote(urn, safe='')}/comments"
+        response = await call(
+            self.client, holder, lambda: self._request(holder, "POST", url, json=body), classify,
+            what="LinkedIn comment", creates=True,
+        )
+        comment = response.headers.get("x-restli-id") or text_field(json_object(response), "$URN")
+        if not comment:
+            return PublishResult(None, _url(urn))
+        return PublishResult(comment, f"{_url(urn)}?commentUrn={urllib.parse.quote(comment, safe='')}")
+
     def _request(self, holder: TokenHolder, method: str, url: str, **kwargs: Any) -> httpx.Request:
         headers = {
             "authorization": f"Bearer {holder.token}",
@@ -225,51 +276,6 @@ class LinkedInAdapter(Adapter):
             "x-restli-protocol-version": "2.0.0",
         }
         return self.client.build_request(method, url, headers=headers, **kwargs)
-
-    async def _upload(self, holder: TokenHolder, ctx: PublishContext, author: str, item: MediaItem) -> dict[str, str]:
-        init = {"initializeUploadRequest": {"owner": author}}
-        response = await call(
-            self.client, holder,
-            lambda: self._request(
-                holder, "POST", f"{self.base}/images", params={"action": "initializeUpload"}, json=init
-            ),
-            classify, what="LinkedIn image upload",
-        )
-        data = json_object(response)
-        upload_url, urn = text_field(data, "value", "uploadUrl"), text_field(data, "value", "image")
-        if not upload_url or not urn:
-            raise TransientError("LinkedIn image upload: no uploadUrl/image in the answer")
-        content, mime = await ctx.media_bytes(item, self.settings.max_media_bytes)
-        await call(
-            self.client, holder,
-            lambda: self.client.build_request(
-                "PUT", upload_url, content=content,
-                headers={"authorization": f"Bearer {holder.token}", "content-type": mime},
-            ),
-            classify, what="LinkedIn image upload",
-        )
-        await self._wait_available(holder, urn)
-        image = {"id": urn}
-        if item.alt:
-            image["altText"] = item.alt
-        return image
-
-    async def _wait_available(self, holder: TokenHolder, urn: str) -> None:
-        url = f"{self.base}/images/{urllib.parse.quote(urn, safe='')}"
-
-        async def available() -> bool:
-            response = await call(
-                self.client, holder, lambda: self._request(holder, "GET", url), classify, what="LinkedIn image status"
-            )
-            status = text_field(json_object(response), "status")
-            if status in ("PROCESSING_FAILED", "FAILED"):
-                raise ContentRejectedError("LinkedIn could not process the image")
-            return status == "AVAILABLE"
-
-        await poll(
-            available, interval=self.settings.media_poll_interval_seconds,
-            timeout=self.settings.media_poll_timeout_seconds, what="LinkedIn image",
-        )
 
     def _refresher(self) -> Refresher:
         credentials = self.settings.client("linkedin")
@@ -281,12 +287,7 @@ class LinkedInAdapter(Adapter):
             )
             request = self.client.build_request("POST", f"{self.oauth_base}/accessToken", data=form)
             response = await send(self.client, request, what="LinkedIn token refresh")
-            if response.status_code in (400, 401):
-                raise reconnect(self.name, f"the refresh token was refused ({oauth_reason(response)})")
-            error = classify(response)
-            if error is not None:
-                raise error
-            return oauth_token_set(json_object(response), platform=self.name)
+            return refreshed_tokens(response, platform=self.name, classify=classify)
 
         return refresh
 

@@ -7,10 +7,15 @@ refreshed through ``oauth.v2.access`` before expiry or after a first ``token_exp
 needs ``SCHEDULER_SLACK_CLIENT_ID`` and ``SCHEDULER_SLACK_CLIENT_SECRET``; each refresh
 rotates the refresh token, stored atomically).
 
-Flow: text → ``chat.postMessage``; images → (``prepare``) ``files.getUploadURLExternal``
-(with the image's alt text as ``alt_txt``, Slack's screen-reader text, at most 1,000
-characters) and a POST of the bytes to the ``upload_url``, keeping the file ids;
-(``publish``) ``files.completeUploadExternal`` with the text as ``initial_comment``. Slack
+Flow: text → ``chat.postMessage``; files → (``prepare``, for every item of a thread)
+``files.getUploadURLExternal`` (with the image's alt text as ``alt_txt``, Slack's
+screen-reader text, at most 1,000 characters) and a POST of the bytes to the
+``upload_url`` (an image read whole; any other file, a video, streamed from a spooled file,
+refused past Slack's 1 GB before any call), keeping the file ids; (``publish``)
+``files.completeUploadExternal`` with the text as ``initial_comment``. Threads: each item
+after the first is a reply in the first one's thread (``thread_ts`` = its ``ts``), up to 25.
+``platform_options``: ``unfurl_links``, ``unfurl_media``, ``reply_broadcast`` (text
+replies also shown in the channel). Slack
 reads ``& < >`` in message text as its own markup, so they are sent as ``&amp; &lt; &gt;``
 and show as written. The public URL comes from
 ``chat.getPermalink``. Slack answers errors as HTTP 200 ``ok:false`` + ``error``.
@@ -29,6 +34,8 @@ reported, never retried. The upload steps are retried freely.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -46,9 +53,13 @@ from ..models import Connection, MediaItem, Post, PublishResult, Refresher, Toke
 from ._calls import best_effort, filename, json_object, text_field
 from ._http import call, retry_after, send
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from ._video import spooled
+from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, describe
 
 MAX_ALT_TEXT = 1_000
+_TS = re.compile(r"[0-9]+\.[0-9]+")  # a message's ts: what a thread hangs on
+FILE_BYTES = 1_000_000_000  # Slack's file size limit: 1 GB
+THREAD_MAX = 25  # ours: Slack has no limit on a thread's replies
 AUTH_ERRORS = frozenset(
     {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "missing_scope", "no_permission",
      "not_allowed_token_type", "ekm_access_denied"}
@@ -93,19 +104,32 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"Slack rejected the post: {error}")
 
 
+OPTIONS = (
+    Option("unfurl_links", "boolean", description="previews of the text's links (Slack's default: on)"),
+    Option("unfurl_media", "boolean", description="previews of linked media (Slack's default: on)"),
+    Option("reply_broadcast", "boolean", description="a thread's replies also shown in the channel"),
+)
+
+
 class SlackAdapter(Adapter):
     facts = PlatformFacts(
         "slack", "Slack", api_base="https://slack.com/api", concurrency=(10, 1),
         text=(TextLimit(40_000),),
-        media=MediaLimit(10, images_only=False, alt_text=True, alt_text_max=MAX_ALT_TEXT),
+        media=MediaLimit(10, images_only=False, mixed=True, alt_text=True, alt_text_max=MAX_ALT_TEXT),
+        thread=THREAD_MAX, options=OPTIONS,
     )
 
     async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+        """Every item's files uploaded (shared only by ``publish``): ``files`` for the post,
+        ``thread_files`` for each reply."""
         _channel(connection)
         holder = await self._holder(connection, ctx)
-        if not post.media:
-            return {}
-        return {"files": [await self._upload(holder, ctx, item, i) for i, item in enumerate(post.media)]}
+        uploads = [[await self._upload(holder, ctx, media, i, describe(n, len(post.items)))
+                    for i, media in enumerate(item.media)] for n, item in enumerate(post.items)]
+        prepared: Prepared = {"files": uploads[0]} if uploads[0] else {}
+        if any(uploads[1:]):
+            prepared["thread_files"] = uploads[1:]
+        return prepared
 
     async def _holder(self, connection: Connection, ctx: PublishContext) -> TokenHolder:
         refresher = self._refresher() if connection.refresh_token else None
@@ -117,9 +141,12 @@ class SlackAdapter(Adapter):
     ) -> PublishResult:
         channel = _channel(connection)
         holder = await self._holder(connection, ctx)
+        thread = _thread(item, post.options)
         if item.media:
-            return await self._files(holder, item, prepared["files"], channel)
-        message = {"channel": channel, "text": escape(item.content)}
+            files = prepared["files"] if item.index == 0 else prepared["thread_files"][item.index - 1]
+            return await self._files(holder, item, files, channel, thread)
+        options = {key: post.options[key] for key in ("unfurl_links", "unfurl_media") if key in post.options}
+        message = {"channel": channel, "text": escape(item.content), **options, **thread}
         data = await self._api(holder, "chat.postMessage", "Slack post", creates=True, json=message)
         ts = text_field(data, "ts")
         if not ts:
@@ -143,17 +170,33 @@ class SlackAdapter(Adapter):
         data = await self._api(holder, "chat.getPermalink", "Slack permalink", data=where)
         return text_field(data, "permalink")
 
-    async def _upload(self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int) -> dict[str, str]:
-        content, mime = await ctx.media_bytes(item, self.settings.max_media_bytes)
-        name = filename(item, mime, index)
-        fields = {"filename": name, "length": str(len(content))}
+    async def _upload(
+        self, holder: TokenHolder, ctx: PublishContext, item: MediaItem, index: int, what: str
+    ) -> dict[str, str]:
+        """An image read whole (small); any other file (a video) streamed from a spooled file,
+        up to Slack's 1 GB."""
+        if item.mime and item.mime.startswith("image/"):
+            content, mime = await ctx.media_bytes(item, self.settings.max_media_bytes)
+            return await self._send_file(holder, item, filename(item, mime, index), len(content), mime,
+                                         lambda: content)
+        rule = "Slack takes files up to 1 GB"
+        async with spooled(ctx, item, FILE_BYTES, rule, what) as file:
+            name = filename(item, file.mime, index)
+            return await self._send_file(holder, item, name, file.size, file.mime, file.chunks)
+
+    async def _send_file(
+        self, holder: TokenHolder, item: MediaItem, name: str, size: int, mime: str,
+        body: Callable[[], bytes | AsyncIterator[bytes]],
+    ) -> dict[str, str]:
+        fields = {"filename": name, "length": str(size)}
         if item.alt:
             fields["alt_txt"] = item.alt
         data = await self._api(holder, "files.getUploadURLExternal", "Slack file upload", data=fields)
         upload_url, file_id = text_field(data, "upload_url"), text_field(data, "file_id")
         if not upload_url or not file_id:
             raise TransientError("Slack file upload: no upload_url/file_id in the answer")
-        request = self.client.build_request("POST", upload_url, content=content, headers={"content-type": mime})
+        headers = {"content-type": mime, "content-length": str(size)}
+        request = self.client.build_request("POST", upload_url, content=body(), headers=headers)
         response = await send(self.client, request, what="Slack file upload")
         if not response.is_success:
             error = classify(response) or ContentRejectedError(f"Slack refused the file (HTTP {response.status_code})")
@@ -161,9 +204,11 @@ class SlackAdapter(Adapter):
         return {"id": file_id, "title": name}
 
     async def _files(
-        self, holder: TokenHolder, item: Item, files: list[dict[str, str]], channel: str
+        self, holder: TokenHolder, item: Item, files: list[dict[str, str]], channel: str, thread: dict[str, Any]
     ) -> PublishResult:
         form = {"files": json.dumps(files), "channel_id": channel}
+        if "thread_ts" in thread:  # a file reply is never broadcast: completeUploadExternal has no such field
+            form["thread_ts"] = thread["thread_ts"]
         if item.content:
             form["initial_comment"] = escape(item.content)
         data = await self._api(holder, "files.completeUploadExternal", "Slack file post", creates=True, data=form)
@@ -199,6 +244,19 @@ def _channel(connection: Connection) -> str:
     if not isinstance(channel, str) or not channel:
         raise PlatformConfigError("the slack connection needs metadata.channel (the channel id)")
     return channel
+
+
+def _thread(item: Item, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A reply's place: Slack threads hang every reply on the first message's ``ts`` ("never
+    use a reply's ts value; use its parent instead")."""
+    if item.reply_to is None:
+        return {}
+    root = item.reply_to.root.platform_post_id
+    if not root or not _TS.fullmatch(root):  # a file post whose share Slack did not report has a file id
+        raise ContentRejectedError(
+            f"Slack: {describe(item.index, item.total)} cannot reply: Slack did not say which message the post is"
+        )
+    return {"thread_ts": root, **({"reply_broadcast": True} if options.get("reply_broadcast") else {})}
 
 
 def _shared_ts(data: dict[str, Any], channel: str) -> str | None:

@@ -9,12 +9,22 @@ escaped (MarkdownV2: ``_*[]()~`>#+-=|{}.!`` and the backslash; HTML: ``& < >``; 
 entities". The token is part of every request path, so request URLs never appear in a
 message.
 
-Flow: text → ``sendMessage``; one image → ``sendPhoto``; 2–10 images →
-``sendMediaGroup``. A photo is passed by URL (Telegram fetches it) when it is at most
-5 MB, which is Telegram's limit for URLs, and uploaded as bytes up to 10 MB otherwise.
-Limits: text 4,096 and caption 1,024 UTF-16 code units, counted after entity parsing,
-i.e. on the text as written. A group that became a supergroup (``migrate_to_chat_id``)
-is retried once with the new chat id; update ``account_id``.
+Flow: text → ``sendMessage``; one photo → ``sendPhoto``; one video → ``sendVideo``;
+2–10 photos and videos, mixed → ``sendMediaGroup`` (an album; its caption is its first
+item's). A photo is passed by URL (Telegram fetches it) when it is at most 5 MB, which is
+Telegram's limit for URLs, and uploaded as bytes up to 10 MB otherwise. A video is
+downloaded and checked in ``prepare`` (MP4, H.264 or HEVC, at most 50 MB: what bots may
+upload), for every item of a thread before the first is sent; ``publish`` passes it by URL
+up to 20 MB (Telegram's limit for URLs other than photos) and streams it from a spooled
+file above that. Limits: text 4,096 and caption 1,024 UTF-16 code units, counted after
+entity parsing, i.e. on the text as written. Telegram takes no alt text. A group that
+became a supergroup (``migrate_to_chat_id``) is retried once with the new chat id; update
+``account_id``.
+
+Threads: each item after the first replies to the one before it (``reply_parameters``
+``{message_id}``; an album's first message stands for it), up to 25 items.
+``platform_options``: ``disable_notification``, ``protect_content``,
+``message_thread_id`` (a forum topic), ``disable_link_preview`` (text messages).
 
 Settings: ``SCHEDULER_TELEGRAM_API_BASE`` (default ``https://api.telegram.org``).
 Exactly-once: none offered. Only a 429 with ``retry_after`` (flood control: "the number of
@@ -26,8 +36,11 @@ retried (``_http.on_create``).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -39,11 +52,28 @@ from ._calls import filename, json_object, rate_limited, text_field
 from ._http import body_excerpt, call, retry_after
 from ._rules import check_length, check_media, utf16_length
 from ._tokens import reconnect
-from .base import Adapter, Item, MediaLimit, PlatformFacts, Prepared, PublishContext, TextLimit
+from ._video import checked_video, is_video
+from .base import (
+    Adapter,
+    Item,
+    MediaLimit,
+    Option,
+    PlatformFacts,
+    Prepared,
+    PublishContext,
+    TextLimit,
+    VideoLimit,
+    describe,
+)
 
 MAX_CAPTION = 1_024
 URL_PHOTO_BYTES = 5 * 1024 * 1024  # the most Telegram fetches from a URL
 UPLOAD_PHOTO_BYTES = 10 * 1024 * 1024  # the most it takes as an upload
+VIDEO_BYTES = 50_000_000  # "Bots can currently send video files of up to 50 MB in size"
+URL_VIDEO_BYTES = 20_000_000  # "20 MB max for other types of content" fetched from a URL
+# "Telegram clients support MPEG4 videos (other formats may be sent as Document)".
+VIDEO = VideoLimit(("mp4",), ("h264", "hevc"), ("aac", "mp3"), max_bytes=VIDEO_BYTES, per_post=10)
+THREAD_MAX = 25  # ours: Telegram has no limit on a reply chain
 _MARKDOWN_V2 = regex.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
 _MARKDOWN = regex.compile(r"([_*`\[])")
 _CONFIG_HINTS = ("chat not found", "administrator rights", "not enough rights", "chat_admin_required",
@@ -94,89 +124,186 @@ def classify(response: httpx.Response) -> PublishError | None:
     return ContentRejectedError(f"Telegram rejected the post: {description}")
 
 
+OPTIONS = (
+    Option("disable_notification", "boolean", description="sent silently: members get no sound"),
+    Option("protect_content", "boolean", description="no forwarding or saving"),
+    Option("message_thread_id", "integer", description="the forum topic to post in"),
+    Option("disable_link_preview", "boolean", description="no link preview under a text message"),
+)
+
+
 class TelegramAdapter(Adapter):
     # Chats and channels take about one message per second.
     facts = PlatformFacts(
         "telegram", "Telegram", api_base="https://api.telegram.org", concurrency=(20, 1),
-        text=(TextLimit(4_096, utf16_length),), media=MediaLimit(10),
+        text=(TextLimit(4_096, utf16_length),), media=MediaLimit(10, video=VIDEO, mixed=True),
+        thread=THREAD_MAX, options=OPTIONS,
     )
 
     def validate_item(self, item: PostItem, what: str) -> None:
         assert self.facts.media is not None
-        check_media(self.facts.display, item.media, max_items=self.facts.media.max_items)
+        check_media(
+            self.facts.display, item.media, max_items=self.facts.media.max_items, video=True, mixed=True,
+            what="this one" if what == "this post" else what,
+        )
         if item.media:
             check_length(
-                self.facts.display, utf16_length(item.content), MAX_CAPTION, "characters in an image caption", what
+                self.facts.display, utf16_length(item.content), MAX_CAPTION, "characters in a media caption", what
             )
         else:
             [text] = self.facts.text
             check_length(self.facts.display, utf16_length(item.content), text.limit, what=what)
             if not item.content.strip():
-                raise ContentRejectedError("Telegram cannot send an empty message")
+                raise ContentRejectedError(
+                    "Telegram cannot send an empty message" + ("" if what == "this post" else f" ({what})")
+                )
+
+    async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+        """Every video of the thread downloaded and checked before anything is sent; what is
+        kept is each one's size (by URL up to 20 MB, else uploaded)."""
+        _target(connection)
+        sizes: dict[str, int] = {}
+        for index, item in enumerate(post.items):
+            what = describe(index, len(post.items))
+            for position, media in enumerate(item.media):
+                if is_video(media):
+                    async with checked_video(ctx, self.facts.display, VIDEO, media, what, VIDEO_BYTES) as file:
+                        sizes[_key(index, position)] = file.size
+        return {"videos": sizes} if sizes else {}
 
     async def publish(
         self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
     ) -> PublishResult:
-        if not connection.access_token:
-            raise reconnect(self.name, "the connection has no bot token")
-        if not connection.account_id:
-            raise PlatformConfigError("the telegram connection has no account_id (the chat id or @channel)")
-        photos = [await _photo(ctx, media, index) for index, media in enumerate(item.media)]
-        try:
-            return await self._send(item, connection, connection.account_id, photos)
-        except ChatMigrated as moved:
-            return await self._send(item, connection, moved.new_chat_id, photos)
+        chat = _target(connection)
+        sizes: dict[str, int] = prepared.get("videos", {})
+        async with contextlib.AsyncExitStack() as stack:
+            attachments = []
+            for position, media in enumerate(item.media):
+                if is_video(media):
+                    size = sizes.get(_key(item.index, position), VIDEO_BYTES)
+                    attachments.append(await _video(ctx, stack, media, position, size, _what(item)))
+                else:
+                    attachments.append(await _photo(ctx, media, position))
+            try:
+                return await self._send(post, item, connection, chat, attachments)
+            except ChatMigrated as moved:
+                return await self._send(post, item, connection, moved.new_chat_id, attachments)
 
-    async def _send(self, item: Item, connection: Connection, chat: str, photos: list[_Photo]) -> PublishResult:
-        fields: dict[str, Any] = {"chat_id": chat}
+    async def _send(
+        self, post: Post, item: Item, connection: Connection, chat: str, attachments: list[_Attachment]
+    ) -> PublishResult:
         raw_mode = connection.metadata.get("parse_mode")
         parse_mode = raw_mode if isinstance(raw_mode, str) and raw_mode else None
-        if parse_mode:
-            fields["parse_mode"] = parse_mode
         text = escape(item.content, parse_mode)
-        files = {photo.name: photo.upload for photo in photos if photo.upload is not None}
-        if not photos:
-            method, fields = "sendMessage", {**fields, "text": text}
-        elif len(photos) == 1:
-            method, fields = "sendPhoto", {**fields, "caption": text}
-            if photos[0].upload is None:
-                fields["photo"] = photos[0].reference
-            else:  # the upload itself is the photo field
-                files = {"photo": photos[0].upload}
-        else:
-            media: list[dict[str, str]] = [{"type": "photo", "media": photo.reference} for photo in photos]
-            media[0]["caption"] = text
-            if parse_mode:
-                media[0]["parse_mode"] = fields.pop("parse_mode")
-            method, fields = "sendMediaGroup", {**fields, "media": media}
+        method, fields, files = _message(text, parse_mode, attachments)
+        fields = {"chat_id": chat, **fields, **_options(post.options, method)}
+        if item.reply_to is not None:
+            fields["reply_parameters"] = {"message_id": _message_id(item.reply_to.parent, item)}
         url = f"{self.base}/bot{connection.access_token}/{method}"
 
         def build() -> httpx.Request:
             if not files:
                 return self.client.build_request("POST", url, json=fields)
             form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
-            return self.client.build_request("POST", url, data=form, files=files)
+            return self.client.build_request("POST", url, data=form, files={k: f() for k, f in files.items()})
 
         response = await call(self.client, None, build, classify, what=f"Telegram {method}", creates=True)
         return _result(json_object(response).get("result"), chat)
 
 
-class _Photo:
-    """A photo as Telegram gets it: by URL (``upload`` None) or as an attached upload."""
-
-    def __init__(self, name: str, reference: str, upload: tuple[str, bytes, str] | None) -> None:
-        self.name = name
-        self.reference = reference  # the URL, or attach://<name> inside a media group
-        self.upload = upload
+Upload = Callable[[], tuple[str, Any, str]]  # a multipart file, made anew for each request
 
 
-async def _photo(ctx: PublishContext, item: MediaItem, index: int) -> _Photo:
+@dataclass(frozen=True)
+class _Attachment:
+    """A photo or video as Telegram gets it: by URL (``upload`` None; Telegram fetches it) or
+    as an attached upload named ``name``."""
+
+    kind: str  # "photo" or "video"
+    name: str
+    url: str | None
+    upload: Upload | None = None
+
+    @property
+    def reference(self) -> str:
+        return self.url if self.upload is None and self.url else f"attach://{self.name}"
+
+
+def _message(text: str, parse_mode: str | None, attachments: list[_Attachment]) -> tuple[str, dict[str, Any],
+                                                                                         dict[str, Upload]]:
+    """The method, its fields and its uploads for one item."""
+    mode = {"parse_mode": parse_mode} if parse_mode else {}
+    if not attachments:
+        return "sendMessage", {**mode, "text": text}, {}
+    if len(attachments) == 1:
+        [one] = attachments
+        fields: dict[str, Any] = {**mode, "caption": text}
+        if one.kind == "video":
+            fields["supports_streaming"] = True
+        if one.upload is None:  # by URL
+            return f"send{one.kind.title()}", {**fields, one.kind: one.reference}, {}
+        return f"send{one.kind.title()}", fields, {one.kind: one.upload}  # the upload is the field itself
+    media: list[dict[str, Any]] = [{"type": a.kind, "media": a.reference} for a in attachments]
+    media[0].update({"caption": text, **mode})  # an album's caption is its first item's
+    for entry, attachment in zip(media, attachments, strict=True):
+        if attachment.kind == "video":
+            entry["supports_streaming"] = True
+    uploads = {a.name: a.upload for a in attachments if a.upload is not None}
+    return "sendMediaGroup", {"media": media}, uploads
+
+
+def _options(options: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """``platform_options`` as Bot API fields (validated against ``OPTIONS`` already)."""
+    fields = {key: options[key] for key in ("disable_notification", "protect_content", "message_thread_id")
+              if key in options}
+    if options.get("disable_link_preview") and method == "sendMessage":
+        fields["link_preview_options"] = {"is_disabled": True}
+    return fields
+
+
+def _message_id(parent: PublishResult, item: Item) -> int:
+    parent_id = parent.platform_post_id
+    if parent_id is None or not parent_id.lstrip("-").isdigit():
+        raise ContentRejectedError(f"Telegram: {_what(item)} cannot reply: the item before it has no message id")
+    return int(parent_id)
+
+
+def _target(connection: Connection) -> str:
+    """The chat id, once the connection has a bot token."""
+    if not connection.access_token:
+        raise reconnect("telegram", "the connection has no bot token")
+    if not connection.account_id:
+        raise PlatformConfigError("the telegram connection has no account_id (the chat id or @channel)")
+    return connection.account_id
+
+
+def _key(index: int, position: int) -> str:
+    return f"{index}.{position}"
+
+
+def _what(item: Item) -> str:
+    return describe(item.index, item.total)
+
+
+async def _photo(ctx: PublishContext, item: MediaItem, index: int) -> _Attachment:
     """By URL up to 5 MB (Telegram fetches it), else the bytes, up to 10 MB."""
     content, mime = await ctx.media_bytes(item, UPLOAD_PHOTO_BYTES)
-    if len(content) <= URL_PHOTO_BYTES:
-        return _Photo(f"photo{index}", await ctx.media_url(item), None)
     name = f"photo{index}"
-    return _Photo(name, f"attach://{name}", (filename(item, mime, index), content, mime))
+    if len(content) <= URL_PHOTO_BYTES:
+        return _Attachment("photo", name, await ctx.media_url(item))
+    upload = (filename(item, mime, index), content, mime)
+    return _Attachment("photo", name, None, lambda: upload)
+
+
+async def _video(
+    ctx: PublishContext, stack: contextlib.AsyncExitStack, item: MediaItem, index: int, size: int, what: str
+) -> _Attachment:
+    """By URL up to 20 MB (Telegram fetches it), else streamed from a spooled file, up to 50 MB."""
+    name = f"video{index}"
+    if size <= URL_VIDEO_BYTES:
+        return _Attachment("video", name, await ctx.media_url(item))
+    file = await stack.enter_async_context(checked_video(ctx, "Telegram", VIDEO, item, what, VIDEO_BYTES))
+    return _Attachment("video", name, None, lambda: (file.name, file.open(), file.mime))
 
 
 def _result(message: Any, chat: str) -> PublishResult:

@@ -34,9 +34,9 @@ from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, MediaItem, Post, PostItem, PublishResult
 from ._rules import find_urls, threads_length
 from ._tokens import TokenHolder
+from ._video import check_videos, is_video
 from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, VideoLimit
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
-from .graph_media import check_videos, is_video
 
 MAX_LINKS = 5
 # Threads' media specifications: MOV or MP4, HEVC or H264, AAC, 1 GB, up to 5 minutes,

@@ -1,6 +1,7 @@
 """Facebook, Instagram and Threads through the daemon, rows written with plain SQL: a video
-(an Instagram and a Facebook Reel), a carousel with mixed alt text, a Threads thread of 4
-whose item 3 fails and whose retry resumes at item 3, and first comments."""
+(an Instagram and a Facebook Reel, a longer Facebook Page video through the Video API whose
+cut-off upload is resumed by the retry), a carousel with mixed alt text, a Threads thread of
+4 whose item 3 fails and whose retry resumes at item 3, and first comments."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def router(fake: Fake, name: str) -> httpx.MockTransport:
     return httpx.MockTransport(handle)
 
 
-async def publishing(db: asyncpg.Connection, start_daemon, name: str) -> tuple[Any, uuid.UUID]:  # type: ignore[no-untyped-def]
+async def publishing(  # type: ignore[no-untyped-def]
+    db: asyncpg.Connection, start_daemon, name: str, env: dict[str, str | None] | None = None
+) -> tuple[Any, uuid.UUID]:
     """The platform's fake, the daemon running against it, and a campaign of a user connected there."""
     case = case_of(name)
     fake = case.fake()
@@ -51,7 +54,7 @@ async def publishing(db: asyncpg.Connection, start_daemon, name: str) -> tuple[A
         "INSERT INTO platform_connections (user_id, platform, account_id, access_token) VALUES ($1, $2, $3, $4)",
         user, name, case.connection["account_id"], fake.valid_token,
     )
-    await start_daemon(transport=router(fake, name), platforms=settings())
+    await start_daemon(transport=router(fake, name), platforms=settings(env))
     return fake, campaign
 
 
@@ -149,5 +152,39 @@ async def test_a_facebook_video_too_long_for_a_reel_is_a_draft_with_the_rule(
     await watcher.wait(post_id, "published", "draft")
     r = await row(db, post_id)
     assert r["status"] == "draft"
-    assert r["error_message"] == "Facebook takes videos up to 90 s; the video of this post lasts 120.0 s"
+    assert r["error_message"] == (
+        "Facebook takes videos up to 90 s; the video of this post lasts 120.0 s; other Page videos go through the"
+        " Video API once SCHEDULER_FACEBOOK_CLIENT_ID (the Meta app id) is set")
     assert fake.requests == []
+
+
+async def test_a_long_facebook_video_goes_through_the_video_api_and_its_retry_resumes_the_upload(
+    db, watcher, start_daemon, settings_,  # type: ignore[no-untyped-def]
+) -> None:
+    fake, campaign = await publishing(db, start_daemon, "facebook", {"SCHEDULER_FACEBOOK_CLIENT_ID": "4321"})
+    fake.upload_cuts = [3000, 0, 0]  # the first attempt's upload is cut off three times
+    long_clip = {"url": "https://cdn.test/clips/long.mp4", "mime": "video/mp4"}
+    post_id = await schedule(db, campaign, "facebook", "A long dog", [long_clip], first_comment="Part 2 soon")
+    await watcher.wait(post_id, "published", "draft")
+    r = await row(db, post_id)
+    assert (r["status"], r["platform_post_id"], r["platform_post_url"], r["error_message"]) == (
+        "published", "pv1", "https://www.facebook.com/1234/videos/pv1", None)
+    assert list(fake.sessions) == ["upload:s1"] and fake.sessions["upload:s1"]["data"] == CLIPS["/clips/long.mp4"]
+    offsets = [q.headers["file_offset"] for q in fake.requests if q.method == "POST" and "upload:" in q.url.path]
+    assert offsets == ["0", "3000", "3000", "3000"]  # the retry went on from the server's offset
+    attempts = await db.fetch("SELECT outcome FROM publish_attempts WHERE post_id = $1 ORDER BY attempt", post_id)
+    assert [a["outcome"] for a in attempts] == ["retry", "published"]
+    assert fake.comments == [{"on": "pv1", "message": "Part 2 soon", "id": "pv1_c1"}] and len(fake.posts) == 1
+
+
+async def test_a_video_over_the_daemon_s_spool_cap_says_so_not_the_platform_s_rule(
+    db, watcher, start_daemon, settings_,  # type: ignore[no-untyped-def]
+) -> None:
+    env = {"SCHEDULER_FACEBOOK_CLIENT_ID": "4321", "SCHEDULER_MAX_MEDIA_FILE_BYTES": "2000"}
+    fake, campaign = await publishing(db, start_daemon, "facebook", env)
+    long_clip = {"url": "https://cdn.test/clips/long.mp4", "mime": "video/mp4"}
+    post_id = await schedule(db, campaign, "facebook", "A long dog", [long_clip])
+    await watcher.wait(post_id, "published", "draft")
+    r = await row(db, post_id)
+    assert r["status"] == "draft" and "larger than 2000 bytes" in r["error_message"], r["error_message"]
+    assert "Facebook takes videos up to" not in r["error_message"] and fake.requests == []

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from scheduler_daemon.errors import ContentRejectedError
+from scheduler_daemon.errors import MediaTooLargeError
 from scheduler_daemon.mediafile import MediaFile, MediaTooLarge, Spool
 from scheduler_daemon.models import Connection, MediaItem, Post, Refresher
 
@@ -83,7 +83,7 @@ class FakeContext:
         self.fetched.append(item.url or "")
         content = self.payloads.get(item.url or "", IMAGE)
         if len(content) > max_bytes:
-            raise ContentRejectedError(f"media is larger than {max_bytes} bytes")
+            raise MediaTooLargeError(f"media is larger than {max_bytes} bytes", max_bytes)
         return content, item.mime or self.types.get(item.url or "", "image/png")
 
     @contextlib.asynccontextmanager
@@ -95,7 +95,7 @@ class FakeContext:
             for start in range(0, len(content), 64 * 1024):
                 await spool.write(content[start : start + 64 * 1024])
         except MediaTooLarge as exc:
-            raise ContentRejectedError(f"media is {exc}") from None
+            raise MediaTooLargeError(f"media is {exc}", max_bytes) from None
         mime = item.mime or self.types.get(item.url or "", "application/octet-stream")
         file = await spool.finish(mime, (item.url or "media").rsplit("/", 1)[-1])
         try:

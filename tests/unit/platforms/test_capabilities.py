@@ -23,12 +23,14 @@ def test_a_row_shows_every_declared_capability() -> None:
     facts = PlatformFacts(
         "demo", "Demo",
         media=MediaLimit(10, video=VideoLimit(("mp4", "mov"), ("h264", "hevc"), max_bytes=300_000_000,
-                                              min_seconds=3, max_seconds=900), mixed=True, alt_text=True,
+                                              min_seconds=3, max_seconds=900, per_day=30), mixed=True,
+                         alt_text=True,
                          alt_text_max=1_000),
         thread=25, first_comment=TextLimit(2_200), options=(Option("share_to_feed", "boolean"),
                                                             Option("audience", "string", ("all", "friends"))),
     )
     assert table([facts]).splitlines()[-1] == (
-        "| `demo` | MP4, MOV; H264 or HEVC; up to 300 MB; 3–900 s | 10 images or videos, mixed | yes, up to 1,000"
-        " | up to 25 posts | up to 2,200 characters | `share_to_feed` (boolean), `audience` (all/friends) |"
+        "| `demo` | MP4, MOV; H264 or HEVC; up to 300 MB; 3–900 s; 30 per 24 h | 10 images or videos, mixed"
+        " | yes, up to 1,000 | up to 25 posts | up to 2,200 characters"
+        " | `share_to_feed` (boolean), `audience` (all/friends) |"
     )

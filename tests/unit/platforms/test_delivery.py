@@ -23,8 +23,8 @@ from scheduler_daemon.errors import (
     TransientError,
 )
 from scheduler_daemon.models import Connection, MediaItem, Outcome, OutcomeKind, Post, PostItem
+from scheduler_daemon.platforms.base import Adapter, PlatformFacts, TextLimit
 from scheduler_daemon.platforms.delivery import deliver, incomplete
-from scheduler_daemon.platforms.x import XAdapter
 from support.platforms.chain import ChainAdapter, ChainFake
 from support.platforms.context import IMAGE_URL, FakeContext, Store, next_attempt
 
@@ -158,15 +158,21 @@ async def test_unknown_or_mistyped_options_are_refused_before_any_call() -> None
     assert fake.posts[0]["notify"] is False
 
 
+class Bare(Adapter):
+    """A platform that declares no options, threads or first comment."""
+
+    facts = PlatformFacts("bare", "Bare", text=(TextLimit(280),))
+
+
 async def test_a_platform_without_options_threads_or_comments_says_so() -> None:
-    x = XAdapter(PlatformSettings(), httpx.AsyncClient())
-    base = dataclasses.replace(thread_post("hi"), platform="x")
-    with pytest.raises(InvalidPostError, match="X has no option 'reply_settings'; it takes none"):
-        x.validate(dataclasses.replace(base, options={"reply_settings": "following"}))
-    with pytest.raises(ContentRejectedError, match="X takes no threads here: this post has 1 replies"):
-        x.validate(dataclasses.replace(base, thread=(PostItem("more"),)))
-    with pytest.raises(ContentRejectedError, match="X takes no first comment here"):
-        x.validate(dataclasses.replace(base, first_comment="hi"))
+    bare = Bare(PlatformSettings(), httpx.AsyncClient())
+    base = dataclasses.replace(thread_post("hi"), platform="bare")
+    with pytest.raises(InvalidPostError, match="Bare has no option 'reply_settings'; it takes none"):
+        bare.validate(dataclasses.replace(base, options={"reply_settings": "following"}))
+    with pytest.raises(ContentRejectedError, match="Bare takes no threads here: this post has 1 replies"):
+        bare.validate(dataclasses.replace(base, thread=(PostItem("more"),)))
+    with pytest.raises(ContentRejectedError, match="Bare takes no first comment here"):
+        bare.validate(dataclasses.replace(base, first_comment="hi"))
 
 
 async def test_each_item_is_checked_against_the_limits_with_its_number() -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from scheduler_daemon.errors import ContentRejectedError, InvalidPostError, OutcomeUnknownError, RetryablePublishError
 from scheduler_daemon.models import Connection, MediaItem, Post, PostItem
+from scheduler_daemon.platforms._video import checked_video, is_video
 from scheduler_daemon.platforms.base import PlatformAdapter, VideoLimit
 from scheduler_daemon.platforms.delivery import deliver
-from scheduler_daemon.platforms.graph_media import checked_video, is_video
 from support.media import mp4
 from support.platforms.cases import CASES, adapter, connection
 from support.platforms.context import IMAGE_URL, FakeContext, Store, next_attempt

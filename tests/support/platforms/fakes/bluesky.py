@@ -72,7 +72,8 @@ class BlueskyFake(Fake):
         if bad := self.token_error(bearer(request)):
             return bad
         if method == "com.atproto.repo.uploadBlob":
-            assert request.headers["content-type"].startswith("image/") and request.content
+            assert request.headers["content-type"].startswith(("image/", "video/mp4")) and request.content
+            assert int(request.headers["content-length"]) == len(request.content)
             self.media_refs.append(request.content)
             link = self.cid(base64.b64encode(request.content).decode())
             self.blobs[link] = request.content
@@ -86,6 +87,8 @@ class BlueskyFake(Fake):
         dt.datetime.fromisoformat(record["createdAt"])
         for facet in record.get("facets", []):
             assert 0 <= facet["index"]["byteStart"] < facet["index"]["byteEnd"] <= len(record["text"].encode())
+        if problem := self.invalid(record):
+            return reply(400, {"error": problem[0], "message": problem[1]})
         kind = self.gate(request)
         if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
@@ -95,10 +98,34 @@ class BlueskyFake(Fake):
             if data["rkey"] not in self.records:
                 embed = record.get("embed", {})
                 refs = [i["image"]["ref"]["$link"] for i in embed.get("images", [])]
+                if "video" in embed:
+                    refs.append(embed["video"]["ref"]["$link"])
                 self.posts.append(Published(record["text"], refs))
             self.records[data["rkey"]] = record
             answer["commit"] = {"cid": "bafyreicommit", "rev": f"3l{len(self.records):011d}"}
         return self.commit_then(kind, request, reply(200, answer))
+
+    def invalid(self, record: dict[str, Any]) -> tuple[str, str] | None:
+        """The XRPC error the PDS answers for the record (lexicon and references), or None.
+        A blob the PDS does not hold (``blobs`` cleared: it drops blobs no record took up)
+        is ``BlobNotFound``, as the PDS's blob transactor answers."""
+        embed = record.get("embed", {})
+        blobs = [i["image"] for i in embed.get("images", [])] + ([embed["video"]] if "video" in embed else [])
+        for blob in blobs:
+            if blob["ref"]["$link"] not in self.blobs:
+                return "BlobNotFound", f"Could not find blob: {blob['ref']['$link']}"
+        if "video" in embed and embed["video"]["mimeType"] != "video/mp4":
+            return "InvalidRequest", "Invalid app.bsky.feed.post record: embed/video must be a video/mp4 blob"
+        if any("alt" not in image for image in embed.get("images", [])):
+            return "InvalidRequest", 'Invalid app.bsky.feed.post record: embed/images/0 must have the property "alt"'
+        if len(record.get("langs", [])) > 3:
+            return "InvalidRequest", "Invalid app.bsky.feed.post record: langs must not have more than 3 elements"
+        for role in ("root", "parent") if "reply" in record else ():
+            ref = record["reply"][role]
+            rkey = ref["uri"].rsplit("/", 1)[-1]
+            if rkey not in self.records or ref["cid"] != self.cid(self.records[rkey]):
+                return "InvalidRequest", f"reply {role} {ref['uri']} is not a post of this repository"
+        return None
 
     def query(self, method: str, params: dict[str, str]) -> httpx.Response:
         if method == "com.atproto.identity.resolveHandle":

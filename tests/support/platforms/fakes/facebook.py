@@ -1,10 +1,19 @@
 """Facebook Pages (Graph API): feed posts, photos (published or not, with alt text), Reels
-(start, the rupload upload, status, finish) and comments.
+(start, the rupload upload, status, finish), Page videos (the Resumable Upload API's
+session, upload and offset read; ``/{page}/videos``; status) and comments.
 
 A Reel's upload is ``in_progress`` at its first status read and ``complete`` at the next,
 unless ``video_outcome`` is ``error`` (the platform's reason). ``uploads``: the bytes each
 Reel upload received; ``comments`` the comments posted (``comment_fail``: failure kinds
 the comment calls play); ``alts`` each photo's ``alt_text_custom``.
+
+Page videos: ``sessions`` holds what each upload session (``upload:s<n>``) received; an
+upload must start at the session's ``file_offset`` (else Graph's error), and the session
+answers the handle ``h`` once it holds ``file_length`` bytes. ``upload_cuts``: for each
+upload request in turn, the bytes the server keeps before the connection drops (the
+interrupted upload a client resumes from the offset it reads). A video is ``processing``
+at its first status read and ``ready`` (or ``error``: ``page_video_outcome``) at the next;
+``page_videos`` the videos created.
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ class FacebookFake(Fake):
         self.comment_fail: list[str] = []
         self.alts: list[str | None] = []
         self.post_ids: set[str] = set()
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.upload_cuts: list[int] = []
+        self.page_videos: dict[str, dict[str, Any]] = {}
+        self.page_video_outcome = "ready"
 
     def error(self, kind: str) -> httpx.Response:
         return graph_error(kind, (506, None, "Duplicate status message"))
@@ -40,13 +53,19 @@ class FacebookFake(Fake):
     async def route(self, request: httpx.Request) -> httpx.Response:
         if request.url.host == UPLOAD_HOST:
             return self.upload(request)
+        path = request.url.path
+        if path.startswith("/v26.0/upload:"):
+            return self.session(request, path.removeprefix("/v26.0/"))
+        if path == "/v26.0/4321/uploads":
+            return self.new_session(request)
         if request.method == "GET":
             return self.status(request)
         fields = form(request)
         assert request.method == "POST"
         if bad := self.token_error(fields.get("access_token")):
             return bad
-        path = request.url.path
+        if path == "/v26.0/1234/videos":
+            return self.page_video(request, fields)
         if path == "/v26.0/1234/photos":
             return self.photo(request, fields)
         if path == "/v26.0/1234/video_reels":
@@ -91,10 +110,49 @@ class FacebookFake(Fake):
         self.reels[video_id]["status"] = "uploaded"
         return reply(200, {"success": True})
 
+    def new_session(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        assert request.method == "POST" and params["file_type"] == "video/mp4" and params["file_name"].endswith(".mp4")
+        if bad := self.token_error(params.get("access_token")):
+            return bad
+        session = f"upload:s{len(self.sessions) + 1}"
+        self.sessions[session] = {"length": int(params["file_length"]), "data": b""}
+        return reply(200, {"id": session})
+
+    def session(self, request: httpx.Request, session: str) -> httpx.Response:
+        """The upload session: GET reads its offset, POST appends from ``file_offset``."""
+        if request.headers.get("authorization") != f"OAuth {self.valid_token}":
+            return self.error("auth")
+        if session not in self.sessions:
+            return graph_error("content", (100, 33, "Unsupported request: the upload session does not exist"))
+        held = self.sessions[session]
+        if request.method == "GET":
+            return reply(200, {"id": session, "file_offset": len(held["data"])})
+        assert request.method == "POST" and "access_token" not in str(request.url)
+        if int(request.headers["file_offset"]) != len(held["data"]):
+            return graph_error("content", (100, None, "The file_offset does not match the upload session's"))
+        if self.upload_cuts:
+            held["data"] += request.content[: self.upload_cuts.pop(0)]
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        held["data"] += request.content
+        assert len(held["data"]) == held["length"], "an upload that is not the rest of the file"
+        return reply(200, {"h": f"h:{session}"})
+
+    def page_video(self, request: httpx.Request, fields: dict[str, str]) -> httpx.Response:
+        assert request.url.host == "fb.test"
+        session = fields["fbuploader_video_file_chunk"].removeprefix("h:")
+        held = self.sessions[session]
+        assert len(held["data"]) == held["length"], "a video made from an incomplete upload"
+        video_id = f"pv{len(self.page_videos) + 1}"
+        self.page_videos[video_id] = {"polls": 0, "bytes": held["data"]}
+        return self.publish(request, Published(fields["description"], [video_id]), {"id": video_id})
+
     def status(self, request: httpx.Request) -> httpx.Response:
         if bad := self.token_error(request.url.params.get("access_token")):
             return bad
         assert request.url.params["fields"] == "status"
+        if (video_id := request.url.path.rsplit("/", 1)[1]) in self.page_videos:
+            return self.page_video_status(self.page_videos[video_id])
         reel = self.reels[request.url.path.rsplit("/", 1)[1]]
         reel["polls"] += 1
         if reel["status"] == "uploaded" and reel["polls"] > 1:
@@ -106,6 +164,15 @@ class FacebookFake(Fake):
             else "uploading"
         return reply(200, {"status": {"video_status": video_status, "uploading_phase": phase,
                                       "processing_phase": {"status": "not_started"}}, "id": "x"})
+
+    def page_video_status(self, video: dict[str, Any]) -> httpx.Response:
+        video["polls"] += 1
+        state = "processing" if video["polls"] == 1 else self.page_video_outcome
+        processing: dict[str, Any] = {"status": {"processing": "in_progress", "ready": "complete"}.get(state, state)}
+        if state == "error":
+            processing["errors"] = [{"code": 1363023, "message": "The video file you tried to upload is too short"}]
+        return reply(200, {"status": {"video_status": state, "uploading_phase": {"status": "complete"},
+                                      "processing_phase": processing}, "id": "x"})
 
     def comment(self, on: str, fields: dict[str, str]) -> httpx.Response:
         assert on in self.post_ids, f"a comment under {on}, which is not a post"

@@ -63,6 +63,12 @@ class LinkedInFake(Fake):
         self.commentaries: dict[str, str] = {}
         self.hashtags: list[list[str]] = []  # per post, the hashtags LinkedIn made of it
         self.links: list[list[str]] = []  # per post, the URLs it auto-linked
+        self.bodies: list[dict[str, Any]] = []  # each post as LinkedIn received it
+        self.videos: dict[str, dict[str, Any]] = {}  # urn → size, parts (etag → bytes), status
+        self.part_bytes = 4 * 1024 * 1024  # LinkedIn's upload parts
+        self.video_outcome = "AVAILABLE"  # or PROCESSING_FAILED
+        self.processing_answers = 1  # status answers that say PROCESSING before the outcome
+        self.comments: list[dict[str, Any]] = []
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -83,6 +89,8 @@ class LinkedInFake(Fake):
     async def route(self, request: httpx.Request) -> httpx.Response:
         if request.url.host == "li-upload.test":
             assert request.method == "PUT" and bearer(request) == self.valid_token
+            if request.url.path.startswith("/video/"):
+                return self.video_part(request)
             self.media_refs.append(request.content)
             return reply(201)
         if request.url.path == "/oauth/v2/accessToken":
@@ -94,6 +102,10 @@ class LinkedInFake(Fake):
         assert request.headers["x-restli-protocol-version"] == "2.0.0"
         if bad := self.token_error(bearer(request)):
             return bad
+        if request.url.path.startswith("/rest/videos"):
+            return self.video(request)
+        if request.url.path.startswith("/rest/socialActions/"):
+            return self.comment(request)
         if request.url.path == "/rest/images" and request.method == "POST":
             assert request.url.params["action"] == "initializeUpload"
             assert body(request) == {"initializeUploadRequest": {"owner": "urn:li:person:abc"}}
@@ -111,7 +123,8 @@ class LinkedInFake(Fake):
 
     def publish(self, request: httpx.Request, post: dict[str, Any]) -> httpx.Response:
         assert post["author"] == "urn:li:person:abc"
-        assert post["lifecycleState"] == "PUBLISHED" and post["visibility"] == "PUBLIC"
+        assert post["lifecycleState"] == "PUBLISHED" and post["visibility"] in ("PUBLIC", "CONNECTIONS", "LOGGED_IN")
+        assert isinstance(post["isReshareDisabledByAuthor"], bool)
         assert post["distribution"]["feedDistribution"] == "MAIN_FEED"
         kind = self.gate(request)
         if kind and kind not in AFTER_COMMIT:
@@ -130,13 +143,74 @@ class LinkedInFake(Fake):
             })
         media = post.get("content", {}).get("media")
         if media:
-            assert media["id"] in self.images and self.images[media["id"]] == "AVAILABLE"
+            assert (self.images.get(media["id"]) or self.videos[media["id"]]["status"]) == "AVAILABLE"
+        many = post.get("content", {}).get("multiImage", {}).get("images", [])
+        assert len(many) != 1 and all(self.images[i["id"]] == "AVAILABLE" for i in many)
         urn = f"urn:li:share:{7000 + len(self.commentaries) + 1}"
         self.commentaries[commentary] = urn
         shown, hashtags, links = little_text(commentary)
         self.hashtags.append(hashtags)
         self.links.append(links)
-        self.posts.append(Published(shown, [media["id"]] if media else []))
+        self.posts.append(Published(shown, [media["id"]] if media else [i["id"] for i in many]))
+        self.bodies.append(post)
+        return self.commit_then(kind, request, reply(201, None, {"x-restli-id": urn}))
+
+    def video(self, request: httpx.Request) -> httpx.Response:
+        """The Videos API: initializeUpload (byte ranges of ``part_bytes``), finalizeUpload
+        (every part's ETag, in order), and the status: PROCESSING, then ``video_outcome``."""
+        if request.method == "GET":
+            urn = urllib.parse.unquote(request.url.raw_path.decode().rsplit("/", 1)[-1])
+            video = self.videos[urn]
+            assert video["status"] != "WAITING_UPLOAD", "status asked before finalizeUpload"
+            video["polls"] = video.get("polls", 0) + 1
+            if video["status"] == "PROCESSING" and video["polls"] > self.processing_answers:
+                video["status"] = self.video_outcome
+            status = video["status"]
+            answer = {"id": urn, "status": status}
+            if status == "PROCESSING_FAILED":
+                answer["processingFailureReason"] = "Video is corrupted"
+            return reply(200, answer)
+        action = request.url.params["action"]
+        if action == "initializeUpload":
+            init = body(request)["initializeUploadRequest"]
+            assert init["owner"] == "urn:li:person:abc" and init["fileSizeBytes"] > 0
+            urn = f"urn:li:video:V{len(self.videos) + 1}"
+            size = init["fileSizeBytes"]
+            ranges = [(start, min(start + self.part_bytes, size) - 1) for start in range(0, size, self.part_bytes)]
+            self.videos[urn] = {"size": size, "parts": {}, "status": "WAITING_UPLOAD", "token": f"tok-{urn[-2:]}"}
+            instructions = [{"uploadUrl": f"https://li-upload.test/video/{urn[-2:]}/{n}", "firstByte": first,
+                             "lastByte": last} for n, (first, last) in enumerate(ranges)]
+            return reply(200, {"value": {"video": urn, "uploadInstructions": instructions,
+                                         "uploadToken": self.videos[urn]["token"],
+                                         "uploadUrlsExpireAt": 1_700_000_000_000}})
+        assert action == "finalizeUpload", action
+        done = body(request)["finalizeUploadRequest"]
+        video = self.videos[done["video"]]
+        assert done["uploadToken"] == video["token"] and done["uploadedPartIds"] == list(video["parts"])
+        assert sum(len(p) for p in video["parts"].values()) == video["size"]
+        video["status"] = "PROCESSING"
+        self.media_refs.append(b"".join(video["parts"].values()))
+        return reply(200, None)
+
+    def video_part(self, request: httpx.Request) -> httpx.Response:
+        _, _, key, number = request.url.path.split("/")
+        video = self.videos[f"urn:li:video:{key}"]
+        assert request.headers["content-length"] == str(len(request.content))
+        etag = f'"etag-{key}-{number}"'
+        video["parts"][etag] = request.content
+        return reply(200, None, {"etag": etag})
+
+    def comment(self, request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST"
+        on = urllib.parse.unquote(request.url.raw_path.decode().split("/")[3])
+        data = body(request)
+        assert data["object"] == on and data["actor"] == "urn:li:person:abc"
+        assert on in self.commentaries.values(), "a comment on a post that is not out"
+        kind = self.gate(request)
+        if kind and kind not in AFTER_COMMIT:
+            return self.error(kind)
+        urn = f"urn:li:comment:(urn:li:activity:{on.rsplit(':', 1)[-1]},{len(self.comments) + 1})"
+        self.comments.append({"on": on, "text": data["message"]["text"], "id": urn})
         return self.commit_then(kind, request, reply(201, None, {"x-restli-id": urn}))
 
     async def refresh(self, request: httpx.Request) -> httpx.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -57,11 +58,18 @@ def parse_entities(text: str, parse_mode: str | None) -> str | None:
 
 
 class TelegramFake(Fake):
+    """The Bot API's send methods: ``sendMessage``, ``sendPhoto``, ``sendVideo`` and
+    ``sendMediaGroup`` (photos and videos mixed, ``attach://`` uploads), replies by
+    ``reply_parameters`` (to a message that must exist), and the sending options.
+    ``sent`` holds each send's method, message ids, reply target and options."""
+
     name = "telegram"
 
     def __init__(self) -> None:
         super().__init__()
-        self.url_sizes: dict[str, int] = {}  # the size Telegram finds at a photo URL
+        self.url_sizes: dict[str, int] = {}  # the size Telegram finds at a media URL
+        self.next_id = 42
+        self.sent: list[dict[str, Any]] = []
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -85,29 +93,71 @@ class TelegramFake(Fake):
         if kind and kind not in AFTER_COMMIT:
             return self.error(kind)
         if str(data["chat_id"]) == "-100old":
-            return reply(400, {"ok": False, "error_code": 400,
-                               "description": "Bad Request: group chat was upgraded to a supergroup chat",
-                               "parameters": {"migrate_to_chat_id": -100777}})
-        if method == "sendPhoto":
-            photo = uploads["photo"] if "photo" in uploads else data["photo"]
-            if isinstance(photo, str):
-                assert photo.startswith("https://")
-                if self.url_sizes.get(photo, 0) > 5 * 1024 * 1024:  # Telegram fetches at most 5 MB
-                    return reply(400, {"ok": False, "error_code": 400,
-                                       "description": "Bad Request: wrong file identifier/HTTP URL specified"})
-            self.media_refs.append(photo)
-            text, limit = data.get("caption", ""), 1024
+            return bad_request("group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": -100777})
+        target = _json(data.get("reply_parameters"))
+        if target is not None and target["message_id"] not in {i for s in self.sent for i in s["ids"]}:
+            return bad_request("message to be replied not found")
+        if method == "sendMediaGroup":
+            items = _json(data["media"])
+            assert 2 <= len(items) <= 10 and {i["type"] for i in items} <= {"photo", "video"}
+            text, limit = items[0].get("caption", ""), 1024
+            mode = items[0].get("parse_mode")
+            refs = [self.media(i["type"], i["media"], uploads) for i in items]
+        elif method in ("sendPhoto", "sendVideo"):
+            field = method.removeprefix("send").lower()
+            ref = uploads[field] if field in uploads else data[field]
+            refs = [self.media(field, ref, uploads)]
+            text, limit, mode = data.get("caption", ""), 1024, data.get("parse_mode")
         else:
             assert method == "sendMessage", method
-            text, limit = data["text"], 4096
-        parsed = parse_entities(text, data.get("parse_mode"))
+            text, limit, mode, refs = data["text"], 4096, data.get("parse_mode"), []
+        if any(r is None for r in refs):
+            return bad_request("failed to get HTTP URL content")
+        parsed = parse_entities(text, mode)
         if parsed is None:
-            return reply(400, {"ok": False, "error_code": 400,
-                               "description": "Bad Request: can't parse entities: Character '.' is reserved "
-                                              "and must be escaped with the preceding '\\'"})
+            return bad_request("can't parse entities: Character '.' is reserved and must be escaped with the "
+                               "preceding '\\'")
         if len(parsed.encode("utf-16-le")) // 2 > limit:  # counted after entity parsing
-            return reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"})
-        self.posts.append(Published(parsed, [self.media_refs[-1]] if method == "sendPhoto" else []))
-        message = {"message_id": 41 + len(self.posts), "date": 1_700_000_000,
-                   "chat": {"id": -1001234, "type": "channel", "title": "My channel", "username": "mychannel"}}
-        return self.commit_then(kind, request, reply(200, {"ok": True, "result": message}))
+            return bad_request("message is too long")
+        return self.commit_then(kind, request, reply(200, {"ok": True, "result": self.publish(
+            method, parsed, refs, data, target)}))
+
+    def media(self, kind: str, ref: Any, uploads: dict[str, bytes]) -> Any:
+        """What Telegram gets for a photo or video: the upload's bytes, or what it fetches
+        from the URL (None past its limit for URLs: 5 MB for photos, 20 MB otherwise)."""
+        if isinstance(ref, str) and ref.startswith("attach://"):
+            ref = uploads[ref.removeprefix("attach://")]
+        if isinstance(ref, str):
+            assert ref.startswith("https://")
+            if self.url_sizes.get(ref, 0) > (5 if kind == "photo" else 20) * 1024 * 1024:
+                return None
+        self.media_refs.append(ref)
+        return ref
+
+    def publish(self, method: str, text: str, refs: list[Any], data: dict[str, Any], target: Any) -> Any:
+        ids = list(range(self.next_id, self.next_id + max(1, len(refs))))
+        self.next_id += len(ids)
+        options = {k: _json(data[k]) for k in ("disable_notification", "protect_content", "message_thread_id",
+                                                "link_preview_options") if k in data}
+        self.sent.append({"method": method, "ids": ids, "reply_to": target and target["message_id"],
+                          "options": options})
+        self.posts.append(Published(text, refs))
+        chat = {"id": -1001234, "type": "channel", "title": "My channel", "username": "mychannel"}
+        messages = [{"message_id": i, "date": 1_700_000_000, "chat": chat} for i in ids]
+        return messages if method == "sendMediaGroup" else messages[0]
+
+
+def bad_request(description: str, parameters: dict[str, Any] | None = None) -> httpx.Response:
+    data: dict[str, Any] = {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}
+    if parameters:
+        data["parameters"] = parameters
+    return reply(400, data)
+
+
+def _json(value: Any) -> Any:
+    """A field as sent: multipart fields are JSON-encoded strings, JSON bodies hold values."""
+    if (isinstance(value, str) and value[:1] in ("{", "[")) or value in ("true", "false"):
+        return json.loads(value)
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return value
