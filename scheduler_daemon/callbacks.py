@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Collection
 from typing import Protocol
 
+from .models import Heartbeat
+
 
 class OnPayload(Protocol):
     """A NOTIFY payload arrived on the daemon's channel (a hint: the row decides)."""
@@ -21,6 +23,12 @@ class OnSync(Protocol):
     """Reload every scheduled row: after each (re)connect and on a resync request."""
 
     async def __call__(self) -> None: ...
+
+
+class OnHeartbeat(Protocol):
+    """A heartbeat came back: whether this run holds its liveness lock, which runs died."""
+
+    def __call__(self, beat: Heartbeat, /) -> None: ...
 
 
 class RequestResync(Protocol):

@@ -2,11 +2,13 @@
 
 ``Daemon.run()`` serves until ``stop()``; ``started`` is set once LISTEN is active and the
 boot load is armed. The services (``service.Service``) start in the order data flows
-backwards: the writer, the preparer (fed by the dispatcher), the dispatcher, the listener;
-once ready, recovery and the status reporter. Each registers its ``stop`` on the exit
-stack, so shutdown runs in reverse: stop reporting, stop arming (listener), stop claiming
-and let in-flight publishes end (dispatcher, bounded by the shutdown timeout), cut
-preparations short (preparer), write every outcome (writer), then close HTTP and the pool.
+backwards: the liveness lock (no claim before other runs can see this one alive), the
+writer, the preparer (fed by the dispatcher), the dispatcher, the listener; once ready,
+recovery and the status reporter. Each registers its ``stop`` on the exit stack, so
+shutdown runs in reverse: stop reporting, stop arming (listener), stop claiming and let
+in-flight publishes end (dispatcher, bounded by the shutdown timeout), cut preparations
+short (preparer), write every outcome (writer), drop the liveness lock, then close HTTP and
+the pool.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import structlog
 from .clock import SystemClock
 from .config import Settings
 from .db.listener import Listener
+from .db.liveness import Liveness
 from .db.prepare import PrepareStore
 from .db.repository import Repository, create_pool
 from .engine.dispatcher import Dispatcher
@@ -32,6 +35,7 @@ from .engine.publisher import Publisher
 from .engine.recovery import Recovery
 from .engine.status import StatusReporter, status_line
 from .engine.writer import OutcomeWriter
+from .models import Heartbeat
 from .net.transport import outbound_client
 from .observability.metrics import Metrics
 from .platforms.base import AdapterFactory
@@ -69,11 +73,12 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.listener: Listener | None = None
         self.recovery: Recovery | None = None
+        self.liveness: Liveness | None = None
         self.preparer: Preparer | None = None
         self._stop = asyncio.Event()
-        # claimed_by and application_name name this run, not just the instance: a restarted
+        # claimed_by and the liveness lock name this run, not just the instance: a restarted
         # daemon with the same SCHEDULER_INSTANCE_ID must treat its predecessor's claims as
-        # a stopped daemon's (their requests may have gone out), never as its own.
+        # a dead daemon's (their requests may have gone out), never as its own.
         self.run_id = f"{secrets.token_hex(4)}@{settings.instance_id}"
         SECRETS.add_url(dsn)
         SECRETS.add(*settings.secret_values())
@@ -107,8 +112,11 @@ class Daemon:
             # it stops the services (last started first), then waits for their tasks, then
             # closes HTTP and the pool.
             tasks = await stack.enter_async_context(asyncio.TaskGroup())
-            for service in (writer, preparer, dispatcher, listener):
-                service.start(tasks, stack)
+            liveness = self.liveness = Liveness(self.dsn, repository, connect_timeout=2 * s.heartbeat_timeout_seconds)
+            liveness.start(tasks, stack)
+            if await self._until_or_stop(liveness.started):
+                for service in (writer, preparer, dispatcher, listener):
+                    service.start(tasks, stack)
             if await self._until_ready_or_stop(listener):
                 recovery.start(tasks, stack)
                 StatusReporter(self.notifier, self.metrics, dispatcher, self.clock).start(tasks, stack)
@@ -133,12 +141,13 @@ class Daemon:
             on_armed=preparer.on_armed,
         )
         recovery = Recovery(
-            repository, after_seconds=s.recovery_after_seconds, repeatable=registry.idempotent,
-            in_flight=dispatcher.in_flight,
+            repository, after_seconds=s.recovery_after_seconds, request_seconds=s.http_timeout_seconds,
+            attempt_seconds=s.attempt_timeout_seconds, windows=registry.dedupe_windows,
+            in_flight=dispatcher.in_flight, claim_gate=dispatcher.claim_gate, clock=self.clock,
         )
         listener = Listener(
             self.dsn, repository, on_payload=dispatcher.on_payload, on_sync=self._sync,
-            clock=self.clock,
+            on_heartbeat=self._on_heartbeat, clock=self.clock,
             heartbeat_seconds=s.heartbeat_seconds, heartbeat_timeout_seconds=s.heartbeat_timeout_seconds,
             metrics=self.metrics,
         )
@@ -150,6 +159,14 @@ class Daemon:
         if self.listener is not None:
             self.listener.request_resync()
 
+    def _on_heartbeat(self, beat: Heartbeat) -> None:
+        """The listener's heartbeat: renew a lost liveness lock, pass the dead runs on."""
+        if not beat.lock_held and self.liveness is not None:
+            logger.warning("this run's liveness lock is not held; taking it again")
+            self.liveness.renew()
+        if self.recovery is not None:
+            self.recovery.observe(beat.dead_runs)
+
     async def _sync(self) -> None:
         """The listener's ``on_sync``: reload the timers, then resolve orphaned claims."""
         assert self.dispatcher is not None and self.recovery is not None
@@ -158,8 +175,9 @@ class Daemon:
         if self.started.is_set():
             self.notifier.ready(self.status_line())  # ends a SIGHUP's RELOADING=1
 
-    async def _until_ready_or_stop(self, listener: Listener) -> bool:
-        ready = asyncio.ensure_future(listener.started.wait())
+    async def _until_or_stop(self, event: asyncio.Event) -> bool:
+        """Wait for ``event`` or a stop; whether ``event`` is set."""
+        ready = asyncio.ensure_future(event.wait())
         stop = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({ready, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -168,7 +186,10 @@ class Daemon:
                 waiter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiter
-        if not listener.started.is_set():
+        return event.is_set()
+
+    async def _until_ready_or_stop(self, listener: Listener) -> bool:
+        if not await self._until_or_stop(listener.started):
             return False
         assert self.dispatcher is not None
         # The boot objects (modules, the timers) live as long as the process: keep them

@@ -195,6 +195,30 @@ class ResolvedOrphan:
 
 
 @dataclass(frozen=True, slots=True)
+class OrphanSweep:
+    """What recovery asks of one ``recover_orphans``: the dead runs it has confirmed, each
+    deduplicating platform's window, a request's deadline and a whole attempt's (seconds)."""
+
+    confirmed: tuple[str, ...]
+    windows: Mapping[str, float]
+    request_seconds: float
+    attempt_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What one heartbeat of the listener read: the database's clock (``epoch``, between the
+    host's monotonic ``sent`` and ``received``), whether this run still holds its liveness
+    lock, and the runs that hold rows in 'publishing' without holding theirs (dead)."""
+
+    epoch: float
+    sent: float
+    received: float
+    lock_held: bool
+    dead_runs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PublishResult:
     """One published item (or comment). ``ref``: what a reply to it or a comment on it needs
     besides its id (Bluesky: ``uri`` and ``cid``), JSON-able: it is checkpointed."""

@@ -17,6 +17,7 @@ from .platforms import PlatformSettings
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 REMOVED_TRANSPORT = "SCHEDULER_HTTP_TRANSPORT"
+MAX_INSTANCE_ID = 40  # claimed_by and the logs carry it with every claim
 
 
 def default_state_dir() -> Path:
@@ -48,7 +49,8 @@ class Settings:
     # Networks (SCHEDULER_ALLOW_NETWORKS) where any address and port may be called.
     allow_networks: tuple[Network, ...] = ()
     shutdown_timeout_seconds: float = 30.0
-    recovery_after_seconds: float = 120.0
+    # A run seen without its liveness lock this long is dead (rides out a lock session's reconnect).
+    recovery_after_seconds: float = 2.0
     heartbeat_seconds: float = 10.0
     heartbeat_timeout_seconds: float = 5.0
     max_content_chars: int = 100_000
@@ -113,7 +115,7 @@ class Settings:
             max_content_chars=read.integer("SCHEDULER_MAX_CONTENT_CHARS", cls.max_content_chars, minimum=1),
             log_level=read.choice("SCHEDULER_LOG_LEVEL", LOG_LEVELS, cls.log_level),
             log_format=read.choice("SCHEDULER_LOG_FORMAT", LOG_FORMATS, cls.log_format),
-            instance_id=read.text("SCHEDULER_INSTANCE_ID") or default_instance_id(),
+            instance_id=_instance_id(read),
             state_dir=Path(read.text("SCHEDULER_STATE_DIR") or default_state_dir()),
             platforms=platforms,
             metrics_address=read.address("SCHEDULER_METRICS_ADDRESS"),
@@ -126,6 +128,20 @@ class Settings:
         ):
             raise ConfigError("DATABASE_URL must start with postgresql:// or postgres://")
         return settings
+
+
+def _instance_id(read: Env) -> str:
+    """``SCHEDULER_INSTANCE_ID``: printable ASCII, at most ``MAX_INSTANCE_ID`` characters, so it
+    reads the same in ``claimed_by``, the logs and ``pg_stat_activity`` (which garbles the rest)."""
+    value = read.text("SCHEDULER_INSTANCE_ID")
+    if value is None:
+        return default_instance_id()
+    if len(value) > MAX_INSTANCE_ID or not all(" " <= c <= "~" for c in value):
+        raise ConfigError(
+            f"SCHEDULER_INSTANCE_ID={value[:MAX_INSTANCE_ID]!r} must be printable ASCII (letters, digits, "
+            f"punctuation, spaces), at most {MAX_INSTANCE_ID} characters, e.g. vm1 or host-a:1"
+        )
+    return value
 
 
 def _refuse_removed_transport(read: Env) -> None:

@@ -25,7 +25,8 @@ from .migrate import pending
 from .repository import init_connection
 from .sql import q
 
-# Not "scheduler-daemon:<instance>": that prefix marks a daemon's sessions (crash recovery).
+# Operators see the CLI apart from the daemons in pg_stat_activity (liveness is an advisory
+# lock, db/liveness.py, never a session name).
 APPLICATION_NAME = "scheduler-daemon-cli"
 
 TABLES = ("content_campaigns", "content_posts", "platform_connections", "publish_attempts", "scheduler_migrations")

@@ -11,9 +11,13 @@ On every (re)connect it LISTENs *first*, then runs ``on_sync`` (load every sched
 buffering notifications that arrive meanwhile and replaying them afterwards in order:
 nothing committed in between is missed, and the newest state of each row wins.
 PostgreSQL drops notifications sent while we are away, so the sync after a reconnect is
-what makes changes made meanwhile count. The heartbeat (``SELECT clock_timestamp()``)
+what makes changes made meanwhile count. The heartbeat (sql/daemon.sql ``heartbeat``)
 is the only statement an idle daemon sends; it catches a half-open TCP connection that
-asyncpg's termination callback would not see, and re-anchors the clock.
+asyncpg's termination callback would not see, re-anchors the clock, and carries the
+liveness news to ``on_heartbeat``: whether this run's lock is held, and which runs died.
+
+Any failure but cancellation (a database error, a timeout, a bug a row or a payload
+triggers in ``on_sync``) is a reconnect after a backoff, never the end of the process.
 
 A ``Service``: ``started`` is set after the first complete sync; ``stop()`` ends it at
 once (nothing it holds needs a graceful end: the connection is terminated).
@@ -27,7 +31,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from ..callbacks import OnPayload, OnSync
+from ..callbacks import OnHeartbeat, OnPayload, OnSync
 from ..clock import SystemClock
 from ..observability.metrics import Metrics
 from ..retry import Backoff
@@ -51,6 +55,7 @@ class Listener(Service):
         *,
         on_payload: OnPayload,
         on_sync: OnSync,
+        on_heartbeat: OnHeartbeat | None = None,
         clock: SystemClock | None = None,
         heartbeat_seconds: float = 10.0,
         heartbeat_timeout_seconds: float = 5.0,
@@ -62,6 +67,7 @@ class Listener(Service):
         self.repository = repository
         self.on_payload = on_payload
         self.on_sync = on_sync
+        self.on_heartbeat = on_heartbeat
         self.clock = clock
         self.heartbeat_seconds = heartbeat_seconds
         self.heartbeat_timeout = heartbeat_timeout_seconds
@@ -93,9 +99,10 @@ class Listener(Service):
                     server_settings={"application_name": application_name(self.repository.instance_id)},
                     **self.connect_kwargs,
                 )
-            except DB_ERRORS as exc:
+            except Exception as exc:
                 delay = self._backoff.next()
-                logger.warning("listener cannot connect", error=str(exc), retry_in_s=round(delay, 2))
+                logger.warning("listener cannot connect", error=str(exc) or type(exc).__name__,
+                               retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)  # only stop ends it early (a reconnect resyncs anyway)
                 continue
             if self.started.is_set():
@@ -105,7 +112,12 @@ class Listener(Service):
             try:
                 await self._serve(conn)
             except DB_ERRORS as exc:
-                logger.warning("listener connection lost", error=str(exc))
+                logger.warning("listener connection lost", error=str(exc) or type(exc).__name__)
+                self._backoff.next()
+            except Exception as exc:
+                # Not the connection's fault (a row or a payload the sync could not take):
+                # still a reconnect, which resyncs, never the end of the daemon.
+                logger.error("listener failed; reconnecting", error=str(exc) or type(exc).__name__, exc_info=exc)
                 self._backoff.next()
             finally:
                 self.connected = False
@@ -124,7 +136,7 @@ class Listener(Service):
 
         conn.add_termination_listener(terminated)
         await conn.add_listener(CHANNEL, self._on_notify)
-        await self._anchor_clock(conn)
+        await self._heartbeat(conn)
         self._resync_requested = False  # this sync covers any request made while away
         await self._sync()
         self.connected = True
@@ -138,7 +150,7 @@ class Listener(Service):
                 self._resync_requested = False
                 await self._sync()
             else:
-                await asyncio.wait_for(self._anchor_clock(conn), self.heartbeat_timeout)
+                await asyncio.wait_for(self._heartbeat(conn), self.heartbeat_timeout)
         raise ConnectionError("LISTEN connection terminated")
 
     async def _sync(self) -> None:
@@ -151,14 +163,16 @@ class Listener(Service):
         finally:
             self._buffer = None
 
-    async def _anchor_clock(self, conn: asyncpg.Connection) -> None:
-        db_epoch, sent, received = await self.repository.read_clock(conn)
+    async def _heartbeat(self, conn: asyncpg.Connection) -> None:
+        beat = await self.repository.heartbeat(conn)
         self.last_heartbeat = asyncio.get_running_loop().time()
-        self.metrics.db_round_trip(received - sent)
+        self.metrics.db_round_trip(beat.received - beat.sent)
         if self.clock is not None:
-            skew = self.clock.anchor(db_epoch, sent, received)
+            skew = self.clock.anchor(beat.epoch, beat.sent, beat.received)
             if abs(skew) > 0.5:
                 logger.warning("database clock differs from the host", skew_ms=round(skew * 1000, 1))
+        if self.on_heartbeat is not None:
+            self.on_heartbeat(beat)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
         assert isinstance(payload, str)

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from ..models import ClaimedPost, Connection, Outcome, ResolvedOrphan, ScheduledRow, TokenSet
+from ..models import ClaimedPost, Connection, Heartbeat, OrphanSweep, Outcome, ResolvedOrphan, ScheduledRow, TokenSet
 from ..redact import SECRETS
 from . import rows
 from .sql import q
@@ -27,7 +27,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 
 def application_name(instance_id: str) -> str:
-    """How this instance's sessions show in pg_stat_activity: recovery checks liveness by it."""
+    """How this run's sessions show in pg_stat_activity (for operators: liveness is the
+    run's advisory lock, see db/liveness.py)."""
     return f"scheduler-daemon:{instance_id}"[:63]
 
 
@@ -35,7 +36,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's reset on release (a round trip per query: UNLISTEN, RESET ALL, …).
 
     Pooled connections never hold session state: no LISTEN (the listener has its own
-    connection), no SET, no advisory lock, and every transaction ends in its block.
+    connection), no SET, no advisory lock (the liveness lock has its own connection too),
+    and every transaction ends in its block.
     """
 
 
@@ -106,13 +108,16 @@ class Repository:
     async def release(self, post_id: uuid.UUID) -> None:
         await self.pool.execute(q("release"), post_id, self.instance_id)
 
-    async def recover_orphans(self, after_seconds: float, repeatable: Sequence[str]) -> list[ResolvedOrphan]:
-        """Resolve the rows stopped daemons left in 'publishing' for longer than ``after_seconds``."""
-        found = await self.pool.fetch(q("recover_orphans"), self.instance_id, after_seconds, list(repeatable))
-        return [rows.orphan(record) for record in found]
-
-    async def count_orphans(self) -> int:
-        return int(await self.pool.fetchval(q("count_orphans"), self.instance_id))
+    async def recover_orphans(self, sweep: OrphanSweep) -> tuple[list[ResolvedOrphan], float | None]:
+        """Resolve the rows that dead runs left in 'publishing' (sql/daemon.sql, ``recover_orphans``);
+        also when the first row left waiting for its request deadline is due (epoch seconds)."""
+        platforms, windows = zip(*sorted(sweep.windows.items()), strict=True) if sweep.windows else ((), ())
+        found = await self.pool.fetch(
+            q("recover_orphans"), self.instance_id, list(sweep.confirmed), sweep.request_seconds,
+            list(platforms), [float(w) for w in windows], sweep.attempt_seconds,
+        )
+        waiting = [r["next_due"] for r in found if r["id"] is None]
+        return [rows.orphan(r) for r in found if r["id"] is not None], (waiting[0] if waiting else None)
 
     async def checkpoint(self, post_id: uuid.UUID, values: dict[str, Any]) -> None:
         await self.pool.execute(q("checkpoint"), post_id, values, self.instance_id)
@@ -138,10 +143,17 @@ class Repository:
     async def mark_needs_reconnect(self, connection: Connection) -> None:
         await self.pool.execute(q("mark_needs_reconnect"), connection.id, connection.access_token)
 
-    async def read_clock(self, conn: asyncpg.Connection | None = None) -> tuple[float, float, float]:
-        """(database epoch, monotonic before, monotonic after) for SystemClock.anchor."""
-        executor: Any = conn or self.pool
-        sent = time.monotonic()
-        db_epoch = float(await executor.fetchval(q("clock")))
-        return db_epoch, sent, time.monotonic()
+    async def take_run_lock(self, conn: asyncpg.Connection) -> bool:
+        """Take this run's liveness lock on ``conn`` (a session of its own); False if another
+        session holds it (only a hash collision with a live run could)."""
+        return bool(await conn.fetchval(q("take_run_lock"), self.instance_id))
 
+    async def release_run_lock(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(q("release_run_lock"), self.instance_id)
+
+    async def heartbeat(self, conn: asyncpg.Connection) -> Heartbeat:
+        sent = time.monotonic()
+        record = await conn.fetchrow(q("heartbeat"), self.instance_id)
+        received = time.monotonic()
+        assert record is not None
+        return Heartbeat(float(record["epoch"]), sent, received, bool(record["lock_held"]), tuple(record["dead_runs"]))

@@ -74,6 +74,9 @@ class Dispatcher(Service):
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._claim_backoff = Backoff(CLAIM_RETRY_BASE, CLAIM_RETRY_CAP)
+        # Held around each claim's round trip; recovery holds it while it snapshots what is
+        # in flight and releases our other claims, so no claim commits in between.
+        self.claim_gate = asyncio.Lock()
 
     def in_flight(self) -> Set[uuid.UUID]:
         """Posts claimed and not yet settled (an ``InFlight`` for recovery)."""
@@ -203,7 +206,8 @@ class Dispatcher(Service):
 
     async def _claim(self, ready: dict[uuid.UUID, Armed]) -> list[ClaimedPost]:
         try:
-            won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
+            async with self.claim_gate:
+                won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
         except DB_ERRORS as exc:
             # Not claimed, or claimed with the answer lost: re-arm, and ask for a resync,
             # whose release_own gives back a row claimed without our knowing (nothing was

@@ -40,6 +40,7 @@ from .writer import OutcomeWriter
 logger = structlog.get_logger("scheduler_daemon.dispatcher")
 
 SPIN_SECONDS = 0.0015
+FIRST_SENT = "first_sent_at"  # publish_state: when a send whose outcome is unknown first went out
 
 
 class _Context:
@@ -183,6 +184,8 @@ class Publisher:
             if isinstance(exc, AuthError) and connection is not None:
                 await self._mark_needs_reconnect(connection, log)
             outcome = self._failed(exc, claimed, started_at)
+            if outcome.kind is OutcomeKind.RETRY and isinstance(exc, OutcomeUnknownError) and context is not None:
+                await self._keep_first_send(context, started_at, log)
             if outcome.reason == "internal":
                 log.error("adapter raised an unexpected error", exc_info=exc)
             if context is not None and claimed.post is not None:  # a thread whose first items are out
@@ -195,12 +198,38 @@ class Publisher:
 
     def _failed(self, exc: BaseException, claimed: ClaimedPost, started_at: dt.datetime) -> Outcome:
         s = self.settings
+        repeatable = self._repeatable(claimed, started_at)
+        if claimed.platform in self.registry.idempotent and not repeatable and isinstance(exc, OutcomeUnknownError):
+            exc = OutcomeUnknownError(f"{exc}; the first send is past {claimed.platform}'s deduplication window")
         return classify(
             exc, post_id=claimed.id, platform=claimed.platform, attempt=claimed.attempt, started_at=started_at,
             finished_at=utc_from_ts(self.clock.now()), max_attempts=s.max_attempts,
             retry_base=s.retry_base_seconds, retry_max=s.retry_max_seconds,
-            idempotent=claimed.platform in self.registry.idempotent,
+            idempotent=repeatable,
         )
+
+    def _repeatable(self, claimed: ClaimedPost, started_at: dt.datetime) -> bool:
+        """A repeat is deduplicated: the platform does, and the post's first send (this
+        attempt's start, or the one an earlier unknown outcome kept) is inside its window."""
+        window = self.registry.dedupe_windows.get(claimed.platform)
+        if window is None:
+            return False
+        first = claimed.post.publish_state.get(FIRST_SENT) if claimed.post is not None else None
+        try:
+            first_at = dt.datetime.fromisoformat(first).timestamp() if isinstance(first, str) else None
+        except ValueError:
+            first_at = None
+        return self.clock.now() - (started_at.timestamp() if first_at is None else first_at) < window
+
+    async def _keep_first_send(self, context: _Context, started_at: dt.datetime, log: Any) -> None:
+        """Before an unknown outcome is repeated: keep when the post was first sent, so that
+        later repeats stay inside the platform's deduplication window (counted from it)."""
+        if FIRST_SENT in context.state:
+            return
+        try:
+            await context.checkpoint(**{FIRST_SENT: started_at.isoformat()})
+        except DB_ERRORS as exc:
+            log.warning("could not keep the first send's time", error=str(exc))
 
     async def _mark_needs_reconnect(self, connection: Connection, log: Any) -> None:
         try:

@@ -119,6 +119,10 @@ class PlatformFacts:
     # idempotency key, a fixed record key, a container status check): an unknown outcome
     # is then retried, and a crashed daemon's unfinished post is published again.
     idempotent: bool = False
+    # Where idempotent: how long after the FIRST send a repeat is still deduplicated (a key
+    # the server forgets); past it a repeat could publish twice, so it becomes an unknown
+    # outcome. None: for as long as the post exists (a fixed record key).
+    dedupe_window_seconds: float | None = None
     tokenless: bool = False  # a connection needs no access token (log; webhook, whose token only signs)
     token_in_metadata: str | None = None  # a metadata key that can stand for the token (Discord's webhook_url)
     concurrency: tuple[int, int] = (50, 5)  # publishes in flight (per platform, per account)

@@ -171,6 +171,7 @@ class BlueskyAdapter(Adapter):
         "bluesky", "Bluesky", idempotent=True, api_base="https://bsky.social", concurrency=(10, 2),
         text=(TextLimit(300, graphemes, "graphemes"), TextLimit(3_000, _utf8_bytes, "bytes of text")),
         media=MediaLimit(4, video=VIDEO, alt_text=True), thread=THREAD_MAX, options=OPTIONS,
+        dedupe_window_seconds=None,  # the record key is fixed: a repeat finds the record at any age
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:

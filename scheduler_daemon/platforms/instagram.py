@@ -59,6 +59,7 @@ class InstagramAdapter(Adapter):
             Option("share_to_feed", "boolean", description="a Reel also shows in the feed"),
             Option("thumb_offset", "integer", description="the Reel's cover frame, in milliseconds"),
         ),
+        dedupe_window_seconds=23 * 3600,  # the checkpointed container expires after 24 h
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:

@@ -110,6 +110,7 @@ class MastodonAdapter(Adapter):
         "mastodon", "Mastodon", idempotent=True, concurrency=(10, 2),
         media=MediaLimit(DEFAULT_MAX_MEDIA, video=VIDEO, alt_text=True, alt_text_max=DESCRIPTION_MAX),
         thread=THREAD_MAX, options=OPTIONS,
+        dedupe_window_seconds=55 * 60,  # the server keeps an Idempotency-Key for 3,600 s: 5 min to spare
     )
 
     def validate_item(self, item: PostItem, what: str) -> None:

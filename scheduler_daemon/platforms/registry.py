@@ -45,6 +45,7 @@ FACTORIES: tuple[AdapterFactory, ...] = (
 FACTS: Mapping[str, PlatformFacts] = {factory.facts.name: factory.facts for factory in FACTORIES}
 NAMES: tuple[str, ...] = tuple(sorted(FACTS))
 IDEMPOTENT: frozenset[str] = frozenset(n for n, f in FACTS.items() if f.idempotent)
+FOREVER = 100 * 365.25 * 86400.0  # a deduplication window without a limit, in seconds
 FALLBACK_CONCURRENCY = PlatformFacts("", "").concurrency  # an unknown platform's (never published)
 
 # Variables of these names are settings of no platform: SCHEDULER_INSTAGRAM_LOGIN_API_BASE, ...
@@ -83,6 +84,16 @@ class Registry:
     def idempotent(self) -> frozenset[str]:
         """Platforms whose adapter makes a repeated publish of one post harmless."""
         return frozenset(n for n, a in self._adapters.items() if a.facts.idempotent)
+
+    @property
+    def dedupe_windows(self) -> dict[str, float]:
+        """``{platform: seconds}`` a repeat is deduplicated after the first send, for every
+        idempotent platform (one without a limit: ``FOREVER``)."""
+        return {
+            n: FOREVER if a.facts.dedupe_window_seconds is None else a.facts.dedupe_window_seconds
+            for n, a in self._adapters.items()
+            if a.facts.idempotent
+        }
 
     @property
     def names(self) -> list[str]:

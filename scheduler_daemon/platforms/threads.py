@@ -55,6 +55,7 @@ class ThreadsAdapter(Adapter):
         text=(TextLimit(500, threads_length),), media=MediaLimit(20, video=VIDEO, mixed=True, alt_text=True),
         thread=THREAD,
         options=(Option("reply_control", "string", REPLY_CONTROL, "who may reply to each post of the thread"),),
+        dedupe_window_seconds=23 * 3600,  # the checkpointed container expires after 24 h
     )
 
     def __init__(self, settings: PlatformSettings, client: httpx.AsyncClient) -> None:

@@ -451,8 +451,9 @@ async def test_sigkill_mid_publish_and_restart_with_the_same_instance_id_never_p
     rx = GatedReceiver(hold=lambda a: True)
     async with rx:
         campaign = await webhook_campaign(db, rx.url)
+        # The killed run's request counts as possibly under way for a request's deadline: short here.
         env = dict(SCHEDULER_HEARTBEAT_SECONDS="0.5", SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS="1",
-                   SCHEDULER_RECOVERY_AFTER_SECONDS="1", SCHEDULER_HTTP_TIMEOUT_SECONDS="30")
+                   SCHEDULER_HTTP_TIMEOUT_SECONDS="3")
         proc = DaemonProcess(dsn, "vm-1", tmp_path, **env)
         await proc.start()
         try:
@@ -480,12 +481,14 @@ async def test_sigkill_mid_publish_and_restart_with_a_new_instance_id(
     dsn: str, db: asyncpg.Connection, watcher: Watcher, tmp_path: Path
 ) -> None:
     """The default instance id is host:pid, so a restart normally comes back under a new id:
-    the old id's row is an orphan, resolved after SCHEDULER_RECOVERY_AFTER_SECONDS."""
+    the old run's row is an orphan, resolved once its lock has been gone for
+    SCHEDULER_RECOVERY_AFTER_SECONDS and its request's deadline has passed."""
     rx = GatedReceiver(hold=lambda a: True)
     async with rx:
         campaign = await webhook_campaign(db, rx.url)
+        # Its request may be under way for a request's deadline after the kill: keep that short.
         env = dict(SCHEDULER_HEARTBEAT_SECONDS="0.5", SCHEDULER_HEARTBEAT_TIMEOUT_SECONDS="1",
-                   SCHEDULER_RECOVERY_AFTER_SECONDS="1")
+                   SCHEDULER_HTTP_TIMEOUT_SECONDS="3")
         first = DaemonProcess(dsn, "old-pid", tmp_path, **env)
         await first.start()
         try:

@@ -41,7 +41,7 @@ async def test_rows_left_publishing_by_a_dead_daemon_become_drafts_with_the_reas
         "UPDATE content_posts SET status = 'publishing', claimed_by = 'ghost:1', attempt_count = 1,"
         " claimed_at = now() - interval '10 minutes' WHERE id = $1", post,
     )
-    await start_daemon(recovery_after_seconds=60)
+    await start_daemon()  # claimed longer ago than a whole attempt's deadline: nothing can be under way
     await watcher.wait(post, "draft")
     r = await row(db, post)
     assert r["error_message"].startswith("outcome unknown: the daemon publishing this post (ghost:1) stopped")
@@ -52,14 +52,17 @@ async def test_rows_left_publishing_by_a_dead_daemon_become_drafts_with_the_reas
 async def test_a_live_daemons_rows_are_left_alone(db, dsn, start_daemon) -> None:
     campaign, _ = await make_user(db)
     post = await insert_post(db, campaign, soon(-5))
-    # A session named like a running daemon holds this row.
-    other = await asyncpg.connect(dsn, server_settings={"application_name": "scheduler-daemon:alive:7"})
+    # The liveness session of a running daemon whose run is 'alive:7' (db/liveness.py).
+    other = await asyncpg.connect(dsn)
     try:
+        await other.execute("SELECT pg_advisory_lock(hashtextextended('alive:7', 0))")
         await db.execute(
             "UPDATE content_posts SET status = 'publishing', claimed_by = 'alive:7',"
             " claimed_at = now() - interval '10 minutes' WHERE id = $1", post,
         )
-        running = await start_daemon(recovery_after_seconds=1)
+        running = await start_daemon(recovery_after_seconds=0)
+        assert running.daemon.recovery is not None
+        running.daemon.recovery.observe(["alive:7"])  # even if a heartbeat had named it
         await running.daemon.recovery.recover()
         assert (await row(db, post))["status"] == "publishing"
     finally:
@@ -93,7 +96,7 @@ async def test_a_restarted_instance_does_not_take_its_predecessors_claims_for_it
             " claimed_at = now() - interval '10 minutes' WHERE id = $1",
             post, f"0badc0de@{settings.instance_id}",
         )
-        await start_daemon(recovery_after_seconds=60)
+        await start_daemon()
         await watcher.wait(post, "draft")
     assert rx.arrivals == [] and "outcome unknown" in (await row(db, post))["error_message"]
 

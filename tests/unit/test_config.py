@@ -46,11 +46,20 @@ def test_every_variable_is_read() -> None:
         ({"SCHEDULER_LOG_LEVEL": "loud"}, "SCHEDULER_LOG_LEVEL='loud' must be one of: debug, info, warning, error"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with postgresql://"),
         ({"SCHEDULER_METRICS_ADDRESS": "9464"}, "SCHEDULER_METRICS_ADDRESS='9464' must be host:port"),
+        # pg_stat_activity shows worker-é1 as worker-??1; claimed_by and the logs must read true
+        ({"SCHEDULER_INSTANCE_ID": "worker-é1"}, "SCHEDULER_INSTANCE_ID='worker-é1' must be printable ASCII"),
+        ({"SCHEDULER_INSTANCE_ID": "vm\x01a"}, "SCHEDULER_INSTANCE_ID=.* must be printable ASCII"),
+        ({"SCHEDULER_INSTANCE_ID": "v" * 41}, "at most 40 characters"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         Settings.from_env(env)
+
+
+def test_the_default_recovery_delay_and_a_printable_instance_id() -> None:
+    s = Settings.from_env({"SCHEDULER_INSTANCE_ID": "host-a:1 (blue)"})
+    assert (s.instance_id, s.recovery_after_seconds) == ("host-a:1 (blue)", 2.0)
 
 
 def test_bad_database_url_error_does_not_echo_it() -> None:

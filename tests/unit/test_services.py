@@ -15,6 +15,7 @@ import pytest
 from scheduler_daemon.clock import ManualClock
 from scheduler_daemon.config import Settings
 from scheduler_daemon.db.listener import Listener
+from scheduler_daemon.db.liveness import Liveness
 from scheduler_daemon.engine.dispatcher import Dispatcher
 from scheduler_daemon.engine.publisher import Publisher
 from scheduler_daemon.engine.recovery import Recovery
@@ -40,7 +41,13 @@ def _services(client: httpx.AsyncClient) -> dict[str, Callable[[], Service]]:
     return {
         "writer": lambda: OutcomeWriter(None),  # type: ignore[arg-type]
         "dispatcher": lambda: _dispatcher(client),
-        "recovery": lambda: Recovery(None, after_seconds=1.0, repeatable=(), in_flight=set),  # type: ignore[arg-type]
+        "recovery": lambda: Recovery(
+            None, after_seconds=1.0, request_seconds=1.0, attempt_seconds=1.0, windows={},  # type: ignore[arg-type]
+            in_flight=set, claim_gate=asyncio.Lock(), clock=ManualClock(0.0),
+        ),
+        "liveness": lambda: Liveness(
+            "postgresql://127.0.0.1:1/none", SimpleNamespace(instance_id="t"),  # type: ignore[arg-type]
+        ),
         "status": lambda: StatusReporter(Notifier(None), Metrics(), _dispatcher(client), ManualClock(0.0)),
         # never reaches the database: stopped before it could connect, or cancelled while connecting
         "listener": lambda: Listener(
@@ -50,7 +57,7 @@ def _services(client: httpx.AsyncClient) -> dict[str, Callable[[], Service]]:
     }
 
 
-NAMES = ["writer", "dispatcher", "recovery", "status", "listener"]
+NAMES = ["writer", "dispatcher", "recovery", "status", "listener", "liveness"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -63,7 +70,7 @@ async def test_stop_before_start_and_twice(name: str) -> None:
         assert service.stopping and not service.started.is_set()
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "listener"])
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("listener", "liveness")])
 async def test_started_then_stopped_by_the_exit_stack(name: str) -> None:
     async with httpx.AsyncClient() as client:
         service = _services(client)[name]()

@@ -140,31 +140,100 @@ UPDATE content_posts
        attempt_count = greatest(attempt_count - 1, 0)
  WHERE id = $1 AND status = 'publishing' AND claimed_by = $2;
 
+-- name: take_run_lock
+-- This run's liveness: a session-level advisory lock keyed by its run id, held by a
+-- connection of its own (db/liveness.py) for as long as the run lives. Survivors read
+-- pg_locks, which every role may read and which no setting garbles or a pooler drops.
+SELECT pg_try_advisory_lock(hashtextextended($1, 0));
+
+-- name: release_run_lock
+-- A graceful stop: others see this run gone at once.
+SELECT pg_advisory_unlock(hashtextextended($1, 0));
+
+-- name: heartbeat
+-- The listener's heartbeat, the only statement an idle daemon sends: the database's clock,
+-- whether this run's lock is still held (a half-open lock session is renewed), and the
+-- runs that hold rows in 'publishing' without holding their lock (dead: recovery takes
+-- them over). For 5 s after a server start nobody is taken for dead: every
+-- run's lock session reconnects and takes its lock again within that time.
+WITH held AS (
+    SELECT (l.classid::int8 << 32) | l.objid::int8 AS key
+      FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT extract(epoch FROM clock_timestamp())::float8 AS epoch,
+       hashtextextended($1, 0) IN (SELECT key FROM held) AS lock_held,
+       ARRAY(SELECT DISTINCT p.claimed_by
+               FROM content_posts p
+              WHERE p.status = 'publishing'
+                AND p.claimed_by <> $1
+                AND hashtextextended(p.claimed_by, 0) NOT IN (SELECT key FROM held)
+                AND now() - pg_postmaster_start_time() > interval '5 seconds'
+              LIMIT 100) AS dead_runs;
+
 -- name: recover_orphans
--- Rows left in 'publishing' by an instance that is gone (no session of it is connected)
--- for longer than $2 seconds. Platforms in $3 deduplicate a repeat, so their posts are
--- published again; for the others the outcome is unknown: draft with a reason.
-WITH live AS (
-    SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'scheduler-daemon:%'
-), orphan AS (
-    SELECT p.id, p.platform, p.claimed_by, p.claimed_at, p.attempt_count, p.platform = ANY($3::text[]) AS repeatable
+-- Rows in 'publishing' of runs recovery has confirmed dead ($2: their lock absent for
+-- SCHEDULER_RECOVERY_AFTER_SECONDS), re-checked here: a run whose lock is back keeps its
+-- rows. Platforms in $4 deduplicate a repeat within $5 seconds of the first send, so their
+-- posts are published again while inside it; the others (and a repeat past the window) end
+-- as a draft whose outcome is unknown, but only once the dead run's request cannot still be
+-- under way: $3 seconds (a request's deadline) after the first sweep that found the row
+-- orphaned (publish_state.orphaned_at, stamped here, so a survivor that restarts does not
+-- start the wait again), or at once if the claim is older than a whole attempt's ($6).
+-- Returns the rows resolved, and a row without an id whose next_due says when the first
+-- of those still waiting is due (epoch seconds), if any.
+WITH held AS (
+    SELECT (l.classid::int8 << 32) | l.objid::int8 AS key
+      FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+), windows AS (
+    SELECT * FROM unnest($4::text[], $5::float8[]) AS w(platform, seconds)
+), candidate AS (
+    SELECT p.id, p.platform, p.claimed_by, p.claimed_at, p.attempt_count,
+           coalesce((p.publish_state->>'first_sent_at')::timestamptz, p.claimed_at, now()) AS first_sent_at,
+           (p.publish_state->>'orphaned_at')::timestamptz AS orphaned_at,
+           w.seconds AS window_s
       FROM content_posts p
+      LEFT JOIN windows w ON w.platform = p.platform
      WHERE p.status = 'publishing'
        AND p.claimed_by IS DISTINCT FROM $1
-       AND p.claimed_at < now() - make_interval(secs => $2)
-       AND left('scheduler-daemon:' || coalesce(p.claimed_by, ''), 63) NOT IN (SELECT application_name FROM live)
+       AND p.claimed_by = ANY($2::text[])
+       AND hashtextextended(p.claimed_by, 0) NOT IN (SELECT key FROM held)
        FOR UPDATE OF p SKIP LOCKED
+), orphan AS (
+    SELECT c.*,
+           c.window_s IS NOT NULL AND c.first_sent_at > now() - make_interval(secs => c.window_s) AS repeatable
+      FROM candidate c
+), due AS (
+    SELECT o.*,
+           o.repeatable OR coalesce(o.orphaned_at < now() - make_interval(secs => $3), false)
+               OR coalesce(o.claimed_at < now() - make_interval(secs => $6), false) AS now_due
+      FROM orphan o
+), stamped AS (
+    UPDATE content_posts p
+       SET publish_state = p.publish_state || jsonb_build_object('orphaned_at', now())
+      FROM due o
+     WHERE p.id = o.id AND NOT o.now_due AND o.orphaned_at IS NULL
 ), resolved AS (
     UPDATE content_posts p
        SET status = CASE WHEN o.repeatable THEN 'scheduled' ELSE 'draft' END,
            retry_at = CASE WHEN o.repeatable THEN now() END,
+           -- the window counts from the first send, not from this repeat
+           publish_state = CASE WHEN o.repeatable
+                                THEN (p.publish_state - 'orphaned_at')
+                                     || jsonb_build_object('first_sent_at', o.first_sent_at)
+                                ELSE p.publish_state END,
            error_message = CASE WHEN o.repeatable THEN NULL ELSE
                'outcome unknown: the daemon publishing this post (' || coalesce(o.claimed_by, '?') ||
-               ') stopped before recording the result. The post may have been published: check ' ||
-               o.platform || ' before rescheduling' END,
+               ') stopped before recording the result' ||
+               CASE WHEN o.window_s IS NOT NULL THEN ', and its first send is older than ' || o.platform ||
+                    '''s deduplication window, so a repeat could publish it twice' ELSE '' END ||
+               '. The post may have been published: check ' || o.platform || ' before rescheduling' END,
            claimed_by = NULL, claimed_at = NULL
-      FROM orphan o
-     WHERE p.id = o.id
+      FROM due o
+     WHERE p.id = o.id AND o.now_due
  RETURNING p.id, p.platform, p.status, p.error_message, o.claimed_by AS instance, o.claimed_at, o.attempt_count
 ), audit AS (
     INSERT INTO publish_attempts (post_id, attempt, platform, instance, started_at, finished_at, outcome, error_message)
@@ -172,11 +241,10 @@ WITH live AS (
            CASE WHEN status = 'scheduled' THEN 'retry' ELSE 'unknown' END, error_message
       FROM resolved
 )
-SELECT id, platform, status, instance FROM resolved;
-
--- name: count_orphans
--- How many rows other (possibly dead) instances hold in 'publishing'.
-SELECT count(*) FROM content_posts WHERE status = 'publishing' AND claimed_by IS DISTINCT FROM $1;
-
--- name: clock
-SELECT extract(epoch FROM clock_timestamp())::float8;
+SELECT id, platform, status, instance, NULL::float8 AS next_due FROM resolved
+UNION ALL
+-- when the first of the rows left waiting for a request's deadline is due (the next sweep)
+SELECT NULL, NULL, NULL, NULL,
+       extract(epoch FROM min(coalesce(orphaned_at, now())) + make_interval(secs => $3))::float8
+  FROM due WHERE NOT now_due
+HAVING count(*) > 0;
