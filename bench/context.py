@@ -46,6 +46,7 @@ class Sizes:
     inflight: tuple[int, ...] = (1000, 5000, 10_000)
     protocol_requests: int = 5000
     profile_posts: int = 5000
+    linear_chars: int = 10_000  # measured at this and 10× this length
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +84,7 @@ SMOKE = Sizes(
     inflight=(100,),
     protocol_requests=100,
     profile_posts=300,
+    linear_chars=1_000,
 )
 
 

@@ -3,7 +3,8 @@
 ``python -m bench.naive tasks``: the naive design, one asyncio task per post sleeping
 until its instant. ``python -m bench.naive heap``: the same minimal process holding the
 daemon's ``Timers`` instead. Both load the rows with the daemon's own query and
-conversion (the repository's streamed batches, ``due_instant``), send READY=1 to
+conversion (the repository's streamed batches, each with the due instant the
+database computed), send READY=1 to
 ``$NOTIFY_SOCKET`` once every post is armed, and wait for SIGTERM. ``DATABASE_URL`` names
 the database.
 """
@@ -18,9 +19,8 @@ import time
 from collections.abc import AsyncIterator
 
 from scheduler_daemon.db.repository import Repository, create_pool
-from scheduler_daemon.due import due_instant
 from scheduler_daemon.engine.timers import Timers
-from scheduler_daemon.models import ScheduledRow
+from scheduler_daemon.models import LoadedRow
 from scheduler_daemon.systemd import Notifier
 
 
@@ -28,7 +28,7 @@ async def _sleep_until(due: float) -> None:
     await asyncio.sleep(max(0.0, due - time.time()))
 
 
-async def _scheduled(repository: Repository) -> AsyncIterator[list[tuple[ScheduledRow, int]]]:
+async def _scheduled(repository: Repository) -> AsyncIterator[list[LoadedRow]]:
     """The rows as the daemon loads them: streamed in batches where the package does so."""
     batches = getattr(repository, "scheduled_batches", None)
     if batches is not None:
@@ -43,12 +43,13 @@ async def main(mode: str) -> None:
     tasks: list[asyncio.Task[None]] = []
     schedule = Timers()
     async for batch in _scheduled(Repository(pool, "naive")):
-        for row, version in batch:
-            due = due_instant(row.key).timestamp()
+        for row in batch:
+            if row.due is None:
+                continue  # the daemon would reject it
             if mode == "tasks":
-                tasks.append(asyncio.create_task(_sleep_until(due)))
+                tasks.append(asyncio.create_task(_sleep_until(row.due)))
             else:
-                schedule.arm(row.id, due, version)
+                schedule.arm(row.id, row.due, row.version)
     await asyncio.sleep(0)  # every task has started and sits in its sleep
     armed = len(tasks) or len(schedule)
     stop = asyncio.Event()

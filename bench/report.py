@@ -342,6 +342,14 @@ def _speedups(r: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def _linear(r: dict[str, Any]) -> str:
+    n = r["n"]
+    rows = [[x["function"], x["input"], x["ms_small"], x["ms_big"], x["ratio"]] for x in r["rows"]]
+    head = (f"Each function on adversarial text of {n:,} and {10 * n:,} characters (bench/scenarios/linear.py); "
+            "CPU ms, best of 3; linear is a ratio of about 10, quadratic about 100.")
+    return head + "\n\n" + table(("function", "input", f"ms at {n:,}", f"ms at {10 * n:,}", "ratio"), rows)
+
+
 SECTIONS = {
     "lateness": ("1. Lateness", _lateness),
     "burst": ("2. Burst", _burst),
@@ -355,6 +363,7 @@ SECTIONS = {
     "replicas": ("10. Replicas", _replicas),
     "concurrency": ("11. The concurrency model", _concurrency),
     "profile": ("12. Profile of the burst", _profile),
+    "linear": ("13. Linear work on the loop", _linear),
 }
 
 

@@ -34,6 +34,7 @@ from bench.scenarios import (
     concurrency,
     idle,
     lateness,
+    linear,
     media,
     profile,
     realistic,
@@ -60,6 +61,7 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "replicas": replicas.run,
     "concurrency": concurrency.run,
     "profile": profile.run,
+    "linear": linear.run,
 }
 ISSUE_6 = ("lateness", "burst", "schedule", "registration", "idle", "roundtrips")
 # speedups reruns lateness and burst on uvloop (issue 6's last); issue 16's come after it

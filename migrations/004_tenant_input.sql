@@ -371,7 +371,7 @@ DO $migration$
 DECLARE
     daemon_columns constant jsonb := '{
         "content_posts": ["attempt_count", "schedule_version", "claimed_by", "claimed_at", "publish_state",
-                          "retry_at", "published_at", "platform_post_id", "platform_post_url",
+                          "retry_at", "published_at", "platform_post_id", "platform_post_url", "due_at",
                           "prepare_error", "prepared_version", "prepare_lease", "prepare_lease_until"],
         "platform_connections": ["needs_reconnect"]}';
     tenant text;

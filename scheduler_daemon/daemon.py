@@ -23,6 +23,7 @@ from contextlib import AsyncExitStack
 import httpx
 import structlog
 
+from . import fdlimit
 from .clock import SystemClock
 from .config import Settings
 from .db.listener import Listener
@@ -98,13 +99,20 @@ class Daemon:
     async def run(self) -> None:
         s = self.settings
         async with AsyncExitStack() as stack:
+            # Outcomes and claims travel in batches (one round trip each), so the pool stays
+            # small however many publishes are in flight: 20 from SCHEDULER_CONCURRENCY=100 up.
+            pool_size = max(4, min(20, s.concurrency // 5))
+            fdlimit.ensure(s.concurrency, pool_size)
             pool = await create_pool(
-                self.dsn, instance_id=self.run_id, max_size=max(4, min(20, s.concurrency // 5)),
+                self.dsn, instance_id=self.run_id, max_size=pool_size,
                 # A statement stuck on a half-open connection must not stall claims for long.
                 command_timeout=max(5.0, 2 * s.heartbeat_timeout_seconds),
             )
             stack.push_async_callback(pool.close)
-            repository = Repository(pool, self.run_id, max_content_chars=s.max_content_chars)
+            repository = Repository(
+                pool, self.run_id, max_content_chars=s.max_content_chars,
+                claim_lead_seconds=s.claim_lead_seconds, grace_seconds=s.grace_seconds,
+            )
             client = await stack.enter_async_context(outbound_client(s, self.transport))
             writer, preparer, dispatcher, listener, recovery = self._build(repository, client)
             logger.info("starting", run=self.run_id, grace_s=s.grace_seconds, concurrency=s.concurrency)

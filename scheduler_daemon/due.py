@@ -41,7 +41,10 @@ def zone(name: str) -> ZoneInfo:
 def due_instant(key: ScheduleKey) -> dt.datetime:
     """The UTC instant a row is due; InvalidScheduleError if it has none."""
     if key.retry_at is not None:
-        return key.retry_at.astimezone(UTC)
+        try:
+            return key.retry_at.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:00-12:00 is past year 9999 in UTC
+            raise InvalidScheduleError(f"retry_at {key.retry_at.isoformat()} is out of range") from None
     if key.date is None and key.time is None:
         raise InvalidScheduleError("scheduled_date and scheduled_time are empty")
     if key.date is None:

@@ -1,8 +1,10 @@
 """Logging: structlog, JSON lines off a TTY (journald), a readable console on one.
 
 Every line passes ``redact`` last: values under secret-looking keys are replaced, and
-``redact.SECRETS`` cuts every registered secret (tokens of the connections the daemon
-has loaded, the database password) out of every string, tracebacks included. When
+``redact.SECRETS`` cuts the process secrets (the database password, app credentials) out
+of every string, tracebacks included, and a publish attempt's own connection tokens out of
+the lines that attempt logs (``redact.own_secrets``: the line is rendered in the
+attempt's context, so its scope applies). When
 stdout is the journal (``$JOURNAL_STREAM`` matches it) warning and error lines start
 with the syslog priority prefix ``<4>``/``<3>`` so ``journalctl -p warning`` works.
 

@@ -10,9 +10,10 @@ between 'draft' and 'scheduled')::
                       │  draft               └──rate limit / transient (retry_at set)──┐
                       └────────────────────────────────────────────────────────────────┘
 
-Only the claim moves 'scheduled' → 'publishing', and it checks the status and the
-schedule fields the timer was armed with, so a stale timer or a second daemon loses the
-race harmlessly.
+Only the claim moves 'scheduled' → 'publishing', and it checks the status, the version
+the timer was armed with and, on the row, that the post is due, so a stale or forged timer
+or a second daemon loses the race harmlessly. A 'publishing' row is the daemon's: a tenant
+cannot change it (migrations/007).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,57 @@ class ScheduledRow:
 
     id: uuid.UUID
     key: ScheduleKey
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRow:
+    """A 'scheduled' row as the boot load (and every resync) reads it: the due instant the
+    database computed (``content_posts.due_at``, migrations/007), or why there is none.
+
+    The load never reads the date, time or retry_at columns themselves: a value outside
+    Python's datetime (year 10000, a BC date) would fail the whole load while decoding.
+    """
+
+    id: uuid.UUID
+    version: int
+    due: float | None  # epoch seconds; None: ``problem`` says why
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A row the claim asked for and did not take, with what the database says about it."""
+
+    id: uuid.UUID
+    version: int
+    due: float | None  # epoch seconds of content_posts.due_at
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """What one claim round trip decided, every verdict checked in SQL on the row itself.
+
+    ``won``: claimed, each with the database's due instant (``due``, by id). ``rearm``: the
+    row is not due yet, or is at another version than the timer's (a forged, stale or lost
+    notification armed it): arm it at its own instant and version. ``missed``: overdue
+    beyond the grace window. ``unschedulable``: no due instant, or a counter at its maximum
+    (``problem`` says which). Ids in none of them are no longer scheduled, or another
+    daemon took them: nothing to do.
+    """
+
+    won: list[ClaimedPost] = field(default_factory=list)
+    due: dict[uuid.UUID, float] = field(default_factory=dict)
+    rearm: list[Verdict] = field(default_factory=list)
+    missed: list[Verdict] = field(default_factory=list)
+    unschedulable: list[Verdict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        """How many were won (what a caller that counts a claim's posts counts)."""
+        return len(self.won)
+
+    def __iter__(self) -> Iterator[ClaimedPost]:
+        return iter(self.won)
 
 
 @dataclass(frozen=True, slots=True)

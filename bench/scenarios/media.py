@@ -10,9 +10,9 @@ and waits for ``FINISHED`` ahead of the instant, and at it sends ``media_publish
 permalink lookup after it). ``prepare`` in each run says how far preparation got before the
 instant and which calls the platform received from the instant on.
 
-The adapter declares Instagram's pacing as 5 publishes in flight per app and 1 per
-account; at 3–4 s per post that alone would spread 5,000 posts over most of an hour. So
-the main run lifts both (``SCHEDULER_INSTAGRAM_CONCURRENCY`` and
+The adapter declares Instagram's pacing as 1 publish in flight per account and no
+app-wide bound (it was 5 per app until 2026-12-01: at 3–4 s per post that alone spread
+5,000 posts over most of an hour). The main run lifts both (``SCHEDULER_INSTAGRAM_CONCURRENCY`` and
 ``SCHEDULER_INSTAGRAM_ACCOUNT_CONCURRENCY`` at 10,000) and keeps ``SCHEDULER_CONCURRENCY``
 at its default: it measures the media pipeline at the instant. A second run lifts the
 global cap too (no target); a small third one keeps the shipped pacing, and its rate is
@@ -72,7 +72,7 @@ def run(ctx: Context) -> dict[str, Any]:
         target("media", "p99 final call (media_publish) − due", late.get("p99"), "<=", 1000.0, "ms",
                f"Instagram pacing lifted, SCHEDULER_CONCURRENCY={d['concurrency']}; p50 {late.get('p50')} ms, "
                f"max {late.get('max')} ms; with it at {u['concurrency']:,}: p99 {u['lateness_ms'].get('p99')} ms"),
-        target("media", "p99 final call − due, shipped Instagram pacing (5 per app, 1 per account)",
+        target("media", "p99 final call − due, shipped Instagram pacing (1 per account, none per app)",
                p["lateness_ms"].get("p99"), "<=", 1000.0, "ms",
                f"{p['posts']} posts over {p['accounts']} accounts; at its {p['posts_per_s']} posts/s "
                f"{d['posts']:,} posts would end {p['projected_last_arrival_s']} s after due"),

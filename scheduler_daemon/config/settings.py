@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import socket
 from collections.abc import Mapping
@@ -18,6 +19,23 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 REMOVED_TRANSPORT = "SCHEDULER_HTTP_TRANSPORT"
 MAX_INSTANCE_ID = 40  # claimed_by and the logs carry it with every claim
+
+
+# Publishes in flight at once, all platforms together: a bound set by memory and file
+# descriptors, not by the platforms (their limits are per account and per app, in each
+# adapter's facts). By Little's law a 5,000-post burst to a platform answering in 0.34 s
+# needs about 1,700 in flight to end within a second. Each in flight holds one connection
+# (one fd) and, over TLS, 75-85 KiB on uvloop but 316 KiB on asyncio, whose SSL protocol
+# allocates a 256 KiB buffer per connection (bench/RESULTS.md, "The concurrency model"):
+# 2,048 cost about 170 MiB on uvloop; on asyncio half as many cost about 320 MiB.
+CONCURRENCY_UVLOOP = 2048
+CONCURRENCY_ASYNCIO = 1024
+
+
+def default_concurrency() -> int:
+    """SCHEDULER_CONCURRENCY's default: 2,048 where the daemon runs on uvloop (the
+    ``speed`` extra installed), 1,024 on asyncio, within the unit's MemoryHigh either way."""
+    return CONCURRENCY_UVLOOP if importlib.util.find_spec("uvloop") is not None else CONCURRENCY_ASYNCIO
 
 
 def default_state_dir() -> Path:
@@ -38,7 +56,7 @@ class Settings:
     claim_lead_seconds: float = 0.025
     # Prepare a post (media, containers, tokens) this long before its instant; 0: at the instant.
     prepare_seconds: float = 300.0
-    concurrency: int = 100
+    concurrency: int = CONCURRENCY_ASYNCIO  # from_env: default_concurrency()
     max_attempts: int = 5
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 900.0
@@ -91,7 +109,7 @@ class Settings:
             grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", cls.grace_seconds, minimum=0),
             claim_lead_seconds=read.number("SCHEDULER_CLAIM_LEAD_MS", cls.claim_lead_seconds * 1000, minimum=0) / 1000,
             prepare_seconds=read.number("SCHEDULER_PREPARE_SECONDS", cls.prepare_seconds, minimum=0),
-            concurrency=read.integer("SCHEDULER_CONCURRENCY", cls.concurrency, minimum=1),
+            concurrency=read.integer("SCHEDULER_CONCURRENCY", default_concurrency(), minimum=1),
             max_attempts=read.integer("SCHEDULER_MAX_ATTEMPTS", cls.max_attempts, minimum=1),
             retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", cls.retry_base_seconds, minimum=0),
             retry_max_seconds=read.number("SCHEDULER_RETRY_MAX_SECONDS", cls.retry_max_seconds, minimum=0),

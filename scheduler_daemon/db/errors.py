@@ -17,3 +17,8 @@ DB_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,  # e.g. a protocol state error while the server restarts
 )
+
+# Class 22 (data exception), raised by the server (a NUL in text: 22021) or by asyncpg when
+# it cannot encode an argument (a lone surrogate: 22000, its message quoting the whole
+# array). Retrying the same rows cannot help: the writer isolates the row instead.
+DATA_ERRORS: tuple[type[Exception], ...] = (asyncpg.DataError,)

@@ -1,8 +1,11 @@
 """The NOTIFY payloads the content_posts triggers send (migrations/002), parsed.
 
-A payload is a hint, never the truth: the claim re-checks the row. Anything malformed
-raises ``MalformedNotification`` with a message for the log; the listener logs it and
-carries on.
+A payload is a hint, never the truth: any role that can connect may NOTIFY on the
+channel, so the claim re-checks the row (its status, version and due instant, in SQL).
+Every field is bounded here (the id a UUID, the version a bigint, strings as long as the
+triggers send them), so nothing a payload holds reaches the database or the timers
+unchecked. Anything malformed raises ``MalformedNotification`` with a message for the log;
+the dispatcher logs it and carries on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from ..models import PostStatus, ScheduleKey
 
 CHANNEL = "scheduler_daemon"
 MAX_PAYLOAD = 8000
+MIN_VERSION, MAX_VERSION = -(2**63), 2**63 - 1
+MAX_TIMEZONE = 100  # the triggers cut it there (migrations/002)
+MAX_STATUS = 40
 
 
 class MalformedNotification(SchedulerError):
@@ -63,20 +69,31 @@ def parse(payload: str) -> Notification:
     if op is Op.TRUNCATE:
         return Notification(op, None, None, None, 0)
     post_id = _field(data, "id", uuid.UUID)
-    status = _field(data, "status", str)
+    status = _field(data, "status", _bounded(MAX_STATUS))
     version = data.get("version", 0)
     if not isinstance(version, int) or isinstance(version, bool):
-        raise MalformedNotification(f"version {version!r} is not an integer")
+        raise MalformedNotification(f"version {version!r:.100} is not an integer")
+    if not MIN_VERSION <= version <= MAX_VERSION:  # schedule_version is a bigint
+        raise MalformedNotification(f"version {str(version)[:40]} is outside bigint")
     key = ScheduleKey(
         date=_optional(data, "date", dt.date.fromisoformat),
         time=_optional(data, "time", dt.time.fromisoformat),
-        timezone=_field(data, "tz", str) if data.get("tz") is not None else "UTC",
+        timezone=_field(data, "tz", _bounded(MAX_TIMEZONE)) if data.get("tz") is not None else "UTC",
         retry_at=_optional(data, "retry_at", _aware_datetime),
     )
     was_publishing = data.get("was_publishing", False)
     if not isinstance(was_publishing, bool):
         raise MalformedNotification(f"was_publishing {was_publishing!r} is not a boolean")
     return Notification(op, post_id, status, key, version, was_publishing)
+
+
+def _bounded(limit: int) -> Any:
+    def text(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"longer than {limit} characters")
+        return value
+
+    return text
 
 
 def _aware_datetime(value: str) -> dt.datetime:

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from ..models import ClaimedPost, ScheduledRow
+from ..models import ClaimedPost
 from ..redact import SECRETS
 from . import rows
 from .sql import q
@@ -26,14 +26,14 @@ class PrepareStore:
 
     async def lease(
         self, items: Sequence[tuple[uuid.UUID, int]], seconds: float
-    ) -> list[tuple[ClaimedPost, ScheduledRow, bool]]:
-        """Lease (id, version) pairs for ``seconds``; the posts won, with their schedules and
-        whether their row holds a ``prepare_error``."""
+    ) -> list[tuple[ClaimedPost, float, bool]]:
+        """Lease (id, version) pairs for ``seconds``; the posts won, with their instants (epoch
+        seconds, the row's own) and whether their row holds a ``prepare_error``."""
         if not items:
             return []
         ids, versions = zip(*items, strict=True)
         won = await self.pool.fetch(q("prepare_lease"), list(ids), list(versions), self.instance_id, seconds)
-        return [(rows.claimed(r, self.max_content_chars), rows.scheduled_row(r), r["failed_before"]) for r in won]
+        return [(rows.claimed(r, self.max_content_chars), r["due_us"] / 1_000_000, r["failed_before"]) for r in won]
 
     async def finish(
         self, post_id: uuid.UUID, version: int, error: str | None, made: dict[str, Any] | None = None

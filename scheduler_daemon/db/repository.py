@@ -14,7 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from ..models import ClaimedPost, Connection, Heartbeat, OrphanSweep, Outcome, ResolvedOrphan, ScheduledRow, TokenSet
+from ..config import Settings
+from ..models import ClaimResult, Connection, Heartbeat, LoadedRow, OrphanSweep, Outcome, ResolvedOrphan, TokenSet
 from ..redact import SECRETS
 from . import rows
 from .sql import q
@@ -51,27 +52,41 @@ async def create_pool(
     )
 
 
+# How far past the claim lead a claim may run ahead of a row's instant: room for the daemon's
+# clock (anchored to the database's) to be a little ahead. Nothing is sent before the instant
+# the claim returns, so this only bounds how early a row can be taken out of the tenant's hands.
+CLAIM_SLACK_SECONDS = 1.0
+
+
 class Repository:
-    def __init__(self, pool: asyncpg.Pool, instance_id: str, *, max_content_chars: int = 100_000) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, instance_id: str, *, max_content_chars: int = 100_000,
+        claim_lead_seconds: float = Settings.claim_lead_seconds, grace_seconds: float = Settings.grace_seconds,
+    ) -> None:
         self.pool = pool
         self.instance_id = instance_id
         self.max_content_chars = max_content_chars
+        self.claim_ahead_seconds = claim_lead_seconds + CLAIM_SLACK_SECONDS
+        self.grace_seconds = grace_seconds
 
-    async def scheduled_batches(self, size: int = 5000) -> AsyncIterator[list[tuple[ScheduledRow, int]]]:
-        """Every scheduled row with its version, streamed in batches through a cursor, so a
-        million rows never sit in memory as records at once."""
+    async def scheduled_batches(self, size: int = 5000) -> AsyncIterator[list[LoadedRow]]:
+        """Every scheduled row with its version and due instant, streamed in batches through a
+        cursor, so a million rows never sit in memory as records at once."""
         async with self.pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
             cursor = await conn.cursor(q("load_scheduled"))
             while batch := await cursor.fetch(size):
-                yield [(rows.scheduled_row(r), r["schedule_version"]) for r in batch]
+                yield [rows.loaded_row(r) for r in batch]
 
-    async def claim(self, items: Sequence[tuple[uuid.UUID, int]]) -> list[ClaimedPost]:
-        """Claim (id, version) pairs; returns the posts won, with their candidate connections."""
+    async def claim(self, items: Sequence[tuple[uuid.UUID, int]]) -> ClaimResult:
+        """Claim (id, version) pairs that the rows say are due; returns the posts won, with
+        their candidate connections, and the verdict on each of the others."""
         if not items:
-            return []
+            return ClaimResult()
         ids, versions = zip(*items, strict=True)
-        won = await self.pool.fetch(q("claim"), list(ids), list(versions), self.instance_id)
-        return [rows.claimed(record, self.max_content_chars) for record in won]
+        found = await self.pool.fetch(
+            q("claim"), list(ids), list(versions), self.instance_id, self.claim_ahead_seconds, self.grace_seconds
+        )
+        return rows.claim_result(found, self.max_content_chars)
 
     async def record(self, outcomes: Sequence[Outcome]) -> int:
         """Write outcomes and their audit rows; returns how many rows changed status."""

@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-from ..due import due_instant
+from ..clock import UTC
 from ..errors import InvalidPostError
-from ..models import ClaimedPost, Connection, MediaItem, Post, PostItem, ResolvedOrphan, ScheduledRow, ScheduleKey
-from ..redact import SECRETS
+from ..models import (
+    ClaimedPost,
+    ClaimResult,
+    Connection,
+    LoadedRow,
+    MediaItem,
+    Post,
+    PostItem,
+    ResolvedOrphan,
+    Verdict,
+)
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Row(Protocol):
@@ -23,14 +35,38 @@ class Row(Protocol):
     def __getitem__(self, key: str, /) -> Any: ...
 
 
-def scheduled_row(record: Row) -> ScheduledRow:
-    return ScheduledRow(record["id"], schedule_key(record))
+def epoch(due_us: int | None) -> float | None:
+    """Seconds since the epoch from the database's microseconds (None stays None)."""
+    return None if due_us is None else due_us / 1_000_000
 
 
-def schedule_key(record: Row) -> ScheduleKey:
-    return ScheduleKey(
-        record["scheduled_date"], record["scheduled_time"], record["timezone"], record["retry_at"]
-    )
+def instant(due_us: int) -> dt.datetime:
+    """The exact instant (microseconds, no float rounding: a Bluesky record key derives from it)."""
+    return _EPOCH + dt.timedelta(microseconds=due_us)
+
+
+def loaded_row(record: Row) -> LoadedRow:
+    """A load_scheduled row. A due instant without a problem is armed; anything else is a draft."""
+    problem, due = record["problem"], epoch(record["due_us"])
+    if problem is None and due is None:
+        problem = "the due instant cannot be computed"
+    return LoadedRow(record["id"], record["schedule_version"], None if problem else due, problem)
+
+
+def claim_result(records: Iterable[Row], max_content_chars: int) -> ClaimResult:
+    """Sort a claim's rows by verdict (sql/daemon.sql, claim)."""
+    result = ClaimResult()
+    for record in records:
+        verdict = record["verdict"]
+        if verdict == "due":
+            if record["id"] is not None:  # else another daemon took it first
+                result.won.append(claimed(record, max_content_chars))
+                result.due[record["id"]] = record["due_us"] / 1_000_000
+            continue
+        seen = Verdict(record["asked_id"], record["asked_version"], epoch(record["due_us"]), record["problem"])
+        {"early": result.rearm, "moved": result.rearm, "missed": result.missed}.get(
+            verdict, result.unschedulable).append(seen)
+    return result
 
 
 def media_items(raw: Any, where: str = "media") -> tuple[MediaItem, ...]:
@@ -113,7 +149,7 @@ def post(record: Row, max_content_chars: int) -> Post:
         media=media_items(record["media"]),
         campaign_id=record["campaign_id"],
         user_id=record["user_id"],
-        scheduled_at=due_instant(schedule_key(record)),
+        scheduled_at=instant(record["due_us"]),
         attempt=record["attempt_count"],
         publish_state=state if isinstance(state, dict) else {},
         thread=thread_items(record["thread"], max_content_chars),
@@ -127,7 +163,6 @@ def connection(data: Row) -> Connection:
     if isinstance(expires, str):
         expires = dt.datetime.fromisoformat(expires)
     access, refresh = data["access_token"], data["refresh_token"]
-    SECRETS.add(access, refresh)  # from here on, these strings never reach a log line
     metadata = data["metadata"]
     return Connection(
         id=uuid.UUID(str(data["id"])),

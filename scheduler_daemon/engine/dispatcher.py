@@ -3,12 +3,22 @@
 One sleeper waits for the earliest deadline in the ``Timers`` or an earlier wake-up (a
 sooner post armed, stop). When posts fall due it claims them in one batch (a round trip
 for up to ``CLAIM_BATCH`` posts), then hands each one it won to the ``Publisher`` in its
-own task, bounded by the publisher's slots. A post missed beyond the grace window goes
-back to draft instead.
+own task, bounded by the publisher's slots, to be sent at the instant the row itself has.
+A notification only ever adds a timer or moves one earlier, never later nor away: a post
+that left 'scheduled' loses its claim at its old instant (until a resync drops its timer),
+and one rescheduled later is told its new instant by the claim at the old one.
+
+The timers are hints; the claim decides, in SQL, on the row (sql/daemon.sql, claim): a post
+that is not due yet is armed again at its real instant, one missed beyond the grace window
+or without a usable instant goes back to draft with the database's reason. So a forged
+notification (any role can NOTIFY on the channel) can neither publish a post early nor
+turn it into a draft. A post still in flight here is never claimed again: its timer waits
+until the outcome is written.
 
 Registration is synchronous and cheap (``on_payload``, ``arm``, and ``sync`` for a whole
 table): the listener calls it from its notification callback, so arming a post costs no
-query and no task.
+query and no task. Each payload is handled inside its own error boundary: nothing one holds
+stops the callback, and a flood of TRUNCATE payloads costs one resync.
 
 A ``Service``: ``started`` is set once the sleeper runs; ``stop()`` stops claiming and
 returns once in-flight publishes have ended (past the shutdown timeout they are
@@ -31,7 +41,7 @@ from ..db.payloads import MalformedNotification, Op, parse
 from ..db.repository import Repository
 from ..due import due_instant
 from ..errors import InvalidScheduleError
-from ..models import ClaimedPost, ScheduledRow
+from ..models import ClaimedPost, ClaimResult, LoadedRow, ScheduledRow, Verdict
 from ..retry import Backoff
 from ..service import Service
 from .publisher import Publisher
@@ -41,6 +51,7 @@ logger = structlog.get_logger("scheduler_daemon.dispatcher")
 
 CLAIM_BATCH = 1000
 CLAIM_RETRY_BASE, CLAIM_RETRY_CAP = 0.5, 2.0
+TRUNCATE_RESYNC_SECONDS = 30.0
 
 
 class Dispatcher(Service):
@@ -64,19 +75,24 @@ class Dispatcher(Service):
         self.clock = clock
         self.reject = reject
         self.request_resync = request_resync
-        self.on_armed = on_armed  # the preparer's: every arm and disarm, for its window before the instant
+        self.on_armed = on_armed  # the preparer's: every arm (a sync's too), for its window before the instant
         self.timers = Timers()
         # Claim this far ahead of the instant and send exactly on it, so the claim's round
         # trip does not make posts late. A user edit or delete in that window abandons the
         # claim before anything is sent (see migrations/002).
         self.lead = settings.claim_lead_seconds
         self.inflight: set[uuid.UUID] = set()
+        # Timers that fell due while their post was still in flight (a stale timer, or a
+        # trusted writer's reschedule mid-publish): armed again once its outcome is written.
+        self._deferred: dict[uuid.UUID, Armed] = {}
+        self._truncate_resync_at: float | None = None  # when a TRUNCATE last asked for a resync
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._claim_backoff = Backoff(CLAIM_RETRY_BASE, CLAIM_RETRY_CAP)
         # Held around each claim's round trip; recovery holds it while it snapshots what is
         # in flight and releases our other claims, so no claim commits in between.
         self.claim_gate = asyncio.Lock()
+        publisher.on_room = self._wakeup.set  # backpressure: see _sleeper
 
     def in_flight(self) -> Set[uuid.UUID]:
         """Posts claimed and not yet settled (an ``InFlight`` for recovery)."""
@@ -86,52 +102,82 @@ class Dispatcher(Service):
 
     def on_payload(self, payload: str) -> None:
         try:
+            self._on_payload(payload)
+        except Exception as exc:  # the error boundary: a payload never stops the listener's callback
+            logger.error("ignored a notification that could not be handled", error=repr(exc)[:300],
+                         payload=payload[:200])
+
+    def _on_payload(self, payload: str) -> None:
+        try:
             note = parse(payload)
         except MalformedNotification as exc:
             logger.warning("ignored malformed notification", error=str(exc), payload=payload[:200])
             return
         if note.op is Op.TRUNCATE:
-            self.request_resync()
+            self._on_truncate()
             return
         assert note.id is not None and note.key is not None
         if note.was_publishing:
             self.publisher.edited(note.id)  # the user edited a post claimed ahead of its instant
         if note.arms:
             self.arm(ScheduledRow(note.id, note.key), note.version)
-            return
-        if self.on_armed is not None:
-            self.on_armed(note.id, None, note.version)
-        if self.timers.cancel(note.id):
-            logger.debug("disarmed", post_id=str(note.id), status=note.status, op=note.op.value)
+        # A post that left 'scheduled' (or was deleted) keeps its timer: its claim finds
+        # nothing to do. A notification (which anyone can forge) cannot cancel a post (nor
+        # its preparation: its lease finds nothing to do).
 
-    def arm(self, row: ScheduledRow, version: int, timers: Timers | None = None) -> None:
+    def _on_truncate(self) -> None:
+        """A TRUNCATE (or a forged one): the timers of the rows it removed can only lose their
+        claims, so the resync only frees their memory. At most one per TRUNCATE_RESYNC_SECONDS:
+        a flood costs one resync."""
+        now = self.clock.now()
+        last = self._truncate_resync_at
+        if last is not None and 0 <= now - last < TRUNCATE_RESYNC_SECONDS:
+            logger.debug("TRUNCATE within the last resync's interval: coalesced")
+            return
+        self._truncate_resync_at = now
+        self.request_resync()
+
+    def arm(self, row: ScheduledRow, version: int) -> None:
+        """Arm a post a notification announced, at the instant its payload says."""
         try:
             due = due_instant(row.key).timestamp()
         except InvalidScheduleError as exc:
-            logger.warning("cannot schedule post", post_id=str(row.id), error=str(exc))
-            self.reject(row.id, version, str(exc))
-            return
-        if self.on_armed is not None:  # on every arm, a sync's included
+            # Only the row can say it is unschedulable: claim now, and the claim's verdict
+            # (the database's reason, or its real instant) decides.
+            logger.info("notification without a usable instant; asking the row", post_id=str(row.id),
+                        error=str(exc))
+            due = self.clock.now()
+        current = self.timers.get(row.id)
+        if current is not None and current.version < version and current.due < due:
+            # A payload moves a timer earlier only. Later goes through the row: at the earlier
+            # instant the claim answers with the row's own (one round trip), so a forged
+            # higher version cannot postpone a post.
+            due = current.due
+        if self.on_armed is not None:
             self.on_armed(row.id, due, version)
-        if timers is None:
-            if self.timers.arm(row.id, due, version):
-                self._wakeup.set()
-        else:
-            timers.arm(row.id, due, version)
+        if self.timers.arm(row.id, due, version):
+            self._wakeup.set()
 
-    async def sync(self, batches: AsyncIterable[list[tuple[ScheduledRow, int]]]) -> None:
+    async def sync(self, batches: AsyncIterable[list[LoadedRow]]) -> None:
         """Replace the timers with the table's scheduled rows (boot and every resync).
 
         The new timers are built aside and swapped in at the end, so the posts armed now
-        keep firing on time while a large table loads.
+        keep firing on time while a large table loads. A row without a usable instant (the
+        load's problem) goes to draft with the reason.
         """
         fresh = Timers()
         async for batch in batches:
-            for row, version in batch:
+            for row in batch:
                 # Rows in flight are armed too: a claim still being decided (or retried
                 # after a failure) must not leave its post unarmed, and a stale timer only
                 # loses its claim.
-                self.arm(row, version, fresh)
+                if row.due is None:
+                    logger.warning("cannot schedule post", post_id=str(row.id), error=row.problem)
+                    self.reject(row.id, row.version, row.problem or "the due instant cannot be computed")
+                else:
+                    fresh.arm(row.id, row.due, row.version)
+                    if self.on_armed is not None:
+                        self.on_armed(row.id, row.due, row.version)
         self.timers = fresh
         self._wakeup.set()
         logger.info("schedule loaded", armed=len(self.timers), next_due=self.next_due_iso())
@@ -155,8 +201,11 @@ class Dispatcher(Service):
         loop = asyncio.get_running_loop()
         while not self.stopping:
             self._wakeup.clear()
+            if self.publisher.room <= 0:  # backpressure: claim only what can start (on_room wakes us)
+                await self._wakeup.wait()
+                continue
             now = self.clock.now()
-            due = self.timers.pop_due(now + self.lead, CLAIM_BATCH)
+            due = self.timers.pop_due(now + self.lead, min(CLAIM_BATCH, self.publisher.room))
             if due:
                 await self._dispatch(due, now, tasks)
                 continue
@@ -174,37 +223,49 @@ class Dispatcher(Service):
                 await self._idle.wait()
 
     async def _dispatch(self, due: list[Armed], now: float, tasks: asyncio.TaskGroup) -> None:
-        ready = self._within_grace(due, now)
+        ready: dict[uuid.UUID, Armed] = {}
+        for armed in due:
+            if armed.id in self.inflight:  # never claim a post twice: wait for its outcome
+                self._deferred[armed.id] = armed
+            else:
+                ready[armed.id] = armed
         if not ready:
             return
         # In flight from before the claim is sent until the outcome is written, so a
         # concurrent resync never mistakes these rows for orphans of ours.
         self.inflight.update(ready)
         self._idle.clear()
-        won = await self._claim(ready)
-        claimed = {post.id for post in won}
-        self._settle(post_id for post_id in ready if post_id not in claimed)
-        for post in won:
-            tasks.create_task(self._publish(post, ready[post.id]))
+        result = await self._claim(ready)
+        self._settle(post_id for post_id in ready if post_id not in result.due)
+        self._handle_verdicts(result, now)
+        for post in result.won:
+            # Sent at the row's own instant, not at the one the timer was armed with.
+            armed = ready[post.id]._replace(due=result.due[post.id])
+            tasks.create_task(self._publish(post, armed))
 
-    def _within_grace(self, due: list[Armed], now: float) -> dict[uuid.UUID, Armed]:
-        """The due posts still worth publishing; the others go back to draft as missed."""
-        grace = self.settings.grace_seconds
-        ready: dict[uuid.UUID, Armed] = {}
-        for armed in due:
-            late = now - armed.due
-            if late > grace:
-                message = (
-                    f"missed: was due at {utc_from_ts(armed.due).isoformat()} and the daemon saw it "
-                    f"{format_delay(late)} late (grace window {format_delay(grace)}); reschedule it"
-                )
-                logger.warning("post missed", post_id=str(armed.id), late_s=round(late, 1))
-                self.reject(armed.id, armed.version, message)
-            else:
-                ready[armed.id] = armed
-        return ready
+    def _handle_verdicts(self, result: ClaimResult, now: float) -> None:
+        for again in result.rearm:
+            assert again.due is not None
+            logger.info("armed at the row's own instant", post_id=str(again.id), version=again.version,
+                        due=utc_from_ts(again.due).isoformat())
+            self.timers.arm(again.id, again.due, again.version)
+        for missed in result.missed:
+            self._missed(missed, now)
+        for bad in result.unschedulable:
+            logger.warning("cannot schedule post", post_id=str(bad.id), error=bad.problem)
+            self.reject(bad.id, bad.version, bad.problem or "the due instant cannot be computed")
 
-    async def _claim(self, ready: dict[uuid.UUID, Armed]) -> list[ClaimedPost]:
+    def _missed(self, missed: Verdict, now: float) -> None:
+        assert missed.due is not None
+        grace, late = self.settings.grace_seconds, now - missed.due
+        message = (
+            f"missed: was due at {utc_from_ts(missed.due).isoformat()} and the daemon saw it "
+            f"{format_delay(late)} late (grace window {format_delay(grace)}); reschedule it"
+        )
+        logger.warning("post missed", post_id=str(missed.id), late_s=round(late, 1))
+        self.reject(missed.id, missed.version, message)
+
+    async def _claim(self, ready: dict[uuid.UUID, Armed]) -> ClaimResult:
         try:
             async with self.claim_gate:
                 won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
@@ -218,7 +279,7 @@ class Dispatcher(Service):
                 self.timers.arm(armed.id, armed.due, armed.version)
             self.request_resync()
             await asyncio.sleep(delay)
-            return []
+            return ClaimResult()
         self._claim_backoff.reset()
         return won
 
@@ -229,6 +290,10 @@ class Dispatcher(Service):
             self._settle((post.id,))
 
     def _settle(self, post_ids: Iterable[uuid.UUID]) -> None:
-        self.inflight.difference_update(post_ids)
+        for post_id in post_ids:
+            self.inflight.discard(post_id)
+            deferred = self._deferred.pop(post_id, None)
+            if deferred is not None and self.timers.arm(deferred.id, deferred.due, deferred.version):
+                self._wakeup.set()  # its claim now finds the row as the outcome left it
         if not self.inflight:
             self._idle.set()

@@ -54,9 +54,8 @@ from ..clock import Clock
 from ..config import Settings
 from ..db.errors import DB_ERRORS
 from ..db.prepare import PrepareStore
-from ..due import due_instant
 from ..errors import PublishError
-from ..models import ClaimedPost, Post, ScheduledRow
+from ..models import ClaimedPost, Post
 from ..net.deadline import within_deadline
 from ..platforms.delivery import prepare
 from ..retry import Backoff, delay
@@ -217,15 +216,14 @@ class Preparer(Service):
         versions = {a.id: a.version for a in pending}
         self.lost += len(pending) - len(won)
         self.progress.set()
-        for claimed, row, failed_before in won:
+        for claimed, instant, failed_before in won:
             self._tasks[claimed.id] = tasks.create_task(
-                self._prepare(claimed, row, versions[claimed.id], failed_before))
+                self._prepare(claimed, instant, versions[claimed.id], failed_before))
 
     # -- one preparation ------------------------------------------------------------------
 
-    async def _prepare(self, claimed: ClaimedPost, row: ScheduledRow, version: int, failed_before: bool) -> None:
+    async def _prepare(self, claimed: ClaimedPost, instant: float, version: int, failed_before: bool) -> None:
         log = logger.bind(post_id=str(claimed.id), platform=claimed.platform)
-        instant = due_instant(row.key).timestamp()
         try:
             error, made = await self._attempt(claimed, instant, log)
             # A post with nothing to prepare (a text post, a webhook) costs no write: its

@@ -1,18 +1,30 @@
 """One publish attempt, end to end.
 
 For a post the dispatcher claimed: wait for its instant (it was claimed a little ahead;
-a user edit meanwhile abandons the claim), take a global slot and the platform's pacing
-slot, validate and publish through the adapter, classify the result into an
-``Outcome``, hand it to the writer and log one summary line. Every exception an attempt
-raises ends as that post's outcome: nothing one post does stops another.
+a user edit meanwhile abandons the claim), take its account's and its platform's pacing
+slots, then a global slot, validate and publish through the adapter, classify the result
+into an ``Outcome``, hand it to the writer and log one summary line. Every exception an
+attempt raises ends as that post's outcome: nothing one post does stops another.
+
+Fair slots: pacing comes first, so a post waiting for its busy account (one tenant's
+backlog) holds no global slot, and another tenant's post takes one at once. A post's
+states, for the dispatcher's backpressure (``room``)::
+
+    claimed ─▶ waiting for its instant ─▶ waiting for pacing ─▶ wanting / holding a slot ─▶ done
+               └──────── counted ───────┘   (not counted)      └──────── counted ────────┘
+
+``room`` is the global slots minus the posts counted: how many more the dispatcher may
+claim now. Posts waiting for pacing are not counted, so a paced backlog never stops the
+claims of other tenants' posts; the pacing semaphores bound what each account can hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -23,7 +35,7 @@ from ..clock import Clock, utc_from_ts
 from ..config import Settings
 from ..db.errors import DB_ERRORS
 from ..db.repository import Repository
-from ..errors import AuthError, OutcomeUnknownError, TransientError
+from ..errors import AuthError, NoConnectionError, OutcomeUnknownError, TransientError
 from ..mediafile import MediaFile
 from ..models import ClaimedPost, Connection, MediaItem, Outcome, OutcomeKind, Post, Refresher
 from ..net.deadline import within_deadline
@@ -31,7 +43,9 @@ from ..observability.metrics import Metrics
 from ..platforms.delivery import deliver, incomplete
 from ..platforms.pacing import Pacer
 from ..platforms.registry import Registry
+from ..redact import SECRETS, add_own, own_secrets
 from .classify import classify, published
+from .clean import clean_outcome
 from .media import MediaResolver
 from .timers import Armed
 from .token_refresh import TokenRefresh
@@ -64,7 +78,9 @@ class _Context:
         self._state.update(values)
 
     async def refresh_tokens(self, connection: Connection, refresher: Refresher) -> Connection:
-        return await self.tokens.refresh(connection, refresher)
+        fresh = await self.tokens.refresh(connection, refresher)
+        add_own(fresh.access_token, fresh.refresh_token)  # this post's secrets too, from now on
+        return fresh
 
     async def media_url(self, item: MediaItem) -> str:
         return await self.media.media_url(item, self.owner)
@@ -101,6 +117,23 @@ class Publisher:
         self.metrics = metrics or Metrics()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._waiting: dict[uuid.UUID, asyncio.Event] = {}  # claimed ahead, not yet sent
+        self._counted = 0  # posts holding, or about to want, a global slot (see the module doc)
+        self.on_room: Callable[[], None] = lambda: None  # called when ``room`` turns positive
+
+    @property
+    def room(self) -> int:
+        """How many more posts a claim may bring now (the dispatcher's backpressure)."""
+        return self.settings.concurrency - self._counted
+
+    @contextlib.contextmanager
+    def _count(self) -> Iterator[None]:
+        self._counted += 1
+        try:
+            yield
+        finally:
+            self._counted -= 1
+            if self.room == 1:  # from none to some
+                self.on_room()
 
     def edited(self, post_id: uuid.UUID) -> None:
         """The user edited (or deleted) a post that was claimed ahead of its instant."""
@@ -108,17 +141,29 @@ class Publisher:
             self._waiting[post_id].set()
 
     async def publish(self, claimed: ClaimedPost, armed: Armed) -> None:
+        # The post's own tokens are scrubbed from everything this attempt logs or stores,
+        # and from nobody else's lines (redact.own_secrets).
+        with own_secrets(*(t for c in claimed.connections for t in (c.access_token, c.refresh_token))):
+            await self._publish(claimed, armed)
+
+    async def _publish(self, claimed: ClaimedPost, armed: Armed) -> None:
         log = logger.bind(post_id=str(claimed.id), platform=claimed.platform, attempt=claimed.attempt)
         started = self.clock.now()
         outcome: Outcome | None = None
         begun = False
         try:
-            if not await self._until_due(claimed.id, armed.due):
+            with self._count():
+                due = await self._until_due(claimed.id, armed.due)
+            if not due:
                 await self._abandon(claimed.id, log)
                 return
-            async with self._slots:
-                started, begun = self.clock.now(), True
-                outcome = await self._attempt(claimed, log)
+            # Pacing before the global slot: waiting for a busy account holds no slot.
+            async with self.pacer.slot(claimed.platform, _account_key(claimed)):
+                with self._count():
+                    async with self._slots:
+                        started, begun = self.clock.now(), True
+                        # The one place a platform's answer becomes what is stored: made storable here.
+                        outcome = clean_outcome(await self._attempt(claimed, log), scrub=SECRETS.scrub)
             written = self.writer.submit(outcome)
             self._log_summary(log, outcome, armed, started)
             await written
@@ -175,11 +220,10 @@ class Publisher:
             post = claimed.publishable()
             adapter.validate(post)
             connection = claimed.connection()
-            async with self.pacer.slot(claimed.platform, str(connection.id)):
-                context = _Context(post, self.repository, self.media, self.tokens)
-                delivery = await within_deadline(
-                    deliver(adapter, post, connection, context), self.settings.attempt_timeout_seconds
-                )
+            context = _Context(post, self.repository, self.media, self.tokens)
+            delivery = await within_deadline(
+                deliver(adapter, post, connection, context), self.settings.attempt_timeout_seconds
+            )
         except Exception as exc:  # classified, never fatal: every other post goes on
             if isinstance(exc, AuthError) and connection is not None:
                 await self._mark_needs_reconnect(connection, log)
@@ -253,3 +297,12 @@ class Publisher:
         else:
             self.metrics.failed(outcome.platform, outcome.reason or "failed")
             log.error("publish failed", reason=outcome.reason, error=outcome.error_message, **fields)
+
+
+def _account_key(claimed: ClaimedPost) -> str:
+    """The pacing key: the connection publishing the post. A post without a usable one
+    fails at once in its attempt, paced on its own id (it calls no platform)."""
+    try:
+        return str(claimed.connection().id)
+    except NoConnectionError:
+        return str(claimed.id)

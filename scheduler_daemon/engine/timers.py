@@ -4,12 +4,13 @@ No I/O, no asyncio.
 A post is armed at a ``version`` (``content_posts.schedule_version``), which the
 triggers bump whenever anything that decides the due instant changes; so ``(id,
 version)`` determines the due instant, and the only per-post state besides the heap item
-is ``id -> version``. Ids are kept as 128-bit ints (44 bytes, against 72 for asyncpg's
-UUID objects): at a million posts that is the difference that keeps the daemon small.
-Re-arming or cancelling does not touch the heap: heap items whose
-version no longer matches are dropped when they reach the top (and the heap is compacted
-when stale items outnumber live ones). Arm, cancel and pop are O(log n), and a million
-armed posts cost one small tuple and one dict slot each, not one task each.
+is ``id -> that heap item`` (the same tuple: no copy). Ids are kept as 128-bit ints (44
+bytes, against 72 for asyncpg's UUID objects): at a million posts that is the difference
+that keeps the daemon small. Re-arming or cancelling does not touch the heap: heap items
+that are no longer their post's live item are dropped when they reach the top (and the
+heap is compacted when stale items outnumber live ones). Arm, cancel and pop are O(log n),
+``get`` is O(1), and a million armed posts cost one small tuple and one dict slot each,
+not one task each.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Armed(NamedTuple):
 class Timers:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, int]] = []  # (due, version, id as int)
-        self._live: dict[int, int] = {}  # id as int -> armed version
+        self._live: dict[int, tuple[float, int, int]] = {}  # id as int -> its live heap item
 
     def __len__(self) -> int:
         return len(self._live)
@@ -39,17 +40,14 @@ class Timers:
 
     def __iter__(self) -> Iterator[Armed]:
         """The armed posts (a scan of the heap: for inspection, not the hot path)."""
-        seen: set[int] = set()
-        for due, version, key in self._heap:
-            if self._live.get(key) == version and key not in seen:
-                seen.add(key)
-                yield Armed(uuid.UUID(int=key), due, version)
+        for item in self._heap:
+            if self._live.get(item[2]) is item:
+                yield Armed(uuid.UUID(int=item[2]), item[0], item[1])
 
     def get(self, post_id: uuid.UUID) -> Armed | None:
-        """The armed entry of ``post_id`` (a scan: for inspection, not the hot path)."""
-        if post_id.int not in self._live:
-            return None
-        return next(a for a in self if a.id == post_id)
+        """The armed entry of ``post_id``."""
+        item = self._live.get(post_id.int)
+        return None if item is None else Armed(post_id, item[0], item[1])
 
     def arm(self, post_id: uuid.UUID, due: float, version: int) -> bool:
         """Arm or re-arm ``post_id``. True when it became the earliest deadline.
@@ -59,11 +57,12 @@ class Timers:
         """
         key = post_id.int
         current = self._live.get(key)
-        if current is not None and current >= version:
+        if current is not None and current[1] >= version:
             return False
-        self._live[key] = version
+        item = (due, version, key)
+        self._live[key] = item
         earliest = self.next_due()  # of the others: this post's older items are stale now
-        heapq.heappush(self._heap, (due, version, key))
+        heapq.heappush(self._heap, item)
         self._maybe_compact()
         return earliest is None or due < earliest
 
@@ -79,9 +78,9 @@ class Timers:
         """The earliest live deadline, or None when nothing is armed."""
         heap, live = self._heap, self._live
         while heap:
-            due, version, key = heap[0]
-            if live.get(key) == version:
-                return due
+            item = heap[0]
+            if live.get(item[2]) is item:
+                return item[0]
             heapq.heappop(heap)
         return None
 
@@ -90,11 +89,12 @@ class Timers:
         out: list[Armed] = []
         heap, live = self._heap, self._live
         while heap and (limit is None or len(out) < limit):
-            due, version, key = heap[0]
+            item = heap[0]
+            due, version, key = item
             if due > now:
                 break
             heapq.heappop(heap)
-            if live.get(key) == version:
+            if live.get(key) is item:
                 del live[key]
                 out.append(Armed(uuid.UUID(int=key), due, version))
         return out
@@ -107,10 +107,11 @@ class Timers:
         stack = [0] if heap else []
         while stack:
             index = stack.pop()
-            due, version, key = heap[index]
+            item = heap[index]
+            due, version, key = item
             if due > until:
                 continue
-            if due > after and live.get(key) == version:
+            if due > after and live.get(key) is item:
                 out.append(Armed(uuid.UUID(int=key), due, version))
             stack.extend(c for c in (2 * index + 1, 2 * index + 2) if c < len(heap))
         return out
@@ -122,5 +123,6 @@ class Timers:
 
     def _maybe_compact(self) -> None:
         if len(self._heap) > 1024 and len(self._heap) > 2 * len(self._live):
-            self._heap = [(a.due, a.version, a.id.int) for a in list(self)]
+            live = self._live
+            self._heap = [item for item in self._heap if live.get(item[2]) is item]
             heapq.heapify(self._heap)

@@ -167,6 +167,10 @@ def classify(response: httpx.Response) -> PublishError | None:
 
 
 class BlueskyAdapter(Adapter):
+    # Pacing: writes are limited per account (5,000 points per hour, 35,000 per day; a
+    # created record costs 3) and requests per IP (3,000 per 5 min on Bluesky's PDS: 10/s
+    # from this daemon's address). 2 in flight per account, 10 across all accounts: the
+    # per-IP limit is the daemon's, whatever the tenants.
     facts = PlatformFacts(
         "bluesky", "Bluesky", idempotent=True, api_base="https://bsky.social", concurrency=(10, 2),
         text=(TextLimit(300, graphemes, "graphemes"), TextLimit(3_000, _utf8_bytes, "bytes of text")),

@@ -87,9 +87,12 @@ FLAGS = {"suppress_embeds": 1 << 2, "silent": 1 << 12}  # SUPPRESS_EMBEDS, SUPPR
 
 
 class DiscordAdapter(Adapter):
+    # Pacing: per-route buckets (a webhook is its own top-level resource) and 50 requests
+    # per second globally from one address; 10,000 refused requests in 10 min ban the IP.
+    # 1 in flight per webhook; 50 in all.
     facts = PlatformFacts(
         "discord", "Discord", token_in_metadata="webhook_url", api_base="https://discord.com/api/v10",
-        concurrency=(10, 1), text=(TextLimit(2_000),),
+        concurrency=(50, 1), text=(TextLimit(2_000),),
         media=MediaLimit(10, images_only=False, mixed=True, alt_text=True, alt_text_max=MAX_DESCRIPTION),
         options=OPTIONS,
     )

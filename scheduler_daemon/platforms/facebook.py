@@ -47,6 +47,7 @@ from ._http import call
 from ._tokens import TokenHolder
 from ._video import is_video, spooled_video
 from .base import (
+    UNLIMITED,
     Adapter,
     Item,
     MediaLimit,
@@ -75,8 +76,11 @@ PAGE_VIDEO = VideoLimit(("mp4",), ("h264", "hevc"), ("aac",), max_bytes=10 * 10*
 
 
 class FacebookAdapter(Adapter):
+    # Pacing: Page-token calls count against the Page's Business Use Case limit (4,800 ×
+    # engaged users per Page per rolling 24 h), a per-Page budget: 2 in flight per Page and
+    # no app-wide bound (a throttled call answers codes 4/17/32/613 and is retried).
     facts = PlatformFacts(
-        "facebook", "Facebook", api_base="https://graph.facebook.com", concurrency=(10, 2),
+        "facebook", "Facebook", api_base="https://graph.facebook.com", concurrency=(UNLIMITED, 2),
         text=(TextLimit(63_206),), media=MediaLimit(10, video=VIDEO, alt_text=True),
         first_comment=TextLimit(8_000),
     )

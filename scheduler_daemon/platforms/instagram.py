@@ -37,7 +37,18 @@ from ..models import Connection, MediaItem, Post, PostItem, PublishResult
 from ._rules import check_alt_text, check_length, check_media
 from ._tokens import TokenHolder
 from ._video import check_videos, is_video
-from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, VideoLimit
+from .base import (
+    UNLIMITED,
+    Adapter,
+    Item,
+    MediaLimit,
+    Option,
+    PlatformFacts,
+    Prepared,
+    PublishContext,
+    TextLimit,
+    VideoLimit,
+)
 from .graph import ContainerApi, ContainerFlow, Part, long_lived_refresher
 
 MAX_HASHTAGS = 30
@@ -51,8 +62,12 @@ VIDEO = VideoLimit(
 
 
 class InstagramAdapter(Adapter):
+    # Pacing: the documented limit is per account, a publishing quota of posts per rolling
+    # 24 h (GET /{ig-user-id}/content_publishing_limit, quota_total; a carousel is one) that
+    # no app-wide bound enforces: 1 container flow in flight per account, none app-wide
+    # (5 per app serialized every tenant's burst: bench/RESULTS.md, media burst).
     facts = PlatformFacts(
-        "instagram", "Instagram", idempotent=True, api_base="https://graph.facebook.com", concurrency=(5, 1),
+        "instagram", "Instagram", idempotent=True, api_base="https://graph.facebook.com", concurrency=(UNLIMITED, 1),
         text=(TextLimit(2_200),), media=MediaLimit(10, video=VIDEO, mixed=True, alt_text=True),
         first_comment=TextLimit(2_200),
         options=(

@@ -162,9 +162,11 @@ OPTIONS = (
 
 
 class LinkedInAdapter(Adapter):
-    # LinkedIn's limits are small and unpublished.
+    # Pacing: LinkedIn documents daily limits per app and per member, reset at midnight UTC,
+    # without publishing the numbers (a 429 carries no Retry-After). 1 in flight per member;
+    # 50 per app, a moderate bound for a quota of unknown size (2 serialized every tenant).
     facts = PlatformFacts(
-        "linkedin", "LinkedIn", api_base="https://api.linkedin.com/rest", concurrency=(2, 1),
+        "linkedin", "LinkedIn", api_base="https://api.linkedin.com/rest", concurrency=(50, 1),
         text=(TextLimit(3_000),),
         media=MediaLimit(20, video=VIDEO, alt_text=True, alt_text_max=MAX_ALT_TEXT),
         first_comment=TextLimit(MAX_COMMENT), options=OPTIONS,

@@ -106,6 +106,8 @@ OPTIONS = (
 class MastodonAdapter(Adapter):
     # Text and media limits are the instance's (GET /api/v2/instance): validate_item applies
     # the defaults, prepare the instance's own; the media fact gives the defaults.
+    # Pacing: an instance allows 300 requests per 5 min per account and per IP (the daemon's
+    # address: every tenant on one instance shares it). 2 in flight per account, 10 in all.
     facts = PlatformFacts(
         "mastodon", "Mastodon", idempotent=True, concurrency=(10, 2),
         media=MediaLimit(DEFAULT_MAX_MEDIA, video=VIDEO, alt_text=True, alt_text_max=DESCRIPTION_MAX),

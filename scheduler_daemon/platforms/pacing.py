@@ -1,8 +1,10 @@
 """Concurrency limits per platform and per account, applied across posts due together.
 
-The daemon wraps each publish in ``async with pacer.slot(platform, account_key):``. A
-slot takes the account's semaphore first, then the platform's, so a post waiting for a
-busy account never holds a platform-wide slot. Semaphores are created lazily on first
+The publisher wraps each publish in ``async with pacer.slot(platform, account_key):``
+BEFORE it takes a global slot (``SCHEDULER_CONCURRENCY``), and a slot takes the account's
+semaphore first, then the platform's: a post waiting for a busy account holds neither a
+platform-wide nor a global slot, so one tenant's backlog waits on its own account while
+other tenants' posts go out. Semaphores are created lazily on first
 use; limits are each adapter's declared ``concurrency``, or the
 ``SCHEDULER_<P>_CONCURRENCY`` and ``SCHEDULER_<P>_ACCOUNT_CONCURRENCY`` overrides.
 """

@@ -54,7 +54,18 @@ from ._calls import best_effort, filename, json_object, text_field
 from ._http import call, retry_after, send
 from ._tokens import TokenHolder, oauth_reason, oauth_token_set, reconnect, refresh_grant
 from ._video import spooled
-from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, describe
+from .base import (
+    UNLIMITED,
+    Adapter,
+    Item,
+    MediaLimit,
+    Option,
+    PlatformFacts,
+    Prepared,
+    PublishContext,
+    TextLimit,
+    describe,
+)
 
 MAX_ALT_TEXT = 1_000
 _TS = re.compile(r"[0-9]+\.[0-9]+")  # a message's ts: what a thread hangs on
@@ -112,8 +123,11 @@ OPTIONS = (
 
 
 class SlackAdapter(Adapter):
+    # Pacing: chat.postMessage allows about 1 message per second per channel (short bursts
+    # tolerated) plus a workspace-wide limit; 429 with Retry-After. 1 in flight per
+    # channel; no daemon-wide bound, since each workspace's limit is its own.
     facts = PlatformFacts(
-        "slack", "Slack", api_base="https://slack.com/api", concurrency=(10, 1),
+        "slack", "Slack", api_base="https://slack.com/api", concurrency=(UNLIMITED, 1),
         text=(TextLimit(40_000),),
         media=MediaLimit(10, images_only=False, mixed=True, alt_text=True, alt_text_max=MAX_ALT_TEXT),
         thread=THREAD_MAX, options=OPTIONS,

@@ -54,6 +54,7 @@ from ._rules import check_length, check_media, utf16_length
 from ._tokens import reconnect
 from ._video import checked_video, is_video
 from .base import (
+    UNLIMITED,
     Adapter,
     Item,
     MediaLimit,
@@ -133,9 +134,11 @@ OPTIONS = (
 
 
 class TelegramAdapter(Adapter):
-    # Chats and channels take about one message per second.
+    # Pacing (Bot FAQ): about one message per second per chat, 20 per minute per group,
+    # about 30 per second per bot. A connection is one tenant's bot and chat: 1 in flight
+    # per connection; no daemon-wide bound, since every bot has its own budget.
     facts = PlatformFacts(
-        "telegram", "Telegram", api_base="https://api.telegram.org", concurrency=(20, 1),
+        "telegram", "Telegram", api_base="https://api.telegram.org", concurrency=(UNLIMITED, 1),
         text=(TextLimit(4_096, utf16_length),), media=MediaLimit(10, video=VIDEO, mixed=True),
         thread=THREAD_MAX, options=OPTIONS,
     )

@@ -35,7 +35,18 @@ from ..models import Connection, MediaItem, Post, PostItem, PublishResult
 from ._rules import find_urls, threads_length
 from ._tokens import TokenHolder
 from ._video import check_videos, is_video
-from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, VideoLimit
+from .base import (
+    UNLIMITED,
+    Adapter,
+    Item,
+    MediaLimit,
+    Option,
+    PlatformFacts,
+    Prepared,
+    PublishContext,
+    TextLimit,
+    VideoLimit,
+)
 from .graph import ContainerApi, ContainerFlow, long_lived_refresher
 
 MAX_LINKS = 5
@@ -50,8 +61,10 @@ THREAD = 25  # the daemon's bound on one post's chain; Threads allows 1,000 repl
 
 
 class ThreadsAdapter(Adapter):
+    # Pacing: 250 API-published posts per profile per rolling 24 h (threads_publishing_limit),
+    # a per-profile quota: 1 container flow in flight per profile, no app-wide bound.
     facts = PlatformFacts(
-        "threads", "Threads", idempotent=True, api_base="https://graph.threads.net", concurrency=(5, 1),
+        "threads", "Threads", idempotent=True, api_base="https://graph.threads.net", concurrency=(UNLIMITED, 1),
         text=(TextLimit(500, threads_length),), media=MediaLimit(20, video=VIDEO, mixed=True, alt_text=True),
         thread=THREAD,
         options=(Option("reply_control", "string", REPLY_CONTROL, "who may reply to each post of the thread"),),

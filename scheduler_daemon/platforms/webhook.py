@@ -46,8 +46,10 @@ def payload(post: Post) -> dict[str, Any]:
 
 
 class WebhookAdapter(Adapter):
-    # Your own endpoint: bounded only by SCHEDULER_CONCURRENCY; its token only signs.
-    facts = PlatformFacts("webhook", "webhook", tokenless=True, concurrency=(UNLIMITED, UNLIMITED))
+    # A tenant's own endpoint, so no platform-wide bound; 5 in flight per account
+    # (SCHEDULER_WEBHOOK_ACCOUNT_CONCURRENCY) so that one tenant cannot hold every global
+    # slot with a slow endpoint. Its token only signs.
+    facts = PlatformFacts("webhook", "webhook", tokenless=True, concurrency=(UNLIMITED, 5))
 
     async def publish(
         self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared

@@ -162,8 +162,12 @@ def _post_limit(connection: Connection) -> int:
 class XAdapter(Adapter):
     # validate() runs before the connection is known: the longest any account may post.
     # prepare() checks the connection's own limit (_post_limit) before any call.
+    # Pacing: POST /2/tweets allows 100 requests per 15 min per user and 10,000 per 24 h per
+    # app (x-rate-limit-*, x-app-limit-24hour-* headers). 2 in flight per user; 100 per app:
+    # the app's daily quota is shared by every tenant, so a burst may not take it at once
+    # (a 429 waits for x-rate-limit-reset).
     facts = PlatformFacts(
-        "x", "X", api_base="https://api.x.com/2", concurrency=(10, 2),
+        "x", "X", api_base="https://api.x.com/2", concurrency=(100, 2),
         text=(TextLimit(LONG_POST_MAX, weighted_length, _UNIT),),
         media=MediaLimit(4, video=VIDEO, alt_text=True, alt_text_max=ALT_TEXT_MAX),
         thread=THREAD_MAX, first_comment=TextLimit(LONG_POST_MAX, weighted_length, _UNIT),

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("lateness", "burst", "schedule", "registration", "idle", "roundtrips", "speedups",
-             "realistic", "media", "replicas", "concurrency", "profile")
+             "realistic", "media", "replicas", "concurrency", "profile", "linear")
 
 
 def _numbers(value: Any) -> list[float]:
@@ -115,6 +115,10 @@ def test_smoke_bench_runs_and_writes_complete_results(tmp_path: Path) -> None:
     media_calls = scenarios["media"]["default"]["calls"]
     assert media_calls["create"] == media_calls["publish"] == scenarios["media"]["default"]["posts"]
     assert media_calls["status"] >= media_calls["create"], "the adapter waited for FINISHED"
+
+    linear = scenarios["linear"]
+    assert linear["n"] == sizes["linear_chars"] and len(linear["rows"]) >= 4 * 10
+    assert all(r["ms_big"] > 0 and r["ratio"] > 0 for r in linear["rows"])
 
     replicas = scenarios["replicas"]
     assert {r["processes"] for r in replicas["runs"]} == {1, 2} and replicas["speedup"] > 0

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from scheduler_daemon.config import Settings
+from scheduler_daemon.config.settings import default_concurrency
 from scheduler_daemon.errors import ConfigError
 
 
 def test_defaults() -> None:
     s = Settings.from_env({})
-    assert s.database_url is None and s.grace_seconds == 3600 and s.concurrency == 100
+    assert s.database_url is None and s.grace_seconds == 3600 and s.concurrency == default_concurrency()
+    assert default_concurrency() in (2048, 1024)  # uvloop or asyncio: never a cap that serializes a burst
     assert s.log_level == "info" and s.log_format == "auto" and s.metrics_address is None
 
 

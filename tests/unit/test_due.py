@@ -59,3 +59,9 @@ def test_retry_at_overrides_the_schedule() -> None:
 def test_bad_schedules_say_what_is_wrong(date, time, tz, message) -> None:
     with pytest.raises(InvalidScheduleError, match=message.replace("(", r"\(")):
         due_instant(ScheduleKey(date, time, tz))
+
+
+def test_a_retry_at_past_year_9999_in_utc_is_invalid_not_an_overflow() -> None:
+    late = dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-12)))
+    with pytest.raises(InvalidScheduleError, match="retry_at 9999-12-31T23:00:00-12:00 is out of range"):
+        due_instant(ScheduleKey(None, None, "UTC", late))

@@ -58,8 +58,24 @@ def test_null_schedule_fields_parse_so_the_daemon_can_report_them_on_the_row() -
         (payload(version="3"), "version '3' is not an integer"),
         (payload(version=True), "is not an integer"),
         ("x" * 9000, "too long"),
+        (payload(version=2**63), "outside bigint"),
+        (payload(version=10**30), "outside bigint"),
+        (payload(version=-(2**63) - 1), "outside bigint"),
+        (payload(tz="x" * 101), "'tz' has a bad value"),
+        (payload(status="s" * 41), "'status' has a bad value"),
     ],
 )
 def test_malformed_payloads(raw: str, message: str) -> None:
     with pytest.raises(MalformedNotification, match=message):
         parse(raw)
+
+
+def test_versions_at_the_bigint_edges_parse() -> None:
+    assert parse(payload(version=2**63 - 1)).version == 2**63 - 1
+    assert parse(payload(version=-(2**63))).version == -(2**63)
+
+
+def test_a_version_past_bigint_is_refused_without_printing_a_huge_number() -> None:
+    with pytest.raises(MalformedNotification) as raised:
+        parse(payload(version=10**4000))
+    assert len(str(raised.value)) < 100

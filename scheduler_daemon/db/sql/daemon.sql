@@ -2,16 +2,42 @@
 -- Batched statements take parallel arrays and unnest them: one round trip per batch.
 
 -- name: load_scheduled
--- The boot load and every resync: all that is needed to arm each scheduled row.
-SELECT id, scheduled_date, scheduled_time, timezone, retry_at, schedule_version
-  FROM content_posts
- WHERE status = 'scheduled';
+-- The boot load and every resync: all that is needed to arm each scheduled row. The due
+-- instant comes from the database (migrations/007: due_at, or computed where a row was
+-- written with the trigger off) as microseconds since the epoch; the date, time and
+-- retry_at columns are never decoded here, so no value in them (year 10000, a BC date) can
+-- fail the load. problem: why the row has no usable instant (it goes to draft with it).
+SELECT id, schedule_version,
+       (extract(epoch FROM due) * 1000000)::bigint AS due_us,
+       CASE WHEN due IS NULL OR attempt_count >= 2147483647 OR schedule_version >= 9223372036854775807
+            THEN coalesce(scheduler_due_problem(scheduled_date, scheduled_time, timezone, retry_at,
+                                                attempt_count, schedule_version),
+                          'the due instant cannot be computed')
+       END AS problem
+  FROM (SELECT id, schedule_version, attempt_count, scheduled_date, scheduled_time, timezone, retry_at,
+               coalesce(due_at, scheduler_due_at(scheduled_date, scheduled_time, timezone, retry_at)) AS due
+          FROM content_posts
+         WHERE status = 'scheduled') s;
 
 -- name: claim
 -- Atomically move due rows from 'scheduled' to 'publishing', only if they are still at the
--- version the timer was armed with, and return each with its platform connections
--- (at most 2: the one named by connection_id, or the user's for that platform; two means
--- ambiguous) in the same round trip.
+-- version the timer was armed with AND the row itself says they are due: due_at within $4
+-- seconds ahead of now() (the claim lead and a second of slack for the clocks) and not
+-- more than $5 (the grace window) behind it. A notification only armed the timer: whatever
+-- it said, a row due in an hour is not claimed ('early', with its real instant). Every row
+-- asked for that is still scheduled comes back with its verdict:
+--   due            claimed (unless another daemon was first): the row's columns, with its
+--                  platform connections (at most 2: the one named by connection_id, or the
+--                  user's for that platform; two means ambiguous), in the same round trip
+--   early          not due yet: arm it at due_us
+--   moved          at another version than the timer's (a lost or forged notification):
+--                  arm it at its own version and due_us
+--   missed         overdue beyond the grace window: draft
+--   unschedulable  no due instant, or a counter at its maximum: draft with problem
+-- Nothing here can overflow (a row with a counter at its maximum is never updated, and 007's
+-- trigger stops the version at the maximum), so no row can fail the batch for the others.
+-- Two plain joins on the primary key, no join between CTEs: the plan stays linear in the
+-- batch whatever the planner guesses about the rows.
 WITH claimed AS (
     UPDATE content_posts p
        SET status = 'publishing',
@@ -22,12 +48,35 @@ WITH claimed AS (
      WHERE p.id = want.id
        AND p.status = 'scheduled'
        AND p.schedule_version = want.version
+       AND p.attempt_count < 2147483647
+       AND p.schedule_version < 9223372036854775807
+       AND coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at))
+           BETWEEN now() - make_interval(secs => $5) AND now() + make_interval(secs => $4)
  RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
-           p.thread, p.first_comment, p.platform_options,
-           p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
-           p.attempt_count, p.publish_state
+           p.thread, p.first_comment, p.platform_options, p.attempt_count, p.publish_state,
+           (extract(epoch FROM p.due_at) * 1000000)::bigint AS due_us
+), passed AS (
+    -- The rest, as the statement's snapshot has them (before the UPDATE above): still
+    -- scheduled, and not what it claims (the same test, negated).
+    SELECT p.id, p.schedule_version, want.version AS asked, d.due,
+           CASE WHEN d.due IS NULL OR p.attempt_count >= 2147483647 OR p.schedule_version >= 9223372036854775807
+                THEN coalesce(scheduler_due_problem(p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
+                                                    p.attempt_count, p.schedule_version),
+                              'the due instant cannot be computed')
+           END AS problem
+      FROM unnest($1::uuid[], $2::bigint[]) AS want(id, version)
+      JOIN content_posts p ON p.id = want.id AND p.status = 'scheduled'
+     CROSS JOIN LATERAL (SELECT coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time,
+                                                                    p.timezone, p.retry_at)) AS due) d
+     WHERE NOT (p.schedule_version = want.version
+                AND p.attempt_count < 2147483647
+                AND p.schedule_version < 9223372036854775807
+                AND d.due BETWEEN now() - make_interval(secs => $5) AND now() + make_interval(secs => $4))
+        OR d.due IS NULL
 )
-SELECT c.*,
+SELECT 'due' AS verdict, c.id AS asked_id, NULL::bigint AS asked_version, c.due_us, NULL::text AS problem,
+       c.id, c.platform, c.connection_id, c.campaign_id, c.content, c.media, c.thread, c.first_comment,
+       c.platform_options, c.attempt_count, c.publish_state,
        camp.user_id,
        (SELECT coalesce(jsonb_agg(to_jsonb(pc)), '[]'::jsonb)
           FROM (SELECT pc.id, pc.user_id, pc.platform, pc.account_id, pc.access_token,
@@ -39,7 +88,15 @@ SELECT c.*,
                  ORDER BY pc.created_at
                  LIMIT 2) pc) AS connections
   FROM claimed c
-  LEFT JOIN content_campaigns camp ON camp.id = c.campaign_id;
+  LEFT JOIN content_campaigns camp ON camp.id = c.campaign_id
+UNION ALL
+SELECT CASE WHEN r.problem IS NOT NULL THEN 'unschedulable'
+            WHEN r.schedule_version <> r.asked THEN 'moved'
+            WHEN r.due > now() THEN 'early'
+            ELSE 'missed' END,
+       r.id, r.schedule_version, (extract(epoch FROM r.due) * 1000000)::bigint, r.problem,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM passed r;
 
 -- name: record_outcomes
 -- Write each attempt's outcome on its row and in publish_attempts, in one statement.
@@ -81,8 +138,10 @@ WITH o AS (
 SELECT count(*) FROM updated;
 
 -- name: reject
--- Scheduled rows we cannot publish (missed beyond the grace window, bad date/time/zone)
--- go back to draft with the reason, unless the user changed them meanwhile.
+-- Scheduled rows we cannot publish go back to draft with the reason, unless the user changed
+-- them meanwhile. Each reason is the database's own verdict on the row (load_scheduled's
+-- problem, claim's missed or unschedulable), never a notification's word: a forged payload
+-- cannot turn someone's post into a draft.
 UPDATE content_posts p
    SET status = 'draft', error_message = r.message
   FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS r(id, version, message)

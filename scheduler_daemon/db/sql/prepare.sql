@@ -5,8 +5,9 @@
 -- bumps schedule_version, and 010's trigger then clears the lease).
 
 -- name: prepare_lease
--- Lease the (id, version) pairs still scheduled at that version, not yet prepared for it,
--- and not leased by another live daemon run ($3; a lease lasts $4 seconds); return each
+-- Lease the (id, version) pairs still scheduled at that version and not due yet (due_at,
+-- migrations/007), not yet prepared for it, and not leased by another live daemon run ($3;
+-- a lease lasts $4 seconds); return each
 -- with what its preparation needs, in the shape of the claim (its candidate connections
 -- included), in one round trip.
 WITH leased AS (
@@ -18,11 +19,12 @@ WITH leased AS (
        AND p.status = 'scheduled'
        AND p.schedule_version = want.version
        AND p.prepared_version IS DISTINCT FROM want.version
+       AND p.due_at > now()
        AND (p.prepare_lease IS NULL OR p.prepare_lease = $3 OR p.prepare_lease_until < now())
  RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
-           p.thread, p.first_comment, p.platform_options,
-           p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
-           p.attempt_count, p.publish_state, p.prepare_error IS NOT NULL AS failed_before
+           p.thread, p.first_comment, p.platform_options, p.attempt_count, p.publish_state,
+           (extract(epoch FROM p.due_at) * 1000000)::bigint AS due_us,
+           p.prepare_error IS NOT NULL AS failed_before
 )
 SELECT l.*,
        camp.user_id,

@@ -4,6 +4,7 @@ import pytest
 
 from scheduler_daemon.config.platforms import PlatformSettings
 from scheduler_daemon.errors import ConfigError
+from scheduler_daemon.platforms.base import UNLIMITED
 from scheduler_daemon.platforms.registry import concurrency
 
 
@@ -24,8 +25,9 @@ def test_defaults_and_overrides() -> None:
     assert settings.api_base("slack", "https://slack.com/api") == "https://slack.com/api"
     assert (settings.graph_api_version, settings.linkedin_version) == ("v23.0", "202510")
     assert settings.client("x").client_id == "cid" and settings.client("slack").client_id is None
-    assert concurrency(settings, "linkedin") == (3, 1) and concurrency(settings, "x") == (10, 2)
-    assert concurrency(settings, "telegram") == (20, 2)
+    assert concurrency(settings, "linkedin") == (3, 1) and concurrency(settings, "x") == (100, 2)
+    assert concurrency(settings, "telegram") == (UNLIMITED, 2)
+    assert concurrency(settings, "webhook") == (UNLIMITED, 5)  # one tenant cannot hold every slot
     assert settings.supabase_url == "https://proj.supabase.co" and "service-key" not in repr(settings)
 
 
