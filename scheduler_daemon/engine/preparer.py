@@ -58,9 +58,11 @@ from ..errors import PublishError
 from ..models import ClaimedPost, Post
 from ..net.deadline import within_deadline
 from ..platforms.delivery import prepare
+from ..redact import SECRETS, own_secrets
 from ..retry import Backoff, delay
 from ..service import Service
-from .publisher import Publisher, _Context
+from .clean import MAX_MESSAGE, clean
+from .publisher import AttemptContext, Publisher
 from .timers import Armed, Timers
 
 logger = structlog.get_logger("scheduler_daemon.preparer")
@@ -82,7 +84,7 @@ RETRY_BASE, RETRY_CAP = 5.0, 60.0  # a failed preparation, again, until the inst
 LEASE_RETRY_BASE, LEASE_RETRY_CAP = 0.5, 5.0  # the lease statement itself failed
 
 
-class _Leased(_Context):
+class _Leased(AttemptContext):
     """The publisher's attempt context whose checkpoints are kept aside (``made``) and
     written by the one statement that ends a successful preparation: a preparation that
     fails or is cut short at the instant leaves nothing half-made on the row (a container
@@ -223,6 +225,11 @@ class Preparer(Service):
     # -- one preparation ------------------------------------------------------------------
 
     async def _prepare(self, claimed: ClaimedPost, instant: float, version: int, failed_before: bool) -> None:
+        # As in a publish: the post's own tokens are scrubbed from what this logs or stores.
+        with own_secrets(*(t for c in claimed.connections for t in (c.access_token, c.refresh_token))):
+            await self._prepare_scoped(claimed, instant, version, failed_before)
+
+    async def _prepare_scoped(self, claimed: ClaimedPost, instant: float, version: int, failed_before: bool) -> None:
         log = logger.bind(post_id=str(claimed.id), platform=claimed.platform)
         try:
             error, made = await self._attempt(claimed, instant, log)
@@ -286,6 +293,6 @@ class Preparer(Service):
 
 def _describe(exc: BaseException) -> str:
     """What the user reads in prepare_error (``status`` shows it)."""
-    if isinstance(exc, PublishError):
-        return str(exc) or type(exc).__name__
+    if isinstance(exc, PublishError):  # may quote a tenant's endpoint: storable, scrubbed, capped
+        return clean(SECRETS.scrub(str(exc)), MAX_MESSAGE) or type(exc).__name__
     return f"internal error while preparing ({type(exc).__name__})"
