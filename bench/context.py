@@ -38,6 +38,7 @@ class Sizes:
     media_poll_interval_s: float | None = None  # None: the daemon's default
     media_paced_accounts: int = 5  # the media burst again with the shipped Instagram pacing
     media_paced_per_account: int = 5
+    media_prepare_lead_s: float = 150.0  # inserted this long ahead: inside the prepare window (300 s)
     replica_posts: int = 10_000
     replica_repeats: int = 2
     schedule_huge: int = 10_000_000
@@ -76,6 +77,7 @@ SMOKE = Sizes(
     media_poll_interval_s=0.05,
     media_paced_accounts=2,
     media_paced_per_account=2,
+    media_prepare_lead_s=6.0,
     replica_posts=200,
     replica_repeats=1,
     schedule_huge=30_000,

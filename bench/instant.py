@@ -10,6 +10,8 @@ notification per row) early enough for the daemon to arm them all before they ar
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -63,10 +65,13 @@ async def _nothing() -> None:
 
 async def through_daemon(
     ctx: Context, rx: ReceiverProcess, settings: Settings, burst: Burst, *, timeout: float = 600.0,
-    armed_hook: Hook = _nothing, done_hook: Hook = _nothing,
+    armed_hook: Hook = _nothing, done_hook: Hook = _nothing, lead_s: float | None = None,
 ) -> dict[str, Any]:
     """One burst through a fresh daemon on a fresh database; its figures. ``armed_hook`` runs
-    once every post is armed (before they are due), ``done_hook`` once every outcome is written."""
+    once every post is armed (before they are due), ``done_hook`` once every outcome is written.
+    ``lead_s``: insert the posts this long before their instant (default: just long enough to
+    arm them) and wait for their preparation ahead of it (``prepare``: how it went, and which
+    calls reached the platform at and after the instant)."""
     count = burst.posts
     await rx.reset()
     async with ctx.database() as dsn:
@@ -74,11 +79,12 @@ async def through_daemon(
         try:
             campaigns = await accounts(db, burst.accounts, burst.platform, burst.metadata)
             async with RunningDaemon(dsn, settings) as d:
-                due = time.time() + ctx.sizes.lead_s + count / 2500
+                due = time.time() + (ctx.sizes.lead_s + count / 2500 if lead_s is None else lead_s)
                 await insert_burst(db, campaigns, burst.per_account, due, burst.platform, burst.media)
                 armed = await d.probes.notified.reach(count, timeout=max(0.0, due - time.time()))
                 await armed_hook()
                 margin = due - time.time()
+                prepare = None if lead_s is None else await prepared_ahead(d, rx, count, due)
                 cpu = time.process_time()
                 complete, arrivals = await rx.wait(count, timeout=timeout)
                 written = await d.probes.outcomes.reach(count, timeout=120)
@@ -108,4 +114,25 @@ async def through_daemon(
         "calls": calls,
         "claims_asked_won_ms_end": claims,
         "publish_start_minus_due_ms": distribution(started),
+        **({} if prepare is None else {"prepare": {**prepare, "calls_from_due": _minus(calls, prepare["calls"])}}),
     }
+
+
+async def prepared_ahead(d: RunningDaemon, rx: ReceiverProcess, count: int, due: float) -> dict[str, Any]:
+    """Wait until the daemon prepared every post or the instant came; how far it got."""
+    preparer = d.daemon.preparer
+    assert preparer is not None
+    began = time.time()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(0.0, due - time.time() - 0.05)):
+            while preparer.prepared + preparer.failed < count:
+                preparer.progress.clear()
+                await preparer.progress.wait()
+    ended = time.time()
+    return {"prepared": preparer.prepared, "failed": preparer.failed, "lost": preparer.lost,
+            "seconds": round(ended - began, 2), "margin_s": round(due - ended, 2),
+            "calls": (await rx.stats())["calls"]}
+
+
+def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}

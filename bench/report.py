@@ -231,6 +231,21 @@ def _media(r: dict[str, Any]) -> str:
                                       ("shipped pacing (5 per app, 1 per account)", p)])),
         f"Calls to the fake (pacing lifted): {d['calls']}. With the shipped pacing, {p['posts_per_s']} posts/s: "
         f"{d['posts']:,} posts would end {p['projected_last_arrival_s']} s after the instant.",
+        *([_prepared(r, [("pacing lifted", d), ("cap at the burst's size", u), ("shipped pacing", p)])]
+          if "prepare" in d else []),
+    ])
+
+
+def _prepared(r: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]) -> str:
+    """The prepare window's part (SCHEDULER_PREPARE_SECONDS): how far it got before the instant."""
+    rows = [[label, d["prepare"]["prepared"], d["prepare"]["failed"], d["prepare"]["seconds"],
+             d["prepare"]["margin_s"], d["prepare"]["calls"], d["prepare"]["calls_from_due"]] for label, d in runs]
+    return "\n\n".join([
+        f"Prepared ahead: the posts were inserted {r['lead_s']:g} s before their instant, inside the prepare "
+        "window (SCHEDULER_PREPARE_SECONDS, 300 s by default), and the daemon created and awaited every "
+        "container before it:",
+        table(("run", "prepared", "failed", "preparing took (s)", "done before due (s)", "calls before due",
+               "calls from due on"), rows),
     ])
 
 

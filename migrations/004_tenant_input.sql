@@ -365,12 +365,14 @@ BEGIN
 END
 $migration$;
 
--- What anon and authenticated may write, where they exist.
+-- What anon and authenticated may write, where they exist. The prepare_* columns come with
+-- migrations/010 (named here so that a re-run of this file never grants them).
 DO $migration$
 DECLARE
     daemon_columns constant jsonb := '{
         "content_posts": ["attempt_count", "schedule_version", "claimed_by", "claimed_at", "publish_state",
-                          "retry_at", "published_at", "platform_post_id", "platform_post_url", "due_at"],
+                          "retry_at", "published_at", "platform_post_id", "platform_post_url", "due_at",
+                          "prepare_error", "prepared_version", "prepare_lease", "prepare_lease_until"],
         "platform_connections": ["needs_reconnect"]}';
     tenant text;
     tbl text;

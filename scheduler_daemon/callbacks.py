@@ -48,3 +48,11 @@ class InFlight(Protocol):
     """The posts this daemon is publishing right now: its own claims that are not orphans."""
 
     def __call__(self) -> Collection[uuid.UUID]: ...
+
+
+class OnArmed(Protocol):
+    """A post was armed for its instant ``due`` (epoch seconds) at ``version``, or disarmed
+    (``due`` None): the dispatcher tells the preparer. Synchronous and cheap: it runs on the
+    registration path."""
+
+    def __call__(self, post_id: uuid.UUID, due: float | None, version: int, /) -> None: ...

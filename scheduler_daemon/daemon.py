@@ -3,11 +3,12 @@
 ``Daemon.run()`` serves until ``stop()``; ``started`` is set once LISTEN is active and the
 boot load is armed. The services (``service.Service``) start in the order data flows
 backwards: the liveness lock (no claim before other runs can see this one alive), the
-writer, the dispatcher, the listener; once ready, recovery, the horizon step and the status
-reporter. Each registers its ``stop`` on the exit stack, so shutdown runs in reverse: stop
-reporting, stop stepping the horizon, stop arming (listener), stop claiming and let
-in-flight publishes end (dispatcher, bounded by the shutdown timeout), write every outcome
-(writer), drop the liveness lock, then close HTTP and the pool.
+writer, the preparer (fed by the dispatcher), the dispatcher, the listener; once ready,
+recovery, the horizon step and the status reporter. Each registers its ``stop`` on the exit
+stack, so shutdown runs in reverse: stop reporting, stop stepping the horizon, stop arming
+(listener), stop claiming and let in-flight publishes end (dispatcher, bounded by the
+shutdown timeout), cut preparations short (preparer), write every outcome (writer), drop
+the liveness lock, then close HTTP and the pool.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from .clock import SystemClock
 from .config import Settings
 from .db.listener import Listener
 from .db.liveness import Liveness
+from .db.prepare import PrepareStore
 from .db.repository import Repository, create_pool
 from .engine.dispatcher import Dispatcher
 from .engine.horizon import HorizonStepper
+from .engine.preparer import Preparer
 from .engine.publisher import Publisher
 from .engine.recovery import Recovery
 from .engine.status import StatusReporter, status_line
@@ -74,6 +77,7 @@ class Daemon:
         self.recovery: Recovery | None = None
         self.horizon: HorizonStepper | None = None
         self.liveness: Liveness | None = None
+        self.preparer: Preparer | None = None
         self._stop = asyncio.Event()
         # claimed_by and the liveness lock name this run, not just the instance: a restarted
         # daemon with the same SCHEDULER_INSTANCE_ID must treat its predecessor's claims as
@@ -112,7 +116,7 @@ class Daemon:
                 claim_lead_seconds=s.claim_lead_seconds, grace_seconds=s.grace_seconds,
             )
             client = await stack.enter_async_context(outbound_client(s, self.transport))
-            writer, dispatcher, listener, recovery = self._build(repository, client)
+            writer, preparer, dispatcher, listener, recovery = self._build(repository, client)
             logger.info("starting", run=self.run_id, grace_s=s.grace_seconds, concurrency=s.concurrency)
             # On the stack after the pool and the client, before the services' stops: leaving
             # it stops the services (last started first), then waits for their tasks, then
@@ -121,7 +125,7 @@ class Daemon:
             liveness = self.liveness = Liveness(self.dsn, repository, connect_timeout=2 * s.heartbeat_timeout_seconds)
             liveness.start(tasks, stack)
             if await self._until_or_stop(liveness.started):
-                for service in (writer, dispatcher, listener):
+                for service in (writer, preparer, dispatcher, listener):
                     service.start(tasks, stack)
             if await self._until_ready_or_stop(listener):
                 recovery.start(tasks, stack)
@@ -135,15 +139,18 @@ class Daemon:
 
     def _build(
         self, repository: Repository, client: httpx.AsyncClient
-    ) -> tuple[OutcomeWriter, Dispatcher, Listener, Recovery]:
+    ) -> tuple[OutcomeWriter, Preparer, Dispatcher, Listener, Recovery]:
         s = self.settings
         if unknown := unknown_platforms(s.platforms):
             logger.warning("settings name platforms that do not exist (a typo?)", platforms=unknown)
         registry = Registry.build(s.platforms, client, self.adapters)
         writer = OutcomeWriter(repository, stop_timeout=OUTCOME_STOP_SECONDS)
         publisher = Publisher(s, repository, registry, writer, self.clock, client, self.metrics)
+        store = PrepareStore(repository.pool, self.run_id, max_content_chars=s.max_content_chars)
+        preparer = self.preparer = Preparer(s, store, publisher, self.clock, armed=lambda: dispatcher.timers)
         dispatcher = Dispatcher(
-            s, repository, publisher, self.clock, reject=writer.reject, request_resync=self._request_resync
+            s, repository, publisher, self.clock, reject=writer.reject, request_resync=self._request_resync,
+            on_armed=preparer.on_armed,
         )
         recovery = Recovery(
             repository, after_seconds=s.recovery_after_seconds, request_seconds=s.http_timeout_seconds,
@@ -157,7 +164,7 @@ class Daemon:
             metrics=self.metrics,
         )
         self.dispatcher, self.listener, self.recovery = dispatcher, listener, recovery
-        return writer, dispatcher, listener, recovery
+        return writer, preparer, dispatcher, listener, recovery
 
     def _request_resync(self) -> None:
         """A resync the daemon asks for itself (TRUNCATE, a failed claim): no RELOADING=1."""

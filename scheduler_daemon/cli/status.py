@@ -15,6 +15,7 @@ from ..errors import InvalidScheduleError
 from ._common import EXIT_OK, EXIT_PROBLEM, Command, admin, ago, count, iso, json_flag, positive, print_json
 
 FAILURE_WINDOW = 24 * 3600.0
+PREPARE_FAILURES_LISTED = 100
 
 
 @dataclass
@@ -30,10 +31,13 @@ class Report:
     failures: list[FailedAttempt] = field(default_factory=list)
     drafts_total: int = 0  # posts the daemon sent back to draft in the window, with a reason
     drafts: list[Draft] = field(default_factory=list)  # the newest of them
+    # scheduled posts whose preparation ahead of the instant failed (prepare_error), newest first
+    prepare_failed: list[dict[str, Any]] = field(default_factory=list)
+    prepare_failed_total: int = 0
 
     @property
     def problems(self) -> int:
-        return len(self.overdue) + len(self.stuck) + len(self.invalid)
+        return len(self.overdue) + len(self.stuck) + len(self.invalid) + self.prepare_failed_total
 
 
 async def compute(ops: Admin, args: argparse.Namespace) -> Report:
@@ -42,12 +46,14 @@ async def compute(ops: Admin, args: argparse.Namespace) -> Report:
     scheduled = await ops.scheduled()
     stuck = await ops.stuck(args.stuck_after)
     drafts_total, drafts = await ops.recent_drafts(FAILURE_WINDOW, args.drafts)
+    prepare_total, prepare_failed = await ops.prepare_failures(PREPARE_FAILURES_LISTED)
     report = Report(
         now, counts, len(scheduled),
         stuck=[StuckPost(**{**asdict(s), "held_seconds": _rounded(s.held_seconds)}) for s in stuck],
         failure_counts=await ops.failure_counts(FAILURE_WINDOW),
         failures=await ops.recent_failures(FAILURE_WINDOW, args.failures),
-        drafts_total=drafts_total, drafts=drafts,
+        drafts_total=drafts_total, drafts=drafts, prepare_failed_total=prepare_total,
+        prepare_failed=[{"id": f.id, "platform": f.platform, "error": f.prepare_error} for f in prepare_failed],
     )
     for row in scheduled:
         _place(report, row, args.overdue_after)
@@ -93,6 +99,7 @@ def render_json(report: Report, args: argparse.Namespace) -> None:
             "total": report.drafts_total,
             "recent": [asdict(d) for d in report.drafts],
         },
+        "prepare_failed": {"total": report.prepare_failed_total, "recent": report.prepare_failed},
         "problems": report.problems,
     })
 
@@ -124,6 +131,12 @@ def _render_problems(report: Report, args: argparse.Namespace) -> None:
               "(a running daemon moves them back to draft):")
         for item in report.invalid:
             print(f"  {item['platform']:<10} {item['id']}  {item['error']}")
+    if report.prepare_failed_total:
+        print(f"\nPREPARATION FAILED: {report.prepare_failed_total} scheduled post(s) whose media or request "
+              "could not be prepared ahead of the instant (the daemon tries again until the instant, then "
+              "publishes as usual; fix the post before then):")
+        for item in report.prepare_failed:
+            print(f"  {item['platform']:<10} {item['id']}  {item['error'][:200]}")
     if report.stuck:
         print(f"\nSTUCK: {len(report.stuck)} post(s) in 'publishing' for more than {format_delay(args.stuck_after)} "
               "(a running daemon resolves a claim whose holder is gone after SCHEDULER_RECOVERY_AFTER_SECONDS; "
@@ -186,6 +199,8 @@ STATUS = Command(
     "scheduled posts already past their due time (overdue: no daemon is arming them),\n"
     "failed attempts in the last 24 hours (publish_attempts), every post the daemon sent\n"
     "back to draft in that time with its reason (rejected ones included), and posts held in\n"
-    "'publishing' for too long (a daemon that died mid-publish).\n\n"
-    "Exit status 1 when a post is overdue or stuck, or a scheduled row has no valid due time.",
+    "'publishing' for too long (a daemon that died mid-publish), and scheduled posts whose\n"
+    "preparation ahead of the instant failed (prepare_error: media too big, unreachable, …).\n\n"
+    "Exit status 1 when a post is overdue or stuck, a scheduled row has no valid due time, or\n"
+    "a scheduled post's preparation failed.",
 )

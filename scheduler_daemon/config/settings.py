@@ -54,6 +54,8 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)  # None: embedded PostgreSQL
     grace_seconds: float = 3600.0
     claim_lead_seconds: float = 0.025
+    # Prepare a post (media, containers, tokens) this long before its instant; 0: at the instant.
+    prepare_seconds: float = 300.0
     concurrency: int = CONCURRENCY_ASYNCIO  # from_env: default_concurrency()
     max_attempts: int = 5
     retry_base_seconds: float = 10.0
@@ -109,6 +111,7 @@ class Settings:
             database_url=read.text("DATABASE_URL"),
             grace_seconds=read.number("SCHEDULER_GRACE_SECONDS", cls.grace_seconds, minimum=0),
             claim_lead_seconds=read.number("SCHEDULER_CLAIM_LEAD_MS", cls.claim_lead_seconds * 1000, minimum=0) / 1000,
+            prepare_seconds=read.number("SCHEDULER_PREPARE_SECONDS", cls.prepare_seconds, minimum=0),
             concurrency=read.integer("SCHEDULER_CONCURRENCY", default_concurrency(), minimum=1),
             max_attempts=read.integer("SCHEDULER_MAX_ATTEMPTS", cls.max_attempts, minimum=1),
             retry_base_seconds=read.number("SCHEDULER_RETRY_BASE_SECONDS", cls.retry_base_seconds, minimum=0),

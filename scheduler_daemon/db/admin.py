@@ -88,6 +88,15 @@ class ScheduledSummary:
 
 
 @dataclass(frozen=True)
+class PrepareFailure:
+    """A scheduled post whose preparation ahead of its instant failed (``prepare_error``)."""
+
+    id: uuid.UUID
+    platform: str
+    prepare_error: str
+
+
+@dataclass(frozen=True)
 class StuckPost:
     id: uuid.UUID
     platform: str
@@ -297,6 +306,16 @@ class Admin:
         rows = [dict(r) for r in await self.conn.fetch(q("admin_recent_drafts"), within_seconds, limit)]
         total = int(rows[0]["total"]) if rows else 0
         return total, [Draft(**{k: v for k, v in r.items() if k != "total"}) for r in rows]
+
+    async def prepare_failures(self, limit: int) -> tuple[int, list[PrepareFailure]]:
+        """(how many, the newest ``limit``) of the scheduled posts whose preparation failed;
+        none on a database without migrations/010 (``doctor`` names it as pending)."""
+        try:
+            rows = [dict(r) for r in await self.conn.fetch(q("admin_prepare_errors"), limit)]
+        except asyncpg.UndefinedColumnError:
+            return 0, []
+        total = int(rows[0]["total"]) if rows else 0
+        return total, [PrepareFailure(**{k: v for k, v in r.items() if k != "total"}) for r in rows]
 
     # -- one post -----------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from collections.abc import AsyncIterable, Iterable, Set
 
 import structlog
 
-from ..callbacks import Reject, RequestResync
+from ..callbacks import OnArmed, Reject, RequestResync
 from ..clock import Clock, format_delay, utc_from_ts
 from ..config import Settings
 from ..db.errors import DB_ERRORS
@@ -72,6 +72,7 @@ class Dispatcher(Service):
         *,
         reject: Reject,
         request_resync: RequestResync,
+        on_armed: OnArmed | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -80,6 +81,7 @@ class Dispatcher(Service):
         self.clock = clock
         self.reject = reject
         self.request_resync = request_resync
+        self.on_armed = on_armed  # the preparer's: every arm (a sync's too), for its window before the instant
         self.timers = Timers()
         self.horizon_seconds = settings.horizon_seconds
         # Every scheduled post due before this instant is armed; None until the first load.
@@ -130,7 +132,8 @@ class Dispatcher(Service):
         if note.arms:
             self.arm(ScheduledRow(note.id, note.key), note.version)
         # A post that left 'scheduled' (or was deleted) keeps its timer: its claim finds
-        # nothing to do. A notification (which anyone can forge) cannot cancel a post.
+        # nothing to do. A notification (which anyone can forge) cannot cancel a post (nor
+        # its preparation: its lease finds nothing to do).
 
     def _on_truncate(self) -> None:
         """A TRUNCATE (or a forged one): the timers of the rows it removed can only lose their
@@ -163,6 +166,8 @@ class Dispatcher(Service):
         if current is None and self.horizon_end is not None and due >= self.horizon_end:
             logger.debug("beyond the horizon: armed by its step", post_id=str(row.id))
             return
+        if self.on_armed is not None:
+            self.on_armed(row.id, due, version)
         if self.timers.arm(row.id, due, version):
             self._wakeup.set()
 
@@ -205,6 +210,8 @@ class Dispatcher(Service):
                 self.reject(row.id, row.version, row.problem or "the due instant cannot be computed")
             else:
                 timers.arm(row.id, row.due, row.version)
+                if self.on_armed is not None:
+                    self.on_armed(row.id, row.due, row.version)
 
     async def sync(self, batches: AsyncIterable[list[LoadedRow]]) -> None:
         """Replace the timers with the table's scheduled rows (boot and every resync).

@@ -57,7 +57,7 @@ SPIN_SECONDS = 0.0015
 FIRST_SENT = "first_sent_at"  # publish_state: when a send whose outcome is unknown first went out
 
 
-class _Context:
+class AttemptContext:
     """PublishContext for one attempt: the daemon's services, bound to one post and its owner.
     ``state`` follows the row's publish_state through the attempt's checkpoints."""
 
@@ -214,13 +214,13 @@ class Publisher:
     async def _attempt(self, claimed: ClaimedPost, log: Any) -> Outcome:
         started_at = utc_from_ts(self.clock.now())
         connection: Connection | None = None
-        context: _Context | None = None
+        context: AttemptContext | None = None
         try:
             adapter = self.registry.get(claimed.platform)
             post = claimed.publishable()
             adapter.validate(post)
             connection = claimed.connection()
-            context = _Context(post, self.repository, self.media, self.tokens)
+            context = AttemptContext(post, self.repository, self.media, self.tokens)
             delivery = await within_deadline(
                 deliver(adapter, post, connection, context), self.settings.attempt_timeout_seconds
             )
@@ -265,7 +265,7 @@ class Publisher:
             first_at = None
         return self.clock.now() - (started_at.timestamp() if first_at is None else first_at) < window
 
-    async def _keep_first_send(self, context: _Context, started_at: dt.datetime, log: Any) -> None:
+    async def _keep_first_send(self, context: AttemptContext, started_at: dt.datetime, log: Any) -> None:
         """Before an unknown outcome is repeated: keep when the post was first sent, so that
         later repeats stay inside the platform's deduplication window (counted from it)."""
         if FIRST_SENT in context.state:

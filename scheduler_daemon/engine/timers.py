@@ -99,6 +99,23 @@ class Timers:
                 out.append(Armed(uuid.UUID(int=key), due, version))
         return out
 
+    def due_by(self, until: float, after: float = float("-inf")) -> list[Armed]:
+        """The posts due in (``after``, ``until``], left armed. A walk down from the heap's top
+        that stops at items due after ``until`` (no child is due before its parent), so it
+        costs the items due by ``until``, not the heap."""
+        heap, live, out = self._heap, self._live, []
+        stack = [0] if heap else []
+        while stack:
+            index = stack.pop()
+            item = heap[index]
+            due, version, key = item
+            if due > until:
+                continue
+            if due > after and live.get(key) is item:
+                out.append(Armed(uuid.UUID(int=key), due, version))
+            stack.extend(c for c in (2 * index + 1, 2 * index + 2) if c < len(heap))
+        return out
+
     @property
     def heap_size(self) -> int:
         """Heap items, stale ones included (compaction keeps them under twice the live ones)."""

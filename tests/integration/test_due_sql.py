@@ -102,8 +102,11 @@ NIGHT_TIMES = [dt.time(h, m) for h in (0, 1, 2, 3) for m in (0, 30)]
 async def test_sql_and_python_agree_on_any_local_time_in_zones_with_transitions(
     db: asyncpg.Connection, transition_zones: list[str], data: st.DataObject
 ) -> None:
-    """Each example compares up to 20 rows in one query; times cluster on the night hours."""
-    row = st.tuples(st.dates(dt.date(2000, 1, 1), dt.date(2099, 12, 31)),
+    """Each example compares up to 20 rows in one query; times cluster on the night hours.
+    Until 2040, as below: later rules of zones such as Asia/Gaza and Africa/Casablanca are
+    predictions that differ between tz database releases (PostgreSQL's and Python's), not
+    between the two functions."""
+    row = st.tuples(st.dates(dt.date(2000, 1, 1), dt.date(2040, 12, 31)),
                     st.one_of(local_times, st.sampled_from(NIGHT_TIMES)), st.sampled_from(transition_zones))
     rows: list[tuple[dt.date, dt.time, str]] = data.draw(st.lists(row, min_size=1, max_size=20))
     sql = await db.fetch(MANY, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])

@@ -95,7 +95,9 @@ DAEMON_TABLE_PRIVILEGES = {
 }
 DAEMON_UPDATABLE = {
     "content_posts": {"status", "error_message", "platform_post_id", "platform_post_url", "published_at",
-                      "retry_at", "attempt_count", "claimed_by", "claimed_at", "publish_state"},
+                      "retry_at", "attempt_count", "claimed_by", "claimed_at", "publish_state",
+                      # migrations/010: the preparer's
+                      "prepare_error", "prepared_version", "prepare_lease", "prepare_lease_until"},
     "platform_connections": {"access_token", "refresh_token", "token_expires_at", "metadata", "needs_reconnect",
                              "updated_at"},
 }

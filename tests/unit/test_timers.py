@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 
 from scheduler_daemon.engine.timers import Armed, Timers
@@ -60,3 +61,22 @@ def test_heap_is_compacted_when_stale_entries_pile_up() -> None:
     assert len(s) == 1
     assert s.heap_size < 2100
     assert s.pop_due(1e9) == [Armed(A, 2999.0, 2999)]
+
+
+def test_due_by_lists_the_live_posts_of_a_range_and_leaves_them_armed() -> None:
+    rng = random.Random(7)
+    timers, dues = Timers(), {}
+    for _ in range(3000):
+        post_id = uuid.uuid4()
+        dues[post_id] = rng.uniform(0, 1000)
+        timers.arm(post_id, dues[post_id], 1)
+    for post_id in list(dues)[:500]:  # re-armed later: the old items are stale
+        dues[post_id] += 5
+        timers.arm(post_id, dues[post_id], 2)
+    for post_id in list(dues)[500:800]:
+        timers.cancel(post_id)
+        del dues[post_id]
+    found = timers.due_by(600, after=200)
+    assert sorted(a.id for a in found) == sorted(i for i, d in dues.items() if 200 < d <= 600)
+    assert all(a.due == dues[a.id] for a in found) and len(timers) == len(dues)
+    assert timers.due_by(-1) == [] and Timers().due_by(1e9) == []

@@ -160,3 +160,13 @@ SELECT coalesce(array_agg(name ORDER BY name), '{}') AS names
   FROM pg_timezone_names
  WHERE name NOT IN ('localtime', 'posixrules', 'Factory')
    AND NOT scheduler_timezone_known(name);
+
+-- name: admin_prepare_errors
+-- Scheduled posts whose preparation ahead of the instant failed (migrations/010), with why;
+-- the daemon retries until the instant. `total` counts them all, the first $1 are listed.
+SELECT id, platform, prepare_error, count(*) OVER ()::bigint AS total
+  FROM content_posts
+ WHERE status = 'scheduled'
+   AND prepare_error IS NOT NULL
+ ORDER BY updated_at DESC
+ LIMIT $1;
