@@ -19,10 +19,10 @@ from support.media import mp4
 from support.platforms.cases import CASES, adapter, connection, post, settings
 from support.platforms.context import IMAGE, FakeContext, Store, next_attempt
 from support.platforms.fakes.linkedin import LinkedInFake
+from support.platforms.items import VIDEO_URL, image, video
 from support.platforms.streams import StreamNoting
 
 CASE = next(c for c in CASES if c.name == "linkedin")
-VIDEO_URL = "https://cdn.test/clips/launch.mp4"
 SHARE = "urn:li:share:7001"
 
 
@@ -31,14 +31,6 @@ def setup() -> tuple[LinkedInFake, Any, Any, FakeContext]:
     store = Store()
     conn = store.add(connection(CASE, fake))
     return fake, adapter(CASE, fake), conn, FakeContext(store)
-
-
-def video(alt: str | None = "the launch") -> MediaItem:
-    return MediaItem(url=VIDEO_URL, storage_path=None, alt=alt, mime="video/mp4")
-
-
-def image(n: int, alt: str | None) -> MediaItem:
-    return MediaItem(url=f"https://cdn.test/pics/{n}.png", storage_path=None, alt=alt, mime="image/png")
 
 
 def with_media(*media: MediaItem, text: str = "Launch day", **changes: Any) -> Post:

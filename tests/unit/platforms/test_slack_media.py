@@ -12,17 +12,17 @@ import httpx
 import pytest
 
 from scheduler_daemon.errors import InvalidPostError, RateLimitedError
-from scheduler_daemon.models import MediaItem, Post, PostItem
+from scheduler_daemon.models import Post, PostItem
 from scheduler_daemon.platforms.delivery import deliver
 from scheduler_daemon.platforms.slack import SlackAdapter
 from support.media import mp4
 from support.platforms.cases import CASES, adapter, connection, post, settings
 from support.platforms.context import IMAGE, FakeContext, Store, next_attempt
 from support.platforms.fakes.slack import SlackFake
+from support.platforms.items import VIDEO_URL, image, video
 from support.platforms.streams import StreamNoting
 
 CASE = next(c for c in CASES if c.name == "slack")
-VIDEO_URL = "https://cdn.test/clips/launch.mp4"
 ROOT = "1503435956.000247"
 
 
@@ -31,14 +31,6 @@ def setup() -> tuple[SlackFake, Any, Any, FakeContext]:
     store = Store()
     conn = store.add(connection(CASE, fake))
     return fake, adapter(CASE, fake), conn, FakeContext(store)
-
-
-def video(alt: str | None = "the launch") -> MediaItem:
-    return MediaItem(url=VIDEO_URL, storage_path=None, alt=alt, mime="video/mp4")
-
-
-def image(n: int, alt: str | None) -> MediaItem:
-    return MediaItem(url=f"https://cdn.test/pics/{n}.png", storage_path=None, alt=alt, mime="image/png")
 
 
 def thread(*items: PostItem, options: dict[str, Any] | None = None) -> Post:
