@@ -75,6 +75,7 @@ class VideoLimit:
     video_codecs: tuple[str, ...] = ("h264",)  # probe.VideoFacts.video_codec values
     audio_codecs: tuple[str, ...] = ("aac",)  # a video without sound is always fine
     max_bytes: int | None = None
+    min_bytes: int | None = None
     max_seconds: float | None = None
     min_seconds: float | None = None
     max_width: int | None = None
@@ -346,6 +347,8 @@ def check_video(display: str, limit: VideoLimit | None, file: MediaFile, what: s
         raise refuse(f"{_either(limit.audio_codecs)} sound", f"has {facts.audio_codec.upper()}")
     if limit.max_bytes is not None and file.size > limit.max_bytes:
         raise refuse(f"videos up to {_bytes(limit.max_bytes)}", f"is {_bytes(file.size)}")
+    if limit.min_bytes is not None and file.size < limit.min_bytes:
+        raise refuse(f"videos of at least {_bytes(limit.min_bytes)}", f"is {_bytes(file.size)}")
     seconds = facts.duration
     if (limit.max_seconds is not None or limit.min_seconds is not None) and seconds is None:
         raise refuse("videos of a known duration", "states none")

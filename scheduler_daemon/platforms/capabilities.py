@@ -34,7 +34,8 @@ def _video(f: PlatformFacts) -> str:
 def _video_limit(v: VideoLimit) -> str:
     parts = [", ".join(c.upper() for c in v.containers), " or ".join(c.upper() for c in v.video_codecs)]
     if v.max_bytes:
-        parts.append(f"up to {v.max_bytes / 1e6:,.0f} MB")
+        least = f"{v.min_bytes / 1e3:,.0f} kB – " if v.min_bytes else "up to "
+        parts.append(f"{least}{v.max_bytes / 1e6:,.0f} MB")
     if v.max_seconds:
         parts.append(f"{v.min_seconds or 0:g}–{v.max_seconds:g} s")
     if v.per_day:

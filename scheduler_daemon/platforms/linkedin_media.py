@@ -38,7 +38,8 @@ __all__ = ["VIDEO", "LinkedInMedia"]
 
 # The Videos API's "Video specifications": MP4, 3 seconds to 30 minutes, 75 KB to 500 MB;
 # H.264 with AAC sound is what LinkedIn's video specs name.
-VIDEO = VideoLimit(("mp4",), ("h264",), ("aac",), max_bytes=500_000_000, min_seconds=3, max_seconds=1_800)
+VIDEO = VideoLimit(("mp4",), ("h264",), ("aac",), max_bytes=500_000_000, min_bytes=75_000,
+                   min_seconds=3, max_seconds=1_800)
 UPLOADED = "video_uploaded"  # publish_state: a finalized video's URN, and what it was made from
 Requester = Callable[..., httpx.Request]  # (holder, method, url, **kwargs) → a request with LinkedIn's headers
 

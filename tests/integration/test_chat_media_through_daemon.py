@@ -73,7 +73,8 @@ async def test_a_linkedin_video_post_is_uploaded_in_parts_and_published(db, watc
 
 async def test_a_video_linkedin_would_refuse_ends_as_a_draft_with_its_rule(db, watcher, start_daemon) -> None:  # type: ignore[no-untyped-def]
     fake = LinkedInFake()
-    await start_daemon(transport=router(fake, {VIDEO: (mp4(seconds=2), "video/mp4")}), platforms=settings())
+    too_short = mp4(seconds=2, mdat_bytes=80_000)
+    await start_daemon(transport=router(fake, {VIDEO: (too_short, "video/mp4")}), platforms=settings())
     post_id = await schedule(db, "linkedin", "Too short", [{"url": VIDEO, "mime": "video/mp4"}], account_id="abc")
     await watcher.wait(post_id, "draft")
     r = await row(db, post_id)

@@ -15,7 +15,7 @@ from scheduler_daemon.errors import ContentRejectedError, InvalidPostError, Tran
 from scheduler_daemon.models import MediaItem, Post
 from scheduler_daemon.platforms.delivery import deliver
 from scheduler_daemon.platforms.linkedin import LinkedInAdapter
-from support.media import mp4
+from support.media import mp4 as any_mp4
 from support.platforms.cases import CASES, adapter, connection, post, settings
 from support.platforms.context import IMAGE, FakeContext, Store, next_attempt
 from support.platforms.fakes.linkedin import LinkedInFake
@@ -33,19 +33,24 @@ def setup() -> tuple[LinkedInFake, Any, Any, FakeContext]:
     return fake, adapter(CASE, fake), conn, FakeContext(store)
 
 
+def mp4(**shape: Any) -> bytes:
+    """An MP4 of the shape, above LinkedIn's 75 kB minimum unless the shape says otherwise."""
+    return any_mp4(**{"mdat_bytes": 80_000, **shape})
+
+
 def with_media(*media: MediaItem, text: str = "Launch day", **changes: Any) -> Post:
     return dataclasses.replace(post(CASE, text), media=media, **changes)
 
 
 async def test_a_video_is_uploaded_in_byte_ranges_then_posted_once_available() -> None:
     fake, platform, conn, ctx = setup()
-    data = mp4(seconds=5, mdat_bytes=5_000)
+    data = mp4(seconds=5)
     ctx.payloads[VIDEO_URL] = data
-    fake.part_bytes = 2_000  # several ranges from a small file
+    fake.part_bytes = 20_000  # several ranges from a small file
     result = await deliver(platform, with_media(video()), conn, ctx)
     assert (result.platform_post_id, result.platform_post_url) == (SHARE, f"https://www.linkedin.com/feed/update/{SHARE}")
     assert fake.media_refs == [data]  # every byte, in order, once
-    assert len(fake.videos["urn:li:video:V1"]["parts"]) == -(-len(data) // 2_000)
+    assert len(fake.videos["urn:li:video:V1"]["parts"]) == -(-len(data) // 20_000)
     assert fake.bodies[0]["content"] == {"media": {"id": "urn:li:video:V1", "altText": "the launch"}}
     assert ctx.state["prepared"]["value"] == {"video": {"id": "urn:li:video:V1", "altText": "the launch"}}
 
@@ -54,14 +59,15 @@ async def test_the_video_s_byte_ranges_are_streamed_from_the_spooled_file() -> N
     fake, _, conn, ctx = setup()
     transport = StreamNoting(fake)
     platform = LinkedInAdapter(settings(), httpx.AsyncClient(transport=transport))
-    data = ctx.payloads[VIDEO_URL] = mp4(seconds=5, mdat_bytes=5_000)
-    fake.part_bytes = 2_000
+    data = ctx.payloads[VIDEO_URL] = mp4(seconds=5)
+    fake.part_bytes = 20_000
     await deliver(platform, with_media(video()), conn, ctx)
     parts = {url: streamed for url, streamed in transport.streamed.items() if "/video/" in url}
-    assert len(parts) == -(-len(data) // 2_000) and all(parts.values())
+    assert len(parts) == -(-len(data) // 20_000) and all(parts.values())
 
 
 @pytest.mark.parametrize(("data", "message"), [
+    (mp4(seconds=5, mdat_bytes=4_096), "LinkedIn takes videos of at least 75 kB; the video of this post is 5.18 kB"),
     (mp4(seconds=2), "LinkedIn takes videos of at least 3 s; the video of this post lasts 2.0 s"),
     (mp4(seconds=1_801), "LinkedIn takes videos up to 1800 s; the video of this post lasts 1801.0 s"),
     (mp4(seconds=5, codec=b"hvc1", profile=1), "LinkedIn takes H264 video; the video of this post is HEVC"),
