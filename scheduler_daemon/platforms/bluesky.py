@@ -190,7 +190,7 @@ class BlueskyAdapter(Adapter):
         self.default_pds = self.base
         # connection id → (the row's access token it came from, the newest session)
         self._sessions: dict[uuid.UUID, tuple[str | None, Connection]] = {}
-        self._pds_hosts: dict[str, str] = {}  # DID → its own PDS (the video token's audience)
+        self._audiences: dict[str, str] = {}  # DID → its PDS's service DID (the video token's audience)
 
     def validate_item(self, item: PostItem, what: str) -> None:
         super().validate_item(item, what)
@@ -279,7 +279,7 @@ class BlueskyAdapter(Adapter):
 
         async def video(file: MediaFile, media: MediaItem, label: str) -> dict[str, Any]:
             service = VideoService(
-                self.client, self.settings.bluesky_video_service, pds, did, holder, classify, self._pds_hosts,
+                self.client, self.settings.bluesky_video_service, pds, did, holder, classify, self._audiences,
                 self.settings.media_poll_interval_seconds, self.settings.media_poll_timeout_seconds,
             )
             return await processed(service, file, media, label, lambda f: upload(f, "video/mp4", "Bluesky video"))

@@ -4,12 +4,13 @@ out, so the post is playable the moment it is visible (the simple method, ``uplo
 alone, leaves "video not found" in the post for a while: the service only sees the video
 once the post is in the firehose). Run inside ``prepare``::
 
-    GET  <PDS>/xrpc/com.atproto.server.getSession            the account's own PDS host (its
-                                                             DID document), once per account
+    GET  <PDS>/xrpc/com.atproto.server.getSession            the account's own PDS (its DID
+    GET  <own PDS>/xrpc/com.atproto.server.describeServer     document) and that PDS's DID,
+                                                             once per account
     GET  <PDS>/xrpc/com.atproto.server.getServiceAuth        aud did:web:<video service host>,
     GET  <service>/xrpc/app.bsky.video.getUploadLimits       lxm getUploadLimits: an account at
                                                              its daily limit is told before the upload
-    GET  <PDS>/xrpc/com.atproto.server.getServiceAuth        aud did:web:<the account's PDS host>,
+    GET  <PDS>/xrpc/com.atproto.server.getServiceAuth        aud the account's PDS's DID,
                                                              lxm com.atproto.repo.uploadBlob, exp +30 min
     POST <service>/xrpc/app.bsky.video.uploadVideo?did=&name=   the video, streamed from the spool
     GET  <service>/xrpc/app.bsky.video.getJobStatus?jobId=   polled until JOB_STATE_COMPLETED: its
@@ -84,10 +85,9 @@ def video_name(item: MediaItem) -> str:
 
 
 def did_web(url: str) -> str:
-    """``did:web:`` of a service's host (a port percent-encoded, as did:web writes it)."""
-    parts = urllib.parse.urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return f"did:web:{host}%3A{parts.port}" if parts.port else f"did:web:{host}"
+    """``did:web:`` of a service's host name, as a PDS names itself by default (the reference
+    PDS: ``did:web:${PDS_HOSTNAME}``, no port) and as the official app writes the audience."""
+    return f"did:web:{(urllib.parse.urlsplit(url).hostname or '').lower()}"
 
 
 def pds_endpoint(did_doc: Any) -> str | None:
@@ -122,14 +122,14 @@ class VideoService:
     did: str
     holder: TokenHolder
     classify: Classifier  # the adapter's reading of a PDS answer
-    hosts: dict[str, str]  # DID → its own PDS, as its DID document names it (kept by the adapter)
+    audiences: dict[str, str]  # DID → its PDS's service DID (kept by the adapter)
     poll_interval: float
     poll_timeout: float
 
     async def upload(self, file: MediaFile, name: str, what: str) -> dict[str, Any]:
         """The processed video's blob; ``Unavailable`` where the simple method must do."""
         await self._limits(file.size, what)
-        token = await self._service_auth(did_web(await self._own_pds()), UPLOAD_BLOB)
+        token = await self._service_auth(await self._audience(), UPLOAD_BLOB)
         params = {"did": self.did, "name": name}
         request = self.client.build_request(
             "POST", f"{self.service}/xrpc/app.bsky.video.uploadVideo", params=params, content=file.chunks(),
@@ -145,10 +145,12 @@ class VideoService:
         job = _job(data)
         return await self._wait(job, what)
 
-    async def _own_pds(self) -> str:
-        """The account's PDS as its DID document names it: ``metadata.pds_url`` may be the
-        entryway (bsky.social), and the token's audience must be the PDS that stores the blob."""
-        if (known := self.hosts.get(self.did)) is not None:
+    async def _audience(self) -> str:
+        """The service DID of the PDS that stores the account's blobs, the upload token's
+        audience: ``metadata.pds_url`` may be the entryway (bsky.social), so the PDS is the
+        one the session's DID document names; its ``describeServer`` says its DID (else it
+        is ``did:web:<its host>``, a PDS's default). Once per account."""
+        if (known := self.audiences.get(self.did)) is not None:
             return known
         response = await call(
             self.client, self.holder,
@@ -156,9 +158,16 @@ class VideoService:
                                               headers={"authorization": f"Bearer {self.holder.token}"}),
             self.classify, what="Bluesky session",
         )
-        found = pds_endpoint(json_object(response).get("didDoc")) or self.pds
-        self.hosts[self.did] = found
-        return found
+        own = pds_endpoint(json_object(response).get("didDoc")) or self.pds
+        request = self.client.build_request("GET", f"{own}/xrpc/com.atproto.server.describeServer")
+        try:
+            described = await send(self.client, request, what="Bluesky PDS description")
+            said = text_field(json_object(described), "did") if described.is_success else None
+        except PublishError:
+            said = None
+        audience = said if said and said.startswith("did:") else did_web(own)
+        self.audiences[self.did] = audience
+        return audience
 
     async def _service_auth(self, aud: str, lxm: str) -> str:
         params = {"aud": aud, "lxm": lxm, "exp": str(int(time.time()) + TOKEN_SECONDS)}
@@ -239,8 +248,8 @@ class VideoService:
         status = response.status_code
         if status in (401, 403):
             return Unavailable(f"it refused this account's token (HTTP {status}: {reason})")
-        if status >= 500:
-            return Unavailable(f"it failed (HTTP {status}: {reason})")
+        if status in (404, 501) or status >= 500:  # 404/501: no video service at that URL
+            return Unavailable(f"it did not take the video (HTTP {status}: {reason})")
         if status == 429:
             return RateLimitedError(f"Bluesky's video service rate limit reached: {reason}", retry_after(response))
         return ContentRejectedError(f"Bluesky's video service refused the video of {what}: {reason}")

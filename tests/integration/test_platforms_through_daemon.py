@@ -29,7 +29,7 @@ HOSTS = {
     "threads": ("threads.test",),
     "linkedin": ("li.test", "li-upload.test"),
     "x": ("x.test",),
-    "bluesky": ("pds.test",),
+    "bluesky": ("pds.test", "video.bsky.app"),  # the PDS and Bluesky's video service
     "mastodon": ("mastodon.test",),
     "telegram": ("tg.test",),
     "discord": ("discord.test",),

@@ -59,13 +59,15 @@ async def test_a_video_is_processed_by_the_service_before_the_post_and_embedded_
     await deliver(platform, video_post(), conn, ctx)
     assert calls(fake) == [
         "com.atproto.server.getServiceAuth", "app.bsky.video.getUploadLimits", "com.atproto.server.getSession",
-        "com.atproto.server.getServiceAuth", "app.bsky.video.uploadVideo",
+        "com.atproto.server.describeServer", "com.atproto.server.getServiceAuth", "app.bsky.video.uploadVideo",
         "app.bsky.video.getJobStatus", "app.bsky.video.getJobStatus", "app.bsky.video.getJobStatus",
         "com.atproto.repo.putRecord",
     ]  # ENCODING, SCANNING, COMPLETED: the record goes out once the video is processed
     [upload] = [r for r in fake.requests if r.url.path.endswith("uploadVideo")]
     assert upload.url.host == "video.bsky.app" and upload.content == clip
     assert dict(upload.url.params) == {"did": fake.did, "name": "launch.mp4"}
+    [described] = [r for r in fake.requests if r.url.path.endswith("describeServer")]
+    assert described.url.host == "morel.us-east.host.bsky.network" and "authorization" not in described.headers
     claims = fake.service_tokens[upload.headers["authorization"].removeprefix("Bearer ")]
     # the audience is the account's own PDS (its DID document), not the entryway the daemon calls
     assert (claims["aud"], claims["lxm"]) == ("did:web:morel.us-east.host.bsky.network", "com.atproto.repo.uploadBlob")
@@ -109,8 +111,8 @@ async def test_where_the_service_cannot_take_it_the_video_goes_by_upload_blob_an
     fake, platform, conn, ctx = setup()
     if why == "refused":  # a self-hosted PDS the service does not serve
         fake.video.refuse_pds = True
-    elif why == "entryway-audience":  # no DID document in the session: the token is for pds.test → 401
-        fake.own_pds = "https://pds.elsewhere.test"
+    elif why == "entryway-audience":  # no DID document, no describeServer: the token is for pds.test → 401
+        fake.describes = False
         fake.session_query = _without_did_doc(fake)  # type: ignore[method-assign]
     elif why == "down":
         fake.video.down = True
@@ -192,7 +194,7 @@ async def test_blobs_prepared_longer_ago_than_a_pds_keeps_them_are_uploaded_agai
 
 def test_did_web_of_a_service() -> None:
     assert did_web("https://video.bsky.app") == "did:web:video.bsky.app"
-    assert did_web("http://LocalHost:2583/") == "did:web:localhost%3A2583"
+    assert did_web("http://LocalHost:2583/") == "did:web:localhost"  # the reference PDS's own default
 
 
 async def test_a_thread_prepares_each_items_media() -> None:

@@ -41,6 +41,7 @@ class BlueskyFake(Fake):
         self.blobs: dict[str, bytes] = {}
         self.own_pds = "https://morel.us-east.host.bsky.network"
         self.service_auth = True
+        self.describes = True  # describeServer answers the PDS's DID (else 501)
         self.service_tokens: dict[str, dict[str, Any]] = {}
         self.video = VideoServiceFake(self)
 
@@ -171,6 +172,10 @@ class BlueskyFake(Fake):
         return reply(200, {"token": token})
 
     def query(self, method: str, params: dict[str, str]) -> httpx.Response:
+        if method == "com.atproto.server.describeServer":
+            if not self.describes:
+                return reply(501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"})
+            return reply(200, {"did": self.own_pds_did, "availableUserDomains": [".test"]})
         if method == "com.atproto.identity.resolveHandle":
             if did := self.handles.get(params["handle"]):
                 return reply(200, {"did": did})
