@@ -152,13 +152,16 @@ class VideoService:
         is ``did:web:<its host>``, a PDS's default). Once per account."""
         if (known := self.audiences.get(self.did)) is not None:
             return known
-        response = await call(
-            self.client, self.holder,
-            lambda: self.client.build_request("GET", f"{self.pds}/xrpc/com.atproto.server.getSession",
-                                              headers={"authorization": f"Bearer {self.holder.token}"}),
-            self.classify, what="Bluesky session",
-        )
-        own = pds_endpoint(json_object(response).get("didDoc")) or self.pds
+        try:
+            response = await call(
+                self.client, self.holder,
+                lambda: self.client.build_request("GET", f"{self.pds}/xrpc/com.atproto.server.getSession",
+                                                  headers={"authorization": f"Bearer {self.holder.token}"}),
+                self.classify, what="Bluesky session",
+            )
+            own = pds_endpoint(json_object(response).get("didDoc")) or self.pds
+        except ContentRejectedError:  # a session it does not describe: the PDS the daemon calls
+            own = self.pds
         request = self.client.build_request("GET", f"{own}/xrpc/com.atproto.server.describeServer")
         try:
             described = await send(self.client, request, what="Bluesky PDS description")

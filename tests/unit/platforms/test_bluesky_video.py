@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import structlog
 
-from scheduler_daemon.errors import ContentRejectedError, RateLimitedError, TransientError
+from scheduler_daemon.config.platforms import PlatformSettings
+from scheduler_daemon.errors import ConfigError, ContentRejectedError, RateLimitedError, TransientError
 from scheduler_daemon.models import MediaItem, Post, PostItem
 from scheduler_daemon.platforms.bluesky_embed import BLOB_KEEP_SECONDS
 from scheduler_daemon.platforms.bluesky_video import did_web
@@ -207,3 +208,21 @@ async def test_a_thread_prepares_each_items_media() -> None:
     since = len(fake.requests)
     await deliver(platform, next_attempt(thread, ctx), conn, ctx)
     assert calls(fake, since) == ["com.atproto.repo.putRecord", "com.atproto.repo.putRecord"]
+
+
+def test_the_video_service_is_a_setting() -> None:
+    assert PlatformSettings.from_env({}).bluesky_video_service == "https://video.bsky.app"
+    found = PlatformSettings.from_env({"SCHEDULER_BLUESKY_VIDEO_SERVICE": "https://video.example.com/"})
+    assert found.bluesky_video_service == "https://video.example.com"
+    with pytest.raises(ConfigError, match=r"^SCHEDULER_BLUESKY_VIDEO_SERVICE='video\.example\.com' must be an http"):
+        PlatformSettings.from_env({"SCHEDULER_BLUESKY_VIDEO_SERVICE": "video.example.com"})
+
+
+async def test_a_configured_video_service_is_the_one_called() -> None:
+    fake, platform, conn, ctx = setup({"SCHEDULER_BLUESKY_VIDEO_SERVICE": "https://video.example.com"})
+    fake.video_hosts = {"video.example.com"}
+    await deliver(platform, video_post(), conn, ctx)
+    hosts = {r.url.host for r in fake.requests if "/app.bsky.video." in r.url.path}
+    assert hosts == {"video.example.com"} and "com.atproto.repo.uploadBlob" not in calls(fake)
+    audiences = sorted(c["aud"] for c in fake.service_tokens.values())
+    assert audiences == ["did:web:morel.us-east.host.bsky.network", "did:web:video.example.com"]

@@ -44,6 +44,7 @@ class BlueskyFake(Fake):
         self.describes = True  # describeServer answers the PDS's DID (else 501)
         self.service_tokens: dict[str, dict[str, Any]] = {}
         self.video = VideoServiceFake(self)
+        self.video_hosts = {HOST}  # where the transport reaches ``video``
 
     @property
     def own_pds_did(self) -> str:
@@ -89,7 +90,7 @@ class BlueskyFake(Fake):
         return "bafyrei" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:40]
 
     async def route(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host == HOST:
+        if request.url.host in self.video_hosts:
             return await self.video.route(request)
         method = request.url.path.removeprefix("/xrpc/")
         if method in ("com.atproto.server.getServiceAuth", "com.atproto.server.getSession"):

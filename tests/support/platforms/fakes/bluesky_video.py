@@ -1,7 +1,7 @@
 """Bluesky's video service (video.bsky.app), as its docs and observed answers describe it.
 
 * ``getUploadLimits`` wants a service token for the service itself (``aud`` =
-  ``did:web:video.bsky.app``, ``lxm`` = ``app.bsky.video.getUploadLimits``) and answers
+  ``did:web:<its host>``, ``lxm`` = ``app.bsky.video.getUploadLimits``) and answers
   ``limits``;
 * ``uploadVideo?did=&name=`` wants a token the account's PDS issued for the PDS that stores
   the result (``aud`` = ``did:web:<its own PDS host>``, ``lxm`` =
@@ -60,7 +60,8 @@ class VideoServiceFake:
         method = request.url.path.removeprefix("/xrpc/")
         params = dict(request.url.params)
         if method == "app.bsky.video.getUploadLimits":
-            if self.pds.service_claims(bearer(request), f"did:web:{HOST}", "app.bsky.video.getUploadLimits") is None:
+            own = f"did:web:{request.url.host}"  # the service's own DID
+            if self.pds.service_claims(bearer(request), own, "app.bsky.video.getUploadLimits") is None:
                 return reply(401, {"error": "AuthRequired", "message": "Authentication Required"})
             return reply(200, self.limits)
         if method == "app.bsky.video.getJobStatus":
