@@ -28,13 +28,14 @@ WAIT = 15.0
 
 
 def transport(fake: BlueskyFake, processed: asyncio.Event) -> httpx.MockTransport:
-    """The CDN serving the clip, the PDS fake and its video service; ``processed`` is set
-    when the service answers a completed job."""
+    """The CDN serving the clip, the PDS fake (the entryway the daemon calls and the account's
+    own PDS, which describeServer asks) and its video service; ``processed`` is set when the
+    service answers a completed job."""
 
     async def handle(request: httpx.Request) -> httpx.Response:
         if request.url.host == "cdn.test":
             return httpx.Response(200, content=CLIP, headers={"content-type": "video/mp4"})
-        assert request.url.host in ("pds.test", "video.bsky.app"), request.url.host
+        assert request.url.host in ("pds.test", "morel.us-east.host.bsky.network", "video.bsky.app"), request.url.host
         response = await fake.handle(request)
         if request.url.path.endswith("getJobStatus") and b"JOB_STATE_COMPLETED" in response.content:
             processed.set()
