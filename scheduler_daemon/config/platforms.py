@@ -28,6 +28,8 @@ THREADS, BLUESKY, MASTODON, TELEGRAM, DISCORD, SLACK, WEBHOOK, LOG):
   Threads, LinkedIn): refresh when the token expires within the margin.
 * ``SCHEDULER_MASTODON_MAX_CHARACTERS``: the limit when a connection does not carry its
   instance's ``max_characters``.
+* ``SCHEDULER_BLUESKY_VIDEO_SERVICE``: Bluesky's video service (``https://video.bsky.app``),
+  which processes a video before its post goes out (``platforms.bluesky_video``).
 * ``SCHEDULER_MAX_MEDIA_BYTES``: upper bound of one media download held in memory (images).
 * ``SCHEDULER_MAX_MEDIA_FILE_BYTES``: upper bound of one media download spooled to disk
   (video; ``mediafile``).
@@ -75,6 +77,7 @@ class PlatformSettings:
     token_refresh_margin_seconds: float = 300.0
     long_lived_refresh_margin_seconds: float = 7 * 86400.0
     mastodon_max_characters: int = 500
+    bluesky_video_service: str = "https://video.bsky.app"
     supabase_url: str | None = None
     supabase_service_key: str | None = field(default=None, repr=False)
     supabase_bucket: str | None = None
@@ -115,6 +118,7 @@ class PlatformSettings:
                 "SCHEDULER_LONG_LIVED_REFRESH_MARGIN_SECONDS", cls.long_lived_refresh_margin_seconds, minimum=0.0
             ),
             mastodon_max_characters=read.integer("SCHEDULER_MASTODON_MAX_CHARACTERS", cls.mastodon_max_characters),
+            bluesky_video_service=read.url("SCHEDULER_BLUESKY_VIDEO_SERVICE") or cls.bluesky_video_service,
             supabase_url=read.url("SUPABASE_URL"),
             supabase_service_key=read.text("SUPABASE_SERVICE_KEY") or read.text("SUPABASE_SERVICE_ROLE_KEY"),
             supabase_bucket=read.text("SUPABASE_STORAGE_BUCKET"),

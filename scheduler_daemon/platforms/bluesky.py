@@ -21,17 +21,22 @@ Flow (1 and 2 are ``prepare``, for every item of the thread: the records, kept f
    (``bluesky_richtext``);
 2. the embed (``bluesky_embed``): images → ``com.atproto.repo.uploadBlob`` and an
    ``app.bsky.embed.images`` embed with their alt texts; a video (alone in its post) →
-   checked against the lexicon's limits, streamed to ``uploadBlob`` and an
-   ``app.bsky.embed.video`` embed with its alt text and aspect ratio; a post without media
-   gets a link card (``app.bsky.embed.external``) for its first link. ``platform_options``
-   ``langs`` and ``labels`` (self-labels) go on every record;
+   checked against the lexicon's limits, streamed to Bluesky's video service and waited
+   for until processed (``bluesky_video``; by ``uploadBlob`` where the service cannot take
+   it), and an ``app.bsky.embed.video`` embed with its alt text and aspect ratio; a post
+   without media gets a link card (``app.bsky.embed.external``) for its first link.
+   ``platform_options`` ``langs`` and ``labels`` (self-labels) go on every record. What
+   ``prepare`` returns (the records, with their blob refs and facets, and when it began) is
+   checkpointed by the driver; a record whose blobs are older than a PDS surely keeps
+   unreferenced ones (``bluesky_embed.stale``) makes its item prepared anew at the instant;
 3. the record is written with ``com.atproto.repo.putRecord`` under a record key fixed
    per post and item, ``createdAt`` being the moment it is sent (feeds sort by it: a late
    post is not buried); an item after the first carries ``reply {root, parent}``, the
    strong refs (uri and cid) of the thread's first post and of the item before it.
 
-Settings: ``SCHEDULER_BLUESKY_API_BASE`` (default ``https://bsky.social``), token refresh
-margin.
+Settings: ``SCHEDULER_BLUESKY_API_BASE`` (default ``https://bsky.social``),
+``SCHEDULER_BLUESKY_VIDEO_SERVICE`` (default ``https://video.bsky.app``), token refresh
+margin, media poll interval and timeout (the video's processing).
 
 Exactly-once: the record key (a TID derived from the post id and its scheduled instant)
 is checkpointed, with the ``createdAt`` sent, before the write. A resend within the
@@ -56,6 +61,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -74,7 +80,7 @@ from ..errors import (
     TransientError,
 )
 from ..mediafile import MediaFile
-from ..models import Connection, Post, PostItem, PublishResult, Refresher, TokenSet
+from ..models import Connection, MediaItem, Post, PostItem, PublishResult, Refresher, TokenSet
 from . import bluesky_richtext as richtext
 from ._calls import json_object, rate_limited, require_id, seconds_until_epoch, text_field
 from ._http import body_excerpt, call, excerpt, retry_after, send
@@ -82,7 +88,8 @@ from ._rules import graphemes
 from ._tokens import TokenHolder, reconnect
 from ._video import check_one_video
 from .base import Adapter, Item, MediaLimit, Option, PlatformFacts, Prepared, PublishContext, TextLimit, describe
-from .bluesky_embed import VIDEO, link_card, media_embed
+from .bluesky_embed import PREPARED_AT, VIDEO, link_card, media_embed, stale
+from .bluesky_video import VideoService, processed
 
 POST = "app.bsky.feed.post"
 UPLOAD = "com.atproto.repo.uploadBlob"
@@ -183,6 +190,7 @@ class BlueskyAdapter(Adapter):
         self.default_pds = self.base
         # connection id → (the row's access token it came from, the newest session)
         self._sessions: dict[uuid.UUID, tuple[str | None, Connection]] = {}
+        self._audiences: dict[str, str] = {}  # DID → its PDS's service DID (the video token's audience)
 
     def validate_item(self, item: PostItem, what: str) -> None:
         super().validate_item(item, what)
@@ -195,13 +203,14 @@ class BlueskyAdapter(Adapter):
             raise InvalidPostError(f"platform_options.langs takes at most {LANGS_MAX} languages; it has {len(langs)}")
 
     async def prepare(self, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
-        async with self._session(connection, ctx) as (_, pds, holder):
+        began = time.time()  # before the first blob: their age is never underestimated
+        async with self._session(connection, ctx) as (did, pds, holder):
             items = post.items
             records = [
-                await self._record(post, item, pds, holder, ctx, describe(index, len(items)))
+                await self._record(post, item, did, pds, holder, ctx, describe(index, len(items)))
                 for index, item in enumerate(items)
             ]
-        return {"records": records}
+        return {"records": records, PREPARED_AT: began}
 
     async def publish(
         self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
@@ -213,7 +222,7 @@ class BlueskyAdapter(Adapter):
                 root, parent = item.reply_to.root, item.reply_to.parent
                 record["reply"] = {"root": await self._strong_ref(pds, did, root),
                                    "parent": await self._strong_ref(pds, did, parent)}
-            return await self._put(post, item, did, pds, holder, ctx, record)
+            return await self._put(post, item, did, pds, holder, ctx, record, stale(record, prepared))
 
     @contextlib.asynccontextmanager
     async def _session(
@@ -235,13 +244,15 @@ class BlueskyAdapter(Adapter):
 
     async def _put(
         self, post: Post, item: Item, did: str, pds: str, holder: TokenHolder, ctx: PublishContext,
-        record: dict[str, Any],
+        record: dict[str, Any], age: float | None,
     ) -> PublishResult:
         rkey = item.state.get("rkey")
-        if isinstance(rkey, str) and rkey:  # an earlier attempt may have written it
-            if found := await self._existing(pds, did, rkey):
-                return self._result(*found, did, holder)
-        else:
+        if isinstance(rkey, str) and rkey and (found := await self._existing(pds, did, rkey)):
+            return self._result(*found, did, holder)  # an earlier attempt wrote it
+        if age is not None:  # the PDS may have dropped them (bluesky_embed): prepared anew
+            raise BlobGoneError(f"Bluesky: the files of {describe(item.index, item.total)} were uploaded "
+                                f"{age / 60:.0f} min ago, past what a PDS keeps unused: uploading them again")
+        if not (isinstance(rkey, str) and rkey):
             rkey = record_key(post.id, post.scheduled_at, item.index)
         record["createdAt"] = created_at(dt.datetime.now(dt.timezone.utc))
         await ctx.checkpoint(rkey=rkey, created_at=record["createdAt"])
@@ -254,7 +265,7 @@ class BlueskyAdapter(Adapter):
         return self._result(require_id(data, "uri", what="Bluesky post"), text_field(data, "cid"), did, holder)
 
     async def _record(
-        self, post: Post, item: PostItem, pds: str, holder: TokenHolder, ctx: PublishContext, what: str
+        self, post: Post, item: PostItem, did: str, pds: str, holder: TokenHolder, ctx: PublishContext, what: str
     ) -> dict[str, Any]:
         """An item's record but its ``createdAt`` and reply: text, facets, embed, options."""
         record: dict[str, Any] = {"$type": POST, "text": item.content}
@@ -266,8 +277,15 @@ class BlueskyAdapter(Adapter):
         async def upload(content: bytes | MediaFile, mime: str, label: str) -> dict[str, Any]:
             return await self._blob(holder, pds, content, mime, label)
 
+        async def video(file: MediaFile, media: MediaItem, label: str) -> dict[str, Any]:
+            service = VideoService(
+                self.client, self.settings.bluesky_video_service, pds, did, holder, classify, self._audiences,
+                self.settings.media_poll_interval_seconds, self.settings.media_poll_timeout_seconds,
+            )
+            return await processed(service, file, media, label, lambda f: upload(f, "video/mp4", "Bluesky video"))
+
         if item.media:
-            record["embed"] = await media_embed(ctx, item.media, upload, what)
+            record["embed"] = await media_embed(ctx, item.media, upload, video, what)
         elif (link := richtext.first_link(spans)) and (card := await link_card(ctx, link, upload)):
             record["embed"] = card
         if langs := post.options.get("langs"):

@@ -29,7 +29,7 @@ HOSTS = {
     "threads": ("threads.test",),
     "linkedin": ("li.test", "li-upload.test"),
     "x": ("x.test",),
-    "bluesky": ("pds.test",),
+    "bluesky": ("pds.test", "morel.us-east.host.bsky.network", "video.bsky.app"),  # entryway, own PDS, video
     "mastodon": ("mastodon.test",),
     "telegram": ("tg.test",),
     "discord": ("discord.test",),

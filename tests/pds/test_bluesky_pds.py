@@ -27,7 +27,7 @@ import json
 import struct
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,10 @@ def png(seed: int, size: int = 4) -> bytes:
 
 
 class Web(httpx.AsyncBaseTransport):
-    """The PDS for real (over loopback, through the daemon's ``AiohttpTransport``); any
-    other host answers from ``pages`` (404 otherwise).
+    """The PDS for real (over loopback, through the daemon's ``AiohttpTransport``); a host
+    in ``services`` is answered by its handler (a video service); any other host answers
+    from ``pages`` (404 otherwise: Bluesky's video service too, so a video goes by
+    ``uploadBlob``).
 
     The transport's guard is the one the daemon builds from ``settings``, without trusting
     the configured API base: the PDS passes because ``SCHEDULER_ALLOW_NETWORKS`` allows
@@ -73,12 +75,16 @@ class Web(httpx.AsyncBaseTransport):
     def __init__(self, settings: Settings) -> None:
         self.real = AiohttpTransport(max_connections=settings.concurrency, guard=Guard(settings.allow_networks))
         self.pages: dict[str, tuple[bytes, str]] = {}
+        self.services: dict[str, Callable[[httpx.Request], Awaitable[httpx.Response]]] = {}
         self.xrpc: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.host == "127.0.0.1":
             self.xrpc.append(request.url.path.removeprefix("/xrpc/"))
             return await self.real.handle_async_request(request)
+        if (service := self.services.get(request.url.host)) is not None:
+            await request.aread()
+            return await service(request)
         content, mime = self.pages.get(str(request.url), (b"not here", "text/plain"))
         status = 200 if str(request.url) in self.pages else 404
         return httpx.Response(status, content=content, headers={"content-type": mime})

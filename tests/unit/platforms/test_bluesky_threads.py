@@ -1,6 +1,7 @@
 """Bluesky's new flows against the PDS fake: reply chains with strong refs (resumed after a
-failure or a lost answer), the video embed streamed to uploadBlob, alt text per image, and
-platform_options (the same is checked on the reference PDS in tests/pds)."""
+failure or a lost answer), a video refused before any upload, alt text per image, and
+platform_options (the same is checked on the reference PDS in tests/pds; the video service:
+test_bluesky_video)."""
 
 from __future__ import annotations
 
@@ -123,20 +124,6 @@ async def test_blobs_the_pds_dropped_before_a_retry_are_uploaded_again() -> None
     done = records(fake, thread)
     assert [r["text"] for r in done] == ["1/2", "2/2"] and len(uploads(fake)) == 2
     assert done[1]["embed"]["images"][0]["image"]["ref"]["$link"] in fake.blobs
-
-
-async def test_a_video_is_streamed_to_the_pds_and_embedded_with_alt_text_and_aspect_ratio() -> None:
-    fake, platform, conn, ctx = setup()
-    ctx.payloads[CLIP] = clip = mp4(width=1080, height=1920, seconds=20, mdat_bytes=300_000)
-    the_post = with_items(PostItem("Launch", (video("a rocket lifts off"),)))
-    await deliver(platform, the_post, conn, ctx)
-    [upload] = uploads(fake)
-    assert upload.headers["content-type"] == "video/mp4" and upload.content == clip
-    [record] = records(fake, the_post)
-    embed = record["embed"]
-    assert embed["$type"] == "app.bsky.embed.video" and embed["alt"] == "a rocket lifts off"
-    assert embed["aspectRatio"] == {"width": 1080, "height": 1920}
-    assert fake.blobs[embed["video"]["ref"]["$link"]] == clip
 
 
 @pytest.mark.parametrize(("clip", "message"), [

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from .base import AFTER_COMMIT, Fake, Published, bearer, body, jwt, reply
+from .bluesky_video import HOST, VideoServiceFake
 
 
 class BlueskyFake(Fake):
@@ -21,7 +22,11 @@ class BlueskyFake(Fake):
     "Token has been revoked" (``revoked``: the session was revoked, its access JWT has
     expired); ``putRecord`` of an identical record is a no-op answered without
     ``commit``; ``getRecord`` answers 400 ``RecordNotFound``; ``resolveHandle`` knows
-    ``handles``."""
+    ``handles``. ``getSession`` names ``own_pds`` (the account's PDS behind the entryway the
+    daemon calls) in its DID document; ``getServiceAuth`` issues service tokens (their
+    claims kept in ``service_tokens``; ``service_auth = False``: 501 MethodNotImplemented,
+    an implementation without it). ``video``: Bluesky's video service (``bluesky_video``),
+    which the transport reaches at its host."""
 
     name = "bluesky"
     refreshable = True
@@ -34,6 +39,28 @@ class BlueskyFake(Fake):
         self.records: dict[str, dict[str, Any]] = {}
         self.handles = {"alice.test": self.did, "bob.test": "did:plc:bob"}
         self.blobs: dict[str, bytes] = {}
+        self.own_pds = "https://morel.us-east.host.bsky.network"
+        self.service_auth = True
+        self.describes = True  # describeServer answers the PDS's DID (else 501)
+        self.service_tokens: dict[str, dict[str, Any]] = {}
+        self.video = VideoServiceFake(self)
+        self.video_hosts = {HOST}  # where the transport reaches ``video``
+
+    @property
+    def own_pds_did(self) -> str:
+        return "did:web:" + self.own_pds.removeprefix("https://")
+
+    def service_claims(self, token: str | None, aud: str, lxm: str) -> dict[str, Any] | None:
+        """The claims of a service token this PDS issued for ``aud`` and ``lxm``, unexpired."""
+        claims = self.service_tokens.get(token or "")
+        ok = claims is not None and claims["aud"] == aud and claims["lxm"] == lxm and claims["exp"] > time.time()
+        return claims if ok else None
+
+    def store_blob(self, content: bytes, mime: str = "video/mp4") -> dict[str, Any]:
+        self.media_refs.append(content)
+        link = self.cid(base64.b64encode(content).decode())
+        self.blobs[link] = content
+        return {"$type": "blob", "ref": {"$link": link}, "mimeType": mime, "size": len(content)}
 
     def error(self, kind: str) -> httpx.Response:
         bodies = {
@@ -63,7 +90,11 @@ class BlueskyFake(Fake):
         return "bafyrei" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:40]
 
     async def route(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host in self.video_hosts:
+            return await self.video.route(request)
         method = request.url.path.removeprefix("/xrpc/")
+        if method in ("com.atproto.server.getServiceAuth", "com.atproto.server.getSession"):
+            return self.session_query(request, method)
         if request.method == "GET":
             return self.query(method, dict(request.url.params))
         assert request.method == "POST"
@@ -74,11 +105,7 @@ class BlueskyFake(Fake):
         if method == "com.atproto.repo.uploadBlob":
             assert request.headers["content-type"].startswith(("image/", "video/mp4")) and request.content
             assert int(request.headers["content-length"]) == len(request.content)
-            self.media_refs.append(request.content)
-            link = self.cid(base64.b64encode(request.content).decode())
-            self.blobs[link] = request.content
-            return reply(200, {"blob": {"$type": "blob", "ref": {"$link": link},
-                                        "mimeType": request.headers["content-type"], "size": len(request.content)}})
+            return reply(200, {"blob": self.store_blob(request.content, request.headers["content-type"])})
         assert method == "com.atproto.repo.putRecord", method
         data = body(request)
         assert data["repo"] == self.did and data["collection"] == "app.bsky.feed.post" and len(data["rkey"]) == 13
@@ -127,7 +154,29 @@ class BlueskyFake(Fake):
                 return "InvalidRequest", f"reply {role} {ref['uri']} is not a post of this repository"
         return None
 
+    def session_query(self, request: httpx.Request, method: str) -> httpx.Response:
+        assert request.method == "GET"
+        if bad := self.token_error(bearer(request)):
+            return bad
+        if method == "com.atproto.server.getSession":
+            service = {"id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": self.own_pds}
+            return reply(200, {"did": self.did, "handle": "alice.test", "emailConfirmed": True,
+                               "didDoc": {"id": self.did, "service": [service]}})
+        if not self.service_auth:
+            return reply(501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"})
+        params = dict(request.url.params)
+        assert params["aud"].startswith("did:") and params["lxm"], params
+        exp = int(params["exp"])
+        assert time.time() < exp <= time.time() + 3600, "the PDS refuses an expiry over an hour"
+        token = f"service-{len(self.service_tokens) + 1}"
+        self.service_tokens[token] = {"iss": self.did, "aud": params["aud"], "lxm": params["lxm"], "exp": exp}
+        return reply(200, {"token": token})
+
     def query(self, method: str, params: dict[str, str]) -> httpx.Response:
+        if method == "com.atproto.server.describeServer":
+            if not self.describes:
+                return reply(501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"})
+            return reply(200, {"did": self.own_pds_did, "availableUserDomains": [".test"]})
         if method == "com.atproto.identity.resolveHandle":
             if did := self.handles.get(params["handle"]):
                 return reply(200, {"did": did})
