@@ -50,6 +50,7 @@ from ..errors import InvalidScheduleError
 from ..models import ClaimedPost, ClaimResult, LoadedRow, ScheduledRow, Verdict
 from ..retry import Backoff
 from ..service import Service
+from .claim_order import ClaimOrder
 from .publisher import Publisher
 from .timers import Armed, Timers
 
@@ -58,6 +59,10 @@ logger = structlog.get_logger("scheduler_daemon.dispatcher")
 CLAIM_BATCH = 1000
 CLAIM_RETRY_BASE, CLAIM_RETRY_CAP = 0.5, 2.0
 TRUNCATE_RESYNC_SECONDS = 30.0
+# A post skipped by the claim because another transaction held its row (another replica's
+# claim, most likely) is claimed again this much later: by then that claim has committed
+# (nothing to do) or rolled back (the post is still scheduled, and is taken then).
+BUSY_REARM_SECONDS = 0.1
 
 
 class Dispatcher(Service):
@@ -102,6 +107,7 @@ class Dispatcher(Service):
         # Held around each claim's round trip; recovery holds it while it snapshots what is
         # in flight and releases our other claims, so no claim commits in between.
         self.claim_gate = asyncio.Lock()
+        self.claim_order = ClaimOrder(repository.instance_id)  # replicas start a burst on different posts
         publisher.on_room = self._wakeup.set  # backpressure: see _sleeper
 
     def in_flight(self) -> Set[uuid.UUID]:
@@ -295,6 +301,11 @@ class Dispatcher(Service):
             logger.info("armed at the row's own instant", post_id=str(again.id), version=again.version,
                         due=utc_from_ts(again.due).isoformat())
             self.timers.arm(again.id, again.due, again.version)
+        if result.busy:
+            logger.debug("posts locked by another claim; claiming them again shortly", posts=len(result.busy))
+            retry_at = self.clock.now() + BUSY_REARM_SECONDS
+            for busy in result.busy:
+                self.timers.arm(busy.id, retry_at, busy.version)
         for missed in result.missed:
             self._missed(missed, now)
         for bad in result.unschedulable:
@@ -314,7 +325,7 @@ class Dispatcher(Service):
     async def _claim(self, ready: dict[uuid.UUID, Armed]) -> ClaimResult:
         try:
             async with self.claim_gate:
-                won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
+                won = await self.repository.claim([(a.id, a.version) for a in self.claim_order.sort(ready.values())])
         except DB_ERRORS as exc:
             # Not claimed, or claimed with the answer lost: re-arm, and ask for a resync,
             # whose release_own gives back a row claimed without our knowing (nothing was
