@@ -34,6 +34,7 @@ cancelled and recorded as unknown).
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterable, Iterable, Set
 
@@ -107,8 +108,13 @@ class Dispatcher(Service):
         # Held around each claim's round trip; recovery holds it while it snapshots what is
         # in flight and releases our other claims, so no claim commits in between.
         self.claim_gate = asyncio.Lock()
-        self.claim_order = ClaimOrder(repository.instance_id)  # replicas start a burst on different posts
         publisher.on_room = self._wakeup.set  # backpressure: see _sleeper
+
+    @functools.cached_property
+    def claim_order(self) -> ClaimOrder:
+        """This run's order for a claim's ids (keyed by its ``claimed_by``), so replicas start a
+        burst on different posts; made at the first claim."""
+        return ClaimOrder(self.repository.instance_id)
 
     def in_flight(self) -> Set[uuid.UUID]:
         """Posts claimed and not yet settled (an ``InFlight`` for recovery)."""
