@@ -7,7 +7,7 @@ process). Rate: posts / (last arrival at the receiver − due). Runs alternate (
 …) and the median of each is compared; the share each process published comes from
 ``publish_attempts.instance``. Logs at ``info``, written to a file: production's cost.
 
-CPU seconds from the insert to the last outcome written, from /proc: each daemon process,
+CPU seconds from the due instant to the last arrival (the burst), from /proc: each daemon process,
 the receiver, PostgreSQL (every backend and background process of the server, from
 pg_stat_activity) and the whole machine (/proc/stat; ``other`` is what none of those used:
 other work on the machine). Their sum against 2 cores × the window says what was saturated.
@@ -96,11 +96,12 @@ async def _run(ctx: Context, rx: ReceiverProcess, processes: int) -> dict[str, A
                         DAEMON, daemon_env(dsn, f"replica-{n}"), output=ctx.work_dir / f"replica-{n}.log"))
                     pids[f"replica-{n}"] = daemon.pid
                 due = time.time() + ctx.sizes.lead_s + count / 2500
-                began, before = time.time(), await cpu_snapshot(db, pids)
                 await insert_same_instant(db, campaign, due, count)
+                await asyncio.sleep(max(0.0, due - time.time()))
+                before = await cpu_snapshot(db, pids)
                 complete, arrivals = await rx.wait(count, timeout=120)
+                cpu = cpu_used(before, await cpu_snapshot(db, pids), time.time() - due)
                 published, written_at = await published_count(db, count, timeout=60)
-                cpu = cpu_used(before, await cpu_snapshot(db, pids), time.time() - began)
                 shares = {r["instance"].split("@")[-1]: r["n"] for r in await db.fetch(
                     "SELECT instance, count(*) AS n FROM publish_attempts WHERE outcome = 'published'"
                     " GROUP BY instance ORDER BY instance")}
