@@ -51,7 +51,7 @@ from ..errors import InvalidScheduleError
 from ..models import ClaimedPost, ClaimResult, LoadedRow, ScheduledRow, Verdict
 from ..retry import Backoff
 from ..service import Service
-from .claim_order import ClaimOrder
+from .claim_order import BusyRetry, ClaimOrder
 from .publisher import Publisher
 from .timers import Armed, Timers
 
@@ -60,10 +60,6 @@ logger = structlog.get_logger("scheduler_daemon.dispatcher")
 CLAIM_BATCH = 1000
 CLAIM_RETRY_BASE, CLAIM_RETRY_CAP = 0.5, 2.0
 TRUNCATE_RESYNC_SECONDS = 30.0
-# A post skipped by the claim because another transaction held its row (another replica's
-# claim, most likely) is claimed again this much later: by then that claim has committed
-# (nothing to do) or rolled back (the post is still scheduled, and is taken then).
-BUSY_REARM_SECONDS = 0.1
 
 
 class Dispatcher(Service):
@@ -105,6 +101,7 @@ class Dispatcher(Service):
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._claim_backoff = Backoff(CLAIM_RETRY_BASE, CLAIM_RETRY_CAP)
+        self.busy = BusyRetry()  # when to claim again a post another transaction held
         # Held around each claim's round trip; recovery holds it while it snapshots what is
         # in flight and releases our other claims, so no claim commits in between.
         self.claim_gate = asyncio.Lock()
@@ -309,9 +306,9 @@ class Dispatcher(Service):
             self.timers.arm(again.id, again.due, again.version)
         if result.busy:
             logger.debug("posts locked by another claim; claiming them again shortly", posts=len(result.busy))
-            retry_at = self.clock.now() + BUSY_REARM_SECONDS
+            now_ = self.clock.now()
             for busy in result.busy:
-                self.timers.arm(busy.id, retry_at, busy.version)
+                self.timers.arm(busy.id, now_ + self.busy.delay(busy.id), busy.version)
         for missed in result.missed:
             self._missed(missed, now)
         for bad in result.unschedulable:
@@ -344,6 +341,7 @@ class Dispatcher(Service):
             await asyncio.sleep(delay)
             return ClaimResult()
         self._claim_backoff.reset()
+        self.busy.answered(ready, won.busy)
         return won
 
     async def _publish(self, post: ClaimedPost, armed: Armed) -> None:

@@ -16,8 +16,6 @@ import pytest
 
 from scheduler_daemon.db.repository import CLAIM_SLACK_SECONDS, Repository, create_pool
 from scheduler_daemon.db.sql import q
-from scheduler_daemon.engine.claim_order import ClaimOrder
-from scheduler_daemon.engine.timers import Armed
 from scheduler_daemon.models import ClaimResult
 from scheduler_daemon.testing.receiver import Receiver
 from support.helpers import Watcher, insert_post, make_user, row, soon
@@ -144,16 +142,6 @@ async def test_the_claim_plan_stays_linear_in_the_batch(db: asyncpg.Connection) 
         inner = loop["Plans"][1]
         assert inner["Node Type"] not in ("CTE Scan", "Function Scan", "Seq Scan", "Materialize"), \
             [(n["Node Type"], n.get("Relation Name"), n.get("CTE Name")) for n in nodes]
-
-
-async def test_replicas_send_a_batch_in_orders_of_their_own() -> None:
-    batch = [Armed(uuid.uuid4(), 0.0, 1) for _ in range(1000)]
-    a, b = ClaimOrder("run-1@replica-a").sort(batch), ClaimOrder("run-2@replica-b").sort(batch)
-    assert sorted(a) == sorted(b) == sorted(batch)
-    assert a == ClaimOrder("run-1@replica-a").sort(reversed(batch)), "an order is the replica's, not the input's"
-    # Two independent permutations: the first tenth of each shares about a tenth of its posts.
-    overlap = len(set(a[:100]) & set(b[:100]))
-    assert overlap < 40, overlap
 
 
 async def test_a_post_held_by_a_dying_replicas_claim_is_published_once_by_the_survivor(
