@@ -78,8 +78,11 @@ def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, flo
             for name, pids in after.items()}
     used["other"] = round(used["machine"] - sum(v for k, v in used.items() if k != "machine"), 3)
     cores = os.cpu_count() or 1
-    return {"seconds": used, "window_s": round(wall, 3),
-            "machine_busy_pct": round(100 * used["machine"] / (cores * wall), 1) if wall > 0 else None}
+    busy = round(100 * used["machine"] / (cores * wall), 1) if wall > 0 else None
+    daemons = " + ".join(str(v) for k, v in sorted(used.items()) if k.startswith("replica-"))
+    summary = (f"{daemons} / {used.get('postgresql')} / {used['receiver']} / {used['other']} "
+               f"({busy} % of {cores} cores over {wall:.2f} s)")
+    return {"seconds": used, "window_s": round(wall, 3), "machine_busy_pct": busy, "summary": summary}
 
 
 async def _run(ctx: Context, rx: ReceiverProcess, processes: int) -> dict[str, Any]:
