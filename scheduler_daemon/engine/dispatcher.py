@@ -306,9 +306,9 @@ class Dispatcher(Service):
             self.timers.arm(again.id, again.due, again.version)
         if result.busy:
             logger.debug("posts locked by another claim; claiming them again shortly", posts=len(result.busy))
-            now_ = self.clock.now()
+            skipped_at = self.clock.now()
             for busy in result.busy:
-                self.timers.arm(busy.id, now_ + self.busy.delay(busy.id), busy.version)
+                self.timers.arm(busy.id, skipped_at + self.busy.delay(busy.id), busy.version)
         for missed in result.missed:
             self._missed(missed, now)
         for bad in result.unschedulable:
