@@ -252,13 +252,14 @@ def _prepared(r: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]) -> str:
 def _replicas(r: dict[str, Any]) -> str:
     rows = [[run["processes"], run["posts"], run["posts_per_s"], run["lateness_ms"].get("p50"),
              run["last_arrival_s"], run["outcomes_written_s"], run["duplicates"], run["arrived"],
-             run["published_by_instance"]] for run in r["runs"]]
+             run["published_by_instance"], run.get("cpu", {}).get("summary", "–")] for run in r["runs"]]
     rates = r["median_posts_per_s"]
     return "\n\n".join([
         f"{r['posts']:,} webhook posts due at one instant (zero-latency receiver), delivered by `scheduler-daemon run` "
         "processes on one database, runs alternating.",
         table(("processes", "posts", "posts/s", "p50 lateness (ms)", "last arrival (s)", "all published (s)",
-               "duplicates", "arrived", "published by instance"), rows),
+               "duplicates", "arrived", "published by instance",
+               "burst CPU s: daemons / PostgreSQL / receiver / other"), rows),
         f"Median: 1 process {_cell(rates['1'])} posts/s, 2 processes {_cell(rates['2'])} posts/s: "
         f"{_cell(r['speedup'])}×.",
     ])

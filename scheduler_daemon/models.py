@@ -86,8 +86,10 @@ class ClaimResult:
     row is not due yet, or is at another version than the timer's (a forged, stale or lost
     notification armed it): arm it at its own instant and version. ``missed``: overdue
     beyond the grace window. ``unschedulable``: no due instant, or a counter at its maximum
-    (``problem`` says which). Ids in none of them are no longer scheduled, or another
-    daemon took them: nothing to do.
+    (``problem`` says which). ``busy``: still scheduled, but another transaction (another
+    replica's claim, most likely) held the row's lock, so it was skipped: arm it again
+    shortly at the same version (``due`` is None). Ids in none of them are no longer
+    scheduled, or another daemon took them: nothing to do.
     """
 
     won: list[ClaimedPost] = field(default_factory=list)
@@ -95,6 +97,7 @@ class ClaimResult:
     rearm: list[Verdict] = field(default_factory=list)
     missed: list[Verdict] = field(default_factory=list)
     unschedulable: list[Verdict] = field(default_factory=list)
+    busy: list[Verdict] = field(default_factory=list)
 
     def __len__(self) -> int:
         """How many were won (what a caller that counts a claim's posts counts)."""

@@ -6,12 +6,18 @@ then the posts are inserted due at one instant (early enough to be armed by ever
 process). Rate: posts / (last arrival at the receiver − due). Runs alternate (1, 2, 1, 2,
 …) and the median of each is compared; the share each process published comes from
 ``publish_attempts.instance``. Logs at ``info``, written to a file: production's cost.
+
+CPU seconds from the due instant to the last arrival (the burst), from /proc: each daemon process,
+the receiver, PostgreSQL (every backend and background process of the server, from
+pg_stat_activity) and the whole machine (/proc/stat; ``other`` is what none of those used:
+other work on the machine). Their sum against 2 cores × the window says what was saturated.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -23,7 +29,7 @@ from ..context import Context
 from ..harness import BENCH_ENV
 from ..instant import lateness
 from ..pg import insert_same_instant, webhook_campaign
-from ..process import DaemonProcess
+from ..process import DaemonProcess, cpu_seconds
 from ..receiver import ReceiverProcess
 from ..results import target
 
@@ -46,6 +52,39 @@ async def published_count(db: asyncpg.Connection, count: int, timeout: float) ->
         await asyncio.sleep(0.05)
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU of the whole machine so far (every core: user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_snapshot(db: asyncpg.Connection, groups: dict[str, int]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far by pid, in groups: each named process, and PostgreSQL's."""
+    server = [r["pid"] for r in await db.fetch("SELECT pid FROM pg_stat_activity")]
+    out: dict[str, dict[int, float]] = {}
+    for name, pids in [*((n, [p]) for n, p in groups.items()), ("postgresql", server)]:
+        for pid in pids:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                out.setdefault(name, {})[pid] = cpu_seconds(pid)
+    out["machine"] = {0: machine_cpu_seconds()}
+    return out
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], wall: float) -> dict[str, Any]:
+    """CPU seconds each group used between two snapshots (a pid new since the first counts
+    from 0), ``other`` (the machine's rest) and the share of the 2 cores' capacity."""
+    used = {name: round(sum(cpu - before.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items()), 3)
+            for name, pids in after.items()}
+    used["other"] = round(used["machine"] - sum(v for k, v in used.items() if k != "machine"), 3)
+    cores = os.cpu_count() or 1
+    busy = round(100 * used["machine"] / (cores * wall), 1) if wall > 0 else None
+    daemons = " + ".join(str(v) for k, v in sorted(used.items()) if k.startswith("replica-"))
+    summary = (f"{daemons} / {used.get('postgresql')} / {used['receiver']} / {used['other']} "
+               f"({busy} % of {cores} cores over {wall:.2f} s)")
+    return {"seconds": used, "window_s": round(wall, 3), "machine_busy_pct": busy, "summary": summary}
+
+
 async def _run(ctx: Context, rx: ReceiverProcess, processes: int) -> dict[str, Any]:
     count = ctx.sizes.replica_posts
     await rx.reset()
@@ -54,12 +93,17 @@ async def _run(ctx: Context, rx: ReceiverProcess, processes: int) -> dict[str, A
         try:
             campaign = await webhook_campaign(db, rx.url)
             async with contextlib.AsyncExitStack() as stack:
+                pids = {"receiver": rx.pid}
                 for n in range(processes):
-                    await stack.enter_async_context(DaemonProcess(
+                    daemon = await stack.enter_async_context(DaemonProcess(
                         DAEMON, daemon_env(dsn, f"replica-{n}"), output=ctx.work_dir / f"replica-{n}.log"))
+                    pids[f"replica-{n}"] = daemon.pid
                 due = time.time() + ctx.sizes.lead_s + count / 2500
                 await insert_same_instant(db, campaign, due, count)
+                await asyncio.sleep(max(0.0, due - time.time()))
+                before = await cpu_snapshot(db, pids)
                 complete, arrivals = await rx.wait(count, timeout=120)
+                cpu = cpu_used(before, await cpu_snapshot(db, pids), time.time() - due)
                 published, written_at = await published_count(db, count, timeout=60)
                 shares = {r["instance"].split("@")[-1]: r["n"] for r in await db.fetch(
                     "SELECT instance, count(*) AS n FROM publish_attempts WHERE outcome = 'published'"
@@ -68,7 +112,7 @@ async def _run(ctx: Context, rx: ReceiverProcess, processes: int) -> dict[str, A
             await db.close()
     return {"processes": processes, "posts": count, "complete": complete and published == count,
             **lateness(arrivals, due), "published_rows": published, "outcomes_written_s": round(written_at - due, 3),
-            "published_by_instance": shares}
+            "published_by_instance": shares, "cpu": cpu}
 
 
 async def measure(ctx: Context) -> dict[str, Any]:

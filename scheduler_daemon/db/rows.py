@@ -64,7 +64,7 @@ def claim_result(records: Iterable[Row], max_content_chars: int) -> ClaimResult:
                 result.due[record["id"]] = record["due_us"] / 1_000_000
             continue
         seen = Verdict(record["asked_id"], record["asked_version"], epoch(record["due_us"]), record["problem"])
-        {"early": result.rearm, "moved": result.rearm, "missed": result.missed}.get(
+        {"early": result.rearm, "moved": result.rearm, "missed": result.missed, "busy": result.busy}.get(
             verdict, result.unschedulable).append(seen)
     return result
 

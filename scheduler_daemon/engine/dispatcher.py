@@ -34,6 +34,7 @@ cancelled and recorded as unknown).
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterable, Iterable, Set
 
@@ -50,6 +51,7 @@ from ..errors import InvalidScheduleError
 from ..models import ClaimedPost, ClaimResult, LoadedRow, ScheduledRow, Verdict
 from ..retry import Backoff
 from ..service import Service
+from .claim_order import BusyRetry, ClaimOrder
 from .publisher import Publisher
 from .timers import Armed, Timers
 
@@ -99,10 +101,17 @@ class Dispatcher(Service):
         self._idle = asyncio.Event()  # set whenever nothing is in flight
         self._idle.set()
         self._claim_backoff = Backoff(CLAIM_RETRY_BASE, CLAIM_RETRY_CAP)
+        self.busy = BusyRetry()  # when to claim again a post another transaction held
         # Held around each claim's round trip; recovery holds it while it snapshots what is
         # in flight and releases our other claims, so no claim commits in between.
         self.claim_gate = asyncio.Lock()
         publisher.on_room = self._wakeup.set  # backpressure: see _sleeper
+
+    @functools.cached_property
+    def claim_order(self) -> ClaimOrder:
+        """This run's order for a claim's ids (keyed by its ``claimed_by``), so replicas start a
+        burst on different posts; made at the first claim."""
+        return ClaimOrder(self.repository.instance_id)
 
     def in_flight(self) -> Set[uuid.UUID]:
         """Posts claimed and not yet settled (an ``InFlight`` for recovery)."""
@@ -295,6 +304,11 @@ class Dispatcher(Service):
             logger.info("armed at the row's own instant", post_id=str(again.id), version=again.version,
                         due=utc_from_ts(again.due).isoformat())
             self.timers.arm(again.id, again.due, again.version)
+        if result.busy:
+            logger.debug("posts locked by another claim; claiming them again shortly", posts=len(result.busy))
+            skipped_at = self.clock.now()
+            for busy in result.busy:
+                self.timers.arm(busy.id, skipped_at + self.busy.delay(busy.id), busy.version)
         for missed in result.missed:
             self._missed(missed, now)
         for bad in result.unschedulable:
@@ -314,7 +328,7 @@ class Dispatcher(Service):
     async def _claim(self, ready: dict[uuid.UUID, Armed]) -> ClaimResult:
         try:
             async with self.claim_gate:
-                won = await self.repository.claim([(a.id, a.version) for a in ready.values()])
+                won = await self.repository.claim([(a.id, a.version) for a in self.claim_order.sort(ready.values())])
         except DB_ERRORS as exc:
             # Not claimed, or claimed with the answer lost: re-arm, and ask for a resync,
             # whose release_own gives back a row claimed without our knowing (nothing was
@@ -327,6 +341,7 @@ class Dispatcher(Service):
             await asyncio.sleep(delay)
             return ClaimResult()
         self._claim_backoff.reset()
+        self.busy.answered(ready, won.busy)
         return won
 
     async def _publish(self, post: ClaimedPost, armed: Armed) -> None:

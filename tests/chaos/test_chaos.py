@@ -3,6 +3,8 @@
 * 2,000 posts due within about a minute, written by a "frontend" in batches while the
   daemons run: half to a webhook receiver (which does not deduplicate), half to a Mastodon
   instance (which does, by ``Idempotency-Key``), both fakes in support/chaos_platform.py;
+  a quarter of them, on both platforms, in bursts (``BURSTS`` instants, about 80 posts due
+  at each), where both replicas claim the same rows at once and a kill can land mid-claim;
 * the fakes misbehave on about 10% of requests: 429, a 500, and the failure that hurts
   most, about 5% of creates: **committed, then** answered 502 or never answered;
 * two daemon *processes* (``scheduler-daemon run``) on one database, as on two VMs, each
@@ -60,6 +62,7 @@ POSTS = int(os.environ.get("CHAOS_POSTS", "2000"))
 SPREAD = float(os.environ.get("CHAOS_SPREAD_SECONDS", "60"))
 SAME_IDS = os.environ.get("CHAOS_INSTANCE_IDS", "same") != "fresh"
 USERS = 50  # each with a webhook and a Mastodon connection
+BURSTS = 6  # instants within the spread at which a quarter of the posts fall due together
 PLATFORMS = ("webhook", "mastodon")
 DEDUPLICATES = {"webhook": False, "mastodon": True}
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]
@@ -287,12 +290,14 @@ async def _write_posts(
     """The frontend: posts in batches of 200, each batch one transaction, while daemons run."""
     conn = await asyncpg.connect(dsn)
     ids: list[uuid.UUID] = []
+    bursts = [first_due + dt.timedelta(seconds=SPREAD * (k + 0.5) / BURSTS) for k in range(BURSTS)]
     try:
         for start in range(0, POSTS, 200):
             batch = range(start, min(POSTS, start + 200))
             cols: list[list[Any]] = [[], [], [], [], [], []]
             for n in batch:
-                due = first_due + dt.timedelta(seconds=rng.uniform(0, SPREAD))
+                spread = first_due + dt.timedelta(seconds=rng.uniform(0, SPREAD))
+                due = rng.choice(bursts) if n % 8 in (3, 6) else spread
                 tz = ZONES[n % len(ZONES)]
                 date, at = local(due, tz)
                 values = (rng.choice(campaigns), PLATFORMS[n % 2], f"chaos {n}", date, at, tz)

@@ -46,9 +46,11 @@ def test_the_claim_result_sorts_every_verdict() -> None:
         record(asked_id=D, asked_version=7, verdict="moved", due_us=3_000_000),
         record(asked_id=E, asked_version=1, verdict="unschedulable", problem="scheduled_date is empty"),
         record(asked_id=B, asked_version=3, verdict="missed", due_us=1_000_000),
+        record(asked_id=D, asked_version=8, verdict="busy"),  # another replica's claim held the row
     ], 100_000)
     assert [p.id for p in result.won] == [A] and result.due == {A: 2.0} and len(result) == 1
     assert result.won[0].post is not None and result.won[0].post.scheduled_at == rows.instant(2_000_000)
     assert [(v.id, v.version, v.due) for v in result.rearm] == [(C, 2, 9.0), (D, 7, 3.0)]
     assert [(v.id, v.due) for v in result.missed] == [(B, 1.0)]
     assert [(v.id, v.problem) for v in result.unschedulable] == [(E, "scheduled_date is empty")]
+    assert [(v.id, v.version, v.due) for v in result.busy] == [(D, 8, None)]

@@ -42,11 +42,20 @@ SELECT id, schedule_version,
 -- version the timer was armed with AND the row itself says they are due: due_at within $4
 -- seconds ahead of now() (the claim lead and a second of slack for the clocks) and not
 -- more than $5 (the grace window) behind it. A notification only armed the timer: whatever
--- it said, a row due in an hour is not claimed ('early', with its real instant). Every row
--- asked for that is still scheduled comes back with its verdict:
---   due            claimed (unless another daemon was first): the row's columns, with its
---                  platform connections (at most 2: the one named by connection_id, or the
---                  user's for that platform; two means ambiguous), in the same round trip
+-- it said, a row due in an hour is not claimed ('early', with its real instant).
+-- Replicas split a burst instead of queueing behind each other: each row is locked with
+-- SKIP LOCKED, in the order the ids are sent (each replica sends its own order,
+-- engine/claim_order.py), so a claim never waits on another replica's claim (nor on a
+-- user's open transaction) and takes only the rows it could lock at once. The verdicts
+-- are decided on the locked row (its newest version), which nobody can change until this
+-- statement commits. Every row asked for that is still scheduled comes back with its verdict:
+--   due            claimed: the row's columns, with its platform connections (at most 2:
+--                  the one named by connection_id, or the user's for that platform; two
+--                  means ambiguous), in the same round trip
+--   busy           scheduled, but another transaction held its lock (another replica's
+--                  claim, most likely): arm it again shortly. Its claim then finds it
+--                  taken (nothing to do) or, if that transaction rolled back (its replica
+--                  died mid-claim), still scheduled, and takes it
 --   early          not due yet: arm it at due_us
 --   moved          at another version than the timer's (a lost or forged notification):
 --                  arm it at its own version and due_us
@@ -54,43 +63,49 @@ SELECT id, schedule_version,
 --   unschedulable  no due instant, or a counter at its maximum: draft with problem
 -- Nothing here can overflow (a row with a counter at its maximum is never updated, and 007's
 -- trigger stops the version at the maximum), so no row can fail the batch for the others.
--- Two plain joins on the primary key, no join between CTEs: the plan stays linear in the
--- batch whatever the planner guesses about the rows.
-WITH claimed AS (
+-- Every join is on the primary key, each row of the batch locked by its own index lookup
+-- (the LATERAL subquery runs once per id), and no CTE is joined to another CTE: the plan
+-- stays linear in the batch whatever the planner guesses about the rows.
+WITH asked AS (
+    SELECT want.id, want.version AS asked, s.status AS seen, l.*
+      FROM unnest($1::uuid[], $2::bigint[]) AS want(id, version)
+      -- the row as this statement's snapshot has it: scheduled here but not locked below = busy
+      LEFT JOIN content_posts s ON s.id = want.id
+      LEFT JOIN LATERAL (
+          SELECT p.schedule_version, p.attempt_count, d.due,
+                 CASE WHEN d.due IS NULL OR p.attempt_count >= 2147483647
+                           OR p.schedule_version >= 9223372036854775807
+                      THEN coalesce(scheduler_due_problem(p.scheduled_date, p.scheduled_time, p.timezone,
+                                                          p.retry_at, p.attempt_count, p.schedule_version),
+                                    'the due instant cannot be computed')
+                 END AS problem
+            FROM content_posts p
+           CROSS JOIN LATERAL (SELECT coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time,
+                                                                          p.timezone, p.retry_at)) AS due) d
+           WHERE p.id = want.id AND p.status = 'scheduled'
+             FOR UPDATE OF p SKIP LOCKED
+      ) l ON true
+), judged AS (
+    SELECT a.*,
+           a.schedule_version IS NOT NULL AS locked,
+           coalesce(a.problem IS NULL
+                    AND a.schedule_version = a.asked
+                    AND a.due BETWEEN now() - make_interval(secs => $5) AND now() + make_interval(secs => $4),
+                    false) AS claimable
+      FROM asked a
+), claimed AS (
+    -- Only the rows locked above, and only by id: the lock is ours, so the row is the one
+    -- judged (a newer version than the snapshot's is updated through it).
     UPDATE content_posts p
        SET status = 'publishing',
            claimed_by = $3,
            claimed_at = now(),
            attempt_count = p.attempt_count + 1
-      FROM unnest($1::uuid[], $2::bigint[]) AS want(id, version)
-     WHERE p.id = want.id
-       AND p.status = 'scheduled'
-       AND p.schedule_version = want.version
-       AND p.attempt_count < 2147483647
-       AND p.schedule_version < 9223372036854775807
-       AND coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at))
-           BETWEEN now() - make_interval(secs => $5) AND now() + make_interval(secs => $4)
+      FROM judged j
+     WHERE p.id = j.id AND j.claimable
  RETURNING p.id, p.platform, p.connection_id, p.campaign_id, p.content, p.media,
            p.thread, p.first_comment, p.platform_options, p.attempt_count, p.publish_state,
-           (extract(epoch FROM p.due_at) * 1000000)::bigint AS due_us
-), passed AS (
-    -- The rest, as the statement's snapshot has them (before the UPDATE above): still
-    -- scheduled, and not what it claims (the same test, negated).
-    SELECT p.id, p.schedule_version, want.version AS asked, d.due,
-           CASE WHEN d.due IS NULL OR p.attempt_count >= 2147483647 OR p.schedule_version >= 9223372036854775807
-                THEN coalesce(scheduler_due_problem(p.scheduled_date, p.scheduled_time, p.timezone, p.retry_at,
-                                                    p.attempt_count, p.schedule_version),
-                              'the due instant cannot be computed')
-           END AS problem
-      FROM unnest($1::uuid[], $2::bigint[]) AS want(id, version)
-      JOIN content_posts p ON p.id = want.id AND p.status = 'scheduled'
-     CROSS JOIN LATERAL (SELECT coalesce(p.due_at, scheduler_due_at(p.scheduled_date, p.scheduled_time,
-                                                                    p.timezone, p.retry_at)) AS due) d
-     WHERE NOT (p.schedule_version = want.version
-                AND p.attempt_count < 2147483647
-                AND p.schedule_version < 9223372036854775807
-                AND d.due BETWEEN now() - make_interval(secs => $5) AND now() + make_interval(secs => $4))
-        OR d.due IS NULL
+           (extract(epoch FROM j.due) * 1000000)::bigint AS due_us
 )
 SELECT 'due' AS verdict, c.id AS asked_id, NULL::bigint AS asked_version, c.due_us, NULL::text AS problem,
        c.id, c.platform, c.connection_id, c.campaign_id, c.content, c.media, c.thread, c.first_comment,
@@ -108,13 +123,15 @@ SELECT 'due' AS verdict, c.id AS asked_id, NULL::bigint AS asked_version, c.due_
   FROM claimed c
   LEFT JOIN content_campaigns camp ON camp.id = c.campaign_id
 UNION ALL
-SELECT CASE WHEN r.problem IS NOT NULL THEN 'unschedulable'
-            WHEN r.schedule_version <> r.asked THEN 'moved'
-            WHEN r.due > now() THEN 'early'
+SELECT CASE WHEN NOT j.locked THEN 'busy'
+            WHEN j.problem IS NOT NULL THEN 'unschedulable'
+            WHEN j.schedule_version <> j.asked THEN 'moved'
+            WHEN j.due > now() THEN 'early'
             ELSE 'missed' END,
-       r.id, r.schedule_version, (extract(epoch FROM r.due) * 1000000)::bigint, r.problem,
+       j.id, coalesce(j.schedule_version, j.asked), (extract(epoch FROM j.due) * 1000000)::bigint, j.problem,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-  FROM passed r;
+  FROM judged j
+ WHERE NOT j.claimable AND (j.locked OR j.seen = 'scheduled');
 
 -- name: record_outcomes
 -- Write each attempt's outcome on its row and in publish_attempts, in one statement.
