@@ -118,7 +118,8 @@ class Publisher:
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._waiting: dict[uuid.UUID, asyncio.Event] = {}  # claimed ahead, not yet sent
         self._counted = 0  # posts holding, or about to want, a global slot (see the module doc)
-        self.on_room: Callable[[], None] = lambda: None  # called when ``room`` turns positive
+        self.on_room: Callable[[], None] = lambda: None  # called when ``room`` rises to one of:
+        self.wake_at_room: tuple[int, ...] = (1,)  # (the dispatcher's thresholds: none left, a burst's backlog)
 
     @property
     def room(self) -> int:
@@ -132,7 +133,7 @@ class Publisher:
             yield
         finally:
             self._counted -= 1
-            if self.room == 1:  # from none to some
+            if self.room in self.wake_at_room:  # e.g. from none to some
                 self.on_room()
 
     def edited(self, post_id: uuid.UUID) -> None:
