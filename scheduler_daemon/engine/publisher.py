@@ -1,7 +1,9 @@
 """One publish attempt, end to end.
 
-For a post the dispatcher claimed: wait for its instant (it was claimed a little ahead;
-a user edit meanwhile abandons the claim), take its account's and its platform's pacing
+For a post the dispatcher claimed: build what can be built before the instant (the post,
+its connection, and the adapter's request where it builds one ahead:
+``delivery.build_ahead``), wait for its instant (it was claimed a little ahead, a burst up
+to 2 s; a trusted edit meanwhile abandons the claim), take its account's and its platform's pacing
 slots, then a global slot, validate and publish through the adapter, classify the result
 into an ``Outcome``, hand it to the writer and log one summary line. Every exception an
 attempt raises ends as that post's outcome: nothing one post does stops another.
@@ -26,7 +28,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import structlog
@@ -40,7 +42,8 @@ from ..mediafile import MediaFile
 from ..models import ClaimedPost, Connection, MediaItem, Outcome, OutcomeKind, Post, Refresher
 from ..net.deadline import within_deadline
 from ..observability.metrics import Metrics
-from ..platforms.delivery import deliver, incomplete
+from ..platforms._http import Ready
+from ..platforms.delivery import build_ahead, deliver, incomplete
 from ..platforms.pacing import Pacer
 from ..platforms.registry import Registry
 from ..redact import SECRETS, add_own, own_secrets
@@ -153,6 +156,7 @@ class Publisher:
         outcome: Outcome | None = None
         begun = False
         try:
+            ahead = self._ahead(claimed)
             with self._count():
                 due = await self._until_due(claimed.id, armed.due)
             if not due:
@@ -164,7 +168,7 @@ class Publisher:
                     async with self._slots:
                         started, begun = self.clock.now(), True
                         # The one place a platform's answer becomes what is stored: made storable here.
-                        outcome = clean_outcome(await self._attempt(claimed, log), scrub=SECRETS.scrub)
+                        outcome = clean_outcome(await self._attempt(claimed, log, ahead), scrub=SECRETS.scrub)
             written = self.writer.submit(outcome)
             self._log_summary(log, outcome, armed, started)
             await written
@@ -212,18 +216,34 @@ class Publisher:
             # Still ours and unsent: the next sync's release_own puts it back.
             log.warning("could not release the claim", error=str(exc))
 
-    async def _attempt(self, claimed: ClaimedPost, log: Any) -> Outcome:
-        started_at = utc_from_ts(self.clock.now())
-        connection: Connection | None = None
-        context: AttemptContext | None = None
+    def _ahead(self, claimed: ClaimedPost) -> _Ahead | None:
+        """Before the instant: the post, its connection and the adapter's ready request. A
+        post that cannot have them gets None, and meets the same error in its attempt."""
         try:
             adapter = self.registry.get(claimed.platform)
             post = claimed.publishable()
             adapter.validate(post)
             connection = claimed.connection()
+            return _Ahead(post, connection, build_ahead(adapter, post, connection))
+        except Exception:  # raised again, and classified, by the attempt at the instant
+            return None
+
+    async def _attempt(self, claimed: ClaimedPost, log: Any, ahead: _Ahead | None = None) -> Outcome:
+        started_at = utc_from_ts(self.clock.now())
+        connection: Connection | None = None
+        context: AttemptContext | None = None
+        try:
+            adapter = self.registry.get(claimed.platform)
+            ready = None
+            if ahead is None:
+                post = claimed.publishable()
+                adapter.validate(post)
+                connection = claimed.connection()
+            else:
+                post, connection, ready = ahead
             context = AttemptContext(post, self.repository, self.media, self.tokens)
             delivery = await within_deadline(
-                deliver(adapter, post, connection, context), self.settings.attempt_timeout_seconds
+                deliver(adapter, post, connection, context, ready), self.settings.attempt_timeout_seconds
             )
         except Exception as exc:  # classified, never fatal: every other post goes on
             if isinstance(exc, AuthError) and connection is not None:
@@ -298,6 +318,12 @@ class Publisher:
         else:
             self.metrics.failed(outcome.platform, outcome.reason or "failed")
             log.error("publish failed", reason=outcome.reason, error=outcome.error_message, **fields)
+
+
+class _Ahead(NamedTuple):
+    post: Post
+    connection: Connection
+    ready: Ready | None
 
 
 def _account_key(claimed: ClaimedPost) -> str:
