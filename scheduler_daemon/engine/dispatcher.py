@@ -4,6 +4,8 @@ One sleeper waits for the earliest deadline in the ``Timers`` or an earlier wake
 sooner post armed, stop). When posts fall due it claims them in one batch (a round trip
 for up to ``CLAIM_BATCH`` posts), then hands each one it won to the ``Publisher`` in its
 own task, bounded by the publisher's slots, to be sent at the instant the row itself has.
+A burst (many posts due together) is claimed ahead of its instant, up to 2 s, batch after
+batch, so that its claims are over when it falls due (engine/burst.py).
 A notification only ever adds a timer or moves one earlier, never later nor away: a post
 that left 'scheduled' loses its claim at its old instant (until a resync drops its timer),
 and one rescheduled later is told its new instant by the claim at the old one.
@@ -50,20 +52,13 @@ from ..errors import InvalidScheduleError
 from ..models import ClaimedPost, ClaimResult, LoadedRow, ScheduledRow, Verdict
 from ..retry import Backoff
 from ..service import Service
+from .burst import BURST_BACKLOG, Bursts
 from .publisher import Publisher
 from .timers import Armed, Timers
 
 logger = structlog.get_logger("scheduler_daemon.dispatcher")
 
 CLAIM_BATCH = 1000
-# A burst (BURST_POSTS or more due within BURST_AHEAD_SECONDS) is claimed ahead of its instant,
-# batch after batch, from BURST_AHEAD_SECONDS before it: five claims of 1,000 take 0.1-1 s each
-# on a busy machine, so with the claim lead alone the last ones started seconds late. A burst
-# may claim BURST_BACKLOG posts beyond the publisher's room (they wait for their instant, then
-# for a slot): claimed now, they cost no round trip when a slot frees up after the instant.
-BURST_POSTS = 100
-BURST_AHEAD_SECONDS = 2.0
-BURST_BACKLOG = 5000
 CLAIM_RETRY_BASE, CLAIM_RETRY_CAP = 0.5, 2.0
 TRUNCATE_RESYNC_SECONDS = 30.0
 
@@ -110,7 +105,7 @@ class Dispatcher(Service):
         # Held around each claim's round trip; recovery holds it while it snapshots what is
         # in flight and releases our other claims, so no claim commits in between.
         self.claim_gate = asyncio.Lock()
-        self._burst_until = float("-inf")  # a burst's claims take every post due by then
+        self.bursts = Bursts(clock, self.lead)  # claimed ahead of their instant (engine/burst.py)
         publisher.on_room = self._wakeup.set  # backpressure: see _sleeper
         publisher.wake_at_room = (1, 1 - BURST_BACKLOG)
 
@@ -252,13 +247,15 @@ class Dispatcher(Service):
                 await self._finish_inflight()
         except* TimeoutError:
             logger.error("shutdown timeout: in-flight publishes were stopped and recorded as unknown")
+        finally:
+            self.bursts.resume_gc()
 
     async def _sleeper(self, tasks: asyncio.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
         while not self.stopping:
             self._wakeup.clear()
             now = self.clock.now()
-            until = self._claim_until(now)
+            until = self.bursts.claim_until(self.timers, now)
             burst = until > now + self.lead
             # Backpressure: claim only what can start (on_room wakes us), a burst's backlog aside.
             room = self.publisher.room + (BURST_BACKLOG if burst else 0)
@@ -266,35 +263,17 @@ class Dispatcher(Service):
             if room > 0:
                 due = self.timers.pop_due(until, min(CLAIM_BATCH, room))
                 if due:
+                    if burst:
+                        self.bursts.pause_gc()
                     await self._dispatch(due, now, tasks, until - now)
                     continue
-                wake = self._next_wake()
+                wake = self.bursts.next_wake(self.timers)
             else:
-                wake = None if burst else self._burst_start()  # a burst brings its backlog's room
+                wake = None if burst else self.bursts.start(self.timers)  # a burst brings its backlog's room
             timer = None if wake is None else loop.call_later(max(0.0, wake - now), self._wakeup.set)
             await self._wakeup.wait()
             if timer is not None:
                 timer.cancel()
-
-    def _claim_until(self, now: float) -> float:
-        """Claim the posts due by this instant: the claim lead's, or while a burst is near, the
-        end of its window (kept until passed, so that a burst's last few are claimed with it)."""
-        start = self._burst_start()
-        if start is not None and start <= now:
-            self._burst_until = max(self._burst_until, now + BURST_AHEAD_SECONDS)
-        return max(now + self.lead, self._burst_until)
-
-    def _burst_start(self) -> float | None:
-        """When the armed posts next make a burst: BURST_POSTS due within BURST_AHEAD_SECONDS."""
-        nth = self.timers.nth_due(BURST_POSTS)
-        return None if nth is None else nth - BURST_AHEAD_SECONDS
-
-    def _next_wake(self) -> float | None:
-        nxt = self.timers.next_due()
-        if nxt is None:
-            return None
-        start = self._burst_start()
-        return nxt - self.lead if start is None else min(nxt - self.lead, start)
 
     async def _finish_inflight(self) -> None:
         """Let in-flight publishes end; past the shutdown timeout, TimeoutError cancels them."""
@@ -378,3 +357,4 @@ class Dispatcher(Service):
                 self._wakeup.set()  # its claim now finds the row as the outcome left it
         if not self.inflight:
             self._idle.set()
+        self.bursts.settled(idle=not self.inflight)

@@ -1,4 +1,4 @@
-"""A burst is claimed before its instant (engine/dispatcher.py, BURST_*), and a post claimed
+"""A burst is claimed before its instant (engine/burst.py), and a post claimed
 early is still sent exactly on its instant, with a trusted edit inside the window abandoning
 its claim before anything is sent."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from scheduler_daemon.engine.dispatcher import BURST_AHEAD_SECONDS, BURST_POSTS
+from scheduler_daemon.engine.burst import BURST_AHEAD_SECONDS, BURST_POSTS
 from scheduler_daemon.testing.receiver import Receiver
 from support.helpers import Watcher, insert_post, make_user, row, soon
 
