@@ -243,7 +243,8 @@ class Publisher:
                 post, connection, ready = ahead
             context = AttemptContext(post, self.repository, self.media, self.tokens)
             delivery = await within_deadline(
-                deliver(adapter, post, connection, context, ready), self.settings.attempt_timeout_seconds
+                deliver(adapter, post, connection, context, ready, validated=True),
+                self.settings.attempt_timeout_seconds,
             )
         except Exception as exc:  # classified, never fatal: every other post goes on
             if isinstance(exc, AuthError) and connection is not None:

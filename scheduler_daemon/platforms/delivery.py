@@ -71,12 +71,13 @@ _LISTED = 10  # items named in a message; publish_state.items has them all
 
 
 async def deliver(
-    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, ready: Ready | None = None
+    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, ready: Ready | None = None,
+    *, validated: bool = False,
 ) -> Delivery:
     """Prepare (or reuse) and publish ``post``: what the engine runs at the due instant
-    (``ready``: what ``build_ahead`` built for it)."""
+    (``ready``: what ``build_ahead`` built for it; ``validated``: the caller validated it)."""
     tracked = _Tracked(ctx, post)
-    prepared = await prepare(adapter, post, connection, tracked)
+    prepared = await prepare(adapter, post, connection, tracked, validated=validated)
     return await publish(adapter, post, connection, tracked, prepared, ready)
 
 
@@ -104,25 +105,28 @@ def fingerprint(post: Post, connection: Connection) -> str:
     return hashlib.sha256(json.dumps(made_for, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-async def prepare(adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+async def prepare(
+    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, *, validated: bool = False
+) -> Prepared:
     """What an earlier attempt prepared for this very post and connection, else prepared now
     (and checkpointed, unless there is nothing to keep)."""
-    adapter.validate(post)  # no call for a post the platform would refuse
+    if not validated:
+        adapter.validate(post)  # no call for a post the platform would refuse
     ctx = _tracked(ctx, post)
     kept = ctx.state.get(PREPARED)
-    made_for = fingerprint(post, connection)
-    if isinstance(kept, dict) and kept.get("for") == made_for and isinstance(kept.get("value"), dict):
+    # The fingerprint only when there is something to compare or keep: most posts have neither.
+    if isinstance(kept, dict) and isinstance(kept.get("value"), dict) and kept.get("for") == fingerprint(
+        post, connection
+    ):
         value: Prepared = kept["value"]
         return value
-    return await _prepare_now(adapter, post, connection, ctx, made_for)
+    return await _prepare_now(adapter, post, connection, ctx)
 
 
-async def _prepare_now(
-    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, made_for: str
-) -> Prepared:
+async def _prepare_now(adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
     prepared = await preparing(adapter.prepare(post, connection, ctx))
     if prepared:
-        await ctx.checkpoint(**{PREPARED: {"for": made_for, "value": prepared}})
+        await ctx.checkpoint(**{PREPARED: {"for": fingerprint(post, connection), "value": prepared}})
     return prepared
 
 
@@ -179,7 +183,7 @@ async def publish(
             if renewed:
                 raise
             renewed = True
-            prepared = await _prepare_now(adapter, post, connection, ctx, fingerprint(post, connection))
+            prepared = await _prepare_now(adapter, post, connection, ctx)
             continue
         out.append(result)
         if index + 1 < len(items) or post.first_comment:
