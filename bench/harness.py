@@ -177,9 +177,9 @@ class RunningDaemon:
         claim = repository.claim
         record = repository.record
 
-        async def probed_claim(items: Sequence[tuple[uuid.UUID, int]]) -> list[ClaimedPost]:
+        async def probed_claim(items: Sequence[tuple[uuid.UUID, int]], **options: Any) -> list[ClaimedPost]:
             started = time.time()
-            won = await claim(items)
+            won = await claim(items, **options)
             probes.claims.append(Claim(started, time.time(), len(items), len(won)))
             return won
 

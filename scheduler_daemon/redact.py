@@ -87,11 +87,16 @@ class Secrets:
             with contextlib.suppress(ValueError):
                 self.add(urlsplit(url).password)
 
-    def scrub(self, text: str) -> str:
+    def in_scope(self) -> tuple[str, ...]:
+        """The secrets to cut here: the process's, then the current scope's (each longest first)."""
+        own = _OWN.get()
+        return (*self._values, *sorted(own, key=len, reverse=True)) if own else self._values
+
+    def scrub(self, text: str, secrets: tuple[str, ...] | None = None) -> str:
+        """``secrets``: ``in_scope()`` taken once for many strings (a log line's fields)."""
         if "://" in text:
             text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
-        own = _OWN.get()
-        for secret in (*self._values, *sorted(own, key=len, reverse=True)) if own else self._values:
+        for secret in self.in_scope() if secrets is None else secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text

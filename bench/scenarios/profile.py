@@ -53,10 +53,11 @@ CATEGORIES: list[tuple[str, str, bool, Callable[[str], bool]]] = [
      _any("scheduler_daemon/db/listener.py", "scheduler_daemon/db/payloads.py", "Dispatcher.on_payload (",
           "probed_payload (bench/", "Probes.on_notification (")),
     ("request building and signing", "the body (payload, json.dumps), the HMAC signature, httpx's Request and "
-     "headers", False,
+     "headers; since branch instant built at the claim, before the instant (Publisher._ahead)", False,
      _any("payload (scheduler_daemon/platforms/webhook.py)", "signature (scheduler_daemon/platforms/webhook.py)",
           "build_request (httpx/_client.py)", "_parsed (scheduler_daemon/platforms/webhook.py)",
-          "dumps (json/__init__.py)", "form_request (", "get_request (")),
+          "dumps (json/__init__.py)", "form_request (", "get_request (", "Publisher._ahead (",
+          "build_ahead (scheduler_daemon/platforms/delivery.py)", "publish_request (")),
     ("claim", "the claim round trip and turning its rows into posts (rows, jsonb, the post and its connection)",
      False, _any("Dispatcher._claim (", "Repository.claim (", "scheduler_daemon/db/rows.py", "ClaimedPost.")),
     ("outcome write path", "classify/published, the writer's batch, record_outcomes, the futures", False,
@@ -67,7 +68,8 @@ CATEGORIES: list[tuple[str, str, bool, Callable[[str], bool]]] = [
     ("waiting for the instant", "the claim-ahead wait and the spin of its last 1.5 ms", False,
      _any("Publisher._until_due (")),
     ("dispatch", "popping the due timers, starting one task per post", False,
-     _any("Dispatcher._dispatch (", "Dispatcher._sleeper (", "scheduler_daemon/engine/timers.py")),
+     _any("Dispatcher._dispatch (", "Dispatcher._sleeper (", "scheduler_daemon/engine/timers.py",
+          "scheduler_daemon/engine/burst.py")),
     ("HTTP: transport and aiohttp", "the daemon's AiohttpTransport and outbound guard (the httpx.Response it builds "
      "included), aiohttp's request/response, the socket", True,
      _any("scheduler_daemon/net/transport.py", "scheduler_daemon/net/guard.py", "aiohttp/", "yarl/",

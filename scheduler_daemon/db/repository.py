@@ -84,14 +84,16 @@ class Repository:
         found = await self.pool.fetch(q("load_horizon_step"), utc_from_ts(start), utc_from_ts(end))
         return [rows.loaded_row(r) for r in found]
 
-    async def claim(self, items: Sequence[tuple[uuid.UUID, int]]) -> ClaimResult:
-        """Claim (id, version) pairs that the rows say are due; returns the posts won, with
-        their candidate connections, and the verdict on each of the others."""
+    async def claim(self, items: Sequence[tuple[uuid.UUID, int]], *, ahead: float = 0.0) -> ClaimResult:
+        """Claim (id, version) pairs that the rows say are due (within the claim lead, or
+        ``ahead`` seconds when more: a burst claimed ahead of its instant); returns the posts
+        won, with their candidate connections, and the verdict on each of the others."""
         if not items:
             return ClaimResult()
         ids, versions = zip(*items, strict=True)
+        within = max(self.claim_ahead_seconds, ahead + CLAIM_SLACK_SECONDS)
         found = await self.pool.fetch(
-            q("claim"), list(ids), list(versions), self.instance_id, self.claim_ahead_seconds, self.grace_seconds
+            q("claim"), list(ids), list(versions), self.instance_id, within, self.grace_seconds
         )
         return rows.claim_result(found, self.max_content_chars)
 

@@ -4,6 +4,8 @@ One sleeper waits for the earliest deadline in the ``Timers`` or an earlier wake
 sooner post armed, stop). When posts fall due it claims them in one batch (a round trip
 for up to ``CLAIM_BATCH`` posts), then hands each one it won to the ``Publisher`` in its
 own task, bounded by the publisher's slots, to be sent at the instant the row itself has.
+A burst (many posts due together) is claimed ahead of its instant, up to 2 s, batch after
+batch, so that its claims are over when it falls due (engine/burst.py).
 A notification only ever adds a timer or moves one earlier, never later nor away: a post
 that left 'scheduled' loses its claim at its old instant (until a resync drops its timer),
 and one rescheduled later is told its new instant by the claim at the old one.
@@ -51,6 +53,7 @@ from ..errors import InvalidScheduleError
 from ..models import ClaimedPost, ClaimResult, LoadedRow, ScheduledRow, Verdict
 from ..retry import Backoff
 from ..service import Service
+from .burst import BURST_BACKLOG, Bursts
 from .claim_order import BusyRetry, ClaimOrder
 from .publisher import Publisher
 from .timers import Armed, Timers
@@ -105,7 +108,9 @@ class Dispatcher(Service):
         # Held around each claim's round trip; recovery holds it while it snapshots what is
         # in flight and releases our other claims, so no claim commits in between.
         self.claim_gate = asyncio.Lock()
+        self.bursts = Bursts(clock, self.lead)  # claimed ahead of their instant (engine/burst.py)
         publisher.on_room = self._wakeup.set  # backpressure: see _sleeper
+        publisher.wake_at_room = (1, 1 - BURST_BACKLOG)
 
     @functools.cached_property
     def claim_order(self) -> ClaimOrder:
@@ -251,21 +256,30 @@ class Dispatcher(Service):
                 await self._finish_inflight()
         except* TimeoutError:
             logger.error("shutdown timeout: in-flight publishes were stopped and recorded as unknown")
+        finally:
+            self.bursts.resume_gc()
 
     async def _sleeper(self, tasks: asyncio.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
         while not self.stopping:
             self._wakeup.clear()
-            if self.publisher.room <= 0:  # backpressure: claim only what can start (on_room wakes us)
-                await self._wakeup.wait()
-                continue
             now = self.clock.now()
-            due = self.timers.pop_due(now + self.lead, min(CLAIM_BATCH, self.publisher.room))
-            if due:
-                await self._dispatch(due, now, tasks)
-                continue
-            nxt = self.timers.next_due()
-            timer = None if nxt is None else loop.call_later(max(0.0, nxt - self.lead - now), self._wakeup.set)
+            until = self.bursts.claim_until(self.timers, now)
+            burst = until > now + self.lead
+            # Backpressure: claim only what can start (on_room wakes us), a burst's backlog aside.
+            room = self.publisher.room + (BURST_BACKLOG if burst else 0)
+            wake: float | None
+            if room > 0:
+                due = self.timers.pop_due(until, min(CLAIM_BATCH, room))
+                if due:
+                    if burst:
+                        self.bursts.pause_gc()
+                    await self._dispatch(due, now, tasks, until - now)
+                    continue
+                wake = self.bursts.next_wake(self.timers)
+            else:
+                wake = None if burst else self.bursts.start(self.timers)  # a burst brings its backlog's room
+            timer = None if wake is None else loop.call_later(max(0.0, wake - now), self._wakeup.set)
             await self._wakeup.wait()
             if timer is not None:
                 timer.cancel()
@@ -277,7 +291,7 @@ class Dispatcher(Service):
             async with asyncio.timeout(self.settings.shutdown_timeout_seconds):
                 await self._idle.wait()
 
-    async def _dispatch(self, due: list[Armed], now: float, tasks: asyncio.TaskGroup) -> None:
+    async def _dispatch(self, due: list[Armed], now: float, tasks: asyncio.TaskGroup, ahead: float) -> None:
         ready: dict[uuid.UUID, Armed] = {}
         for armed in due:
             if armed.id in self.inflight:  # never claim a post twice: wait for its outcome
@@ -290,7 +304,7 @@ class Dispatcher(Service):
         # concurrent resync never mistakes these rows for orphans of ours.
         self.inflight.update(ready)
         self._idle.clear()
-        result = await self._claim(ready)
+        result = await self._claim(ready, ahead)
         self._settle(post_id for post_id in ready if post_id not in result.due)
         self._handle_verdicts(result, now)
         for post in result.won:
@@ -325,10 +339,11 @@ class Dispatcher(Service):
         logger.warning("post missed", post_id=str(missed.id), late_s=round(late, 1))
         self.reject(missed.id, missed.version, message)
 
-    async def _claim(self, ready: dict[uuid.UUID, Armed]) -> ClaimResult:
+    async def _claim(self, ready: dict[uuid.UUID, Armed], ahead: float) -> ClaimResult:
         try:
             async with self.claim_gate:
-                won = await self.repository.claim([(a.id, a.version) for a in self.claim_order.sort(ready.values())])
+                wanted = [(a.id, a.version) for a in self.claim_order.sort(ready.values())]
+                won = await self.repository.claim(wanted, ahead=ahead)
         except DB_ERRORS as exc:
             # Not claimed, or claimed with the answer lost: re-arm, and ask for a resync,
             # whose release_own gives back a row claimed without our knowing (nothing was
@@ -358,3 +373,4 @@ class Dispatcher(Service):
                 self._wakeup.set()  # its claim now finds the row as the outcome left it
         if not self.inflight:
             self._idle.set()
+        self.bursts.settled(idle=not self.inflight)

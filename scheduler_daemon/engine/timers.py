@@ -99,6 +99,24 @@ class Timers:
                 out.append(Armed(uuid.UUID(int=key), due, version))
         return out
 
+    def nth_due(self, n: int) -> float | None:
+        """The ``n``-th earliest live deadline (1: the earliest), or None when fewer are armed.
+        A best-first walk from the heap's top: it costs about ``n`` log ``n``, not the heap."""
+        heap, live = self._heap, self._live
+        frontier = [(heap[0][0], 0)] if heap and n > 0 else []
+        seen = 0
+        while frontier:
+            due, index = heapq.heappop(frontier)
+            item = heap[index]
+            if live.get(item[2]) is item:
+                seen += 1
+                if seen == n:
+                    return due
+            for child in (2 * index + 1, 2 * index + 2):
+                if child < len(heap):
+                    heapq.heappush(frontier, (heap[child][0], child))
+        return None
+
     def due_by(self, until: float, after: float = float("-inf")) -> list[Armed]:
         """The posts due in (``after``, ``until``], left armed. A walk down from the heap's top
         that stops at items due after ``until`` (no child is due before its parent), so it

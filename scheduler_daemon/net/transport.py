@@ -16,8 +16,11 @@ Every request through ``AiohttpTransport``:
   an endpoint that trickles bytes cannot hold a request longer;
 * reads at most ``max_answer_bytes`` (1 MiB) of answer, or what the request's
   ``MAX_BYTES`` extension says (media): past it, ``ResponseTooLarge`` and nothing more is
-  read. The count is of decoded bytes: gzip and deflate are undone here by aiohttp's
-  bounded decompressor, never by httpx afterwards;
+  read. An API answer (no ``MAX_BYTES``) is read whole before the response is returned,
+  under the same deadline (one timeout scope, not one per chunk plus httpx's streaming
+  layers: a burst reads 5,000 small answers); media stays streamed. The count is of
+  decoded bytes: gzip and deflate are undone here by aiohttp's bounded decompressor, never
+  by httpx afterwards;
 * never follows a redirect (media downloads follow theirs through this transport, hop by
   hop: ``engine/media.py``);
 * sends a request body that is a stream (a video upload: ``content=media_file.chunks()``,
@@ -68,6 +71,7 @@ API_ANSWER_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
 # aiohttp frames the body itself; Accept-Encoding is ours to choose (what aiohttp decodes).
 _DROP = frozenset({"content-length", "transfer-encoding", "accept-encoding"})
+_PASSED_MAX = 4096
 _DECODED = frozenset({"gzip", "deflate", "br", "zstd"})  # aiohttp undoes these itself
 
 
@@ -143,6 +147,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # Now, not at the first request: loading the CA store takes ~15 ms.
         self._ssl = ssl.create_default_context()
         self._session: aiohttp.ClientSession | None = None
+        # Hosts and ports the guard let through as they are (a trusted origin, an allowed IP
+        # literal, or a name: checked as it resolves). The guard never changes, so a verdict
+        # that passed stands; bounded, as tenants choose the hosts.
+        self._passed: set[tuple[str, int]] = set()
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         # Opened at the first request: a session belongs to the running event loop.
@@ -158,8 +167,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._session or self._open()
         url = request.url
         host, port = url.raw_host.decode("ascii"), url.port or (443 if url.scheme == "https" else 80)
-        if not self.guard.trusts(host, port):
-            self.guard.check_literal(host, port)  # a name is checked as it is resolved
+        if (host, port) not in self._passed:
+            if not self.guard.trusts(host, port):
+                self.guard.check_literal(host, port)  # a name is checked as it is resolved
+            if len(self._passed) >= _PASSED_MAX:
+                self._passed.clear()
+            self._passed.add((host, port))
         timeout = request.extensions.get("timeout", {})
         limit: int = request.extensions.get(MAX_BYTES, self.max_answer_bytes)
         total = max((t for t in timeout.values() if t is not None), default=None)
@@ -183,7 +196,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     data=body or None,
                     allow_redirects=False,
                     skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-                    timeout=aiohttp.ClientTimeout(connect=timeout.get("pool"), sock_connect=timeout.get("connect")),
+                    timeout=self._timeout(timeout.get("pool"), timeout.get("connect")),
                 )
         except AddressNotAllowedError:
             raise
@@ -198,18 +211,55 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         raw_headers = list(response.raw_headers)
         if response.headers.get("Content-Encoding", "").strip().lower() in _DECODED:
             raw_headers = [(k, v) for k, v in raw_headers if k.lower() not in (b"content-encoding", b"content-length")]
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()}
+        if MAX_BYTES not in request.extensions:  # an API answer: read whole, now
+            content = await _read_all(response, request, limit, deadline)
+            return httpx.Response(
+                response.status, headers=raw_headers, content=content, request=request, extensions=extensions
+            )
         return httpx.Response(
             response.status,
             headers=raw_headers,
             stream=_Body(response, request, limit, deadline),
             request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
+            extensions=extensions,
         )
+
+    def _timeout(self, pool: float | None, connect: float | None) -> aiohttp.ClientTimeout:
+        key = (pool, connect)
+        made = self._timeouts.get(key)
+        if made is None:
+            made = self._timeouts[key] = aiohttp.ClientTimeout(connect=pool, sock_connect=connect)
+        return made
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _read_all(
+    response: aiohttp.ClientResponse, request: httpx.Request, limit: int, deadline: float | None
+) -> bytes:
+    """The whole answer, within its size cap and its request's deadline (as ``_Body``)."""
+    parts: list[bytes] = []
+    total = 0
+    scope = asyncio.timeout_at(deadline)
+    try:
+        async with scope:
+            while chunk := await response.content.read(_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise ResponseTooLarge(limit, request)
+                parts.append(chunk)
+    except ResponseTooLarge:
+        response.close()
+        raise
+    except Exception as exc:
+        response.close()
+        raise _late(True, request) if scope.expired() else _mapped(exc, request) from exc
+    response.release()
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def _streamed(request: httpx.Request) -> AsyncIterator[bytes]:

@@ -1,7 +1,12 @@
 """One request, as every adapter sends it: httpx errors mapped into our tree.
 
 * ``send`` sends one request (and tells the attempt's deadline, ``net.deadline``, that it
-  went out). Whether a failed request may be retried depends on whether it left the
+  went out) straight through the client's transport (``transport.handle_async_request``):
+  the daemon's client has no auth, cookies, hooks or redirects to follow, and httpx's
+  layers above the transport cost more CPU than the transport's own work in a burst. The
+  limits are the transport's (deadline, answer cap, outbound guard), so nothing changes.
+  A client with auth or event hooks (none of the daemon's) goes through ``client.send``.
+  Whether a failed request may be retried depends on whether it left the
   machine:
 
   - the outbound guard refused the address → ``AddressNotAllowedError`` (a draft:
@@ -23,6 +28,8 @@
   permanent errors stand. With ``send``'s mapping this gives the create call three
   outcomes: created, certainly not created (retryable or permanent), unknown.
 * ``retry_after`` and ``raise_for_generic_status`` read what every API signals alike.
+* ``Ready``: a request an adapter built before the instant (``delivery.build_ahead``) and
+  what it was built from, so the adapter sends it only while that still holds.
 
 Text from the other end (answers, their error fields) reaches a message only through
 ``excerpt``: printable characters, whitespace collapsed, a few hundred characters at
@@ -35,6 +42,7 @@ import datetime as dt
 import email.utils
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
@@ -60,11 +68,20 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 EXCERPT_CHARS = 200
 
 
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A request built before the instant, and what it was built from (a token, a container):
+    sent only while the adapter still has the same (else built anew)."""
+
+    request: httpx.Request
+    made_for: tuple[object, ...] = ()
+
+
 async def send(client: httpx.AsyncClient, request: httpx.Request, *, what: str) -> httpx.Response:
     """Send ``request``; map transport failures by whether the request was sent."""
     sending(request)
     try:
-        return await client.send(request)
+        return await _send(client, request)
     except AddressNotAllowedError as exc:
         raise AddressNotAllowedError(f"{what}: {exc}") from None
     except ResponseTooLarge as exc:
@@ -75,6 +92,22 @@ async def send(client: httpx.AsyncClient, request: httpx.Request, *, what: str) 
         raise OutcomeUnknownError(f"{what}: no answer before the timeout") from exc
     except httpx.TransportError as exc:
         raise OutcomeUnknownError(f"{what}: connection lost after sending ({type(exc).__name__})") from exc
+
+
+async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``client.send(request)`` without httpx's auth, redirect and cookie layers when the
+    client has none of them to apply: the transport's answer, its body read (as ``send``)."""
+    if client.auth is not None or any(client.event_hooks.values()) or client.follow_redirects:
+        return await client.send(request)
+    transport = client._transport_for_url(request.url)  # httpx's own pick (mounts): private, stable since 0.18
+    response = await transport.handle_async_request(request)
+    response.request = request  # as httpx does (a MockTransport's answer has none)
+    try:
+        await response.aread()
+    except BaseException:
+        await response.aclose()
+        raise
+    return response
 
 
 async def call(

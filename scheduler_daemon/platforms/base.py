@@ -49,6 +49,7 @@ from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, InvalidPostError, PlatformConfigError
 from ..mediafile import MediaFile
 from ..models import Connection, MediaItem, Post, PostItem, PublishResult, Refresher
+from ._http import Ready
 from ._rules import check_alt_text, check_length, check_media, option_problem
 
 UNLIMITED = 10_000  # a concurrency this high means none: the pacer skips its semaphores
@@ -202,6 +203,7 @@ class Item:
     reply_to: ReplyTo | None = None
     state: Mapping[str, Any] = field(default_factory=dict)
     resumed: bool = False
+    ready: Ready | None = None  # its request, built before the instant (delivery.build_ahead), or None
 
     @property
     def number(self) -> int:

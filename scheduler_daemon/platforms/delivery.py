@@ -32,6 +32,12 @@ failure says.
 * the adapter's own checkpoints for the first item at the top level (where they have
   always been: ``container_id``, ``rkey``, …), and for item n ≥ 2 under ``item_<n>``.
 
+Built ahead: an adapter with a ``build(post, connection, state) -> Ready | None`` method
+(webhook: the signed body; Instagram: ``media_publish`` for the prepared container) makes
+the request of a single-item post's first attempt before the instant (``build_ahead``, run
+by the engine at the claim: no I/O); ``publish`` gets it as ``item.ready`` and sends it
+unless what it was built from changed (a refreshed token, a new container).
+
 Round trips: a single-item post with nothing to prepare checkpoints nothing; each further
 step costs one checkpoint, written before the next step is sent.
 
@@ -55,19 +61,35 @@ from ..errors import PreparedStaleError
 from ..mediafile import MediaFile
 from ..models import Connection, Delivery, MediaItem, Outcome, OutcomeKind, Post, PublishResult, Refresher
 from ._calls import preparing
+from ._http import Ready
 from .base import Item, PlatformAdapter, Prepared, PublishContext, ReplyTo
 
-__all__ = ["deliver", "incomplete", "prepare", "publish", "published_items"]
+__all__ = ["build_ahead", "deliver", "incomplete", "prepare", "publish", "published_items"]
 
 PREPARED, ITEMS, COMMENT = "prepared", "items", "first_comment"
 _LISTED = 10  # items named in a message; publish_state.items has them all
 
 
-async def deliver(adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext) -> Delivery:
-    """Prepare (or reuse) and publish ``post``: what the engine runs at the due instant."""
+async def deliver(
+    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, ready: Ready | None = None,
+    *, validated: bool = False,
+) -> Delivery:
+    """Prepare (or reuse) and publish ``post``: what the engine runs at the due instant
+    (``ready``: what ``build_ahead`` built for it; ``validated``: the caller validated it)."""
     tracked = _Tracked(ctx, post)
-    prepared = await prepare(adapter, post, connection, tracked)
-    return await publish(adapter, post, connection, tracked, prepared)
+    prepared = await prepare(adapter, post, connection, tracked, validated=validated)
+    return await publish(adapter, post, connection, tracked, prepared, ready)
+
+
+def build_ahead(adapter: PlatformAdapter, post: Post, connection: Connection) -> Ready | None:
+    """The request that makes a single-item post visible on its first attempt, built now,
+    before the instant, by the adapter's ``build`` (where it has one) from the post, its
+    connection and its checkpoints; None: it is built at the instant. No I/O."""
+    build = getattr(adapter, "build", None)
+    if build is None or len(post.items) != 1 or post.attempt > 1 or published_items(post.publish_state):
+        return None
+    ready: Ready | None = build(post, connection, post.publish_state)
+    return ready
 
 
 def fingerprint(post: Post, connection: Connection) -> str:
@@ -83,25 +105,28 @@ def fingerprint(post: Post, connection: Connection) -> str:
     return hashlib.sha256(json.dumps(made_for, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-async def prepare(adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
+async def prepare(
+    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, *, validated: bool = False
+) -> Prepared:
     """What an earlier attempt prepared for this very post and connection, else prepared now
     (and checkpointed, unless there is nothing to keep)."""
-    adapter.validate(post)  # no call for a post the platform would refuse
+    if not validated:
+        adapter.validate(post)  # no call for a post the platform would refuse
     ctx = _tracked(ctx, post)
     kept = ctx.state.get(PREPARED)
-    made_for = fingerprint(post, connection)
-    if isinstance(kept, dict) and kept.get("for") == made_for and isinstance(kept.get("value"), dict):
+    # The fingerprint only when there is something to compare or keep: most posts have neither.
+    if isinstance(kept, dict) and isinstance(kept.get("value"), dict) and kept.get("for") == fingerprint(
+        post, connection
+    ):
         value: Prepared = kept["value"]
         return value
-    return await _prepare_now(adapter, post, connection, ctx, made_for)
+    return await _prepare_now(adapter, post, connection, ctx)
 
 
-async def _prepare_now(
-    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, made_for: str
-) -> Prepared:
+async def _prepare_now(adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext) -> Prepared:
     prepared = await preparing(adapter.prepare(post, connection, ctx))
     if prepared:
-        await ctx.checkpoint(**{PREPARED: {"for": made_for, "value": prepared}})
+        await ctx.checkpoint(**{PREPARED: {"for": fingerprint(post, connection), "value": prepared}})
     return prepared
 
 
@@ -135,7 +160,8 @@ def _entry(result: PublishResult) -> dict[str, Any]:
 
 
 async def publish(
-    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, prepared: Prepared
+    adapter: PlatformAdapter, post: Post, connection: Connection, ctx: PublishContext, prepared: Prepared,
+    ready: Ready | None = None,
 ) -> Delivery:
     """Publish each item not known to be out, in order, then the first comment."""
     ctx = _tracked(ctx, post)
@@ -149,6 +175,7 @@ async def publish(
             index=index, total=len(items), content=items[index].content, media=items[index].media,
             reply_to=ReplyTo(out[0], out[-1]) if out else None, state=_item_state(ctx.state, index),
             resumed=post.attempt > 1 and index == resume_at,
+            ready=ready if index == 0 and not renewed else None,  # a renewed prepare makes it stale
         )
         try:
             result = await adapter.publish(post, item, connection, _ItemContext(ctx, index), prepared)
@@ -156,7 +183,7 @@ async def publish(
             if renewed:
                 raise
             renewed = True
-            prepared = await _prepare_now(adapter, post, connection, ctx, fingerprint(post, connection))
+            prepared = await _prepare_now(adapter, post, connection, ctx)
             continue
         out.append(result)
         if index + 1 < len(items) or post.first_comment:

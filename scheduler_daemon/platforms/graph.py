@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..models import Connection, MediaItem, PublishResult, TokenSet
 from ._calls import best_effort, json_object, poll, preparing, rate_limited, require_id, text_field
-from ._http import call, send
+from ._http import Ready, call, send
 from ._tokens import TokenHolder, oauth_token_set, reconnect
 from .base import DISPLAY, Item, PublishContext
 
@@ -161,10 +161,15 @@ class ContainerFlow:
     def _classify(self, response: httpx.Response) -> PublishError | None:
         return classify(self.api.platform, response)
 
-    async def _post(self, path: str, fields: Mapping[str, str], what: str, *, creates: bool) -> dict[str, Any]:
+    async def _post(
+        self, path: str, fields: Mapping[str, str], what: str, *, creates: bool, ready: httpx.Request | None = None
+    ) -> dict[str, Any]:
+        """``ready``: the first send's request, built ahead (a re-send after a refresh is built anew)."""
         url = f"{self.api.base}/{path}"
+        first = [ready] if ready is not None else []
         response = await call(
-            self.client, self.holder, lambda: form_request(self.client, url, self.holder.token, fields),
+            self.client, self.holder,
+            lambda: first.pop() if first else form_request(self.client, url, self.holder.token, fields),
             self._classify, what=what, creates=creates,
         )
         return json_object(response)
@@ -210,11 +215,13 @@ class ContainerFlow:
             what=f"{name} media container",
         )
 
-    async def publish_container(self, container: str) -> str:
+    async def publish_container(self, container: str, ready: Ready | None = None) -> str:
+        """``ready``: ``publish_request``'s, sent if it was built for this container and token."""
         name = DISPLAY[self.api.platform]
+        made_for = (_publish_url(self.api), container, self.holder.token)
         data = await self._post(
             f"{self.api.user_id}/{self.api.publish_edge}", {"creation_id": container}, f"{name} publish",
-            creates=True,
+            creates=True, ready=ready.request if ready is not None and ready.made_for == made_for else None,
         )
         return require_id(data, "id", what=f"{name} publish")
 
@@ -289,8 +296,22 @@ class ContainerFlow:
                 await ctx.checkpoint(container_id=None)
                 raise PreparedStaleError(f"{name} container {status.lower() or 'lost'}: making a new one")
             await self.wait_finished(container)
-        media_id = await self.publish_container(container)
+        media_id = await self.publish_container(container, item.ready)
         return PublishResult(media_id, await best_effort(self.permalink(media_id)))
+
+
+def publish_request(client: httpx.AsyncClient, api: ContainerApi, token: str, state: Mapping[str, Any]) -> Ready | None:
+    """The publish call for the container ``state`` holds, built before the instant
+    (``delivery.build_ahead``); None when no container was prepared."""
+    container = _container(state)
+    if container is None or not token:
+        return None
+    url = _publish_url(api)
+    return Ready(form_request(client, url, token, {"creation_id": container}), (url, container, token))
+
+
+def _publish_url(api: ContainerApi) -> str:
+    return f"{api.base}/{api.user_id}/{api.publish_edge}"
 
 
 def _container(state: Mapping[str, Any]) -> str | None:

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
 from ..config.platforms import PlatformSettings
 from ..errors import ContentRejectedError, InvalidPostError, PlatformConfigError
 from ..models import Connection, MediaItem, Post, PostItem, PublishResult
+from ._http import Ready
 from ._rules import check_alt_text, check_length, check_media
 from ._tokens import TokenHolder
 from ._video import check_videos, is_video
@@ -49,7 +51,7 @@ from .base import (
     TextLimit,
     VideoLimit,
 )
-from .graph import ContainerApi, ContainerFlow, Part, long_lived_refresher
+from .graph import ContainerApi, ContainerFlow, Part, long_lived_refresher, publish_request
 
 MAX_HASHTAGS = 30
 _HASHTAG = re.compile(r"(?<!\w)#\w+")
@@ -139,6 +141,21 @@ class InstagramAdapter(Adapter):
         comment_id = await flow.comment(on.platform_post_id, post.first_comment or "")
         return PublishResult(comment_id, on.platform_post_url)
 
+    def build(self, post: Post, connection: Connection, state: Mapping[str, Any]) -> Ready | None:
+        """``media_publish`` for the container prepared ahead (``delivery.build_ahead``): sent
+        at the instant unless the token was refreshed or the container made anew meanwhile."""
+        if not connection.account_id:
+            return None
+        return publish_request(self.client, self._api(connection), connection.access_token or "", state)
+
+    def _api(self, connection: Connection) -> ContainerApi:
+        assert connection.account_id
+        root = self.instagram_root if connection.metadata.get("login") == "instagram" else self.facebook_root
+        return ContainerApi(
+            self.name, f"{root}/{self.settings.graph_api_version}", connection.account_id,
+            "media", "media_publish", "status_code", "caption",
+        )
+
     async def _flow(self, connection: Connection, ctx: PublishContext) -> ContainerFlow:
         if not connection.account_id:
             raise PlatformConfigError("the instagram connection has no account_id (the Instagram user id)")
@@ -151,8 +168,4 @@ class InstagramAdapter(Adapter):
         )
         holder = TokenHolder(self.name, connection, ctx, refresher)
         await holder.ensure_fresh(self.settings.long_lived_refresh_margin_seconds)
-        api = ContainerApi(
-            self.name, f"{root}/{self.settings.graph_api_version}", connection.account_id,
-            "media", "media_publish", "status_code", "caption",
-        )
-        return ContainerFlow(api, self.client, holder, self.settings)
+        return ContainerFlow(self._api(connection), self.client, holder, self.settings)

@@ -6,7 +6,8 @@ headers ``Idempotency-Key: <post id>`` (a receiver can drop a repeat) and
 connection's access_token>``. Any 2xx is success; ``id``/``url`` in a JSON answer become
 the platform post id and URL. A 429 is retried (the receiver refused the request); a 5xx,
 a timeout or a reset may come after the receiver processed the post: an unknown outcome,
-never retried blindly (``_http.on_create``).
+never retried blindly (``_http.on_create``). The request (body, signature, headers) is
+built before the instant (``build``, run at the claim): at the instant it is only sent.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import functools
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from ..errors import ContentRejectedError, PlatformConfigError
 from ..models import Connection, Post, PublishResult
-from ._http import body_excerpt, raise_for_generic_status, send
+from ._http import Ready, body_excerpt, raise_for_generic_status, send
 from ._tokens import reconnect
 from .base import UNLIMITED, Adapter, Item, PlatformFacts, Prepared, PublishContext
 
@@ -51,9 +53,12 @@ class WebhookAdapter(Adapter):
     # slot with a slow endpoint. Its token only signs.
     facts = PlatformFacts("webhook", "webhook", tokenless=True, concurrency=(UNLIMITED, 5))
 
-    async def publish(
-        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
-    ) -> PublishResult:
+    def build(self, post: Post, connection: Connection, state: Mapping[str, Any]) -> Ready:
+        """The signed request, before the instant (``delivery.build_ahead``): it depends on
+        nothing that can change between the claim and the send."""
+        return Ready(self._request(post, connection))
+
+    def _request(self, post: Post, connection: Connection) -> httpx.Request:
         url = connection.metadata.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise PlatformConfigError("webhook connection has no metadata.url (an http:// or https:// URL)")
@@ -65,7 +70,12 @@ class WebhookAdapter(Adapter):
         }
         if connection.access_token:
             headers["x-scheduler-signature"] = signature(body, connection.access_token)
-        request = self.client.build_request("POST", _parsed(url), content=body, headers=headers)
+        return self.client.build_request("POST", _parsed(url), content=body, headers=headers)
+
+    async def publish(
+        self, post: Post, item: Item, connection: Connection, ctx: PublishContext, prepared: Prepared
+    ) -> PublishResult:
+        request = item.ready.request if item.ready is not None else self._request(post, connection)
         response = await send(self.client, request, what="webhook")
         if response.is_success:
             return _result(response)

@@ -598,9 +598,9 @@ async def test_a_resync_during_a_failed_claims_backoff_loses_no_post(
         failed, synced = asyncio.Event(), asyncio.Event()
         real_claim, real_sync = dispatcher.repository.claim, dispatcher.sync
 
-        async def claim(items: Any) -> Any:
+        async def claim(items: Any, **options: Any) -> Any:
             try:
-                return await real_claim(items)
+                return await real_claim(items, **options)
             except asyncpg.PostgresError:
                 failed.set()
                 raise

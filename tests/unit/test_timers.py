@@ -80,3 +80,16 @@ def test_due_by_lists_the_live_posts_of_a_range_and_leaves_them_armed() -> None:
     assert sorted(a.id for a in found) == sorted(i for i, d in dues.items() if 200 < d <= 600)
     assert all(a.due == dues[a.id] for a in found) and len(timers) == len(dues)
     assert timers.due_by(-1) == [] and Timers().due_by(1e9) == []
+
+
+def test_nth_due_is_the_nth_earliest_live_deadline() -> None:
+    timers = Timers()
+    ids = [uuid.uuid4() for _ in range(50)]
+    for n, post_id in enumerate(ids):
+        timers.arm(post_id, 100.0 + (n * 7) % 50, 1)
+    timers.arm(ids[0], 10.0, 2)  # re-armed: its old item is stale
+    timers.cancel(ids[1])
+    live = sorted(a.due for a in timers)
+    assert [timers.nth_due(n) for n in (1, 2, 10, len(live))] == [live[0], live[1], live[9], live[-1]]
+    assert timers.nth_due(len(live) + 1) is None and timers.nth_due(0) is None
+    assert Timers().nth_due(1) is None
