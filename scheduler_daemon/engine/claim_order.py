@@ -10,7 +10,9 @@ permutation of its own, so two replicas at the same instant start on different r
 split the burst. A post is still claimed by at most one replica (the row decides); the
 order only decides who usually wins it.
 
-A skipped ('busy') post is claimed again ``BUSY_RETRY_SECONDS`` later: by then the claim
+A skipped ('busy') post is parked here and claimed again ``BUSY_RETRY_SECONDS`` later (kept
+out of the timers until then: a burst claims every timer due within its window, so a post
+re-armed there would be claimed again at once, round trip after round trip): by then the claim
 that held it has committed (nothing to do) or rolled back (its replica died mid-claim: the
 post is still scheduled and is taken then). The delay doubles for each skip in a row, up to
 ``BUSY_RETRY_CAP``: a row a tenant's idle transaction holds for an hour costs a claim every
@@ -22,6 +24,8 @@ No I/O, no asyncio; about 1 µs a post (blake2b), against a claim round trip and
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import uuid
 from collections.abc import Iterable
 from typing import TypeVar
@@ -51,6 +55,23 @@ class ClaimOrder:
 class BusyRetry:
     def __init__(self) -> None:
         self._skips: dict[uuid.UUID, int] = {}  # post -> claims in a row that found it busy
+        self._parked: list[tuple[float, int, Armed]] = []  # (claim again at, tie-break, its timer)
+        self._order = itertools.count()
+
+    def park(self, armed: Armed, now: float) -> None:
+        """Hold a busy post's timer until it is claimed again (``delay`` after ``now``)."""
+        heapq.heappush(self._parked, (now + self.delay(armed.id), next(self._order), armed))
+
+    def release(self, now: float) -> list[Armed]:
+        """The parked timers whose retry time has come, to be armed again."""
+        back = []
+        while self._parked and self._parked[0][0] <= now:
+            back.append(heapq.heappop(self._parked)[2])
+        return back
+
+    def next_at(self) -> float | None:
+        """When the next parked post is to be claimed again."""
+        return self._parked[0][0] if self._parked else None
 
     def answered(self, asked: Iterable[uuid.UUID], busy: Iterable[Verdict]) -> None:
         """A claim's answer: its busy posts count one more skip, the others are forgotten

@@ -264,6 +264,8 @@ class Dispatcher(Service):
         while not self.stopping:
             self._wakeup.clear()
             now = self.clock.now()
+            for armed in self.busy.release(now):
+                self.timers.arm(armed.id, armed.due, armed.version)
             until = self.bursts.claim_until(self.timers, now)
             burst = until > now + self.lead
             # Backpressure: claim only what can start (on_room wakes us), a burst's backlog aside.
@@ -279,6 +281,9 @@ class Dispatcher(Service):
                 wake = self.bursts.next_wake(self.timers)
             else:
                 wake = None if burst else self.bursts.start(self.timers)  # a burst brings its backlog's room
+            parked = self.busy.next_at()
+            if parked is not None:
+                wake = parked if wake is None else min(wake, parked)
             timer = None if wake is None else loop.call_later(max(0.0, wake - now), self._wakeup.set)
             await self._wakeup.wait()
             if timer is not None:
@@ -307,6 +312,11 @@ class Dispatcher(Service):
         result = await self._claim(ready, ahead)
         self._settle(post_id for post_id in ready if post_id not in result.due)
         self._handle_verdicts(result, now)
+        if result.busy:
+            logger.debug("posts locked by another claim; claiming them again shortly", posts=len(result.busy))
+            skipped_at = self.clock.now()
+            for busy in result.busy:
+                self.busy.park(ready[busy.id], skipped_at)
         for post in result.won:
             # Sent at the row's own instant, not at the one the timer was armed with.
             armed = ready[post.id]._replace(due=result.due[post.id])
@@ -318,11 +328,6 @@ class Dispatcher(Service):
             logger.info("armed at the row's own instant", post_id=str(again.id), version=again.version,
                         due=utc_from_ts(again.due).isoformat())
             self.timers.arm(again.id, again.due, again.version)
-        if result.busy:
-            logger.debug("posts locked by another claim; claiming them again shortly", posts=len(result.busy))
-            skipped_at = self.clock.now()
-            for busy in result.busy:
-                self.timers.arm(busy.id, skipped_at + self.busy.delay(busy.id), busy.version)
         for missed in result.missed:
             self._missed(missed, now)
         for bad in result.unschedulable:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ import pytest
 
 from scheduler_daemon.db.repository import CLAIM_SLACK_SECONDS, Repository, create_pool
 from scheduler_daemon.db.sql import q
+from scheduler_daemon.engine.burst import BURST_POSTS
+from scheduler_daemon.engine.claim_order import BUSY_RETRY_SECONDS
 from scheduler_daemon.models import ClaimResult
 from scheduler_daemon.testing.receiver import Receiver
 from support.helpers import Watcher, insert_post, make_user, row, soon
@@ -164,8 +167,8 @@ async def test_a_post_held_by_a_dying_replicas_claim_is_published_once_by_the_su
             skipped = asyncio.Event()
             real_claim = dispatcher.repository.claim
 
-            async def claim(items: Any) -> ClaimResult:
-                result = await real_claim(items)
+            async def claim(items: Any, **options: Any) -> ClaimResult:
+                result = await real_claim(items, **options)
                 if any(v.id == post for v in result.busy):
                     skipped.set()
                 return result
@@ -180,3 +183,44 @@ async def test_a_post_held_by_a_dying_replicas_claim_is_published_once_by_the_su
     assert arrival.json()["post_id"] == str(post)
     attempts = await db.fetch("SELECT instance, outcome FROM publish_attempts WHERE post_id = $1", post)
     assert [(a["instance"].split("@")[1], a["outcome"]) for a in attempts] == [("survivor", "published")]
+
+
+async def test_a_busy_post_inside_a_burst_window_is_claimed_again_after_its_delay_not_at_once(
+    db: asyncpg.Connection, watcher: Watcher, start_daemon: Any, holder: asyncpg.Connection
+) -> None:
+    """A burst claims every timer due within its window (2 s ahead): a busy post put back among
+    the timers would be claimed again at once, round trip after round trip, for as long as its
+    row is held. It is parked instead, and claimed again after BUSY_RETRY_SECONDS, doubling."""
+    async with Receiver() as rx:
+        campaign, _ = await make_user(db, "webhook", metadata={"url": rx.url + "/hook"})
+        due = soon(1.8)
+        posts = [await insert_post(db, campaign, due) for _ in range(BURST_POSTS + 20)]
+        held = posts[0]
+        tx = holder.transaction()
+        await tx.start()
+        skips: list[float] = []
+        try:
+            await holder.execute("SELECT 1 FROM content_posts WHERE id = $1 FOR UPDATE", held)
+            running = await start_daemon(instance_id="burst")
+            dispatcher = running.daemon.dispatcher
+            thrice = asyncio.Event()
+            real_claim = dispatcher.repository.claim
+
+            async def claim(items: Any, **options: Any) -> ClaimResult:
+                result = await real_claim(items, **options)
+                if any(v.id == held for v in result.busy):
+                    skips.append(asyncio.get_running_loop().time())
+                    if len(skips) == 3:
+                        thrice.set()
+                return result
+
+            dispatcher.repository.claim = claim  # type: ignore[method-assign]
+            async with asyncio.timeout(10):
+                await thrice.wait()
+        finally:
+            await tx.rollback()
+        for post in posts:
+            await watcher.wait(post, "published", timeout=10)
+        await rx.wait_for(len(posts))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(skips)]
+    assert gaps[0] >= BUSY_RETRY_SECONDS * 0.9 and gaps[1] >= 2 * BUSY_RETRY_SECONDS * 0.9, gaps

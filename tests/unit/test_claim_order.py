@@ -35,3 +35,17 @@ def test_a_busy_post_is_claimed_again_after_a_delay_that_doubles_while_it_stays_
     retry.answered([post], [])  # claimed, or found taken: forgotten
     retry.answered([post], [Verdict(post, 1, None)])
     assert retry.delay(post) == BUSY_RETRY_SECONDS
+
+
+def test_a_parked_post_comes_back_when_its_delay_has_passed_and_not_before() -> None:
+    retry, first, second = BusyRetry(), Armed(uuid.uuid4(), 50.0, 1), Armed(uuid.uuid4(), 50.0, 2)
+    retry.answered([first.id], [Verdict(first.id, 1, None)])
+    retry.answered([second.id], [Verdict(second.id, 2, None)])
+    retry.answered([second.id], [Verdict(second.id, 2, None)])  # busy twice: twice the delay
+    retry.park(first, 10.0)
+    retry.park(second, 10.0)
+    assert retry.next_at() == 10.0 + BUSY_RETRY_SECONDS
+    assert retry.release(10.0 + BUSY_RETRY_SECONDS / 2) == []
+    assert retry.release(10.0 + BUSY_RETRY_SECONDS) == [first]
+    assert retry.next_at() == 10.0 + 2 * BUSY_RETRY_SECONDS
+    assert retry.release(100.0) == [second] and retry.next_at() is None
