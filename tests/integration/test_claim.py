@@ -147,6 +147,27 @@ async def test_the_claim_plan_stays_linear_in_the_batch(db: asyncpg.Connection) 
             [(n["Node Type"], n.get("Relation Name"), n.get("CTE Name")) for n in nodes]
 
 
+async def busy_claims(dispatcher: Any, post: uuid.UUID, count: int) -> list[float]:
+    """Watch the daemon's claims (a wrapper on its repository's, left in place) until ``count``
+    of them have found ``post`` busy; the loop times at which they did."""
+    times: list[float] = []
+    enough = asyncio.Event()
+    real_claim = dispatcher.repository.claim
+
+    async def claim(items: Any, **options: Any) -> ClaimResult:
+        result: ClaimResult = await real_claim(items, **options)
+        if any(v.id == post for v in result.busy):
+            times.append(asyncio.get_running_loop().time())
+            if len(times) >= count:
+                enough.set()
+        return result
+
+    dispatcher.repository.claim = claim
+    async with asyncio.timeout(10):  # claimed again every BUSY_RETRY_SECONDS (doubling) while held
+        await enough.wait()
+    return times
+
+
 async def test_a_post_held_by_a_dying_replicas_claim_is_published_once_by_the_survivor(
     db: asyncpg.Connection, watcher: Watcher, start_daemon: Any, holder: asyncpg.Connection
 ) -> None:
@@ -163,19 +184,7 @@ async def test_a_post_held_by_a_dying_replicas_claim_is_published_once_by_the_su
             # The other replica takes it first and has not committed when the daemon's timer fires.
             assert [r["verdict"] for r in await other_replica_claims(holder, [(post, version)])] == ["due"]
             running = await start_daemon(instance_id="survivor")
-            dispatcher = running.daemon.dispatcher
-            skipped = asyncio.Event()
-            real_claim = dispatcher.repository.claim
-
-            async def claim(items: Any, **options: Any) -> ClaimResult:
-                result = await real_claim(items, **options)
-                if any(v.id == post for v in result.busy):
-                    skipped.set()
-                return result
-
-            dispatcher.repository.claim = claim  # type: ignore[method-assign]
-            async with asyncio.timeout(10):  # skipped every BUSY_REARM_SECONDS while held
-                await skipped.wait()
+            await busy_claims(running.daemon.dispatcher, post, 1)
         finally:
             await tx.rollback()  # the other replica died mid-claim
         await watcher.wait(post, "published", timeout=10)
@@ -198,25 +207,10 @@ async def test_a_busy_post_inside_a_burst_window_is_claimed_again_after_its_dela
         held = posts[0]
         tx = holder.transaction()
         await tx.start()
-        skips: list[float] = []
         try:
             await holder.execute("SELECT 1 FROM content_posts WHERE id = $1 FOR UPDATE", held)
             running = await start_daemon(instance_id="burst")
-            dispatcher = running.daemon.dispatcher
-            thrice = asyncio.Event()
-            real_claim = dispatcher.repository.claim
-
-            async def claim(items: Any, **options: Any) -> ClaimResult:
-                result = await real_claim(items, **options)
-                if any(v.id == held for v in result.busy):
-                    skips.append(asyncio.get_running_loop().time())
-                    if len(skips) == 3:
-                        thrice.set()
-                return result
-
-            dispatcher.repository.claim = claim  # type: ignore[method-assign]
-            async with asyncio.timeout(10):
-                await thrice.wait()
+            skips = await busy_claims(running.daemon.dispatcher, held, 3)
         finally:
             await tx.rollback()
         for post in posts:
