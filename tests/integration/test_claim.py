@@ -23,7 +23,6 @@ from scheduler_daemon.models import ClaimResult
 from scheduler_daemon.testing.receiver import Receiver
 from support.helpers import Watcher, insert_post, make_user, row, soon
 
-NOW = dt.datetime.now(dt.timezone.utc)
 LEAD = 0.025 + CLAIM_SLACK_SECONDS  # the repository's defaults
 GRACE = 300.0
 
@@ -46,9 +45,10 @@ async def holder(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def due_posts(db: asyncpg.Connection, n: int) -> list[tuple[uuid.UUID, int]]:
-    """``n`` posts due a second ago, with their versions."""
+    """``n`` posts due a second ago (now, not at import: a test may run minutes after it), with their versions."""
     campaign, _ = await make_user(db, "webhook", metadata={"url": "http://127.0.0.1:9/hook"})
-    ids = [await insert_post(db, campaign, NOW - dt.timedelta(seconds=1)) for _ in range(n)]
+    ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    ids = [await insert_post(db, campaign, ago) for _ in range(n)]
     return [(i, await db.fetchval("SELECT schedule_version FROM content_posts WHERE id = $1", i)) for i in ids]
 
 
@@ -104,7 +104,7 @@ async def test_a_row_held_by_a_user_transaction_is_busy_and_the_verdicts_read_th
     """A user's open UPDATE holds the row: busy. Once it commits a new instant, the claim
     judges the newest row (moved, with its version), not the timer's stale one."""
     [item] = await due_posts(db, 1)
-    later = NOW + dt.timedelta(hours=1)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
     tx = holder.transaction()
     await tx.start()
     await holder.execute("UPDATE content_posts SET scheduled_date = $2, scheduled_time = $3 WHERE id = $1",
@@ -121,10 +121,11 @@ async def test_the_claim_plan_stays_linear_in_the_batch(db: asyncpg.Connection) 
     """Each id is locked by its own primary-key lookup, and no nested loop repeats a scan
     (of a CTE, the ids or a table) per row: 1,000 ids cost 1,000 lookups, not a million."""
     campaign, _ = await make_user(db, "webhook", metadata={"url": "http://127.0.0.1:9/hook"})
+    now = dt.datetime.now(dt.timezone.utc)
     await db.execute(
         "INSERT INTO content_posts (campaign_id, platform, content, status, scheduled_date, scheduled_time, timezone)"
         " SELECT $1, 'webhook', 'x', 'scheduled', $2::date, $3::time, 'UTC' FROM generate_series(1, 5000)",
-        campaign, NOW.date(), NOW.time().replace(tzinfo=None))
+        campaign, now.date(), now.time().replace(tzinfo=None))
     await db.execute("ANALYZE content_posts")
     items = await db.fetch("SELECT id, schedule_version FROM content_posts LIMIT 1000")
     ids, versions = [r["id"] for r in items], [r["schedule_version"] for r in items]

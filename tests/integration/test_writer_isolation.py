@@ -32,9 +32,11 @@ async def repository(dsn: str) -> AsyncIterator[Repository]:
 
 
 async def claimed_posts(db: asyncpg.Connection, repository: Repository, n: int) -> list[uuid.UUID]:
-    """``n`` posts due a second ago, claimed by INSTANCE (status 'publishing')."""
+    """``n`` posts due a second ago (now, not at import: past the grace window a claim takes
+    nothing), claimed by INSTANCE (status 'publishing')."""
     campaign, _ = await make_user(db, "webhook", metadata={"url": "http://127.0.0.1:9/hook"})
-    ids = [await insert_post(db, campaign, NOW - dt.timedelta(seconds=1)) for _ in range(n)]
+    ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    ids = [await insert_post(db, campaign, ago) for _ in range(n)]
     versions = [await db.fetchval("SELECT schedule_version FROM content_posts WHERE id = $1", i) for i in ids]
     won = await repository.claim(list(zip(ids, versions, strict=True)))
     assert len(won) == n
@@ -85,7 +87,7 @@ async def test_a_poison_rejection_does_not_block_outcomes_or_other_rejections(
 ) -> None:
     [claimed] = await claimed_posts(db, repository, 1)
     campaign, _ = await make_user(db, "webhook", metadata={"url": "http://127.0.0.1:9/hook"})
-    later = NOW + dt.timedelta(hours=1)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
     good, bad = [await insert_post(db, campaign, later) for _ in range(2)]
     version = {p: await db.fetchval("SELECT schedule_version FROM content_posts WHERE id = $1", p) for p in (good, bad)}
     writer = OutcomeWriter(repository)
