@@ -190,7 +190,7 @@ class BlueskyAdapter(Adapter):
         self.default_pds = self.base
         # connection id → (the row's access token it came from, the newest session)
         self._sessions: dict[uuid.UUID, tuple[str | None, Connection]] = {}
-        self._audiences: dict[str, str] = {}  # DID → its PDS's service DID (the video token's audience)
+        self._audiences: dict[tuple[str, str], str] = {}  # (PDS, DID) → its own PDS's DID: the video token's audience
 
     def validate_item(self, item: PostItem, what: str) -> None:
         super().validate_item(item, what)

@@ -122,7 +122,7 @@ class VideoService:
     did: str
     holder: TokenHolder
     classify: Classifier  # the adapter's reading of a PDS answer
-    audiences: dict[str, str]  # DID → its PDS's service DID (kept by the adapter)
+    audiences: dict[tuple[str, str], str]  # (PDS called, DID) → the service DID of its own PDS (the adapter's)
     poll_interval: float
     poll_timeout: float
 
@@ -150,7 +150,8 @@ class VideoService:
         audience: ``metadata.pds_url`` may be the entryway (bsky.social), so the PDS is the
         one the session's DID document names; its ``describeServer`` says its DID (else it
         is ``did:web:<its host>``, a PDS's default). Once per account."""
-        if (known := self.audiences.get(self.did)) is not None:
+        key = (self.pds, self.did)
+        if (known := self.audiences.get(key)) is not None:
             return known
         try:
             response = await call(
@@ -159,7 +160,11 @@ class VideoService:
                                                   headers={"authorization": f"Bearer {self.holder.token}"}),
                 self.classify, what="Bluesky session",
             )
-            own = pds_endpoint(json_object(response).get("didDoc")) or self.pds
+            session = json_object(response)
+            # Only the account's own session names its PDS: a connection whose token is another
+            # account's must not decide (nor cache) where this DID's blobs live.
+            mine = session.get("did") == self.did
+            own = (pds_endpoint(session.get("didDoc")) if mine else None) or self.pds
         except ContentRejectedError:  # a session it does not describe: the PDS the daemon calls
             own = self.pds
         request = self.client.build_request("GET", f"{own}/xrpc/com.atproto.server.describeServer")
@@ -169,7 +174,7 @@ class VideoService:
         except PublishError:
             said = None
         audience = said if said and said.startswith("did:") else did_web(own)
-        self.audiences[self.did] = audience
+        self.audiences[key] = audience
         return audience
 
     async def _service_auth(self, aud: str, lxm: str) -> str:

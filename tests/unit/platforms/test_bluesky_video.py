@@ -210,6 +210,16 @@ async def test_a_thread_prepares_each_items_media() -> None:
     assert calls(fake, since) == ["com.atproto.repo.putRecord", "com.atproto.repo.putRecord"]
 
 
+async def test_a_session_of_another_account_does_not_say_where_this_accounts_blobs_live() -> None:
+    """A connection holding another account's token (a tenant's own doing) gets that account's
+    DID document from getSession: it neither picks this DID's PDS nor is kept for it."""
+    fake, platform, conn, ctx = setup()
+    fake.session_did = "did:plc:mallory"
+    await deliver(platform, video_post(), conn, ctx)
+    [described] = [r for r in fake.requests if r.url.path.endswith("describeServer")]
+    assert described.url.host == "pds.test"  # the PDS the daemon calls, not mallory's morel.us-east…
+
+
 def test_the_video_service_is_a_setting() -> None:
     assert PlatformSettings.from_env({}).bluesky_video_service == "https://video.bsky.app"
     found = PlatformSettings.from_env({"SCHEDULER_BLUESKY_VIDEO_SERVICE": "https://video.example.com/"})

@@ -42,6 +42,7 @@ class BlueskyFake(Fake):
         self.own_pds = "https://morel.us-east.host.bsky.network"
         self.service_auth = True
         self.describes = True  # describeServer answers the PDS's DID (else 501)
+        self.session_did: str | None = None  # getSession's DID, when the token is another account's
         self.service_tokens: dict[str, dict[str, Any]] = {}
         self.video = VideoServiceFake(self)
         self.video_hosts = {HOST}  # where the transport reaches ``video``
@@ -160,7 +161,7 @@ class BlueskyFake(Fake):
             return bad
         if method == "com.atproto.server.getSession":
             service = {"id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": self.own_pds}
-            return reply(200, {"did": self.did, "handle": "alice.test", "emailConfirmed": True,
+            return reply(200, {"did": self.session_did or self.did, "handle": "alice.test", "emailConfirmed": True,
                                "didDoc": {"id": self.did, "service": [service]}})
         if not self.service_auth:
             return reply(501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"})
